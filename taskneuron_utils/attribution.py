@@ -1,0 +1,380 @@
+"""Relevance of every FFN neuron on a task's data: the paper's gradient x activation score.
+
+For one example, with ``a[t, j]`` the output of neuron ``j`` at token position ``t`` and ``L``
+the example's causal-LM loss (mean negative log-likelihood, in nats, of its answer tokens;
+prompt tokens are masked), the first-order Taylor estimate of the loss change when the neuron's
+output is set to zero at every position is
+
+    r_j = - sum_t dL/da[t, j] * a[t, j]          (the loss after zeroing ~= L + r_j)
+
+and the neuron's relevance on that example is ``|r_j|``. Over a data set the default score is
+the mean of ``|r_j|`` over examples (``aggregation="mean_abs"``); ``"abs_mean"`` is
+``|mean of r_j|``, the absolute value of the summed total.
+
+Cost: one forward and one backward per batch. Gradients are taken with respect to the site
+outputs only (no parameter gradients), and the LM head runs on answer positions only, which
+makes attribution cheaper than a plain training step. Running sums are plain float64 sums, so
+shards from several processes (or a resumed run) add up exactly: ``rel_a + rel_b``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .architectures import Site, ffn_sites
+from .loss import answer_losses
+from .models import model_name, weight_fingerprint
+from .neurons import NeuronSet, NeuronSetMismatchError
+from .storage import load_artefact, save_artefact
+from .tasks import Split, collate, encode
+
+AGGREGATIONS = ("mean_abs", "abs_mean")
+
+
+class AttributionError(RuntimeError):
+    """Attribution cannot proceed on this input (empty data, masked answers, NaN gradients)."""
+
+
+class Relevance:
+    """Per-neuron relevance sums over a data set, with provenance.
+
+    Attributes:
+        sum_abs: {site name: float64 tensor (n_neurons,)}: sum over examples of ``|r_j|``.
+        sum_signed: {site name: float64 tensor (n_neurons,)}: sum over examples of ``r_j``.
+        n_examples: examples summed. n_tokens: answer tokens summed.
+        provenance: model, weights, data, options (JSON-serialisable).
+        aggregation: how ``scores`` turns the sums into one score a neuron.
+    """
+
+    def __init__(self, sum_abs, sum_signed, n_examples: int, n_tokens: int, provenance: dict,
+                 aggregation: str = "mean_abs"):
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        self.sum_abs, self.sum_signed = sum_abs, sum_signed
+        self.n_examples, self.n_tokens = n_examples, n_tokens
+        self.provenance = provenance
+        self.aggregation = aggregation
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {site: len(values) for site, values in self.sum_abs.items()}
+
+    @property
+    def scores(self) -> dict[str, torch.Tensor]:
+        """{site name: float32 tensor (n_neurons,)}: relevance in nats per example."""
+        sums = self.sum_abs if self.aggregation == "mean_abs" else self.sum_signed
+        out = {}
+        for site, total in sums.items():
+            mean = total / max(self.n_examples, 1)
+            out[site] = (mean if self.aggregation == "mean_abs" else mean.abs()).float().cpu()
+        return out
+
+    def with_aggregation(self, aggregation: str) -> Relevance:
+        """The same sums, scored another way."""
+        return Relevance(self.sum_abs, self.sum_signed, self.n_examples, self.n_tokens,
+                         self.provenance, aggregation)
+
+    def __repr__(self) -> str:
+        return (f"Relevance({self.provenance.get('task')!r}, {self.n_examples} examples, "
+                f"{self.n_tokens} answer tokens, {sum(self.sizes.values())} neurons, "
+                f"aggregation={self.aggregation!r})")
+
+    def __add__(self, other: Relevance) -> Relevance:
+        """Combine shards of the same model and options computed on disjoint data."""
+        for key in ("model", "weights", "sites"):
+            if self.provenance.get(key) != other.provenance.get(key):
+                raise NeuronSetMismatchError(f"cannot add relevance computed with different {key}")
+        provenance = {**self.provenance, "data_hash": _combine_hashes(
+            self.provenance["data_hash"], other.provenance["data_hash"]),
+            "n_examples": self.n_examples + other.n_examples}
+        return Relevance(
+            {s: self.sum_abs[s] + other.sum_abs[s] for s in self.sum_abs},
+            {s: self.sum_signed[s] + other.sum_signed[s] for s in self.sum_signed},
+            self.n_examples + other.n_examples, self.n_tokens + other.n_tokens,
+            provenance, self.aggregation)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row a neuron: site, layer, kind, neuron, score."""
+        frames = []
+        for site, values in self.scores.items():
+            layer, kind = site.split(".")[1], site.split(".")[-1]
+            frames.append(pd.DataFrame({"site": site, "layer": int(layer), "kind": kind,
+                                        "neuron": range(len(values)), "score": values.numpy()}))
+        return pd.concat(frames, ignore_index=True)
+
+    def top_k(self, k: float = 0.10, per: str = "site") -> NeuronSet:
+        """The task-specific neurons: the top fraction ``k`` by score.
+
+        Args:
+            k: fraction in (0, 1]; the paper uses 0.10 (its "k = 10" is a percentage).
+            per: ``"site"`` keeps round(k * n) neurons of every site (every layer and linear
+                keeps the same fraction, which the per-layer analyses need); ``"global"``
+                keeps round(k * N) neurons of all N together, wherever they are.
+
+        Ties are broken by site order, then neuron index, so the result is deterministic.
+        """
+        if not 0 < k <= 1:
+            raise ValueError(f"k is a fraction in (0, 1]; use 0.10 for the paper's top 10%, got {k}")
+        if per not in ("site", "global"):
+            raise ValueError(f"per must be 'site' or 'global', got {per!r}")
+        scores = self.scores
+        chosen = {}
+        if per == "site":
+            for site, values in scores.items():
+                order = torch.sort(values, descending=True, stable=True).indices
+                chosen[site] = order[: round(k * len(values))]
+        else:
+            flat = torch.cat(list(scores.values()))
+            order = torch.sort(flat, descending=True, stable=True).indices[: round(k * len(flat))]
+            start = 0
+            for site, values in scores.items():
+                in_site = order[(order >= start) & (order < start + len(values))]
+                chosen[site] = in_site - start
+                start += len(values)
+        meta = {"model": self.provenance.get("model"), "task": self.provenance.get("task"),
+                "k": k, "per": per, "aggregation": self.aggregation,
+                "relevance": {key: self.provenance.get(key)
+                              for key in ("weights", "data_hash", "n_examples", "split")}}
+        return NeuronSet(chosen, self.sizes, meta)
+
+    def save(self, path: str | os.PathLike):
+        """Write the sums and provenance to a safetensors file, atomically."""
+        tensors = {f"sum_abs/{s}": v for s, v in self.sum_abs.items()}
+        tensors.update({f"sum_signed/{s}": v for s, v in self.sum_signed.items()})
+        meta = {"provenance": self.provenance, "n_examples": self.n_examples,
+                "n_tokens": self.n_tokens, "aggregation": self.aggregation,
+                "sites": list(self.sum_abs)}
+        return save_artefact(path, "Relevance", tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model=None) -> Relevance:
+        """Read a file written by ``save``; with ``model``, check its layout matches."""
+        tensors, meta = load_artefact(path, "Relevance")
+        sites = meta["sites"]
+        relevance = cls({s: tensors[f"sum_abs/{s}"] for s in sites},
+                        {s: tensors[f"sum_signed/{s}"] for s in sites},
+                        meta["n_examples"], meta["n_tokens"], meta["provenance"],
+                        meta["aggregation"])
+        if model is not None:
+            NeuronSet({}, relevance.sizes, {"model": relevance.provenance.get("model")}).check_fits(model)
+        return relevance
+
+
+def attribute(
+    model,
+    tok,
+    data: Split,
+    *,
+    batch_size: int = 8,
+    max_length: int = 512,
+    aggregation: str = "mean_abs",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 25,
+    accumulate_dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> Relevance:
+    """Relevance of every FFN neuron of ``model`` on ``data``.
+
+    Args:
+        data: a task split (``suite["name"].train``, or a slice of one).
+        batch_size: examples per forward/backward pass.
+        max_length: prompt + answer tokens; longer inputs are truncated (``tasks.encode``).
+        checkpoint: a file to save running sums to every ``checkpoint_every`` batches
+            (atomically). If it exists and belongs to the same model, data and options, the run
+            resumes from it, and the result is identical to an uninterrupted run.
+        accumulate_dtype: float64 by default (float32 on Apple's MPS, which lacks float64;
+            float32 sums of |r| over N examples carry a relative error below N * 6e-8).
+
+    Returns:
+        Relevance with one score a neuron for every site of ``tn.ffn_sites(model)``.
+    """
+    sites = ffn_sites(model)
+    encoded = encode(tok, data, max_length=max_length)
+    if len(encoded) == 0:
+        raise AttributionError(
+            f"no examples to attribute on ({_describe(data)} is empty); pass a non-empty split")
+    device = next(model.parameters()).device
+    if accumulate_dtype is None:
+        accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64
+    provenance = {
+        "model": model_name(model),
+        "weights": weight_fingerprint(model),
+        "task": getattr(getattr(data, "task", None), "name", None),
+        "split": getattr(data, "name", None),
+        "data_hash": _hash_encoded(encoded),
+        "n_examples": len(encoded),
+        "max_length": max_length,
+        "sites": len(sites),
+        "relevance": "|sum_t dL/da * a| per example, L = mean answer-token NLL",
+    }
+    state = _fresh_state(sites, device, accumulate_dtype)
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = _resume(checkpoint, provenance, batch_size, device, accumulate_dtype)
+
+    starts = range(0, len(encoded), batch_size)
+    bar = tqdm(total=len(starts), desc=f"attribution {provenance['task'] or ''}".strip(),
+               disable=not progress, initial=state["batches_done"])
+    with _analysis_mode(model), _capture_site_outputs(model, sites) as outputs:
+        for batch_index, start in enumerate(starts):
+            if batch_index < state["batches_done"]:
+                continue
+            batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
+            _accumulate(model, batch, sites, outputs, state, device, batch_index)
+            state["batches_done"] = batch_index + 1
+            bar.update(1)
+            if checkpoint is not None and state["batches_done"] % checkpoint_every == 0:
+                _save_checkpoint(checkpoint, state, provenance, batch_size)
+    bar.close()
+    if checkpoint is not None:
+        _save_checkpoint(checkpoint, state, provenance, batch_size)
+    return Relevance(state["sum_abs"], state["sum_signed"], state["n_examples"],
+                     state["n_tokens"], provenance, aggregation)
+
+
+def per_example_relevance(model, tok, data: Split, *, max_length: int = 512) -> dict[str, torch.Tensor]:
+    """Signed Taylor estimates ``r_j`` for every example: {site: float64 (n_examples, n_neurons)}.
+
+    The same computation as ``attribute``, kept per example; used to compare with exact
+    ablation. Memory grows with the data, so use it on small samples.
+    """
+    sites = ffn_sites(model)
+    encoded = encode(tok, data, max_length=max_length)
+    device = next(model.parameters()).device
+    rows = {site.name: [] for site in sites}
+    with _analysis_mode(model), _capture_site_outputs(model, sites) as outputs:
+        for example in encoded:
+            batch = collate([example], tok.pad_token_id)
+            state = _fresh_state(sites, device, torch.float64)
+            _accumulate(model, batch, sites, outputs, state, device, 0)
+            for site in sites:
+                rows[site.name].append(state["sum_signed"][site.name].cpu())
+    return {name: torch.stack(values) for name, values in rows.items()}
+
+
+def _accumulate(model, batch, sites: list[Site], outputs: dict, state: dict, device, batch_index: int) -> None:
+    """One forward and one backward; adds this batch's per-example |r| and r to the sums."""
+    batch = {key: value.to(device) for key, value in batch.items()}
+    batch_size, length = batch["input_ids"].shape
+    losses, n_tokens = answer_losses(model, batch)
+    modules = list(outputs)
+    grads = torch.autograd.grad(losses.sum(), [outputs[m] for m in modules])
+    grad_of = dict(zip(modules, grads))
+    for site in sites:
+        activation = site.output_slice(outputs[site.module]).detach().reshape(batch_size, length, -1)
+        grad = site.output_slice(grad_of[site.module]).reshape(batch_size, length, -1)
+        # r = -(dL/da . a): the first-order change of the loss when the output is zeroed.
+        r = -(grad.float() * activation.float()).sum(dim=1)  # (B, n)
+        if not torch.isfinite(r).all():
+            raise AttributionError(
+                f"non-finite gradients at {site.name} in batch {batch_index}; the model may "
+                "overflow in this dtype: try dtype=torch.float32 or bfloat16 instead of float16")
+        state["sum_abs"][site.name] += r.abs().sum(0).to(state["sum_abs"][site.name].dtype)
+        state["sum_signed"][site.name] += r.sum(0).to(state["sum_signed"][site.name].dtype)
+    state["n_examples"] += batch_size
+    state["n_tokens"] += n_tokens
+    outputs.clear_values()
+
+
+class _SiteOutputs(dict):
+    """{module: its output tensor in the current forward pass}."""
+
+    def clear_values(self):
+        for module in self:
+            self[module] = None
+
+
+@contextlib.contextmanager
+def _capture_site_outputs(model, sites: list[Site]):
+    outputs = _SiteOutputs({site.module: None for site in sites})
+
+    def keep(module, args, output):
+        outputs[module] = output
+
+    # The parameters are frozen during attribution, so the embedding output is made to require
+    # grad: that is what lets gradients flow back to every site output.
+    def require_grad(module, args, output):
+        return output.detach().requires_grad_(True)
+
+    handles = [module.register_forward_hook(keep) for module in outputs]
+    handles.append(model.get_input_embeddings().register_forward_hook(require_grad))
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def _analysis_mode(model):
+    """Eval mode and frozen parameters, restored afterwards; no parameter gradients are made."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for param, _ in flags:
+        param.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        for param, flag in flags:
+            param.requires_grad_(flag)
+        model.train(was_training)
+
+
+def _fresh_state(sites, device, dtype) -> dict:
+    return {
+        "sum_abs": {s.name: torch.zeros(s.n_neurons, dtype=dtype, device=device) for s in sites},
+        "sum_signed": {s.name: torch.zeros(s.n_neurons, dtype=dtype, device=device) for s in sites},
+        "n_examples": 0, "n_tokens": 0, "batches_done": 0,
+    }
+
+
+def _checkpoint_key(provenance: dict, batch_size: int) -> dict:
+    keys = ("model", "weights", "data_hash", "max_length", "sites")
+    return {**{k: provenance[k] for k in keys}, "batch_size": batch_size}
+
+
+def _save_checkpoint(path, state, provenance, batch_size) -> None:
+    tensors = {f"sum_abs/{s}": v for s, v in state["sum_abs"].items()}
+    tensors.update({f"sum_signed/{s}": v for s, v in state["sum_signed"].items()})
+    meta = {"key": _checkpoint_key(provenance, batch_size),
+            **{k: state[k] for k in ("n_examples", "n_tokens", "batches_done")}}
+    save_artefact(path, "AttributionCheckpoint", tensors, meta)
+
+
+def _resume(path, provenance, batch_size, device, dtype) -> dict:
+    tensors, meta = load_artefact(path, "AttributionCheckpoint")
+    expected = _checkpoint_key(provenance, batch_size)
+    if meta["key"] != expected:
+        differs = [k for k in expected if meta["key"].get(k) != expected[k]]
+        raise AttributionError(
+            f"checkpoint {path} belongs to another run (different {', '.join(differs)}); "
+            "delete it or pass another checkpoint path. It was left untouched.")
+    state = {k: meta[k] for k in ("n_examples", "n_tokens", "batches_done")}
+    for kind in ("sum_abs", "sum_signed"):
+        state[kind] = {name.split("/", 1)[1]: t.to(device=device, dtype=dtype)
+                       for name, t in tensors.items() if name.startswith(kind + "/")}
+    return state
+
+
+def _hash_encoded(encoded) -> str:
+    digest = hashlib.sha256()
+    for example in encoded:
+        digest.update(str((example.input_ids, example.answer_start)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _combine_hashes(a: str, b: str) -> str:
+    return hashlib.sha256(f"{a}+{b}".encode()).hexdigest()[:16]
+
+
+def _describe(data) -> str:
+    task = getattr(getattr(data, "task", None), "name", None)
+    return f"split {getattr(data, 'name', '?')!r} of task {task!r}" if task else "the data"

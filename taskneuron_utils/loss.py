@@ -1,0 +1,45 @@
+"""The loss every part of the toolkit agrees on: causal-LM loss on the answer tokens only.
+
+Attribution differentiates it, fine-tuning minimises it, evaluation reports it as NLL. The LM
+head runs on answer positions only, which saves most of its cost (the vocabulary is large and
+the answers are short).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class AnswerMaskError(ValueError):
+    """An example has no answer token to score."""
+
+
+def answer_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Per-example answer loss (mean NLL in nats over answer tokens), shape (B,), and the
+    number of answer tokens. The LM head is applied to answer positions only.
+
+    ``batch`` is a collated batch (input_ids, attention_mask, labels with -100 off-answer).
+    """
+    labels = batch["labels"]
+    hidden = model.base_model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+    ).last_hidden_state  # (B, T, d)
+    # The logits at position t predict token t + 1, hence the shift.
+    predicts_answer = torch.zeros_like(labels, dtype=torch.bool)
+    predicts_answer[:, :-1] = labels[:, 1:] != -100
+    example_of = predicts_answer.nonzero()[:, 0]  # (N,)
+    logits = model.get_output_embeddings()(hidden[predicts_answer])  # (N, V)
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    targets = labels[:, 1:][predicts_answer[:, :-1]]
+    nll = F.cross_entropy(logits.float(), targets, reduction="none")  # (N,)
+    batch_size = labels.shape[0]
+    counts = torch.bincount(example_of, minlength=batch_size)
+    if (counts == 0).any():
+        raise AnswerMaskError(
+            "an example has no answer tokens left to score (all masked); check that its "
+            "output is non-empty and that max_length leaves room for the answer")
+    totals = torch.zeros(batch_size, device=nll.device).index_add(0, example_of, nll)
+    return totals / counts, int(counts.sum())

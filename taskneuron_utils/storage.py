@@ -1,0 +1,71 @@
+"""Atomic safetensors files with JSON metadata: how every artefact of the toolkit is stored.
+
+A file is written to a temporary name in the target folder and renamed into place, so a crash
+leaves either the old file or the new one, never half of one. The metadata records what kind of
+artefact the file holds, so that loading a relevance file as a neuron set fails clearly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+FORMAT_VERSION = "1"
+
+
+class ArtefactFileError(ValueError):
+    """A file is missing, corrupt, or holds another kind of artefact."""
+
+
+def save_artefact(path: str | os.PathLike, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    """Write ``tensors`` and JSON-serialisable ``meta`` to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {
+        "taskneuron_utils_kind": kind,
+        "format_version": FORMAT_VERSION,
+        "meta": json.dumps(meta, sort_keys=True),
+    }
+    contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(contiguous, tmp, metadata=header)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_artefact(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a file written by ``save_artefact``; returns (tensors, meta).
+
+    Raises:
+        ArtefactFileError: the file does not exist, is not a readable safetensors file, or holds
+            another kind of artefact. The message names the file and what to do.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ArtefactFileError(f"{path} does not exist.")
+    try:
+        tensors = load_file(path)
+        with safe_open(path, framework="pt") as f:
+            header = f.metadata() or {}
+        meta = json.loads(header["meta"])
+    except (SafetensorError, OSError, ValueError, KeyError) as err:
+        raise ArtefactFileError(
+            f"{path} is not a readable {kind} file ({type(err).__name__}: {err}). It may be "
+            "truncated or written by another program; re-create it (its writer is atomic, so an "
+            "interrupted save never leaves a half file under the final name)."
+        ) from err
+    found = header.get("taskneuron_utils_kind")
+    if found != kind:
+        raise ArtefactFileError(f"{path} holds a {found!r} artefact, not a {kind!r}.")
+    return tensors, meta

@@ -1,0 +1,196 @@
+"""Attribution against ground truth: independent gradient x activation and exact ablation."""
+
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+import taskneuron_utils as tn
+from taskneuron_utils.attribution import AttributionError, attribute, per_example_relevance
+from taskneuron_utils.loss import AnswerMaskError, answer_losses
+from taskneuron_utils.tasks import Task, collate, encode
+from tiny_models import tiny_model
+
+WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle", "forest", "mirror",
+         "rocket", "garden", "window", "dragon", "pencil", "silver"]
+
+
+@pytest.fixture(scope="module")
+def tok(default_model):
+    return default_model[1]
+
+
+@pytest.fixture(scope="module")
+def toy_task():
+    records = [{"input": f"{a} {b}", "output": f"{b} {a}"} for a in WORDS[:6] for b in WORDS[6:12]]
+    return Task.from_records("swap", None, instruction="Swap the two words.",
+                             splits={"train": records[:24], "dev": records[24:30], "test": records[30:]})
+
+
+def tiny(family, tok, dtype=torch.float32):
+    return tiny_model(family, seed=1, vocab_size=len(tok)).to(dtype)
+
+
+def independent_relevance(model, tok, split):
+    """r_j = -sum_t dL/da[t,j] a[t,j] per example, via HF's own loss and full logits."""
+    sites = tn.ffn_sites(model)
+    rows = {s.name: [] for s in sites}
+    for example in encode(tok, split):
+        batch = collate([example], tok.pad_token_id)
+        captured = {}
+        hooks = [s.module.register_forward_hook(lambda m, i, o: captured.__setitem__(m, o))
+                 for s in {s.module: s for s in sites}.values()]
+        loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+        for h in hooks:
+            h.remove()
+        outs = list(captured.values())
+        grads = torch.autograd.grad(loss, outs)
+        grad_of = dict(zip(captured.keys(), grads))
+        for s in sites:
+            a = s.output_slice(captured[s.module]).double()
+            g = s.output_slice(grad_of[s.module]).double()
+            rows[s.name].append(-(g * a).reshape(-1, s.n_neurons).sum(0).detach())
+    return {name: torch.stack(v) for name, v in rows.items()}
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "opt", "phi3", "bloom"])
+def test_relevance_equals_independent_grad_times_activation(family, tok, toy_task):
+    model = tiny(family, tok)
+    data = toy_task.train[:10]
+    expected = independent_relevance(model, tok, data)
+    rel = attribute(model, tok, data, batch_size=4, progress=False)
+    per_example = per_example_relevance(model, tok, data)
+    assert rel.n_examples == 10
+    for site, values in expected.items():
+        torch.testing.assert_close(per_example[site], values, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(rel.sum_abs[site], values.abs().sum(0), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(rel.sum_signed[site], values.sum(0), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(rel.scores[site], (values.abs().mean(0)).float(), rtol=1e-4, atol=1e-7)
+
+
+def exact_ablation(model, batch, base, site, neuron):
+    """Per-example loss with the neuron's output zeroed at every position, minus ``base``."""
+
+    def zero(module, args, output):
+        output = output.clone()
+        output[..., site.offset + neuron] = 0
+        return output
+
+    handle = site.module.register_forward_hook(zero)
+    try:
+        with torch.no_grad():
+            ablated, _ = answer_losses(model, batch)
+    finally:
+        handle.remove()
+    return (ablated - base).double()
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])
+def test_taylor_estimate_tracks_exact_ablation(family, tok, toy_task):
+    model = tiny(family, tok)
+    data = toy_task.train[:4]
+    estimate = per_example_relevance(model, tok, data)
+    batch = collate(encode(tok, data), tok.pad_token_id)
+    with torch.no_grad():
+        base, _ = answer_losses(model, batch)
+    generator = torch.Generator().manual_seed(0)
+    exact, taylor = [], []
+    for site in tn.ffn_sites(model):
+        for neuron in torch.randperm(site.n_neurons, generator=generator)[:8].tolist():
+            exact.append(exact_ablation(model, batch, base, site, neuron))
+            taylor.append(estimate[site.name][:, neuron])
+    exact, taylor = torch.cat(exact), torch.cat(taylor)
+    assert spearmanr(exact.numpy(), taylor.numpy()).statistic > 0.9
+    scale = exact.abs().max()
+    assert ((exact - taylor).abs() < 0.1 * scale).float().mean() > 0.95
+
+
+def test_same_inputs_give_identical_neuron_sets(tok, toy_task):
+    model = tiny("llama", tok)
+    a = attribute(model, tok, toy_task.train, batch_size=8, progress=False).top_k(0.1)
+    b = attribute(model, tok, toy_task.train, batch_size=8, progress=False).top_k(0.1)
+    assert a == b and a.meta == b.meta
+
+
+def test_shards_add_up(tok, toy_task):
+    model = tiny("gpt2", tok)
+    whole = attribute(model, tok, toy_task.train, batch_size=4, progress=False)
+    parts = (attribute(model, tok, toy_task.train[:12], batch_size=4, progress=False)
+             + attribute(model, tok, toy_task.train[12:], batch_size=4, progress=False))
+    assert parts.n_examples == whole.n_examples and parts.n_tokens == whole.n_tokens
+    for site in whole.sum_abs:
+        torch.testing.assert_close(parts.sum_abs[site], whole.sum_abs[site], rtol=1e-12, atol=1e-15)
+
+
+def test_interrupted_run_resumes_to_the_same_result(tok, toy_task, tmp_path):
+    model = tiny("llama", tok)
+    reference = attribute(model, tok, toy_task.train, batch_size=4, progress=False)
+    checkpoint = tmp_path / "ckpt.safetensors"
+    calls = {"n": 0}
+
+    def interrupt_on_fourth_batch(module, args):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+
+    handle = model.get_input_embeddings().register_forward_pre_hook(interrupt_on_fourth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        attribute(model, tok, toy_task.train, batch_size=4, checkpoint=checkpoint,
+                  checkpoint_every=1, progress=False)
+    handle.remove()
+    assert checkpoint.exists()
+    resumed = attribute(model, tok, toy_task.train, batch_size=4, checkpoint=checkpoint,
+                        checkpoint_every=1, progress=False)
+    for site in reference.sum_abs:
+        assert torch.equal(resumed.sum_abs[site], reference.sum_abs[site])
+        assert torch.equal(resumed.sum_signed[site], reference.sum_signed[site])
+    assert resumed.n_tokens == reference.n_tokens
+
+
+def test_checkpoint_of_another_run_is_refused_and_kept(tok, toy_task, tmp_path):
+    model = tiny("llama", tok)
+    checkpoint = tmp_path / "ckpt.safetensors"
+    attribute(model, tok, toy_task.train[:8], batch_size=4, checkpoint=checkpoint, progress=False)
+    before = checkpoint.read_bytes()
+    with pytest.raises(AttributionError, match="another run .*data_hash"):
+        attribute(model, tok, toy_task.train[8:], batch_size=4, checkpoint=checkpoint, progress=False)
+    assert checkpoint.read_bytes() == before
+
+
+def test_empty_data_is_a_clear_error(tok, toy_task):
+    with pytest.raises(AttributionError, match="empty"):
+        attribute(tiny("llama", tok), tok, toy_task.train[:0], progress=False)
+
+
+def test_fully_masked_answers_are_a_clear_error(tok, toy_task):
+    batch = collate(encode(tok, toy_task.train[:2]), tok.pad_token_id)
+    batch["labels"][1] = -100
+    with pytest.raises(AnswerMaskError, match="no answer tokens"):
+        answer_losses(tiny("llama", tok), batch)
+
+
+def test_nan_gradients_are_a_clear_error(tok, toy_task):
+    model = tiny("llama", tok)
+    with torch.no_grad():
+        tn.ffn_sites(model)[4].module.weight[0, 0] = float("nan")
+    with pytest.raises(AttributionError, match=r"non-finite gradients at layers\.0\.mlp\.gate in batch 0"):
+        attribute(model, tok, toy_task.train[:4], progress=False)
+
+
+def test_parameters_and_training_flag_are_restored(tok, toy_task):
+    model = tiny("llama", tok).train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    attribute(model, tok, toy_task.train[:4], progress=False)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+
+
+def test_bfloat16_model_with_float_accumulators(tok, toy_task):
+    model32 = tiny("llama", tok)
+    model16 = tiny("llama", tok, dtype=torch.bfloat16)
+    rel32 = attribute(model32, tok, toy_task.train[:8], progress=False)
+    rel16 = attribute(model16, tok, toy_task.train[:8], progress=False)
+    a = torch.cat(list(rel32.scores.values()))
+    b = torch.cat(list(rel16.scores.values()))
+    assert rel16.sum_abs["layers.0.mlp.up"].dtype == torch.float64
+    assert spearmanr(a.numpy(), b.numpy()).statistic > 0.9

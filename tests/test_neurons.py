@@ -1,0 +1,146 @@
+"""NeuronSet: selection, random baselines, set algebra, files."""
+
+import pytest
+import torch
+
+import taskneuron_utils as tn
+from taskneuron_utils.attribution import Relevance
+from taskneuron_utils.neurons import NeuronSet, NeuronSetMismatchError
+from taskneuron_utils.storage import ArtefactFileError
+from tiny_models import tiny_model
+
+
+def fake_relevance(model, seed=0):
+    """Relevance with random sums in the layout of ``model`` (selection logic only)."""
+    generator = torch.Generator().manual_seed(seed)
+    sums = {s.name: torch.rand(s.n_neurons, generator=generator, dtype=torch.float64)
+            for s in tn.ffn_sites(model)}
+    signed = {name: v - 0.5 for name, v in sums.items()}
+    provenance = {"model": "tiny", "weights": "w", "data_hash": "d", "task": "toy", "sites": len(sums)}
+    return Relevance(sums, signed, n_examples=4, n_tokens=10, provenance=provenance)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return tiny_model("llama")
+
+
+def test_top_k_per_site_keeps_the_highest_fraction(llama):
+    rel = fake_relevance(llama)
+    ns = rel.top_k(0.10)
+    for site, scores in rel.scores.items():
+        chosen = ns.indices[site]
+        assert len(chosen) == round(0.10 * len(scores))
+        rest = torch.ones(len(scores), dtype=torch.bool)
+        rest[chosen] = False
+        assert scores[chosen].min() >= scores[rest].max()
+    assert len(ns) == sum(round(0.1 * n) for n in ns.sizes.values())
+
+
+def test_top_k_global_keeps_the_highest_overall(llama):
+    rel = fake_relevance(llama)
+    ns = rel.top_k(0.25, per="global")
+    flat = torch.cat(list(rel.scores.values()))
+    assert len(ns) == round(0.25 * len(flat))
+    threshold = torch.sort(flat, descending=True).values[len(ns) - 1]
+    for site, scores in rel.scores.items():
+        assert torch.equal(ns.indices[site], (scores >= threshold).nonzero().flatten())
+
+
+def test_top_k_rejects_percentages(llama):
+    with pytest.raises(ValueError, match="0.10"):
+        fake_relevance(llama).top_k(10)
+
+
+def test_abs_mean_aggregation_uses_signed_sums(llama):
+    rel = fake_relevance(llama).with_aggregation("abs_mean")
+    site = next(iter(rel.sum_signed))
+    assert torch.allclose(rel.scores[site], (rel.sum_signed[site] / 4).abs().float())
+
+
+def test_random_like_matches_counts_and_is_reproducible(llama):
+    ns = fake_relevance(llama).top_k(0.2)
+    a, b, c = (NeuronSet.random_like(ns, seed) for seed in (1, 1, 2))
+    assert a == b and a != c
+    assert {s: len(i) for s, i in a.indices.items()} == {s: len(i) for s, i in ns.indices.items()}
+    excluded = NeuronSet.random_like(ns, 3, exclude=ns)
+    assert len(excluded & ns) == 0 and len(excluded) == len(ns)
+
+
+def test_set_algebra_and_jaccard_match_python_sets(llama):
+    a = fake_relevance(llama, 0).top_k(0.3)
+    b = fake_relevance(llama, 1).top_k(0.3)
+    as_set = lambda ns: {(s, int(i)) for s, idx in ns.indices.items() for i in idx}
+    assert as_set(a | b) == as_set(a) | as_set(b)
+    assert as_set(a & b) == as_set(a) & as_set(b)
+    assert as_set(a - b) == as_set(a) - as_set(b)
+    assert a.jaccard(b) == pytest.approx(len(as_set(a) & as_set(b)) / len(as_set(a) | as_set(b)))
+    assert a.jaccard(a) == 1.0
+    site, index = next(iter(as_set(a)))
+    assert (site, index) in a
+
+
+def test_counts_and_frames(llama):
+    ns = fake_relevance(llama).top_k(0.5)
+    counts = ns.counts()
+    assert list(counts.columns) == ["site", "layer", "kind", "selected", "neurons", "fraction"]
+    assert counts["selected"].sum() == len(ns)
+    assert ns.per_layer()["selected"].sum() == len(ns)
+    frame = ns.to_frame()
+    assert len(frame) == len(ns) and set(frame["kind"]) == {"gate", "up", "down"}
+
+
+def test_save_load_round_trip_is_exact(llama, tmp_path):
+    ns = fake_relevance(llama).top_k(0.1)
+    ns.save(tmp_path / "ns.safetensors")
+    loaded = NeuronSet.load(tmp_path / "ns.safetensors", model=llama)
+    assert loaded == ns and loaded.meta == ns.meta and loaded.sizes == ns.sizes
+
+
+def test_relevance_save_load_round_trip_is_exact(llama, tmp_path):
+    rel = fake_relevance(llama)
+    rel.save(tmp_path / "rel.safetensors")
+    loaded = Relevance.load(tmp_path / "rel.safetensors", model=llama)
+    for site in rel.sum_abs:
+        assert torch.equal(loaded.sum_abs[site], rel.sum_abs[site])
+        assert torch.equal(loaded.sum_signed[site], rel.sum_signed[site])
+    assert (loaded.n_examples, loaded.n_tokens, loaded.provenance) == (4, 10, rel.provenance)
+
+
+def test_loading_into_another_model_names_the_mismatch(llama, tmp_path):
+    ns = fake_relevance(llama).top_k(0.1)
+    ns.save(tmp_path / "ns.safetensors")
+    with pytest.raises(NeuronSetMismatchError, match=r"layers\.0\.mlp\.(gate|up|down)|sites only"):
+        NeuronSet.load(tmp_path / "ns.safetensors", model=tiny_model("gpt2"))
+    other = tiny_model("qwen2")
+    assert NeuronSet.load(tmp_path / "ns.safetensors", model=other) == ns  # same layout loads
+
+
+def test_loading_with_another_width_names_the_site(llama, tmp_path):
+    ns = fake_relevance(llama).top_k(0.1)
+    sizes = dict(ns.sizes)
+    sizes["layers.1.mlp.up"] = 80
+    other = NeuronSet({}, sizes)
+    with pytest.raises(NeuronSetMismatchError, match=r"site layers\.1\.mlp\.up has 80 neurons"):
+        other.check_fits(llama)
+
+
+def test_corrupt_and_wrong_kind_files_are_refused(llama, tmp_path):
+    ns = fake_relevance(llama).top_k(0.1)
+    path = ns.save(tmp_path / "ns.safetensors")
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtefactFileError, match="not a readable NeuronSet file"):
+        NeuronSet.load(tmp_path / "cut.safetensors")
+    fake_relevance(llama).save(tmp_path / "rel.safetensors")
+    with pytest.raises(ArtefactFileError, match="holds a 'Relevance' artefact"):
+        NeuronSet.load(tmp_path / "rel.safetensors")
+    with pytest.raises(ArtefactFileError, match="does not exist"):
+        NeuronSet.load(tmp_path / "missing.safetensors")
+
+
+def test_out_of_range_index_is_refused(llama):
+    from taskneuron_utils.neurons import layout_of
+
+    with pytest.raises(IndexError, match="layers.0.mlp.down has neurons 0..31"):
+        NeuronSet({"layers.0.mlp.down": [32]}, layout_of(llama))

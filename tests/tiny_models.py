@@ -1,0 +1,56 @@
+"""Tiny random models, one per supported family, built from configs (never downloaded)."""
+
+import torch
+import transformers
+
+# d_model 32, d_ff 64 (GPT-2/Bloom/NeoX use 4 x d_model = 128), 2 layers.
+TINY_CONFIGS = {
+    "llama": (transformers.LlamaConfig, dict(intermediate_size=64)),
+    "mistral": (transformers.MistralConfig, dict(intermediate_size=64)),
+    "qwen2": (transformers.Qwen2Config, dict(intermediate_size=64)),
+    "gemma": (transformers.GemmaConfig, dict(intermediate_size=64, head_dim=8)),
+    "gemma2": (transformers.Gemma2Config, dict(intermediate_size=64, head_dim=8)),
+    "phi3": (transformers.Phi3Config, dict(intermediate_size=64, pad_token_id=0)),
+    "gpt2": (transformers.GPT2Config, dict(n_embd=32, n_layer=2, n_head=4, n_positions=128)),
+    "bloom": (transformers.BloomConfig, dict(n_layer=2, n_head=4)),
+    "gpt_neox": (transformers.GPTNeoXConfig, dict(intermediate_size=64)),
+    "opt": (transformers.OPTConfig, dict(ffn_dim=64, word_embed_proj_dim=32)),
+}
+
+# Expected (kinds, neurons per kind) of one layer.
+EXPECTED_SITES = {
+    "gated": (("gate", "up", "down"), (64, 64, 32)),
+    "two_matrix": (("fc_in", "fc_out"), (None, 32)),
+}
+GATED = {"llama", "mistral", "qwen2", "gemma", "gemma2", "phi3"}
+
+
+def tiny_model(family: str, seed: int = 0, vocab_size: int = 128):
+    """A randomly initialised causal LM of ``family`` in eval mode, float32."""
+    config_cls, extra = TINY_CONFIGS[family]
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    config = config_cls(**{**common, **extra})
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # Random init leaves biases at zero; non-zero biases make the bias half of each test real.
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0, 0.1)
+    return model.eval()
+
+
+def ffn_width(model) -> int:
+    """Neurons of the first FFN projection (the intermediate size)."""
+    config = model.config
+    for key in ("intermediate_size", "ffn_dim", "n_inner"):
+        if getattr(config, key, None):
+            return getattr(config, key)
+    return 4 * config.hidden_size
