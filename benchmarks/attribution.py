@@ -68,7 +68,7 @@ def peak_memory(task: str, n: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--task", default="sentiment_products")
+    parser.add_argument("--task", default="product_sentiment")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--batches", type=int, default=8)

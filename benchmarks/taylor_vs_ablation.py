@@ -67,7 +67,7 @@ def study(model, tok, task, n_neurons: int, n_examples: int, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", nargs="+", default=["sentiment_products", "arithmetic_addition"])
+    parser.add_argument("--tasks", nargs="+", default=["product_sentiment", "addition"])
     parser.add_argument("--neurons", type=int, default=300)
     parser.add_argument("--examples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)

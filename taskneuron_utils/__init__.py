@@ -1,8 +1,12 @@
 """taskneuron_utils: find, verify and use the task-specific neurons of LLMs.
 
     import taskneuron_utils as tn
-    model, tok = tn.load_model()                  # embedded default model, offline
-    sites = tn.ffn_sites(model)                   # every FFN neuron site, by stable name
+    model, tok = tn.load_model()                        # embedded default model, offline
+    suite = tn.load_tasks()                             # the shipped task suite
+    rel = tn.attribute(model, tok, suite["product_sentiment"].train[:128])
+    neurons = rel.top_k(0.10)                           # the task-specific neurons
+    with tn.deactivate(model, neurons):
+        print(tn.evaluate(model, tok, suite["product_sentiment"].test)["score"])
 
 See README.md and the numbered notebooks for the full tour.
 """
@@ -16,6 +20,25 @@ from .architectures import (
     register_family,
     site_map,
 )
+from .attribution import AttributionError, Relevance, attribute
+from .evaluation import evaluate
+from .interventions import deactivate, scale
+from .loss import AnswerMaskError
 from .models import ModelNotAvailableError, cache_dir, load_model, model_name, weight_fingerprint
+from .neurons import NeuronSet, NeuronSetMismatchError
+from .storage import ArtefactFileError
+from .tasks import (
+    EncodingError,
+    Example,
+    HubUnavailableError,
+    Split,
+    Task,
+    TaskDataError,
+    UnknownTaskError,
+    format_prompt,
+    load_hub_task,
+    load_tasks,
+)
+from .training import finetune
 
 __version__ = "0.1.0"

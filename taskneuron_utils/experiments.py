@@ -39,8 +39,7 @@ class Config:
 
     profile: str = "quick"
     model: str | None = None
-    tasks: tuple[str, ...] = ("sentiment_products", "sentiment_films", "topic_news",
-                              "arithmetic_addition")
+    tasks: tuple[str, ...] = ("product_sentiment", "film_sentiment", "news_topic", "addition")
     k: float = 0.10
     per: str = "site"
     n_attribution: int | None = 128

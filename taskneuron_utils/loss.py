@@ -29,10 +29,7 @@ def answer_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
     predicts_answer = torch.zeros_like(labels, dtype=torch.bool)
     predicts_answer[:, :-1] = labels[:, 1:] != -100
     example_of = predicts_answer.nonzero()[:, 0]  # (N,)
-    logits = model.get_output_embeddings()(hidden[predicts_answer])  # (N, V)
-    softcap = getattr(model.config, "final_logit_softcapping", None)
-    if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
+    logits = lm_head_logits(model, hidden[predicts_answer])  # (N, V)
     targets = labels[:, 1:][predicts_answer[:, :-1]]
     nll = F.cross_entropy(logits.float(), targets, reduction="none")  # (N,)
     batch_size = labels.shape[0]
@@ -43,3 +40,13 @@ def answer_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
             "output is non-empty and that max_length leaves room for the answer")
     totals = torch.zeros(batch_size, device=nll.device).index_add(0, example_of, nll)
     return totals / counts, int(counts.sum())
+
+
+def lm_head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Logits (..., V) from final hidden states (..., d), as the model's own forward makes them
+    (including Gemma 2's final logit soft-capping)."""
+    logits = model.get_output_embeddings()(hidden)
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits

@@ -1,0 +1,287 @@
+"""Evaluate a model on a task split: the task's metric plus the NLL of the gold answers.
+
+    scores = evaluate(model, tok, suite["sentiment_products"].test)
+    scores["score"], scores["nll"], scores["predictions"][:5]
+
+All metric values are fractions in [0, 1] (not percentages). ``nll`` is the mean negative
+log-likelihood, in nats per token, of the gold answer tokens (end marker included), averaged over
+the answer tokens of all examples: the same loss attribution differentiates and training
+minimises.
+
+Classification: every label option of every example is scored by the summed log-likelihood of
+its answer tokens (``tasks.answer_ids``: the label's tokens plus the end marker); the prediction is
+the best-scoring option. Scoring shares work along the token prefix tree, in batches of examples:
+
+    shared prefix (system prompt + instruction, identical for the batch)  -> run once
+      per-example rest of the prompt (left-padded)                        -> run once per example
+        each label option (right-padded)                                  -> run per (example, option)
+
+so each prompt token is computed once however many options there are (exact: a causal model's
+states at a position depend on the tokens before it only).
+
+Generation: batched greedy decoding with left padding, stopping at the end marker; the prediction
+is the decoded new text, stripped. Exact match compares after lower-casing and collapsing
+whitespace; ROUGE-L is the F-measure of ``rouge_score``'s "rougeL" (no stemming).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+import torch
+from tqdm.auto import tqdm
+
+from .loss import answer_losses, lm_head_logits
+from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, end_marker_id
+
+
+def evaluate(
+    model,
+    tok,
+    split: Split,
+    *,
+    batch_size: int = 16,
+    max_new_tokens: int | None = None,
+    max_length: int = 512,
+    progress: bool = True,
+) -> dict:
+    """Score ``model`` on ``split`` (a Split of a task; a Task means its test split).
+
+    Args:
+        batch_size: examples per forward pass (classification: each with all its options).
+        max_new_tokens: generation only; default: the longest tokenized gold answer of the
+            split (end marker included) + 8.
+        max_length: prompt + answer tokens per example; longer inputs are truncated
+            (``tasks.encode``).
+
+    Batches group examples of similar length (less padding); results are in split order and
+    do not depend on ``batch_size`` beyond float rounding.
+
+    Returns:
+        {"task", "split", "metric", "score" (the task's metric, in [0, 1]), "nll" (nats per gold
+        answer token), "n", "predictions" (list of str)} plus "accuracy" for classification, or
+        "exact_match" and "rouge_l" for generation.
+    """
+    if isinstance(split, Task):
+        split = split.test
+    task = getattr(split, "task", None)
+    if task is None:
+        raise TypeError("evaluate needs a Split of a Task (e.g. suite['name'].test), which "
+                        "knows its instruction, category and labels")
+    if len(split) == 0:
+        raise ValueError(f"cannot evaluate on {split!r}: it has no examples")
+    with _inference(model):
+        if task.category == "classification":
+            result = _evaluate_classification(model, tok, split, batch_size, max_length, progress)
+        else:
+            result = _evaluate_generation(model, tok, split, batch_size, max_new_tokens,
+                                          max_length, progress)
+    result["score"] = result[task.metric]
+    ordered = {"task": task.name, "split": split.name, "metric": task.metric,
+               "score": result.pop("score"), "nll": result.pop("nll"), "n": len(split)}
+    return {**ordered, **result}
+
+
+@contextlib.contextmanager
+def _inference(model):
+    """Eval mode and no autograd; the model's training flag is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+# ----------------------------------------------------------------------------------------------
+# Classification
+# ----------------------------------------------------------------------------------------------
+
+
+def _evaluate_classification(model, tok, split, batch_size, max_length, progress) -> dict:
+    scored = option_log_likelihoods(model, tok, split, batch_size=batch_size,
+                                    max_length=max_length, progress=progress)
+    labels = split.task.labels
+    log_lik, n_tokens = scored["log_likelihoods"], scored["n_tokens"]  # (N, K), (K,)
+    gold = torch.tensor([labels.index(ex.output) for ex in split])
+    predicted = log_lik.argmax(dim=1)
+    gold_nll = -log_lik[torch.arange(len(split)), gold].sum() / n_tokens[gold].sum()
+    return {"nll": float(gold_nll), "accuracy": float((predicted == gold).double().mean()),
+            "predictions": [labels[i] for i in predicted.tolist()]}
+
+
+def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
+                           max_length: int = 512, progress: bool = False) -> dict:
+    """Summed log-likelihood of every label option of every example of a classification split.
+
+    Returns:
+        {"log_likelihoods": float64 (N, K) tensor, nats, summed over the option's answer tokens
+        (end marker included); "n_tokens": long (K,) answer tokens per option; "labels": the K
+        options in task order}.
+    """
+    task = split.task
+    if task is None or task.category != "classification" or not task.labels:
+        raise ValueError(f"{split!r} is not a split of a classification task with labels")
+    labels = task.labels
+    options = [answer_ids(tok, label) for label in labels]
+    # One prompt per example, shared by all its options: truncate the input so that the longest
+    # option still fits (encode's policy, one warning per call).
+    longest = max(labels, key=lambda label: len(answer_ids(tok, label)))
+    prompts = [e.input_ids[:e.answer_start] for e in encode(
+        tok, Split([Example(ex.input, longest) for ex in split], task, split.name),
+        max_length=max_length)]
+
+    device = _device(model)
+    scores = torch.empty(len(prompts), len(labels), dtype=torch.float64)
+    # Similar lengths in a batch waste less padding; results go back to their own rows.
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    starts = range(0, len(order), batch_size)
+    with _inference(model):
+        for start in tqdm(starts, desc=f"eval {task.name}/{split.name}", disable=not progress):
+            rows = order[start:start + batch_size]
+            scores[rows] = _score_batch(model, [prompts[i] for i in rows], options,
+                                        tok.pad_token_id, device).double().cpu()
+    return {"log_likelihoods": scores,
+            "n_tokens": torch.tensor([len(o) for o in options], dtype=torch.long),
+            "labels": labels}
+
+
+def _score_batch(model, prompts: list[list[int]], options: list[list[int]], pad_id: int,
+                 device) -> torch.Tensor:
+    """(B, K) summed log-probabilities of each option after each prompt, via the prefix tree."""
+    n_examples, n_options = len(prompts), len(options)
+    body = model.base_model
+    cache_kw = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+    takes_positions = "position_ids" in inspect.signature(body.forward).parameters
+
+    def run(input_ids, attention_mask, positions, cache):
+        kwargs = {cache_kw: cache} if cache is not None else {}
+        if takes_positions:
+            kwargs["position_ids"] = positions
+        out = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=True, **kwargs)
+        # (hidden (B, T, d), the updated cache); the output field is named like the argument.
+        return out.last_hidden_state, out[cache_kw]
+
+    # 1. The prefix every prompt of the batch shares (leave >= 1 token per prompt for step 2,
+    #    whose last hidden state predicts the first option token).
+    shared = _common_prefix_length(prompts, limit=min(len(p) for p in prompts) - 1)
+    cache = None
+    mask = torch.ones(1, shared, dtype=torch.long, device=device)
+    if shared:
+        prefix = torch.tensor([prompts[0][:shared]], device=device)
+        _, cache = run(prefix, mask, torch.arange(shared, device=device)[None], None)
+        cache.batch_repeat_interleave(n_examples)
+    mask = mask.expand(n_examples, shared)
+
+    # 2. The rest of each prompt, left-padded so that every prompt ends at the same column.
+    rest = collate([Encoded(p[shared:], len(p) - shared) for p in prompts], pad_id, "left")
+    rest_ids = rest["input_ids"].to(device)
+    mask = torch.cat([mask, rest["attention_mask"].to(device)], dim=1)  # (B, S + R)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)  # real tokens count 0, 1, 2, ... past padding
+    hidden, cache = run(rest_ids, mask, positions[:, shared:], cache)
+    last = hidden[:, -1]  # (B, d): predicts each option's first token
+
+    # 3. Every option after every prompt: rows (b, k) in example-major order.
+    cache.batch_repeat_interleave(n_options)
+    opts = collate([Encoded(o, 0) for o in options], pad_id, "right")
+    opt_ids = opts["input_ids"].to(device).repeat(n_examples, 1)  # (B*K, O)
+    opt_mask = opts["attention_mask"].to(device).repeat(n_examples, 1)
+    full_mask = torch.cat([mask.repeat_interleave(n_options, 0), opt_mask], dim=1)
+    opt_positions = positions[:, -1:].repeat_interleave(n_options, 0) + 1 + \
+        torch.arange(opt_ids.shape[1], device=device)
+    opt_hidden, _ = run(opt_ids, full_mask, opt_positions, cache)
+
+    # The hidden state before option token j predicts it: the prompt's last state for j = 0,
+    # option state j - 1 after that. The LM head runs on real option tokens only.
+    before = torch.cat([last.repeat_interleave(n_options, 0)[:, None], opt_hidden[:, :-1]], dim=1)
+    real = opt_mask.bool()
+    logits = lm_head_logits(model, before[real])  # (N, V)
+    token_lp = torch.log_softmax(logits.float(), dim=-1).gather(1, opt_ids[real][:, None])[:, 0]
+    row_of = real.nonzero()[:, 0]
+    totals = torch.zeros(n_examples * n_options, device=device).index_add(0, row_of, token_lp)
+    return totals.view(n_examples, n_options)
+
+
+def _common_prefix_length(sequences: list[list[int]], limit: int) -> int:
+    first = sequences[0]
+    n = 0
+    while n < limit and all(seq[n] == first[n] for seq in sequences):
+        n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------------------------
+# Generation
+# ----------------------------------------------------------------------------------------------
+
+
+def _evaluate_generation(model, tok, split, batch_size, max_new_tokens, max_length,
+                         progress) -> dict:
+    from rouge_score import rouge_scorer
+
+    encoded = encode(tok, split, max_length=max_length)
+    if max_new_tokens is None:
+        max_new_tokens = max(e.n_answer for e in encoded) + 8
+    predictions = generate_answers(model, tok, [e.input_ids[:e.answer_start] for e in encoded],
+                           max_new_tokens=max_new_tokens, batch_size=batch_size,
+                           progress=progress, desc=f"eval {split.task.name}/{split.name}")
+    references = [ex.output for ex in split]
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in zip(references, predictions)]
+    exact = [_normalise(ref) == _normalise(pred) for ref, pred in zip(references, predictions)]
+    return {"nll": answer_nll(model, tok, encoded, batch_size=batch_size),
+            "exact_match": sum(exact) / len(exact), "rouge_l": sum(rouge) / len(rouge),
+            "predictions": predictions}
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def generate_answers(model, tok, prompts: list[list[int]], *, max_new_tokens: int,
+                     batch_size: int = 16, progress: bool = False,
+                     desc: str = "generate") -> list[str]:
+    """Greedy continuations of tokenized prompts (e.g. ``tasks.prompt_ids``), decoded (special
+    tokens dropped) and stripped; each stops at the end marker or eos, or after
+    ``max_new_tokens``. Batched with left padding (every prompt ends at the same column, so
+    the new tokens line up); results keep the order of ``prompts``."""
+    device = _device(model)
+    stop = sorted({t for t in (end_marker_id(tok), tok.eos_token_id) if t is not None})
+    outputs: list[str | None] = [None] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    starts = range(0, len(order), batch_size)
+    with _inference(model):
+        for start in tqdm(starts, desc=desc, disable=not progress):
+            rows = order[start:start + batch_size]
+            batch = collate([Encoded(prompts[i], len(prompts[i])) for i in rows],
+                            tok.pad_token_id, "left")
+            generated = model.generate(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                eos_token_id=stop or None, temperature=None, top_p=None, top_k=None)
+            new = generated[:, batch["input_ids"].shape[1]:].cpu()  # (b, new tokens)
+            for row, ids in zip(rows, new):
+                outputs[row] = tok.decode(ids, skip_special_tokens=True).strip()
+    return outputs
+
+
+def answer_nll(model, tok, encoded: list[Encoded], *, batch_size: int = 16) -> float:
+    """Mean NLL (nats per token) of the answer tokens of encoded examples, teacher-forced."""
+    device = _device(model)
+    total, count = 0.0, 0
+    with _inference(model):
+        for start in range(0, len(encoded), batch_size):
+            batch = collate(encoded[start:start + batch_size], tok.pad_token_id)
+            batch = {key: value.to(device) for key, value in batch.items()}
+            per_example, _ = answer_losses(model, batch)  # (b,) mean over its answer tokens
+            n_answer = (batch["labels"] != -100).sum(1)
+            total += float((per_example.double() * n_answer).sum())
+            count += int(n_answer.sum())
+    return total / count

@@ -1,0 +1,136 @@
+"""Evaluation against independent ground truth: one example (and one option) at a time, full
+logits, no shared prefixes, no padding."""
+
+import pytest
+import torch
+from rouge_score import rouge_scorer
+
+from taskneuron_utils.evaluation import evaluate, option_log_likelihoods
+from taskneuron_utils.tasks import Task
+
+INPUTS = ["short", "a somewhat longer input here", "x", "three words now",
+          "the longest input of them all, with commas, and more words", "mid size input", "ok"]
+
+
+def independent_ids(tok, instruction, text):
+    """Prompt ids written out by hand from the chat template (not through tasks.encode)."""
+    prompt = tok.apply_chat_template([{"role": "user", "content": f"{instruction}\n\n{text}"}],
+                                     add_generation_prompt=True, tokenize=False)
+    return tok(prompt, add_special_tokens=False).input_ids
+
+
+def answer_tokens(tok, text):
+    return tok(text, add_special_tokens=False).input_ids + [tok.convert_tokens_to_ids("<|im_end|>")]
+
+
+def sequence_log_likelihood(model, prompt, answer):
+    """Summed log p(answer | prompt) from one unpadded forward pass; and the token count."""
+    ids = torch.tensor([prompt + answer])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(ids).logits[0].double(), dim=-1)
+    positions = range(len(prompt), len(prompt) + len(answer))
+    return sum(float(log_probs[t - 1, ids[0, t]]) for t in positions), len(answer)
+
+
+@pytest.fixture
+def choice_task():
+    labels = ["yes", "no way", "maybe later on"]  # 1, 2 and 3 tokens (+ end marker)
+    records = [{"input": text, "output": labels[i % 3]} for i, text in enumerate(INPUTS)]
+    return Task.from_records("choice", {"test": records}, "Pick an answer.",
+                             category="classification", labels=labels)
+
+
+def test_classification_equals_per_example_per_option_loop(tiny_llama, default_tok, choice_task):
+    tok, model = default_tok, tiny_llama
+    split = choice_task.test
+    expected = torch.tensor(
+        [[sequence_log_likelihood(model, independent_ids(tok, "Pick an answer.", ex.input),
+                                  answer_tokens(tok, label))[0] for label in choice_task.labels]
+         for ex in split], dtype=torch.float64)  # (examples, options)
+    scored = option_log_likelihoods(model, tok, split, batch_size=3)
+    torch.testing.assert_close(scored["log_likelihoods"], expected, rtol=1e-5, atol=2e-4)
+    assert scored["n_tokens"].tolist() == [len(answer_tokens(tok, lab))
+                                           for lab in choice_task.labels]
+
+    result = evaluate(model, tok, split, batch_size=3, progress=False)
+    gold = torch.tensor([choice_task.labels.index(ex.output) for ex in split])
+    best = expected.argmax(1)
+    assert result["predictions"] == [choice_task.labels[i] for i in best]
+    accuracy = float((best == gold).double().mean())
+    assert result["accuracy"] == result["score"] == pytest.approx(accuracy)
+    gold_tokens = sum(len(answer_tokens(tok, ex.output)) for ex in split)
+    nll = -float(expected[torch.arange(len(split)), gold].sum()) / gold_tokens
+    assert result["nll"] == pytest.approx(nll, rel=1e-5)
+    described = (result["task"], result["split"], result["metric"], result["n"])
+    assert described == ("choice", "test", "accuracy", 7)
+
+
+def test_generation_equals_one_at_a_time_greedy_decode(tiny_llama, default_tok):
+    tok, model = default_tok, tiny_llama
+    records = [{"input": text, "output": f"reply {i} " * (i % 3 + 1)}
+               for i, text in enumerate(INPUTS)]
+    task = Task.from_records("gen", {"test": records}, "Answer.", metric="rouge_l")
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    max_new = max(len(answer_tokens(tok, r["output"]))
+                  for r in records) + 8
+
+    expected, total_nll, n_tokens = [], 0.0, 0
+    for ex in task.test:
+        ids = independent_ids(tok, "Answer.", ex.input)
+        new = []
+        with torch.no_grad():
+            for _ in range(max_new):
+                token = int(model(torch.tensor([ids + new])).logits[0, -1].argmax())
+                if token in (end, tok.eos_token_id):
+                    break
+                new.append(token)
+        expected.append(tok.decode(new, skip_special_tokens=True).strip())
+        ll, n = sequence_log_likelihood(model, ids, answer_tokens(tok, ex.output))
+        total_nll, n_tokens = total_nll - ll, n_tokens + n
+
+    model.train()  # evaluate must switch to eval mode and back
+    result = evaluate(model, tok, task.test, batch_size=3, progress=False)
+    assert model.training
+    assert result["predictions"] == expected
+    assert result["nll"] == pytest.approx(total_nll / n_tokens, rel=1e-5)
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    rouge = [scorer.score(ex.output, p)["rougeL"].fmeasure for ex, p in zip(task.test, expected)]
+    exact = [" ".join(ex.output.lower().split()) == " ".join(p.lower().split())
+             for ex, p in zip(task.test, expected)]
+    assert result["rouge_l"] == result["score"] == pytest.approx(sum(rouge) / len(rouge))
+    assert result["exact_match"] == pytest.approx(sum(exact) / len(exact))
+
+
+def test_evaluate_rejects_empty_or_taskless_splits(tiny_llama, default_tok, choice_task):
+    with pytest.raises(ValueError, match="no examples"):
+        evaluate(tiny_llama, default_tok, choice_task.test[:0], progress=False)
+    with pytest.raises(TypeError, match="Split of a Task"):
+        evaluate(tiny_llama, default_tok, list(choice_task.test), progress=False)
+
+
+# -- the real default model ------------------------------------------------------------------
+
+
+def test_default_model_beats_chance_on_a_trivial_task(default_model):
+    model, tok = default_model
+    positive, negative = ("The sentiment of this review is positive.",
+                          "The sentiment of this review is negative.")
+    things = ["chair", "table", "spoon", "car", "book", "lamp", "phone", "cup", "door", "shoe"]
+    records = [{"input": f"I love this wonderful, excellent {w}. It is the best!",
+                "output": positive} for w in things]
+    records += [{"input": f"I hate this terrible, awful {w}. It is the worst!",
+                 "output": negative} for w in things]
+    task = Task.from_records("easy_sentiment", {"test": records},
+                             "What is the sentiment of this review?", category="classification")
+    result = evaluate(model, tok, task.test, progress=False)
+    assert result["accuracy"] >= 0.8  # chance is 0.5; measured 1.0
+    assert result["nll"] < 2.0
+
+
+def test_default_model_knows_the_capital_of_france(default_model):
+    model, tok = default_model
+    task = Task.from_records("capital", {"test": [{"input": "What is the capital of France?",
+                                                   "output": "Paris"}]}, "")
+    result = evaluate(model, tok, task.test, max_new_tokens=20, progress=False)
+    assert "Paris" in result["predictions"][0]
+    assert result["rouge_l"] > 0
