@@ -1,0 +1,161 @@
+"""Switch neurons off (or turn them up or down) for the duration of a ``with`` block.
+
+    with tn.deactivate(model, ns):                    # the selected neurons output 0
+        scores = tn.evaluate(model, tok, task.test)
+    with tn.deactivate(model, ns, mode="weight"):     # their weight rows and biases are 0
+        ...
+    with tn.scale(model, ns, 2.0):                    # their outputs are doubled
+        ...
+
+Two ways to deactivate a neuron, both restored exactly when the block ends (also when it raises):
+
+- ``mode="activation"`` (default): a forward hook on every site module multiplies the module's
+  output by a fixed {0, 1} mask over its output units. One mask per module (the two halves of
+  Phi-3's fused ``gate_up_proj`` share one), applied with a single broadcast multiply on the
+  last dimension, so the cost does not grow with the number of neurons. Parameters are never
+  touched.
+- ``mode="weight"``: the neurons' weight rows (Conv1D columns) and bias entries are set to zero
+  in place and copied back afterwards. For a linear layer, a unit whose whole row and bias are
+  zero outputs exactly 0, so both modes give the same outputs; weight mode needs no hooks, which
+  helps with code that bypasses ``forward`` (compiled graphs, exported models).
+
+Hooks run on every forward call, so both modes also act during ``model.generate`` (cached
+decoding included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+from torch import nn
+
+from .architectures import Site, site_map
+from .neurons import NeuronSet
+
+MODES = ("activation", "weight")
+
+
+@contextlib.contextmanager
+def scale(model: nn.Module, neurons: NeuronSet, factor: float):
+    """Multiply the outputs of ``neurons`` by ``factor`` inside the block; restored on exit.
+
+    ``factor=0`` deactivates them (this is what ``deactivate`` uses), ``factor=2`` amplifies,
+    ``0.5`` attenuates, ``1`` changes nothing. Every other output unit is multiplied by 1.
+
+    Args:
+        model: a causal LM whose FFN sites ``tn.ffn_sites(model)`` knows.
+        neurons: a NeuronSet made for this model's layout.
+        factor: a finite number (dimensionless multiplier).
+
+    Yields:
+        ``model``, for ``with tn.scale(model, ns, 2.0) as m: ...``.
+
+    Raises:
+        NeuronSetMismatchError: ``neurons`` was made for another layout.
+    """
+    neurons.check_fits(model)
+    factor = float(factor)
+    if not math.isfinite(factor):
+        raise ValueError(f"factor must be a finite number, got {factor}")
+    masks = _unit_masks(model, neurons, factor)
+    handles = []
+    try:
+        for module, mask in masks.items():
+            handles.append(module.register_forward_hook(_multiply_output_by(mask)))
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
+    """Set the selected neurons' outputs to zero inside the block; the model is restored on exit.
+
+    Args:
+        model: a causal LM whose FFN sites ``tn.ffn_sites(model)`` knows.
+        neurons: a NeuronSet made for this model's layout (an empty set changes nothing).
+        mode: ``"activation"`` zeroes the outputs through forward hooks; ``"weight"`` zeroes the
+            neurons' weight rows and bias entries and writes the saved values back afterwards
+            (bit-exact, in the parameters' own dtype).
+
+    Yields:
+        ``model``.
+
+    Raises:
+        NeuronSetMismatchError: ``neurons`` was made for another layout.
+        ValueError: unknown ``mode``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "activation":
+        with scale(model, neurons, 0.0):
+            yield model
+        return
+    neurons.check_fits(model)
+    saved = []  # (parameter, dim, index, original values), in the order they were zeroed
+    try:
+        with torch.no_grad():
+            for site, idx in _selected_sites(model, neurons):
+                # Site._index adds the site's offset (second half of a fused projection).
+                rows = site._index(idx)
+                for param, dim in site.parameter_rows():
+                    # Save in the parameter's own dtype: restoring is then bit-exact.
+                    saved.append((param, dim, rows, param.index_select(dim, rows).clone()))
+                    param.index_fill_(dim, rows, 0)
+        yield model
+    finally:
+        with torch.no_grad():
+            # Reverse order, so that overlapping saves (never expected) still restore the original.
+            for param, dim, rows, values in reversed(saved):
+                param.index_copy_(dim, rows, values)
+
+
+def _selected_sites(model: nn.Module, neurons: NeuronSet) -> list[tuple[Site, torch.Tensor]]:
+    """(site, selected indices) for every site with at least one selected neuron."""
+    sites = site_map(model)
+    return [(sites[name], idx) for name, idx in neurons.indices.items() if len(idx)]
+
+
+def _unit_masks(model: nn.Module, neurons: NeuronSet, factor: float) -> dict[nn.Module, torch.Tensor]:
+    """{module: multiplier per output unit, shape (out_features,)}: ``factor`` on selected units,
+    1 elsewhere. Modules without selected units get no mask (and so no hook)."""
+    masks: dict[nn.Module, torch.Tensor] = {}
+    for site, idx in _selected_sites(model, neurons):
+        weight = site.module.weight
+        if site.module not in masks:
+            # Fused projections (Phi-3's gate_up_proj) hold two sites; their units share one mask.
+            width = weight.shape[1] if site.transposed else weight.shape[0]
+            masks[site.module] = torch.ones(width, dtype=weight.dtype, device=weight.device)
+        masks[site.module][idx.to(weight.device) + site.offset] = factor
+    return masks
+
+
+def _multiply_output_by(mask: torch.Tensor):
+    """A forward hook computing ``output * mask`` on the last dimension (units).
+
+    Works for (B, T, units) outputs and OPT's flattened (B*T, units). When no gradient has to
+    flow through the output, the multiply is done in place: that saves an allocation and a pass
+    over memory, which keeps the masked forward within a few percent of the plain one. A freshly
+    computed linear output is not aliased by anything else, so modifying it in place is safe.
+    """
+    cast = {}
+
+    def hook(module, args, output):
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(
+                f"{type(module).__name__} returned {type(output).__name__}, expected a tensor; "
+                "tn.deactivate/tn.scale only support linear FFN layers")
+        m = mask
+        if m.dtype != output.dtype or m.device != output.device:  # e.g. under autocast
+            key = (output.dtype, output.device)
+            if key not in cast:
+                cast[key] = mask.to(dtype=output.dtype, device=output.device)
+            m = cast[key]
+        if output.requires_grad:
+            return output * m
+        return output.mul_(m)
+
+    return hook

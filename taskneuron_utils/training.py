@@ -1,0 +1,382 @@
+"""Fine-tuning: full, neuron-only (the paper's method) and LoRA, with one training loop.
+
+    history = tn.finetune(model, tok, task.train, neurons=ns)            # only ns's neurons change
+    history = tn.finetune(model, tok, task.train, method="full")          # every parameter
+    history = tn.finetune(model, tok, task.train, method="lora")          # peft LoRA, merged back
+    history = tn.finetune(model, tok, task.train, neurons=ns.random_like(ns, seed=1))  # baseline
+
+The loss is ``loss.answer_losses`` averaged over examples (mean answer-token NLL, in nats), the
+same loss attribution differentiates and evaluation reports. The optimizer is AdamW with a
+``transformers`` learning-rate schedule. The model is modified in place and left in eval mode.
+
+How neuron-only training works, and why. Every parameter of the model is frozen. For each site
+with selected neurons, a trainable float32 matrix ``R`` (n_selected, in_features [+ 1 bias]) holds
+the selected rows (``Site.read``'s layout), and a forward hook recomputes those output units
+from the module's input, ``F.linear(x, R[:, :in], R[:, in])``, and writes them over the frozen
+module's values. So:
+
+- only the ``R`` matrices get gradients and optimizer state: AdamW's two moments cost
+  ``2 x selected rows x (in + 1)`` numbers, the selected fraction of full fine-tuning's state,
+  and weight decay can only touch selected rows;
+- a step costs no more than a full fine-tuning step: frozen weights get no weight gradients;
+- every other parameter is bit-identical after training, by construction (they are never
+  written); at the end ``Site.write`` merges the ``R`` rows into the weights and the hooks go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .architectures import family_of, site_map
+from .loss import answer_losses
+from .neurons import NeuronSet
+from .tasks import Split, collate, encode
+
+METHODS = ("full", "neurons", "lora")
+# Our schedule names -> transformers' (its "constant" ignores warmup; ours honours it).
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+# Attention projections LoRA adapts by default, next to the FFN layers (module names, as peft
+# matches them: any module whose name ends with one of these). GPT-2's "c_proj" (the FFN target)
+# also matches its attention output projection.
+ATTENTION_TARGETS = {
+    "llama": ("q_proj", "v_proj"),
+    "mistral": ("q_proj", "v_proj"),
+    "qwen2": ("q_proj", "v_proj"),
+    "gemma": ("q_proj", "v_proj"),
+    "phi3": ("qkv_proj",),
+    "gpt2": ("c_attn",),
+    "bloom": ("query_key_value",),
+    "gpt_neox": ("query_key_value",),
+    "opt": ("q_proj", "v_proj"),
+}
+
+
+def finetune(
+    model: nn.Module,
+    tok,
+    data: Split,
+    *,
+    neurons: NeuronSet | None = None,
+    method: str | None = None,
+    steps: int | None = None,
+    epochs: float = 1.0,
+    lr: float = 1e-4,
+    batch_size: int = 8,
+    grad_accum: int = 1,
+    weight_decay: float = 0.0,
+    warmup: float = 0.1,
+    schedule: str = "linear",
+    max_grad_norm: float | None = 1.0,
+    seed: int = 0,
+    dev: Split | None = None,
+    eval_every: int | None = None,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
+    lora_target: list[str] | None = None,
+    lora_dropout: float = 0.0,
+    max_length: int = 512,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train ``model`` in place on ``data``; return the training history.
+
+    Args:
+        model: a causal LM (any dtype; neuron rows are trained in float32 and cast back).
+        tok: its tokenizer.
+        data: the training split, e.g. ``task.train`` (or a slice of one).
+        neurons: the neurons to train (method ``"neurons"``); e.g. ``rel.top_k(0.1)`` or a random
+            baseline ``NeuronSet.random_like(ns, seed)``.
+        method: ``"neurons"`` (default when ``neurons`` is given), ``"full"`` (default otherwise)
+            or ``"lora"`` (peft LoRA on ``lora_target``, merged into the weights at the end).
+        steps: optimizer steps; overrides ``epochs``.
+        epochs: passes over ``data`` (fractions allowed); one step uses
+            ``batch_size * grad_accum`` examples. Batches are drawn from a stream of shuffled
+            epochs, so every batch is full.
+        lr: peak learning rate. weight_decay: AdamW's decoupled weight decay (on every trained
+            number, biases included). warmup: fraction of the steps spent warming up linearly.
+        schedule: ``"linear"``, ``"cosine"`` or ``"constant"`` decay after warmup.
+        max_grad_norm: clip the global gradient norm to this (None or 0: no clipping).
+        seed: shuffling, dropout and LoRA initialisation; the same seed gives identical weights.
+        dev: a split whose mean answer NLL is measured before training, every ``eval_every``
+            steps and at the end (all of it: pass a slice such as ``task.dev[:64]`` to keep it
+            cheap).
+        max_length: prompt + answer tokens per example (``tasks.encode`` truncates).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        DataFrame with one row per optimizer step: ``step`` (1-based), ``loss`` (mean answer
+        NLL of the step's examples, nats), ``lr``, ``seconds`` (wall time of the step); plus,
+        with ``dev``, rows with ``step`` and ``dev_nll`` (nats; ``loss`` is NaN there). ``attrs``
+        holds ``method``, ``trainable_parameters``, ``optimizer_state_numel`` and
+        ``optimizer_state_bytes`` (AdamW state: moments and step counters), ``steps``,
+        ``examples_per_step`` and ``seed``.
+
+    The model's ``requires_grad`` flags are restored and it is left in eval mode. If training
+    stops early (an error, or a KeyboardInterrupt in a notebook), the model keeps the updates
+    made so far, in every method, and is still a plain model without hooks or adapters.
+    """
+    method = _resolve_method(method, neurons)
+    if method == "neurons":
+        neurons.check_fits(model)
+        if len(neurons) == 0:
+            raise ValueError("the neuron set is empty: there is nothing to train")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {schedule!r}")
+    for name, value in (("batch_size", batch_size), ("grad_accum", grad_accum)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not 0 <= warmup < 1:
+        raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {warmup}")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every must be a positive number of steps, got {eval_every}")
+
+    encoded = encode(tok, data, max_length=max_length)
+    if len(encoded) == 0:
+        raise ValueError("the training data is empty; pass a non-empty split")
+    dev_encoded = encode(tok, dev, max_length=max_length) if dev is not None else None
+    per_step = batch_size * grad_accum
+    if steps is None:
+        if epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {epochs}")
+        steps = max(1, math.ceil(epochs * len(encoded) / per_step))
+    elif int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+
+    device = next(model.parameters()).device
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    rng_devices = []
+    if device.type == "cuda":  # fork the GPU generator too: dropout draws from it there
+        rng_devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    methods = {"full": _full_parameters, "neurons": _neuron_rows, "lora": _lora_adapters}
+    options = {"neurons": neurons, "lora_r": lora_r, "lora_alpha": lora_alpha,
+               "lora_target": lora_target, "lora_dropout": lora_dropout}
+    try:
+        # Dropout and LoRA's initialisation draw from torch's global generator: fork it, so that
+        # the run is reproducible and the caller's random state is left alone.
+        with torch.random.fork_rng(devices=rng_devices):
+            torch.manual_seed(seed)
+            with methods[method](model, options) as params:
+                optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+                history = _train(model, tok, encoded, dev_encoded, params, optimizer,
+                                 steps=steps, batch_size=batch_size, grad_accum=grad_accum,
+                                 warmup=warmup, schedule=schedule, max_grad_norm=max_grad_norm,
+                                 seed=seed, eval_every=eval_every, device=device,
+                                 desc=f"finetune ({method})", progress=progress)
+                state = [t for s in optimizer.state.values() for t in s.values()
+                         if isinstance(t, torch.Tensor)]
+                history.attrs.update(
+                    method=method, steps=steps, examples_per_step=per_step, seed=seed,
+                    trainable_parameters=sum(p.numel() for p in params),
+                    optimizer_state_numel=sum(t.numel() for t in state),
+                    optimizer_state_bytes=sum(t.numel() * t.element_size() for t in state))
+                optimizer.zero_grad(set_to_none=True)
+                del optimizer, state
+    finally:
+        for param, flag in flags:
+            param.requires_grad_(flag)
+            param.grad = None
+        model.eval()
+    return history
+
+
+def lora_targets(model: nn.Module) -> list[str]:
+    """Default LoRA target module names: the family's FFN linears, then its attention
+    projections, e.g. ``["gate_proj", "up_proj", "down_proj", "q_proj", "v_proj"]`` for Llama."""
+    family = family_of(model)
+    paths = list(family.sites.values()) + [path for path, _ in family.fused_halves.values()]
+    names = [path.split(".")[-1] for path in paths] + list(ATTENTION_TARGETS.get(family.name, ()))
+    return list(dict.fromkeys(names))  # unique, in order
+
+
+# --- the training loop ----------------------------------------------------------------------
+
+
+def _train(model, tok, encoded, dev_encoded, params, optimizer, *, steps, batch_size, grad_accum,
+           warmup, schedule, max_grad_norm, seed, eval_every, device, desc, progress) -> pd.DataFrame:
+    from transformers import get_scheduler
+
+    scheduler = get_scheduler(SCHEDULES[schedule], optimizer,
+                              num_warmup_steps=round(warmup * steps), num_training_steps=steps)
+    batches = _shuffled_batches(len(encoded), batch_size, seed)
+    rows = []
+    if dev_encoded is not None:
+        rows.append({"step": 0, "dev_nll": _mean_nll(model, tok, dev_encoded, batch_size, device)})
+    bar = tqdm(total=steps, desc=desc, disable=not progress)
+    for step in range(1, steps + 1):
+        started = time.perf_counter()
+        model.train()
+        micro = [next(batches) for _ in range(grad_accum)]
+        n_examples = sum(len(chunk) for chunk in micro)
+        loss_sum = 0.0
+        for chunk in micro:
+            batch = _to(collate([encoded[i] for i in chunk], tok.pad_token_id), device)
+            losses, _ = answer_losses(model, batch)  # (B,) mean answer NLL per example
+            # Divide by the step's example count, so the gradient is that of the mean over all
+            # of the step's examples, whatever grad_accum is.
+            (losses.sum() / n_examples).backward()
+            loss_sum += losses.detach().sum().item()
+        loss = loss_sum / n_examples
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss is {loss} at step {step}; lower lr, or train in float32 / "
+                "bfloat16 rather than float16")
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        lr_now = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        rows.append({"step": step, "loss": loss, "lr": lr_now,
+                     "seconds": time.perf_counter() - started})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}")
+        if dev_encoded is not None and ((eval_every and step % eval_every == 0) or step == steps):
+            rows.append({"step": step,
+                         "dev_nll": _mean_nll(model, tok, dev_encoded, batch_size, device)})
+            bar.set_postfix(loss=f"{loss:.4f}", dev_nll=f"{rows[-1]['dev_nll']:.4f}")
+    bar.close()
+    model.eval()
+    columns = ["step", "loss", "lr", "seconds"] + (["dev_nll"] if dev_encoded is not None else [])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _shuffled_batches(n: int, batch_size: int, seed: int):
+    """Endless lists of example indices: consecutive chunks of a stream of shuffled epochs."""
+    generator = torch.Generator().manual_seed(seed)
+    pending: list[int] = []
+    while True:
+        while len(pending) < batch_size:
+            pending.extend(torch.randperm(n, generator=generator).tolist())
+        yield pending[:batch_size]
+        pending = pending[batch_size:]
+
+
+@torch.no_grad()
+def _mean_nll(model, tok, encoded, batch_size: int, device) -> float:
+    """Mean over examples of the answer NLL (nats), in eval mode."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, len(encoded), batch_size):
+        batch = _to(collate(encoded[start : start + batch_size], tok.pad_token_id), device)
+        total += answer_losses(model, batch)[0].sum().item()
+    model.train(was_training)
+    return total / len(encoded)
+
+
+def _to(batch: dict, device) -> dict:
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def _resolve_method(method: str | None, neurons: NeuronSet | None) -> str:
+    if method is None:
+        return "neurons" if neurons is not None else "full"
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "neurons" and neurons is None:
+        raise ValueError(
+            "method='neurons' needs the neurons to train: pass neurons=rel.top_k(0.1) (or a "
+            "random baseline, NeuronSet.random_like(ns, seed))")
+    if method != "neurons" and neurons is not None:
+        raise ValueError(
+            f"neurons= is only used by method='neurons', but method={method!r}; drop one of them")
+    return method
+
+
+# --- what is trained, per method: context managers that yield the trainable parameters --------
+
+
+@contextlib.contextmanager
+def _full_parameters(model: nn.Module, options: dict):
+    """Every parameter (tied weights once)."""
+    params = list(model.parameters())
+    for param in params:
+        param.requires_grad_(True)
+    yield params
+
+
+@contextlib.contextmanager
+def _neuron_rows(model: nn.Module, options: dict):
+    """One trainable float32 row matrix per site with selected neurons, spliced into the
+    forward pass by hooks; merged into the weights on exit (also after an error)."""
+    neurons: NeuronSet = options["neurons"]
+    sites = site_map(model)
+    for param in model.parameters():
+        param.requires_grad_(False)
+    trained, handles = [], []  # trained: (site, idx, R)
+    try:
+        for name, idx in neurons.indices.items():
+            if not len(idx):
+                continue
+            site = sites[name]
+            rows = nn.Parameter(site.read(idx))  # (n_sel, in [+1]) float32, a copy
+            trained.append((site, idx, rows))
+            columns = idx.to(rows.device) + site.offset  # output units of the module
+            has_bias = rows.shape[1] == site.in_features + 1
+            handles.append(site.module.register_forward_hook(
+                _splice_rows(rows, columns, site.in_features, has_bias)))
+        yield [rows for _, _, rows in trained]
+    finally:
+        for handle in handles:
+            handle.remove()
+        for site, idx, rows in trained:
+            site.write(idx, rows.detach())
+
+
+def _splice_rows(rows: nn.Parameter, columns: torch.Tensor, in_features: int, has_bias: bool):
+    """A forward hook replacing output units ``columns`` by ``x @ W_sel.T + b_sel`` computed from
+    the trainable ``rows`` (shape (n_sel, in [+1])). Works for Linear and Conv1D alike, since
+    ``rows`` is in (out, in) layout, and for OPT's 2-D (B*T, units) outputs."""
+
+    def hook(module, args, output):
+        x = args[0]
+        weight = rows[:, :in_features]
+        bias = rows[:, in_features] if has_bias else None
+        selected = F.linear(x.to(rows.dtype), weight, bias)  # (..., n_sel)
+        return output.index_copy(-1, columns, selected.to(output.dtype))
+
+    return hook
+
+
+@contextlib.contextmanager
+def _lora_adapters(model: nn.Module, options: dict):
+    """peft LoRA adapters on the target modules; merged and unloaded on exit, so that ``model``
+    is again a plain module of its own class holding the merged weights."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = list(options["lora_target"] or lora_targets(model))
+    matched = [m for name, m in model.named_modules() if name.split(".")[-1] in targets]
+    if not matched:
+        raise ValueError(f"no module of the model is named any of {targets}; pass lora_target=")
+    config = LoraConfig(
+        r=options["lora_r"], lora_alpha=options["lora_alpha"], lora_dropout=options["lora_dropout"],
+        target_modules=targets, bias="none",
+        # GPT-2's Conv1D stores its weight (in, out).
+        fan_in_fan_out=any(type(m).__name__ == "Conv1D" for m in matched))
+    with _quiet_peft():
+        peft_model = get_peft_model(model, config)
+    try:
+        # peft injects the adapters into ``model`` itself, so answer_losses(model, ...) uses them.
+        yield [p for p in peft_model.parameters() if p.requires_grad]
+    finally:
+        with _quiet_peft():
+            merged = peft_model.merge_and_unload()
+        if merged is not model:  # not expected with peft's LoRA; keep finetune in place anyway
+            model.load_state_dict(merged.state_dict())
+
+
+@contextlib.contextmanager
+def _quiet_peft():
+    """Hide a transformers deprecation warning that peft 0.21 triggers (not the user's doing)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                                category=FutureWarning)
+        yield
