@@ -1,0 +1,155 @@
+"""The shipped task suite (data/): reproducible, well-formed, large enough, no leakage.
+
+Fast and model-free: reads the JSON files and reruns the generator's --check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+SPLIT_SIZES = {"train": 1000, "dev": 200, "test": 300}
+METRICS = {"classification": {"accuracy"}, "generation": {"exact_match", "rouge_l"}}
+KEYS = {"name", "instruction", "category", "family", "metric", "labels", "description"}
+
+
+def _tasks() -> list[dict]:
+    with open(DATA / "tasks.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _read(name: str, split: str) -> list[dict]:
+    with open(DATA / name / f"{split}.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+TASKS = _tasks()
+NAMES = [t["name"] for t in TASKS]
+
+
+def test_regeneration_is_byte_identical():
+    proc = subprocess.run(
+        [sys.executable, str(DATA / "build_suite.py"), "--check"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_check_detects_a_changed_file(tmp_path):
+    """--check must fail when a file differs (run against a copy, never touching data/)."""
+    out = tmp_path / "suite"
+    subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--out", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    ok = subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--check", "--out", str(out)],
+                        capture_output=True, timeout=120)
+    assert ok.returncode == 0
+    victim = out / NAMES[0] / "test.jsonl"
+    victim.write_text(victim.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    bad = subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--check", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0
+    assert "test.jsonl" in bad.stderr
+
+
+def test_tasks_json_format():
+    raw = (DATA / "tasks.json").read_text(encoding="utf-8")
+    assert raw.endswith("\n")
+    assert raw == json.dumps(TASKS, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_tasks_schema():
+    assert isinstance(TASKS, list)
+    assert len(NAMES) == len(set(NAMES))
+    for t in TASKS:
+        assert set(t) == KEYS, t.get("name")
+        assert t["name"].isidentifier() and t["name"] == t["name"].lower()
+        assert t["category"] in METRICS
+        assert t["metric"] in METRICS[t["category"]], t["name"]
+        assert isinstance(t["instruction"], str) and t["instruction"].strip()
+        assert isinstance(t["description"], str) and t["description"].strip()
+        assert isinstance(t["family"], str) and t["family"].strip()
+        if t["category"] == "classification":
+            assert isinstance(t["labels"], list) and len(t["labels"]) >= 2
+            assert len(set(t["labels"])) == len(t["labels"])
+            assert all(isinstance(x, str) and x for x in t["labels"])
+        else:
+            assert t["labels"] is None
+
+
+def test_suite_composition():
+    assert len(TASKS) >= 12
+    by_cat = {c: [t for t in TASKS if t["category"] == c] for c in METRICS}
+    for c, ts in by_cat.items():
+        assert len(ts) >= 6, c
+        assert len({t["family"] for t in ts}) >= 3, c
+    fam = Counter(t["family"] for t in TASKS)
+    assert all(n >= 2 for n in fam.values()), fam
+    # a family is one kind of task
+    for f in fam:
+        assert len({t["category"] for t in TASKS if t["family"] == f}) == 1, f
+    assert any(t["metric"] == "rouge_l" for t in TASKS)
+
+
+def test_no_stray_task_directories():
+    dirs = sorted(p.name for p in DATA.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    assert dirs == sorted(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_splits(name):
+    task = next(t for t in TASKS if t["name"] == name)
+    seen: dict[str, str] = {}
+    for split, n in SPLIT_SIZES.items():
+        raw = (DATA / name / f"{split}.jsonl").read_text(encoding="utf-8")
+        assert raw.endswith("\n")
+        rows = _read(name, split)
+        assert len(rows) == n, (name, split, len(rows))
+        for r in rows:
+            assert set(r) == {"input", "output"}
+            assert isinstance(r["input"], str) and r["input"].strip()
+            assert isinstance(r["output"], str) and r["output"].strip()
+            assert r["input"] not in seen, f"{name}: input repeated ({seen.get(r['input'])} and {split}): {r['input']!r}"
+            seen[r["input"]] = split
+        if task["category"] == "classification":
+            counts = Counter(r["output"] for r in rows)
+            assert set(counts) <= set(task["labels"]), (name, split, counts)
+            assert set(counts) == set(task["labels"]), (name, split, counts)
+            expected = n / len(task["labels"])
+            assert all(abs(c - expected) <= 0.1 * expected for c in counts.values()), (name, split, counts)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lengths_are_short(name):
+    for split in SPLIT_SIZES:
+        for r in _read(name, split):
+            assert len(r["input"].split()) <= 40, r["input"]
+            assert len(r["output"].split()) <= 15, r["output"]
+
+
+def test_card_lists_every_task():
+    card = (DATA / "README.md").read_text(encoding="utf-8")
+    for n in NAMES:
+        assert f"`{n}`" in card
+    scores_present = (DATA / "scores.json").is_file()
+    assert ("not yet measured" in card) or scores_present
+    assert "default-model zero-shot score" in card
+
+
+def test_card_shows_scores_when_present(tmp_path):
+    out = tmp_path / "suite"
+    out.mkdir()
+    (out / "scores.json").write_text(json.dumps(
+        {NAMES[0]: {"metric": "accuracy", "score": 0.625, "nll": 1.5, "n": 300}}), encoding="utf-8")
+    subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--out", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    card = (out / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in card.splitlines() if line.startswith(f"| `{NAMES[0]}` |"))
+    assert "0.625" in row and "n=300" in row
+    row2 = next(line for line in card.splitlines() if line.startswith(f"| `{NAMES[1]}` |"))
+    assert "not yet measured" in row2

@@ -1,0 +1,152 @@
+"""Experiments of the paper's Tables 1 and 2, on tiny random models and tiny task subsets."""
+
+import json
+
+import matplotlib
+import pandas as pd
+import pytest
+import torch
+
+import taskneuron_utils as tn
+from taskneuron_utils import experiments, plots
+from taskneuron_utils.tasks import encode
+
+from tiny_models import tiny_model
+
+matplotlib.use("Agg")
+
+TASKS = ("product_sentiment", "addition", "news_topic")
+TINY = experiments.Config(n_attribution=4, n_eval=4, random_seeds=(0, 1, 2), batch_size=4,
+                          max_length=128, progress=False, ft_examples=8, ft_steps=2,
+                          ft_batch_size=2, ft_lrs=(1e-3, 1e-2), n_dev=4, mt_tasks=TASKS[:2],
+                          mt_examples=4, mt_steps=2, mt_batch_size=2, mt_lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return tn.load_tasks(list(TASKS))
+
+
+@pytest.fixture
+def tiny(default_tok):
+    return tiny_model("llama", seed=0, vocab_size=len(default_tok))
+
+
+def expected_size(neurons):
+    return sum(round(0.1 * n) for n in neurons.sizes.values())
+
+
+def test_deactivation_frame(tiny, default_tok, suite):
+    df = experiments.deactivation(tiny, default_tok, suite, TINY, label="untuned")
+    assert {"model", "task", "category", "metric", "condition", "deactivated", "seed",
+            "n_neurons", "score", "nll", "n"} <= set(df.columns)
+    assert set(df["model"]) == {"untuned"} and list(dict.fromkeys(df["task"])) == list(suite)
+    for task in TASKS:
+        part = df[df.task == task]
+        others = {f"other:{o}" for o in TASKS if o != task}
+        assert set(part.condition) == {"none", "own", "random"} | others
+        assert sorted(part[part.condition == "random"].seed) == [0, 1, 2]
+        assert (part.n == 4).all()
+        assert part[part.condition == "none"].n_neurons.item() == 0
+    own = df[df.condition == "own"]
+    total = 2 * 3 * 64 + 2 * 32  # 2 layers x (gate, up: 64; down: 32)
+    assert (own.n_neurons == sum(round(0.1 * n) for n in [64, 64, 32] * 2)).all()
+    assert own.n_neurons.iloc[0] < total
+    # Random and other sets have the same size as the own set (same k, per site).
+    assert (df[df.condition != "none"].n_neurons == own.n_neurons.iloc[0]).all()
+    assert df.score.between(0, 1).all() and (df.nll > 0).all()
+    # Deactivating nothing is the plain model.
+    plain = tn.evaluate(tiny, default_tok, suite["addition"].test.sample(4, seed=0),
+                        progress=False)
+    assert df[(df.task == "addition") & (df.condition == "none")].nll.item() == \
+        pytest.approx(plain["nll"])
+
+    summary = experiments.deactivation_summary(df)
+    assert set(summary.group) == {"none", "own", "random", "other"}
+    assert (summary[summary.group == "random"].runs == 3).all()
+    assert (summary[summary.group == "none"].d_nll == 0).all()
+    table = experiments.table1(df)
+    assert set(table.category) == {"classification", "generation"}
+    assert {"original", "random_off", "random_off_std", "task_off", "task_off_nll"} <= \
+        set(table.columns)
+    for fig in (plots.plot_deactivation_heatmap(df), plots.plot_deactivation_heatmap(df, value="score"),
+                plots.plot_deactivation_bars(df), plots.plot_deactivation_bars(df, value="nll")):
+        assert fig.axes
+        matplotlib.pyplot.close(fig)
+
+
+def test_deactivation_with_given_sets_and_no_others(tiny, default_tok, suite):
+    tasks = {"addition": suite["addition"]}
+    rel = experiments.detect(tiny, default_tok, tasks, TINY)
+    sets = experiments.neuron_sets(rel, TINY.replace(k=0.2))
+    df = experiments.deactivation(tiny, default_tok, tasks, TINY.replace(random_seeds=(5, 6, 7, 8)),
+                                  sets=sets, others=False, mode="weight")
+    assert list(df.condition) == ["none", "own"] + ["random"] * 4
+    assert df[df.condition == "own"].n_neurons.item() == len(sets["addition"]) == \
+        sum(round(0.2 * n) for n in sets["addition"].sizes.values())
+
+
+def test_neuron_finetuning_frame(tiny, default_tok, suite):
+    tasks = {name: suite[name] for name in ("product_sentiment", "addition")}
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    df = experiments.neuron_finetuning(tiny, default_tok, tasks, TINY)
+    # The starting model is copied for each run, never trained itself.
+    assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
+    assert len(df) == 2 * 4
+    assert list(df[df.task == "addition"].method) == ["none", "neurons", "random", "full"]
+    trained = df[df.method != "none"]
+    assert trained.lr.isin([1e-3, 1e-2]).all()
+    assert all(len(json.loads(s)) == 2 for s in trained.lr_search)
+    assert df[df.method == "none"].lr.isna().all()
+    neurons = df[df.method == "neurons"].set_index("task")
+    random = df[df.method == "random"].set_index("task")
+    assert (neurons.n_neurons == random.n_neurons).all()
+    assert (neurons.trainable_parameters == random.trainable_parameters).all()
+    full = df[df.method == "full"]
+    assert (full.trainable_parameters > neurons.trainable_parameters.max()).all()
+    # The chosen lr is the one with the lowest dev NLL of the search.
+    for _, row in trained.iterrows():
+        search = json.loads(row.lr_search)
+        assert float(min(search, key=search.get)) == row.lr
+    table = experiments.table2(df)
+    assert {"none", "neurons", "random", "full"} <= set(table.columns)
+    fig = plots.plot_finetuning(df)
+    assert fig.axes
+    matplotlib.pyplot.close(fig)
+
+
+def test_multitask_mixture_keeps_each_tasks_prompt(default_tok, suite):
+    tasks = {name: suite[name] for name in TASKS}
+    mixture = experiments.multitask_mixture(tasks, examples=5, seed=0)
+    assert len(mixture) == 15 and mixture.task.instruction == ""
+    first = tasks[TASKS[2]].train.sample(5, seed=0)
+    mixed = [e for e in encode(default_tok, mixture) ]
+    own = encode(default_tok, first)
+    assert mixed[10:] == own  # identical tokens: the chat template sees the same user turn
+
+
+def test_multitask_cache_round_trip(tiny, default_tok, suite, tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path))
+    tasks = {name: suite[name] for name in TINY.mt_tasks}
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    model, tok, info = experiments.multitask_finetune(TINY, tasks=tasks, base=(tiny, default_tok))
+    assert info["cached"] is False and info["steps"] == 2 and info["tasks"] == list(TINY.mt_tasks)
+    assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())  # base untouched
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    folder = tmp_path / "finetuned" / info["key"]
+    provenance = json.loads((folder / "provenance.json").read_text())
+    for key in ("base_fingerprint", "data_hash", "lr", "seed", "final_loss", "wall_seconds",
+                "examples_per_task", "weight_fingerprint"):
+        assert key in provenance
+    assert provenance["weight_fingerprint"] == tn.weight_fingerprint(model)
+    assert [p.name for p in (tmp_path / "finetuned").iterdir()] == [info["key"]]  # no temp dirs
+
+    again, tok2, info2 = experiments.multitask_finetune(TINY, tasks=tasks, base=(tiny, default_tok))
+    assert info2["cached"] is True and info2["key"] == info["key"]
+    state = again.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert len(tok2) == len(tok)
+    # Another setting is another cache entry.
+    _, _, info3 = experiments.multitask_finetune(TINY.replace(mt_steps=1), tasks=tasks,
+                                                 base=(tiny, default_tok))
+    assert info3["cached"] is False and info3["key"] != info["key"]
