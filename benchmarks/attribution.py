@@ -19,7 +19,6 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -27,12 +26,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import taskneuron_utils as tn
+from report import emit
 from taskneuron_utils.attribution import attribute
 from taskneuron_utils.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode, load_tasks
@@ -144,7 +143,7 @@ def main() -> None:
         "forward": forward,
     }
     try:
-        import captum.attr  # noqa: F401
+        import captum.attr  # noqa: F401 (only to learn whether it is installed)
 
         methods["captum"] = captum_run
         methods["captum_cheap_head"] = captum_cheap_head_run
@@ -179,11 +178,7 @@ def main() -> None:
         small, large = peak_memory(args.task, 64), peak_memory(args.task, 640)
         result["peak_rss_bytes"] = {"64": small, "640": large}
         result["peak_memory_640_over_64"] = round(large / small, 4)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

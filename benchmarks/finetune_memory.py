@@ -16,14 +16,13 @@ pooled and their medians compared. Prints JSON. Issue targets:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
-from pathlib import Path
 
 import torch
 
 import taskneuron_utils as tn
+from report import emit
 from taskneuron_utils.neurons import NeuronSet, layout_of
 from taskneuron_utils.tasks import Task, load_tasks
 from taskneuron_utils.training import finetune
@@ -107,11 +106,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "targets": "state_ratio ~= selected_parameter_fraction; step_time_ratio <= 1.0",
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,14 @@ issue's target is ``masked_over_unmasked <= 1.05``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 import taskneuron_utils as tn
+from report import emit
 from taskneuron_utils.interventions import deactivate
 from taskneuron_utils.neurons import NeuronSet, layout_of
 
@@ -90,11 +89,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "target": "masked_over_unmasked <= 1.05",
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

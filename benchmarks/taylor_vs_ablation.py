@@ -14,16 +14,15 @@ uses) and the fraction of sampled neurons whose sign agrees. Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
 import torch
 from scipy.stats import pearsonr, spearmanr
 from tqdm.auto import tqdm
 
 import taskneuron_utils as tn
+from report import emit
 from taskneuron_utils.attribution import per_example_relevance
 from taskneuron_utils.loss import answer_losses
 from taskneuron_utils.neurons import NeuronSet, layout_of
@@ -85,11 +84,7 @@ def main() -> None:
         "results": results,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,8 @@ from scipy.stats import spearmanr
 import taskneuron_utils as tn
 from taskneuron_utils.attribution import AttributionError, attribute, per_example_relevance
 from taskneuron_utils.loss import AnswerMaskError, answer_losses
-from taskneuron_utils.tasks import Task, collate, encode
-from tiny_models import tiny_model
-
-WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle", "forest", "mirror",
-         "rocket", "garden", "window", "dragon", "pencil", "silver"]
-
+from taskneuron_utils.tasks import collate, encode
+from tiny_models import swap_task, tiny_model
 
 @pytest.fixture(scope="module")
 def tok(default_model):
@@ -21,9 +17,7 @@ def tok(default_model):
 
 @pytest.fixture(scope="module")
 def toy_task():
-    records = [{"input": f"{a} {b}", "output": f"{b} {a}"} for a in WORDS[:6] for b in WORDS[6:12]]
-    return Task.from_records("swap", None, instruction="Swap the two words.",
-                             splits={"train": records[:24], "dev": records[24:30], "test": records[30:]})
+    return swap_task()
 
 
 def tiny(family, tok, dtype=torch.float32):

@@ -3,7 +3,6 @@
 import json
 
 import matplotlib
-import pandas as pd
 import pytest
 import torch
 

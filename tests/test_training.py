@@ -6,13 +6,8 @@ import torch
 import taskneuron_utils as tn
 import taskneuron_utils.training as training
 from taskneuron_utils.neurons import NeuronSet, NeuronSetMismatchError, layout_of
-from taskneuron_utils.tasks import Task
 from taskneuron_utils.training import finetune, lora_targets
-from tiny_models import tiny_model
-
-WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle", "forest", "mirror",
-         "rocket", "garden", "window", "dragon", "pencil", "silver"]
-
+from tiny_models import swap_task, tiny_model
 
 @pytest.fixture(scope="module")
 def tok(default_model):
@@ -21,9 +16,7 @@ def tok(default_model):
 
 @pytest.fixture(scope="module")
 def toy_task():
-    records = [{"input": f"{a} {b}", "output": f"{b} {a}"} for a in WORDS[:6] for b in WORDS[6:12]]
-    return Task.from_records("swap", instruction="Swap the two words.",
-                             splits={"train": records[:24], "dev": records[24:30], "test": records[30:]})
+    return swap_task()
 
 
 def tiny(family, tok, seed=1):

@@ -3,6 +3,8 @@
 import torch
 import transformers
 
+from taskneuron_utils.tasks import Task
+
 # d_model 32, d_ff 64 (GPT-2/Bloom/NeoX use 4 x d_model = 128), 2 layers.
 TINY_CONFIGS = {
     "llama": (transformers.LlamaConfig, dict(intermediate_size=64)),
@@ -54,3 +56,14 @@ def ffn_width(model) -> int:
         if getattr(config, key, None):
             return getattr(config, key)
     return 4 * config.hidden_size
+
+
+WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle", "forest", "mirror",
+         "rocket", "garden", "window", "dragon", "pencil", "silver"]
+
+
+def swap_task() -> Task:
+    """A small generation task, "a b" -> "b a", split 24 / 6 / 6."""
+    records = [{"input": f"{a} {b}", "output": f"{b} {a}"} for a in WORDS[:6] for b in WORDS[6:12]]
+    return Task.from_records("swap", instruction="Swap the two words.",
+                             splits={"train": records[:24], "dev": records[24:30], "test": records[30:]})
