@@ -18,6 +18,14 @@ def default_tok(default_model):
     return default_model[1]
 
 
+@pytest.fixture(scope="session")
+def toy_task():
+    """A small generation task, "a b" -> "b a", split 24 / 6 / 6 (tiny_models.swap_task)."""
+    from tiny_models import swap_task
+
+    return swap_task()
+
+
 @pytest.fixture
 def tiny_llama(default_tok):
     """A randomly initialised 2-layer Llama (d=32, d_ff=64) sharing the default tokenizer's

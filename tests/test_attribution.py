@@ -8,16 +8,12 @@ import taskneuron_utils as tn
 from taskneuron_utils.attribution import AttributionError, attribute, per_example_relevance
 from taskneuron_utils.loss import AnswerMaskError, answer_losses
 from taskneuron_utils.tasks import collate, encode
-from tiny_models import swap_task, tiny_model
-
-@pytest.fixture(scope="module")
-def tok(default_model):
-    return default_model[1]
+from tiny_models import tiny_model
 
 
 @pytest.fixture(scope="module")
-def toy_task():
-    return swap_task()
+def tok(default_tok):
+    return default_tok
 
 
 def tiny(family, tok, dtype=torch.float32):

@@ -7,16 +7,12 @@ import taskneuron_utils as tn
 import taskneuron_utils.training as training
 from taskneuron_utils.neurons import NeuronSet, NeuronSetMismatchError, layout_of
 from taskneuron_utils.training import finetune, lora_targets
-from tiny_models import swap_task, tiny_model
-
-@pytest.fixture(scope="module")
-def tok(default_model):
-    return default_model[1]
+from tiny_models import tiny_model
 
 
 @pytest.fixture(scope="module")
-def toy_task():
-    return swap_task()
+def tok(default_tok):
+    return default_tok
 
 
 def tiny(family, tok, seed=1):
