@@ -610,7 +610,6 @@ COUNTRIES = [
     ("Fiji", "Suva", "Oceania"), ("Papua New Guinea", "Port Moresby", "Oceania"),
     ("Samoa", "Apia", "Oceania"), ("Vanuatu", "Port Vila", "Oceania"),
 ]
-CONTINENTS = ["Africa", "Asia", "Europe", "North America", "Oceania", "South America"]
 PEOPLE = [
     "My sister", "My uncle", "Our teacher", "A friend of mine", "My neighbour", "The new intern",
     "My grandmother", "Our football coach", "The author", "My cousin", "A colleague", "The pilot",
@@ -646,10 +645,12 @@ def gen_capital(rng: random.Random):
     return _country_sentence(rng, country), capital
 
 
-def gen_continent(rng: random.Random):
-    cont = rng.choice(CONTINENTS)  # uniform over continents so no answer dominates
-    country, _, _ = rng.choice([c for c in COUNTRIES if c[2] == cont])
-    return _country_sentence(rng, country), cont
+CONTINENT_LABELS = ["Africa", "Asia", "Europe", "South America"]
+
+
+def gen_continent(rng: random.Random, label: str) -> str:
+    country, _, _ = rng.choice([c for c in COUNTRIES if c[2] == label])
+    return _country_sentence(rng, country)
 
 
 def _bare(country: str) -> str:
@@ -758,10 +759,10 @@ TASKS = [
          labels=None, make=gen_capital,
          instruction="Name the capital city of the country mentioned in the text. Answer with the city name only.",
          description=f"A country ({len(COUNTRIES)} countries with an undisputed capital) inside a short sentence or as 'Country: X'; the answer is its capital."),
-    dict(name="country_continent", family="world_facts", category="generation", metric="rouge_l",
-         labels=None, make=gen_continent,
-         instruction="Name the continent of the country mentioned in the text. Answer with the continent name only.",
-         description="Same sentences as country_capital; continents drawn uniformly (Africa, Asia, Europe, North America, Oceania, South America), countries of ambiguous continent left out."),
+    dict(name="country_continent", family="world_facts", category="classification", metric="accuracy",
+         labels=CONTINENT_LABELS, make=gen_continent,
+         instruction="Name the continent of the country mentioned in the text. Answer with Africa, Asia, Europe or South America.",
+         description="Same sentences as country_capital, for countries of four continents (balanced labels; four, not six, so that every split size divides evenly). A classification task: scoring the four names by likelihood measures the fact, where free generation mostly measured the answer format."),
     dict(name="list_capitals", family="world_facts", category="generation", metric="rouge_l",
          labels=None, make=gen_list_capitals,
          instruction="List the capital cities of these countries in the same order, separated by commas. Answer with the list only.",
@@ -856,8 +857,18 @@ FAMILY_NOTES = {
     "numeric_reasoning": "Yes/no, even/odd or true/false judgements about numbers (comparison, parity, checking a sum). Classification over digits, related to each other and, through sum_check, to the arithmetic generation family.",
     "arithmetic": "Exact numeric answers: addition, subtraction, multiplication of small numbers.",
     "string_manipulation": "Copying and transforming the input's own words (upper case, word reversal, acronym, last word, a list rewritten as a sentence); no world knowledge needed.",
-    "world_facts": "Recall of country facts (capital, continent, a list of capitals) and one data-to-text task that rewrites a record mentioning a capital; two ROUGE-L tasks as in the paper's generation set.",
+    "world_facts": "Recall of country facts (the capital, a list of capitals: generation, ROUGE-L; the continent: four-way classification) and one data-to-text task that rewrites a record mentioning a capital, as in the paper's generation set.",
 }
+
+
+HEADROOM_CEILING = 0.9
+HEADROOM_MARGIN = 0.05
+
+
+def has_headroom(score: float, chance: float, n: int) -> bool:
+    """True if ``score`` (in [0, 1], on ``n`` examples) is clearly above ``chance`` and below 0.9."""
+    margin = max(HEADROOM_MARGIN, 2 * (chance * (1 - chance) / n) ** 0.5)
+    return chance + margin <= score < HEADROOM_CEILING
 
 
 def render_card(tasks_json: list[dict], examples: dict[str, dict[str, list[dict]]], scores: dict | None) -> str:
@@ -931,23 +942,38 @@ def render_card(tasks_json: list[dict], examples: dict[str, dict[str, list[dict]
     else:
         L.append("Default-model zero-shot scores: not yet measured (the evaluation harness writes `data/scores.json`; rebuild the card afterwards).")
     L.append("")
-    L.append("| task | category | family | metric | labels | train/dev/test | default-model zero-shot score |")
-    L.append("|---|---|---|---|---|---|---|")
+    L.append("| task | category | family | metric | labels | train/dev/test | chance | default-model zero-shot score | headroom |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    n_headroom = n_scored = 0
     for t in tasks_json:
-        sc = "not yet measured"
+        chance = 1 / len(t["labels"]) if t["labels"] else 0.0
+        sc, room = "not yet measured", "-"
         if scores and t["name"] in scores:
             s = scores[t["name"]]
             try:
-                sc = f"{float(s['score']):.3f} (n={int(s['n'])}"
+                score, n = float(s["score"]), int(s["n"])
+                sc = f"{score:.3f} (n={n}"
                 if s.get("nll") is not None:
                     sc += f", NLL {float(s['nll']):.3f}"
                 sc += ")"
+                n_scored += 1
+                if has_headroom(score, chance, n):
+                    room, n_headroom = "yes", n_headroom + 1
+                else:
+                    room = "no"
             except (KeyError, TypeError, ValueError):
                 sc = "not yet measured"
         labels = ", ".join(t["labels"]) if t["labels"] else "-"
         sizes = "/".join(str(len(examples[t["name"]][s])) for s, _ in SPLITS)
-        L.append(f"| `{t['name']}` | {t['category']} | {t['family']} | {t['metric']} | {labels} | {sizes} | {sc} |")
+        L.append(f"| `{t['name']}` | {t['category']} | {t['family']} | {t['metric']} | {labels} | {sizes} "
+                 f"| {chance:.2f} | {sc} | {room} |")
     L.append("")
+    if n_scored:
+        L.append(f"Headroom (the score is clearly above chance and below {HEADROOM_CEILING}, so that both a drop "
+                 f"under deactivation and a gain from fine-tuning can show): **{n_headroom} of {len(tasks_json)} "
+                 f"tasks**. \"Clearly above\" means by at least {HEADROOM_MARGIN} and by two binomial standard "
+                 "errors of chance accuracy at that n.")
+        L.append("")
     L.append("## Tasks")
     for t in tasks_json:
         L.append("")

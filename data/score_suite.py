@@ -4,7 +4,7 @@
     python data/build_suite.py          # then rebuild the card, which reads scores.json
 
 Scores are zero-shot, on the first --n examples of each test split, greedy and deterministic.
-Tasks already in scores.json with the same n are kept, so an interrupted run can be resumed.
+Tasks already in scores.json with the same n and metric are kept, so an interrupted run can be resumed.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def main() -> None:
     suite = tn.load_tasks(args.tasks)
     scores = json.loads(SCORES.read_text()) if SCORES.exists() else {}
     for name, task in suite.items():
-        if scores.get(name, {}).get("n") == min(args.n, len(task.test)):
+        done = scores.get(name, {})
+        if done.get("n") == min(args.n, len(task.test)) and done.get("metric") == task.metric:
             continue
         started = time.perf_counter()
         result = tn.evaluate(model, tok, task.test[: args.n], batch_size=args.batch_size)

@@ -90,9 +90,10 @@ def test_suite_composition():
         assert len({t["family"] for t in ts}) >= 3, c
     fam = Counter(t["family"] for t in TASKS)
     assert all(n >= 2 for n in fam.values()), fam
-    # a family is one kind of task
-    for f in fam:
-        assert len({t["category"] for t in TASKS if t["family"] == f}) == 1, f
+    # within each category, at least 3 families have 2 or more related tasks of that category
+    for c, ts in by_cat.items():
+        in_category = Counter(t["family"] for t in ts)
+        assert sum(n >= 2 for n in in_category.values()) >= 3, (c, in_category)
     assert any(t["metric"] == "rouge_l" for t in TASKS)
 
 
@@ -153,3 +154,34 @@ def test_card_shows_scores_when_present(tmp_path):
     assert "0.625" in row and "n=300" in row
     row2 = next(line for line in card.splitlines() if line.startswith(f"| `{NAMES[1]}` |"))
     assert "not yet measured" in row2
+
+
+def _build_suite_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_suite", DATA / "build_suite.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_headroom_rule():
+    has_headroom = _build_suite_module().has_headroom
+    assert has_headroom(0.72, 0.5, 300)
+    assert not has_headroom(0.54, 0.5, 300)   # within two standard errors of a coin flip
+    assert not has_headroom(0.93, 0.5, 300)   # too close to the ceiling to show a gain
+    assert has_headroom(0.41, 0.25, 300)
+    assert not has_headroom(0.04, 0.0, 100)   # generation: a few lucky matches are not headroom
+
+
+def test_default_model_has_headroom_on_half_the_tasks():
+    """The recorded default-model scores leave room both to drop and to gain on >= half the tasks."""
+    scores_path = DATA / "scores.json"
+    assert scores_path.is_file(), "data/scores.json is missing: run data/score_suite.py"
+    scores = json.loads(scores_path.read_text(encoding="utf-8"))
+    has_headroom = _build_suite_module().has_headroom
+    assert set(scores) == set(NAMES)
+    room = [t["name"] for t in TASKS
+            if scores[t["name"]]["metric"] == t["metric"]
+            and has_headroom(scores[t["name"]]["score"], 1 / len(t["labels"]) if t["labels"] else 0.0,
+                             scores[t["name"]]["n"])]
+    assert len(room) * 2 >= len(TASKS), room
