@@ -31,16 +31,10 @@ import torch
 import torch.nn.functional as F
 
 import taskneuron_utils as tn
-from report import emit
+from harness import emit, timed
 from taskneuron_utils.attribution import attribute
 from taskneuron_utils.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode, load_tasks
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def captum_step(model, batch, sites, cheap_head: bool = False):

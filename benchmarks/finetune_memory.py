@@ -22,8 +22,7 @@ import statistics
 import torch
 
 import taskneuron_utils as tn
-from report import emit
-from taskneuron_utils.neurons import NeuronSet, layout_of
+from harness import add_threads_option, apply_threads, emit, random_tenth
 from taskneuron_utils.tasks import Task, load_tasks
 from taskneuron_utils.training import finetune
 
@@ -44,26 +43,16 @@ def training_data(name: str | None):
     return task.name, task.train[:200]  # plenty for a few steps; encoding all is wasted time
 
 
-def random_tenth(model, seed: int = 0) -> NeuronSet:
-    """round(0.1 * n) random neurons of every site, like a top-10% set."""
-    layout = layout_of(model)
-    template = NeuronSet({site: torch.arange(round(0.1 * n)) for site, n in layout.items()}, layout)
-    return NeuronSet.random_like(template, seed=seed)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--task", help="a shipped task (default: the suite's first)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int,
-                        help="torch threads (default: torch's); 1 gives stable ratios on a "
-                             "machine shared with other jobs")
+    add_threads_option(parser)
     parser.add_argument("--out")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
 
     task_name, data = training_data(args.task)
     model, tok = tn.load_model()

@@ -1,10 +1,49 @@
-"""Print a benchmark's result as JSON and, with --out, write it there too."""
+"""What every benchmark here shares: a --threads option, a timer, a random 10% neuron set, and
+printing the result as JSON.
 
+The scripts import it as a sibling module (``python benchmarks/<name>.py`` puts this folder on
+``sys.path``).
+"""
+
+from __future__ import annotations
+
+import argparse
 import json
+import time
 from pathlib import Path
+
+import torch
+
+from taskneuron_utils.neurons import NeuronSet, layout_of
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int,
+                        help="torch threads (default: torch's); 1 gives stable ratios on a "
+                             "machine shared with other jobs")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def timed(fn) -> float:
+    """Seconds one call of ``fn()`` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def random_tenth(model, seed: int = 0) -> NeuronSet:
+    """round(0.1 * n) random neurons of every site, like a top-10% set."""
+    layout = layout_of(model)
+    template = NeuronSet({site: torch.arange(round(0.1 * n)) for site, n in layout.items()}, layout)
+    return NeuronSet.random_like(template, seed=seed)
 
 
 def emit(result: dict, out: str | None = None) -> None:
+    """Print ``result`` as JSON and, with ``out``, write it there too."""
     text = json.dumps(result, indent=2)
     print(text)
     if out:

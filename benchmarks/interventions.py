@@ -14,27 +14,12 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 
 import torch
 
 import taskneuron_utils as tn
-from report import emit
+from harness import add_threads_option, apply_threads, emit, random_tenth, timed
 from taskneuron_utils.interventions import deactivate
-from taskneuron_utils.neurons import NeuronSet, layout_of
-
-
-def random_tenth(model, seed: int = 0) -> NeuronSet:
-    """round(0.1 * n) random neurons of every site, like a top-10% set."""
-    layout = layout_of(model)
-    template = NeuronSet({site: torch.arange(round(0.1 * n)) for site, n in layout.items()}, layout)
-    return NeuronSet.random_like(template, seed=seed)
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -42,13 +27,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--threads", type=int,
-                        help="torch threads (default: torch's); 1 gives stable ratios on a "
-                             "machine shared with other jobs")
+    add_threads_option(parser)
     parser.add_argument("--out")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
 
     model, tok = tn.load_model()
     ids = torch.randint(0, len(tok), (args.batch_size, args.length),

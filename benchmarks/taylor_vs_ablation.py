@@ -22,7 +22,7 @@ from scipy.stats import pearsonr, spearmanr
 from tqdm.auto import tqdm
 
 import taskneuron_utils as tn
-from report import emit
+from harness import emit
 from taskneuron_utils.attribution import per_example_relevance
 from taskneuron_utils.loss import answer_losses
 from taskneuron_utils.neurons import NeuronSet, layout_of
