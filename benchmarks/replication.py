@@ -8,9 +8,12 @@ run resumes at the part it was in):
     deact_mt_k10     deactivation on the multi-task fine-tuned model, k = 10% per site
     deact_mt_k02     the same at k = 2%
     deact_base_k10   deactivation on the untuned default model, k = 10% (own vs random only)
+    deact_mt_kinds   multi-task model, k = 10%, the sets cut to their gate+up sites or to their
+                     down sites (own vs random only): which part makes random sets so harmful
     finetune         neuron-only vs random-neuron vs full fine-tuning from the untuned model
 
-Prints the Table 1 and Table 2 analogs and writes ``times.json`` (wall seconds per part).
+Prints the Table 1 and Table 2 analogs, writes ``times.json`` (wall seconds per part) and draws the
+record's figures (``deact_mt_k10_nll.png``, ``deact_mt_k02_nll.png``, ``finetune_nll.png``).
 """
 
 from __future__ import annotations
@@ -20,28 +23,48 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
+import matplotlib
 
-import taskneuron_utils as tn
-from harness import add_threads_option, apply_threads
-from taskneuron_utils import experiments as ex
+matplotlib.use("Agg")
+import pandas as pd  # noqa: E402
+
+import taskneuron_utils as tn  # noqa: E402
+from harness import add_threads_option, apply_threads  # noqa: E402
+from taskneuron_utils import experiments as ex, plots  # noqa: E402
+from taskneuron_utils.neurons import NeuronSet, parse_site_name  # noqa: E402
 
 CONFIG = ex.PROFILES["quick"].replace(n_attribution=32, n_eval=48, random_seeds=(0, 1, 2),
                                       ft_steps=12, ft_batch_size=4, ft_examples=200, n_dev=24,
                                       ft_lrs=(1e-4, 1e-3), progress=True)
 FINETUNE_TASKS = ("product_sentiment", "country_continent", "addition", "last_word")  # of mt_tasks
-PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "finetune")
+KINDS_TASKS = ("product_sentiment", "addition")
+PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "deact_mt_kinds", "finetune")
+
+
+def only_kinds(neurons: NeuronSet, kinds: tuple[str, ...]) -> NeuronSet:
+    """``neurons`` restricted to the sites of the given kinds (e.g. ("gate", "up"))."""
+    kept = {site: idx if parse_site_name(site)[1] in kinds else idx[:0]
+            for site, idx in neurons.indices.items()}
+    return NeuronSet(kept, neurons.sizes, meta=neurons.meta)
 
 
 def run_part(part: str):
     tasks = tn.load_tasks(list(CONFIG.mt_tasks))
-    if part.startswith("deact_mt"):
+    if part in ("deact_mt_k10", "deact_mt_k02"):
         model, tok, _ = ex.multitask_finetune(CONFIG)
-        k = 0.10 if part.endswith("k10") else 0.02
+        k = 0.10 if part == "deact_mt_k10" else 0.02
         return ex.deactivation(model, tok, tasks, CONFIG.replace(k=k), label=f"multitask k={k:g}")
     if part == "deact_base_k10":
         model, tok = tn.load_model(CONFIG.model)
         return ex.deactivation(model, tok, tasks, CONFIG, label="untuned k=0.1", others=False)
+    if part == "deact_mt_kinds":
+        model, tok, _ = ex.multitask_finetune(CONFIG)
+        chosen = {name: tasks[name] for name in KINDS_TASKS}
+        sets = ex.neuron_sets(ex.detect(model, tok, chosen, CONFIG), CONFIG)
+        return pd.concat([
+            ex.deactivation(model, tok, chosen, CONFIG, label=f"multitask k=0.1 {label}",
+                            sets={n: only_kinds(s, kinds) for n, s in sets.items()}, others=False)
+            for label, kinds in (("gate+up", ("gate", "up")), ("down", ("down",)))])
     if part == "finetune":
         _, tok = tn.load_model(CONFIG.model)
         chosen = {name: tasks[name] for name in FINETUNE_TASKS}
@@ -71,11 +94,18 @@ def main() -> None:
         frame.to_csv(tmp, index=False)
         tmp.replace(path)
         times_path.write_text(json.dumps(times, indent=2) + "\n")
-    deact = [pd.read_csv(out / f"{p}.csv") for p in PARTS[:3] if (out / f"{p}.csv").exists()]
+    deact = {p: pd.read_csv(out / f"{p}.csv") for p in PARTS[:4] if (out / f"{p}.csv").exists()}
     if deact:
-        print(ex.table1(pd.concat(deact)).round(2).to_string(index=False))
+        print(ex.table1(pd.concat(deact.values())).round(2).to_string(index=False))
+    for part in ("deact_mt_k10", "deact_mt_k02"):
+        if part in deact:
+            plots.plot_deactivation_heatmap(deact[part], value="nll").savefig(
+                out / f"{part}_nll.png", dpi=110, bbox_inches="tight")
     if (out / "finetune.csv").exists():
-        print(ex.table2(pd.read_csv(out / "finetune.csv")).round(3).to_string(index=False))
+        tuned = pd.read_csv(out / "finetune.csv")
+        print(ex.table2(tuned).round(3).to_string(index=False))
+        plots.plot_finetuning(tuned, value="nll").savefig(out / "finetune_nll.png", dpi=110,
+                                                           bbox_inches="tight")
 
 
 if __name__ == "__main__":

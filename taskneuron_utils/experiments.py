@@ -351,9 +351,10 @@ def deactivation_summary(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, task, condition group): mean and std of score and NLL.
 
     Groups: ``none``, ``own``, ``random`` (over seeds) and ``other`` (mean over the other tasks'
-    sets). Adds ``d_score`` / ``d_nll`` (change against ``none``) and, for ``own``,
-    ``beyond_random``: own's score drop exceeds the random mean drop by more than 2 random stds
-    (or 0.01 when the seeds agree exactly), and its NLL rise likewise.
+    sets). Adds ``d_score`` / ``d_nll`` (change against ``none``) and, for ``own``:
+    ``score_beyond_random`` (own's score is below the random mean by more than 2 random stds, or
+    by 0.01 when the seeds agree exactly), ``nll_beyond_random`` (own's NLL is above the random
+    mean by the same rule) and ``beyond_random`` (both).
     """
     frame = df.assign(group=df["condition"].map(_group))
     keys = ["model", "task", "category", "metric", "group"]
@@ -366,23 +367,29 @@ def deactivation_summary(df: pd.DataFrame) -> pd.DataFrame:
     out["d_score"] = out["score"].values - none.loc[ref, "score"].values
     out["d_nll"] = out["nll"].values - none.loc[ref, "nll"].values
     rand = out[out.group == "random"].set_index(["model", "task"])
-    beyond = []
+    by_score, by_nll = [], []
     for _, row in out.iterrows():
         if row.group != "own" or (row.model, row.task) not in rand.index:
-            beyond.append(None)
+            by_score.append(None)
+            by_nll.append(None)
             continue
         r = rand.loc[(row.model, row.task)]
         tol_s = max(2 * (r.score_std if pd.notna(r.score_std) else 0), 0.01)
         tol_n = max(2 * (r.nll_std if pd.notna(r.nll_std) else 0), 0.01)
-        beyond.append(bool(row.score < r.score - tol_s and row.nll > r.nll + tol_n))
-    out["beyond_random"] = beyond
+        by_score.append(bool(row.score < r.score - tol_s))
+        by_nll.append(bool(row.nll > r.nll + tol_n))
+    out["score_beyond_random"] = pd.Series(by_score, index=out.index, dtype=object)
+    out["nll_beyond_random"] = pd.Series(by_nll, index=out.index, dtype=object)
+    out["beyond_random"] = [None if s is None else bool(s and n) for s, n in zip(by_score, by_nll)]
     return out
 
 
 def table1(df: pd.DataFrame) -> pd.DataFrame:
     """The Table 1 analog: per model and category, the mean metric (x100) with nothing, random
     neurons (mean over seeds, then tasks; ± the mean over tasks of the std over seeds) and
-    the task's own neurons deactivated, and the mean answer NLL of each."""
+    the task's own neurons deactivated, and the mean answer NLL of each; ``own_*beyond_random``
+    count the tasks where own neurons hurt more than random ones beyond the seeds' spread
+    (``deactivation_summary``)."""
     summary = deactivation_summary(df)
     rows = []
     for (model, category), part in summary.groupby(["model", "category"], sort=False):
@@ -396,7 +403,9 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
             if group == "random":
                 row["random_off_std"] = 100 * vals["score_std"].mean()
                 row["random_off_nll_std"] = vals["nll_std"].mean()
-        row["own_beyond_random"] = int(part.loc[part.group == "own", "beyond_random"].sum())
+        own = part[part.group == "own"]
+        for column in ("beyond_random", "score_beyond_random", "nll_beyond_random"):
+            row[f"own_{column}"] = int(own[column].sum())
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -3,6 +3,7 @@
 import json
 
 import matplotlib
+import pandas as pd
 import pytest
 import torch
 
@@ -72,6 +73,27 @@ def test_deactivation_frame(tiny, default_tok, suite):
                 plots.plot_deactivation_bars(df), plots.plot_deactivation_bars(df, value="nll")):
         assert fig.axes
         matplotlib.pyplot.close(fig)
+
+
+def test_beyond_random_rule():
+    """Own vs random, checked by hand: a is beyond the spread on both measures, b on NLL only."""
+    rows = []
+    for task, own_score, own_nll in (("a", 0.2, 9.0), ("b", 0.5, 9.0)):
+        rows.append({"model": "m", "task": task, "category": "classification",
+                     "metric": "accuracy", "condition": "none", "score": 0.9, "nll": 0.1})
+        rows.append({"model": "m", "task": task, "category": "classification",
+                     "metric": "accuracy", "condition": "own", "score": own_score, "nll": own_nll})
+        for seed, (score, nll) in enumerate(((0.6, 2.0), (0.5, 3.0), (0.4, 4.0))):
+            rows.append({"model": "m", "task": task, "category": "classification",
+                         "metric": "accuracy", "condition": "random", "seed": seed,
+                         "score": score, "nll": nll})
+    df = pd.DataFrame(rows).assign(n_neurons=10)
+    own = experiments.deactivation_summary(df).query("group == 'own'").set_index("task")
+    # random: score 0.5 ± 0.1, nll 3.0 ± 1.0 (sample std): beyond means < 0.3 and > 5.0
+    assert own.loc["a", ["score_beyond_random", "nll_beyond_random", "beyond_random"]].tolist() == [True, True, True]
+    assert own.loc["b", ["score_beyond_random", "nll_beyond_random", "beyond_random"]].tolist() == [False, True, False]
+    table = experiments.table1(df)
+    assert table[["own_beyond_random", "own_score_beyond_random", "own_nll_beyond_random"]].values.tolist() == [[1, 1, 2]]
 
 
 def test_deactivation_with_given_sets_and_no_others(tiny, default_tok, suite):

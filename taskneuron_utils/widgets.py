@@ -1,0 +1,93 @@
+"""Interactive explorers for notebooks (ipywidgets).
+
+Each explorer is a thin panel over ``analysis`` and ``plots``: moving a control recomputes a
+DataFrame with the same functions a script would call and redraws the same figure. The current
+DataFrame is kept on the returned panel (``panel.frame``), so what the figure shows can be read,
+saved or tested.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from .analysis import expected_random_jaccard, overlap_matrix
+from .attribution import Relevance
+from .plots import plot_deactivation_heatmap, plot_overlap
+
+
+class Explorer(widgets.VBox):
+    """Controls above a figure. ``frame`` is the DataFrame behind the figure now shown."""
+
+    def __init__(self, controls: list[widgets.Widget], compute, draw):
+        self.output = widgets.Output()
+        super().__init__([widgets.HBox(controls), self.output])
+        self._compute, self._draw = compute, draw
+        self.frame: pd.DataFrame | None = None
+        for control in controls:
+            control.observe(lambda _change: self.refresh(), names="value")
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.frame = self._compute()
+        with self.output:
+            self.output.clear_output(wait=True)
+            fig = self._draw(self.frame)
+            display(fig)
+            plt.close(fig)  # shown once, in the panel, not again by the inline backend
+
+
+def overlap_explorer(relevances: dict[str, Relevance], k: float = 0.10, per: str = "site") -> Explorer:
+    """How the overlap of task-specific neuron sets depends on how many neurons you keep.
+
+    A slider over k (the fraction kept, 0.5% to 50%) and a per-site / global toggle; the panel
+    shows the task x task Jaccard matrix (``analysis.overlap_matrix`` of
+    ``rel.top_k(k, per=per)``) with the random-set baseline ``k / (2 - k)`` in its title.
+
+    Args:
+        relevances: {task: Relevance} from ``tn.attribute`` or ``experiments.detect``.
+    """
+    if len(relevances) < 2:
+        raise ValueError(f"overlap needs at least two tasks' relevances, got {len(relevances)}")
+    k_slider = widgets.FloatLogSlider(value=k, base=10, min=-2.3, max=-0.3, step=0.05,
+                                      description="k", readout_format=".3f",
+                                      continuous_update=False)
+    per_toggle = widgets.ToggleButtons(options=["site", "global"], value=per,
+                                       description="top-k per")
+
+    def compute() -> pd.DataFrame:
+        sets = {name: rel.top_k(k_slider.value, per=per_toggle.value)
+                for name, rel in relevances.items()}
+        return overlap_matrix(sets)
+
+    def draw(matrix: pd.DataFrame):
+        return plot_overlap(matrix, baseline=expected_random_jaccard(k_slider.value),
+                            title=f"Jaccard overlap, top {100 * k_slider.value:.1f}% "
+                                  f"per {per_toggle.value}")
+
+    panel = Explorer([k_slider, per_toggle], compute, draw)
+    panel.k, panel.per = k_slider, per_toggle
+    return panel
+
+
+def deactivation_explorer(df: pd.DataFrame) -> Explorer:
+    """Browse a deactivation DataFrame (``experiments.deactivation``, one or several models):
+    pick the model and the measure (answer NLL or the task metric); the panel shows the
+    deactivated-set x evaluated-task heatmap of the change against nothing deactivated.
+    ``panel.frame`` is the part of ``df`` for the chosen model."""
+    models = list(dict.fromkeys(df["model"]))
+    model_menu = widgets.Dropdown(options=models, value=models[0], description="model")
+    value_toggle = widgets.ToggleButtons(options=[("answer NLL", "nll"), ("metric", "score")],
+                                         value="nll", description="measure")
+
+    def compute() -> pd.DataFrame:
+        return df[df["model"] == model_menu.value]
+
+    def draw(part: pd.DataFrame):
+        return plot_deactivation_heatmap(part, value=value_toggle.value, model=model_menu.value)
+
+    panel = Explorer([model_menu, value_toggle], compute, draw)
+    panel.model, panel.value = model_menu, value_toggle
+    return panel
