@@ -10,10 +10,15 @@ run resumes at the part it was in):
     deact_base_k10   deactivation on the untuned default model, k = 10% (own vs random only)
     deact_mt_kinds   multi-task model, k = 10%, the sets cut to their gate+up sites or to their
                      down sites (own vs random only): which part makes random sets so harmful
+    deact_mt_excl    multi-task model, k = 2%, each task's set minus every other task's set
+                     (its exclusive neurons): are they specific once the shared core is gone?
     finetune         neuron-only vs random-neuron vs full fine-tuning from the untuned model
+    finetune_seeds   task vs random neurons again with seeds 1 and 2 (detection sample, random
+                     set, training order, dev and test samples all follow the seed)
 
 Prints the Table 1 and Table 2 analogs, writes ``times.json`` (wall seconds per part) and draws the
-record's figures (``deact_mt_k10_nll.png``, ``deact_mt_k02_nll.png``, ``finetune_nll.png``).
+record's figures (``deact_mt_k10_nll.png``, ``deact_mt_k02_nll.png``, ``deact_mt_excl_nll.png``,
+``finetune_nll.png``).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ CONFIG = ex.PROFILES["quick"].replace(n_attribution=32, n_eval=48, random_seeds=
                                       ft_lrs=(1e-4, 1e-3), progress=True)
 FINETUNE_TASKS = ("product_sentiment", "country_continent", "addition", "last_word")  # of mt_tasks
 KINDS_TASKS = ("product_sentiment", "addition")
-PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "deact_mt_kinds", "finetune")
+PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "deact_mt_kinds", "deact_mt_excl",
+         "finetune", "finetune_seeds")
 
 
 def only_kinds(neurons: NeuronSet, kinds: tuple[str, ...]) -> NeuronSet:
@@ -65,10 +71,23 @@ def run_part(part: str):
             ex.deactivation(model, tok, chosen, CONFIG, label=f"multitask k=0.1 {label}",
                             sets={n: only_kinds(s, kinds) for n, s in sets.items()}, others=False)
             for label, kinds in (("gate+up", ("gate", "up")), ("down", ("down",)))])
+    if part == "deact_mt_excl":
+        model, tok, _ = ex.multitask_finetune(CONFIG)
+        config = CONFIG.replace(k=0.02)
+        sets = ex.neuron_sets(ex.detect(model, tok, tasks, config), config)
+        return ex.deactivation(model, tok, tasks, config, label="multitask k=0.02 exclusive",
+                               sets=ex.exclusive_sets(sets))
     if part == "finetune":
         _, tok = tn.load_model(CONFIG.model)
         chosen = {name: tasks[name] for name in FINETUNE_TASKS}
         return ex.neuron_finetuning(lambda: tn.load_model(CONFIG.model)[0], tok, chosen, CONFIG)
+    if part == "finetune_seeds":
+        _, tok = tn.load_model(CONFIG.model)
+        chosen = {name: tasks[name] for name in FINETUNE_TASKS}
+        return pd.concat([
+            ex.neuron_finetuning(lambda: tn.load_model(CONFIG.model)[0], tok, chosen,
+                                 CONFIG.replace(seed=seed), methods=("none", "neurons", "random"))
+            .assign(seed=seed) for seed in (1, 2)])
     raise ValueError(f"unknown part {part!r}; choose from {PARTS}")
 
 
@@ -94,15 +113,18 @@ def main() -> None:
         frame.to_csv(tmp, index=False)
         tmp.replace(path)
         times_path.write_text(json.dumps(times, indent=2) + "\n")
-    deact = {p: pd.read_csv(out / f"{p}.csv") for p in PARTS[:4] if (out / f"{p}.csv").exists()}
+    deact = {p: pd.read_csv(out / f"{p}.csv") for p in PARTS if p.startswith("deact")
+             and (out / f"{p}.csv").exists()}
     if deact:
         print(ex.table1(pd.concat(deact.values())).round(2).to_string(index=False))
-    for part in ("deact_mt_k10", "deact_mt_k02"):
+    for part in ("deact_mt_k10", "deact_mt_k02", "deact_mt_excl"):
         if part in deact:
             plots.plot_deactivation_heatmap(deact[part], value="nll").savefig(
                 out / f"{part}_nll.png", dpi=110, bbox_inches="tight")
     if (out / "finetune.csv").exists():
-        tuned = pd.read_csv(out / "finetune.csv")
+        tuned = pd.read_csv(out / "finetune.csv").assign(seed=CONFIG.seed)
+        if (out / "finetune_seeds.csv").exists():
+            tuned = pd.concat([tuned, pd.read_csv(out / "finetune_seeds.csv")])
         print(ex.table2(tuned).round(3).to_string(index=False))
         plots.plot_finetuning(tuned, value="nll").savefig(out / "finetune_nll.png", dpi=110,
                                                            bbox_inches="tight")

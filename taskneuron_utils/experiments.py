@@ -111,6 +111,21 @@ def neuron_sets(relevances: dict[str, Relevance], config: Config = PROFILES["qui
     return {name: rel.top_k(config.k, per=config.per) for name, rel in relevances.items()}
 
 
+def exclusive_sets(sets: dict) -> dict:
+    """{task: its neurons that no other task's set contains} (own minus the union of the others).
+
+    Top-k sets of different tasks share a core of generally important neurons; deactivating
+    that core hurts every task. The exclusive part is what is left to be task-specific.
+    """
+    exclusive = {}
+    for name, own in sets.items():
+        for other, neurons in sets.items():
+            if other != name:
+                own = own.difference(neurons)
+        exclusive[name] = own
+    return exclusive
+
+
 def main_job(out_dir: str | os.PathLike, config: Config = PROFILES["quick"]) -> pd.DataFrame:
     """The README's main job: detect neurons for the config's tasks on its model, then write
 

@@ -75,6 +75,23 @@ def test_deactivation_frame(tiny, default_tok, suite):
         matplotlib.pyplot.close(fig)
 
 
+def test_exclusive_sets():
+    sizes = {"layers.0.mlp.up": 6, "layers.0.mlp.down": 4}
+    a = tn.NeuronSet({"layers.0.mlp.up": torch.tensor([0, 1, 2]), "layers.0.mlp.down": torch.tensor([0])}, sizes)
+    b = tn.NeuronSet({"layers.0.mlp.up": torch.tensor([2, 3]), "layers.0.mlp.down": torch.tensor([0, 1])}, sizes)
+    c = tn.NeuronSet({"layers.0.mlp.up": torch.tensor([1, 5]), "layers.0.mlp.down": torch.tensor([3])}, sizes)
+    only = experiments.exclusive_sets({"a": a, "b": b, "c": c})
+    assert only["a"].indices["layers.0.mlp.up"].tolist() == [0]
+    assert only["a"].indices["layers.0.mlp.down"].tolist() == []
+    assert only["b"].indices["layers.0.mlp.up"].tolist() == [3]
+    assert only["b"].indices["layers.0.mlp.down"].tolist() == [1]
+    assert len(only["c"]) == 2
+    for name, own in only.items():  # disjoint from every other task's full set
+        for other, full in {"a": a, "b": b, "c": c}.items():
+            if other != name:
+                assert len(own & full) == 0
+
+
 def test_beyond_random_rule():
     """Own vs random, checked by hand: a is beyond the spread on both measures, b on NLL only."""
     rows = []
