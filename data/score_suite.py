@@ -1,6 +1,6 @@
 """Score the default model on every shipped task with `tn.evaluate`; writes data/scores.json.
 
-    python data/score_suite.py [--n 300] [--tasks NAME ...]
+    python data/score_suite.py [--n 300] [--tasks NAME ...] [--force]
     python data/build_suite.py          # then rebuild the card, which reads scores.json
 
 Scores are zero-shot, on the first --n examples of each test split, greedy and deterministic.
@@ -26,13 +26,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="test examples per task")
     parser.add_argument("--tasks", nargs="+", help="task names (default: all)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--force", action="store_true", help="rescore tasks already in scores.json")
     args = parser.parse_args()
     model, tok = tn.load_model()
     suite = tn.load_tasks(args.tasks)
     scores = json.loads(SCORES.read_text()) if SCORES.exists() else {}
     for name, task in suite.items():
         done = scores.get(name, {})
-        if done.get("n") == min(args.n, len(task.test)) and done.get("metric") == task.metric:
+        if (not args.force and done.get("n") == min(args.n, len(task.test))
+                and done.get("metric") == task.metric):
             continue
         started = time.perf_counter()
         result = tn.evaluate(model, tok, task.test[: args.n], batch_size=args.batch_size)
