@@ -77,17 +77,19 @@ def run_part(part: str):
         sets = ex.neuron_sets(ex.detect(model, tok, tasks, config), config)
         return ex.deactivation(model, tok, tasks, config, label="multitask k=0.02 exclusive",
                                sets=ex.exclusive_sets(sets))
-    if part == "finetune":
+    if part in ("finetune", "finetune_seeds"):
         _, tok = tn.load_model(CONFIG.model)
         chosen = {name: tasks[name] for name in FINETUNE_TASKS}
-        return ex.neuron_finetuning(lambda: tn.load_model(CONFIG.model)[0], tok, chosen, CONFIG)
-    if part == "finetune_seeds":
-        _, tok = tn.load_model(CONFIG.model)
-        chosen = {name: tasks[name] for name in FINETUNE_TASKS}
+
+        def fresh_model():
+            return tn.load_model(CONFIG.model)[0]
+
+        if part == "finetune":
+            return ex.neuron_finetuning(fresh_model, tok, chosen, CONFIG)
         return pd.concat([
-            ex.neuron_finetuning(lambda: tn.load_model(CONFIG.model)[0], tok, chosen,
-                                 CONFIG.replace(seed=seed), methods=("none", "neurons", "random"))
-            .assign(seed=seed) for seed in (1, 2)])
+            ex.neuron_finetuning(fresh_model, tok, chosen, CONFIG.replace(seed=seed),
+                                 methods=("none", "neurons", "random")).assign(seed=seed)
+            for seed in (1, 2)])
     raise ValueError(f"unknown part {part!r}; choose from {PARTS}")
 
 
