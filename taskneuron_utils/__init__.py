@@ -14,18 +14,24 @@ See README.md and the numbered notebooks for the full tour.
 from .architectures import (
     FAMILIES,
     Family,
+    NeuronLayout,
+    NeuronSetMismatchError,
     Site,
     UnsupportedArchitectureError,
     ffn_sites,
+    layout_of,
+    model_name,
     register_family,
     site_map,
+    weight_fingerprint,
 )
 from .attribution import AttributionError, Relevance, attribute
 from .evaluation import evaluate
+from .hooks import Edit, Trace, trace
 from .interventions import deactivate, scale
 from .loss import AnswerMaskError
-from .models import ModelNotAvailableError, cache_dir, load_model, model_name, weight_fingerprint
-from .neurons import NeuronSet, NeuronSetMismatchError
+from .models import ModelNotAvailableError, cache_dir, load_model
+from .neurons import NeuronSet
 from .storage import ArtefactFileError
 from .tasks import (
     EncodingError,

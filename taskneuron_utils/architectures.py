@@ -11,10 +11,18 @@ GPT-2's ``Conv1D``, whose weight is stored (in, out)) plus bias ``j`` when there
 
 All family knowledge is in one declarative table, ``FAMILIES``. To support another family,
 register a ``Family`` (see ``register_family``); nothing else needs to change.
+
+``NeuronLayout`` is a model's sites and their sizes, with the model's name: what a neuron set or
+a relevance file must match to be used on that model. ``layout_of(model)`` computes it once per
+model and reuses it.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +38,12 @@ class Family:
     to the dotted path of its linear layer inside a block. ``fused_halves`` maps a kind to
     (path, half) for projections that compute two sites at once, such as Phi-3's
     ``gate_up_proj`` (half 0 is the gate, half 1 the up projection).
+
+    ``transposed``: the FFN layers store their weight (in, out), as GPT-2's ``Conv1D`` does, so
+    neuron ``j`` owns column ``j``. ``attention_targets``: module names of the attention
+    projections that LoRA adapts next to the FFN layers (as peft matches them).
+    ``logit_softcap``: the config attribute holding a final logit soft-cap
+    (``logits = cap * tanh(logits / cap)``, Gemma 2), or None.
     """
 
     name: str
@@ -37,6 +51,9 @@ class Family:
     blocks: str
     sites: dict[str, str]
     fused_halves: dict[str, tuple[str, int]] = field(default_factory=dict)
+    transposed: bool = False
+    attention_targets: tuple[str, ...] = ()
+    logit_softcap: str | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -64,32 +81,41 @@ def register_family(family: Family) -> Family:
 
 _GATED = {"gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
 
+_QV = ("q_proj", "v_proj")
+
 for _family in (
-    Family("llama", ("llama",), "model.layers", _GATED),
-    Family("mistral", ("mistral",), "model.layers", _GATED),
-    Family("qwen2", ("qwen2",), "model.layers", _GATED),
-    Family("gemma", ("gemma", "gemma2"), "model.layers", _GATED),
+    Family("llama", ("llama",), "model.layers", _GATED, attention_targets=_QV),
+    Family("mistral", ("mistral",), "model.layers", _GATED, attention_targets=_QV),
+    Family("qwen2", ("qwen2",), "model.layers", _GATED, attention_targets=_QV),
+    Family("gemma", ("gemma", "gemma2"), "model.layers", _GATED, attention_targets=_QV,
+           logit_softcap="final_logit_softcapping"),
     Family(
         "phi3",
         ("phi3",),
         "model.layers",
         {"down": "mlp.down_proj"},
         fused_halves={"gate": ("mlp.gate_up_proj", 0), "up": ("mlp.gate_up_proj", 1)},
+        attention_targets=("qkv_proj",),
     ),
-    Family("gpt2", ("gpt2",), "transformer.h", {"fc_in": "mlp.c_fc", "fc_out": "mlp.c_proj"}),
+    # GPT-2's "c_proj" (its FFN output) also names its attention output projection.
+    Family("gpt2", ("gpt2",), "transformer.h", {"fc_in": "mlp.c_fc", "fc_out": "mlp.c_proj"},
+           transposed=True, attention_targets=("c_attn",)),
     Family(
         "bloom",
         ("bloom",),
         "transformer.h",
         {"fc_in": "mlp.dense_h_to_4h", "fc_out": "mlp.dense_4h_to_h"},
+        attention_targets=("query_key_value",),
     ),
     Family(
         "gpt_neox",
         ("gpt_neox",),
         "gpt_neox.layers",
         {"fc_in": "mlp.dense_h_to_4h", "fc_out": "mlp.dense_4h_to_h"},
+        attention_targets=("query_key_value",),
     ),
-    Family("opt", ("opt",), "model.decoder.layers", {"fc_in": "fc1", "fc_out": "fc2"}),
+    Family("opt", ("opt",), "model.decoder.layers", {"fc_in": "fc1", "fc_out": "fc2"},
+           attention_targets=_QV),
 ):
     register_family(_family)
 
@@ -99,6 +125,10 @@ KIND_ORDER = ("gate", "up", "down", "fc_in", "fc_out")
 
 class UnsupportedArchitectureError(ValueError):
     """The model's family is not in the table; the message says how to register it."""
+
+
+class NeuronSetMismatchError(ValueError):
+    """A neuron set (or relevance) does not fit a model, or two come from different layouts."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +143,7 @@ class Site:
         module: the ``nn.Linear`` (or ``Conv1D``) that computes them.
         offset: first output unit of the module that belongs to this site (non-zero only for the
             second half of a fused projection).
+        transposed: the weight is stored (in, out) (the family's ``transposed``; GPT-2's Conv1D).
     """
 
     name: str
@@ -121,11 +152,7 @@ class Site:
     n_neurons: int
     module: nn.Module = field(repr=False)
     offset: int = 0
-
-    @property
-    def transposed(self) -> bool:
-        """True for GPT-2's Conv1D, whose weight is stored (in, out)."""
-        return not isinstance(self.module, nn.Linear)
+    transposed: bool = False
 
     @property
     def in_features(self) -> int:
@@ -199,6 +226,10 @@ def family_of(model: nn.Module) -> Family:
 
 def ffn_sites(model: nn.Module) -> list[Site]:
     """All FFN sites of ``model``, ordered by layer, then by data flow inside the block."""
+    return list(layout_of(model).sites)
+
+
+def _find_sites(model: nn.Module) -> list[Site]:
     family = family_of(model)
     blocks = model.get_submodule(family.blocks)
     sites = []
@@ -213,13 +244,135 @@ def ffn_sites(model: nn.Module) -> list[Site]:
             found[kind] = (module, half * n, n)
         for kind in sorted(found, key=KIND_ORDER.index):
             module, offset, n = found[kind]
-            sites.append(Site(f"layers.{layer}.mlp.{kind}", layer, kind, n, module, offset))
+            sites.append(Site(f"layers.{layer}.mlp.{kind}", layer, kind, n, module, offset,
+                              family.transposed))
     return sites
 
 
 def site_map(model: nn.Module) -> dict[str, Site]:
     """``ffn_sites`` keyed by site name."""
-    return {site.name: site for site in ffn_sites(model)}
+    return dict(layout_of(model).by_name)
+
+
+class NeuronLayout(Mapping):
+    """The FFN sites of one model: a read-only mapping {site name: neuron count}, in model order.
+
+    Attributes:
+        model: the model's readable name (``model_name``).
+        sites: the Site objects, in model order. by_name: {site name: Site}.
+
+    ``fingerprint()`` hashes the model's current weights (they change with training, so it is
+    never cached). ``check(sizes, model=...)`` is the "does this set fit this model" test.
+    """
+
+    def __init__(self, model: nn.Module, sites: list[Site]):
+        self.model = model_name(model)
+        self.sites = tuple(sites)
+        self.by_name = {site.name: site for site in sites}
+        self._model = weakref.ref(model)
+        self._blocks = _blocks_of(model)
+
+    def __getitem__(self, name: str) -> int:
+        return self.by_name[name].n_neurons
+
+    def __iter__(self):
+        return iter(self.by_name)
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    def __repr__(self) -> str:
+        return (f"NeuronLayout({self.model!r}, {len(self)} sites, "
+                f"{sum(self.values())} neurons)")
+
+    def site(self, name: str) -> Site:
+        """The Site called ``name``; a KeyError naming the nearest valid names otherwise."""
+        if name not in self.by_name:
+            near = difflib.get_close_matches(str(name), list(self.by_name), n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise KeyError(f"{name!r} is not a site of {self.model!r} (sites are named like "
+                           f"{self.sites[0].name!r}, see tn.ffn_sites(model)){hint}")
+        return self.by_name[name]
+
+    def fingerprint(self) -> str:
+        model = self._model()
+        if model is None:
+            raise ReferenceError("the model of this layout no longer exists")
+        return weight_fingerprint(model)
+
+    def check(self, sizes: Mapping[str, int], made_for: str | None = None, what: str = "neuron set") -> None:
+        """Raise ``NeuronSetMismatchError`` naming the first difference if ``sizes`` (a layout
+        as {site name: neuron count}) is not this model's layout."""
+        if dict(sizes) == dict(self):
+            return
+        raise NeuronSetMismatchError(
+            f"this {what} was made for model {made_for!r} and does not fit model {self.model!r}: "
+            + layout_difference(dict(sizes), dict(self), what, "model")
+            + ". Detect neurons on this model with tn.attribute(...).top_k(...) instead.")
+
+
+_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layout_of(model: nn.Module) -> NeuronLayout:
+    """The model's NeuronLayout, computed once per model.
+
+    It is recomputed when the block list is replaced or changes length. (peft's LoRA wraps the
+    site modules and ``merge_and_unload`` puts the same module objects back, so the cached
+    sites stay valid through LoRA training.)
+    """
+    cached = _LAYOUTS.get(model)
+    if cached is not None and cached._blocks == _blocks_of(model):
+        return cached
+    layout = NeuronLayout(model, _find_sites(model))
+    _LAYOUTS[model] = layout
+    return layout
+
+
+def _blocks_of(model: nn.Module) -> tuple[int, int]:
+    blocks = model.get_submodule(family_of(model).blocks)
+    return id(blocks), len(blocks)
+
+
+def layout_difference(a: Mapping[str, int], b: Mapping[str, int], a_name: str, b_name: str) -> str:
+    """A readable account of the first difference between two layouts."""
+    only_a = [s for s in a if s not in b]
+    only_b = [s for s in b if s not in a]
+    if only_a or only_b:
+        parts = []
+        if only_a:
+            parts.append(f"{len(only_a)} sites only in the {a_name} (first: {only_a[0]})")
+        if only_b:
+            parts.append(f"{len(only_b)} sites only in the {b_name} (first: {only_b[0]})")
+        return f"{a_name} has {len(a)} sites, {b_name} has {len(b)}; " + "; ".join(parts)
+    site = next(s for s in a if a[s] != b[s])
+    return f"site {site} has {a[site]} neurons in the {a_name} but {b[site]} in the {b_name}"
+
+
+def model_name(model) -> str:
+    """A readable identifier of a loaded model (hub id, path, or the default's name)."""
+    config = getattr(model, "config", None)
+    return str(getattr(model, "name_or_path", None) or getattr(config, "_name_or_path", None)
+               or type(model).__name__)
+
+
+@torch.no_grad()
+def weight_fingerprint(model) -> str:
+    """A short hash of the model's weights, cheap enough to compute on a 7B model on a GPU.
+
+    Hashes every parameter's name, shape, dtype, float32 sum and L2 norm, and its first and last
+    16 values: a training step or an edit of a neuron's row changes it (a change below float32
+    resolution of the sums might not). Not a cryptographic digest of the bytes.
+    """
+    digest = hashlib.sha256()
+    for name, param in model.named_parameters():
+        flat = param.detach().reshape(-1)
+        stats = torch.stack([flat.sum(dtype=torch.float32), torch.linalg.vector_norm(flat.float())])
+        edges = torch.cat([flat[:16], flat[-16:]]).float()
+        digest.update(f"{name}{tuple(param.shape)}{param.dtype}".encode())
+        digest.update(stats.cpu().numpy().tobytes())
+        digest.update(edges.cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _out_features(module: nn.Module) -> int:

@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .architectures import Site, ffn_sites
+from .architectures import NeuronSetMismatchError, layout_of, weight_fingerprint
+from .hooks import Trace, trace
 from .loss import answer_losses
-from .models import model_name, weight_fingerprint
-from .neurons import NeuronSet, NeuronSetMismatchError
+from .neurons import NeuronSet
 from .storage import load_artefact, save_artefact
 from .tasks import Split, collate, encode
 
@@ -163,7 +163,8 @@ class Relevance:
                         meta["n_examples"], meta["n_tokens"], meta["provenance"],
                         meta["aggregation"])
         if model is not None:
-            NeuronSet({}, relevance.sizes, {"model": relevance.provenance.get("model")}).check_fits(model)
+            layout_of(model).check(relevance.sizes, made_for=relevance.provenance.get("model"),
+                                   what="relevance")
         return relevance
 
 
@@ -195,7 +196,8 @@ def attribute(
     Returns:
         Relevance with one score a neuron for every site of ``tn.ffn_sites(model)``.
     """
-    sites = ffn_sites(model)
+    layout = layout_of(model)
+    sites = list(layout.sites)
     encoded = encode(tok, data, max_length=max_length)
     if len(encoded) == 0:
         raise AttributionError(
@@ -204,7 +206,7 @@ def attribute(
     if accumulate_dtype is None:
         accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64
     provenance = {
-        "model": model_name(model),
+        "model": layout.model,
         "weights": weight_fingerprint(model),
         "task": getattr(getattr(data, "task", None), "name", None),
         "split": getattr(data, "name", None),
@@ -221,12 +223,12 @@ def attribute(
     starts = range(0, len(encoded), batch_size)
     bar = tqdm(total=len(starts), desc=f"attribution {provenance['task'] or ''}".strip(),
                disable=not progress, initial=state["batches_done"])
-    with _analysis_mode(model), _capture_site_outputs(model, sites) as outputs:
+    with _analysis_mode(model), trace(model, grad=True) as tr:
         for batch_index, start in enumerate(starts):
             if batch_index < state["batches_done"]:
                 continue
             batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
-            _accumulate(model, batch, sites, outputs, state, device, batch_index)
+            _accumulate(model, batch, tr, state, device, batch_index)
             state["batches_done"] = batch_index + 1
             bar.update(1)
             if checkpoint is not None and state["batches_done"] % checkpoint_every == 0:
@@ -244,71 +246,40 @@ def per_example_relevance(model, tok, data: Split, *, max_length: int = 512) -> 
     The same computation as ``attribute``, kept per example; used to compare with exact
     ablation. Memory grows with the data, so use it on small samples.
     """
-    sites = ffn_sites(model)
+    sites = list(layout_of(model).sites)
     encoded = encode(tok, data, max_length=max_length)
     device = next(model.parameters()).device
     rows = {site.name: [] for site in sites}
-    with _analysis_mode(model), _capture_site_outputs(model, sites) as outputs:
+    with _analysis_mode(model), trace(model, grad=True) as tr:
         for example in encoded:
             batch = collate([example], tok.pad_token_id)
             state = _fresh_state(sites, device, torch.float64)
-            _accumulate(model, batch, sites, outputs, state, device, 0)
+            _accumulate(model, batch, tr, state, device, 0)
             for site in sites:
                 rows[site.name].append(state["sum_signed"][site.name].cpu())
     return {name: torch.stack(values) for name, values in rows.items()}
 
 
-def _accumulate(model, batch, sites: list[Site], outputs: dict, state: dict, device, batch_index: int) -> None:
+def _accumulate(model, batch, tr: Trace, state: dict, device, batch_index: int) -> None:
     """One forward and one backward; adds this batch's per-example |r| and r to the sums."""
     batch = {key: value.to(device) for key, value in batch.items()}
     batch_size, length = batch["input_ids"].shape
     losses, n_tokens = answer_losses(model, batch)
-    modules = list(outputs)
-    grads = torch.autograd.grad(losses.sum(), [outputs[m] for m in modules])
-    grad_of = dict(zip(modules, grads))
-    for site in sites:
-        activation = site.output_slice(outputs[site.module]).detach().reshape(batch_size, length, -1)
-        grad = site.output_slice(grad_of[site.module]).reshape(batch_size, length, -1)
+    tr.backward(losses.sum())  # gradients of the site outputs only, no parameter gradients
+    for name, record in tr.items():
+        activation = record.output.detach().reshape(batch_size, length, -1)
+        grad = record.grad.reshape(batch_size, length, -1)
         # r = -(dL/da . a): the first-order change of the loss when the output is zeroed.
         r = -(grad.float() * activation.float()).sum(dim=1)  # (B, n)
         if not torch.isfinite(r).all():
             raise AttributionError(
-                f"non-finite gradients at {site.name} in batch {batch_index}; the model may "
+                f"non-finite gradients at {name} in batch {batch_index}; the model may "
                 "overflow in this dtype: try dtype=torch.float32 or bfloat16 instead of float16")
-        state["sum_abs"][site.name] += r.abs().sum(0).to(state["sum_abs"][site.name].dtype)
-        state["sum_signed"][site.name] += r.sum(0).to(state["sum_signed"][site.name].dtype)
+        state["sum_abs"][name] += r.abs().sum(0).to(state["sum_abs"][name].dtype)
+        state["sum_signed"][name] += r.sum(0).to(state["sum_signed"][name].dtype)
     state["n_examples"] += batch_size
     state["n_tokens"] += n_tokens
-    outputs.clear_values()
-
-
-class _SiteOutputs(dict):
-    """{module: its output tensor in the current forward pass}."""
-
-    def clear_values(self):
-        for module in self:
-            self[module] = None
-
-
-@contextlib.contextmanager
-def _capture_site_outputs(model, sites: list[Site]):
-    outputs = _SiteOutputs({site.module: None for site in sites})
-
-    def keep(module, args, output):
-        outputs[module] = output
-
-    # The parameters are frozen during attribution, so the embedding output is made to require
-    # grad: that is what lets gradients flow back to every site output.
-    def require_grad(module, args, output):
-        return output.detach().requires_grad_(True)
-
-    handles = [module.register_forward_hook(keep) for module in outputs]
-    handles.append(model.get_input_embeddings().register_forward_hook(require_grad))
-    try:
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
+    tr.clear()
 
 
 @contextlib.contextmanager

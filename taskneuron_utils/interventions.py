@@ -9,11 +9,10 @@
 
 Two ways to deactivate a neuron, both restored exactly when the block ends (also when it raises):
 
-- ``mode="activation"`` (default): a forward hook on every site module multiplies the module's
-  output by a fixed {0, 1} mask over its output units. One mask per module (the two halves of
-  Phi-3's fused ``gate_up_proj`` share one), applied with a single broadcast multiply on the
-  last dimension, so the cost does not grow with the number of neurons. Parameters are never
-  touched.
+- ``mode="activation"`` (default): ``tn.trace`` edits every site with selected neurons,
+  multiplying its output by a fixed {0, 1} mask over its units (``hooks.Edit.scale``): a single
+  broadcast multiply on the last dimension, so the cost does not grow with the number of
+  neurons. Parameters are never touched.
 - ``mode="weight"``: the neurons' weight rows (Conv1D columns) and bias entries are set to zero
   in place and copied back afterwards. For a linear layer, a unit whose whole row and bias are
   zero outputs exactly 0, so both modes give the same outputs; weight mode needs no hooks, which
@@ -31,7 +30,8 @@ import math
 import torch
 from torch import nn
 
-from .architectures import Site, site_map
+from .architectures import Site, layout_of
+from .hooks import Edit, trace
 from .neurons import NeuronSet
 
 MODES = ("activation", "weight")
@@ -59,15 +59,12 @@ def scale(model: nn.Module, neurons: NeuronSet, factor: float):
     factor = float(factor)
     if not math.isfinite(factor):
         raise ValueError(f"factor must be a finite number, got {factor}")
-    masks = _unit_masks(model, neurons, factor)
-    handles = []
-    try:
-        for module, mask in masks.items():
-            handles.append(module.register_forward_hook(_multiply_output_by(mask)))
+    edits = {site.name: Edit.scale(idx, factor) for site, idx in _selected_sites(model, neurons)}
+    if not edits:
         yield model
-    finally:
-        for handle in handles:
-            handle.remove()
+        return
+    with trace(model, keep=False, edit=edits):
+        yield model
 
 
 @contextlib.contextmanager
@@ -115,47 +112,5 @@ def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
 
 def _selected_sites(model: nn.Module, neurons: NeuronSet) -> list[tuple[Site, torch.Tensor]]:
     """(site, selected indices) for every site with at least one selected neuron."""
-    sites = site_map(model)
+    sites = layout_of(model).by_name
     return [(sites[name], idx) for name, idx in neurons.indices.items() if len(idx)]
-
-
-def _unit_masks(model: nn.Module, neurons: NeuronSet, factor: float) -> dict[nn.Module, torch.Tensor]:
-    """{module: multiplier per output unit, shape (out_features,)}: ``factor`` on selected units,
-    1 elsewhere. Modules without selected units get no mask (and so no hook)."""
-    masks: dict[nn.Module, torch.Tensor] = {}
-    for site, idx in _selected_sites(model, neurons):
-        weight = site.module.weight
-        if site.module not in masks:
-            # Fused projections (Phi-3's gate_up_proj) hold two sites; their units share one mask.
-            width = weight.shape[1] if site.transposed else weight.shape[0]
-            masks[site.module] = torch.ones(width, dtype=weight.dtype, device=weight.device)
-        masks[site.module][idx.to(weight.device) + site.offset] = factor
-    return masks
-
-
-def _multiply_output_by(mask: torch.Tensor):
-    """A forward hook computing ``output * mask`` on the last dimension (units).
-
-    Works for (B, T, units) outputs and OPT's flattened (B*T, units). When no gradient has to
-    flow through the output, the multiply is done in place: that saves an allocation and a pass
-    over memory, which keeps the masked forward within a few percent of the plain one. A freshly
-    computed linear output is not aliased by anything else, so modifying it in place is safe.
-    """
-    cast = {}
-
-    def hook(module, args, output):
-        if not isinstance(output, torch.Tensor):
-            raise TypeError(
-                f"{type(module).__name__} returned {type(output).__name__}, expected a tensor; "
-                "tn.deactivate/tn.scale only support linear FFN layers")
-        m = mask
-        if m.dtype != output.dtype or m.device != output.device:  # e.g. under autocast
-            key = (output.dtype, output.device)
-            if key not in cast:
-                cast[key] = mask.to(dtype=output.dtype, device=output.device)
-            m = cast[key]
-        if output.requires_grad:
-            return output * m
-        return output.mul_(m)
-
-    return hook

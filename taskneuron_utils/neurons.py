@@ -14,15 +14,12 @@ import re
 import pandas as pd
 import torch
 
-from .architectures import ffn_sites
-from .models import model_name
+from .architectures import NeuronSetMismatchError, layout_difference, layout_of
 from .storage import load_artefact, save_artefact
 
+__all__ = ["NeuronSet", "NeuronSetMismatchError", "layout_of", "parse_site_name"]
+
 _SITE_NAME = re.compile(r"^layers\.(\d+)\.mlp\.(\w+)$")
-
-
-class NeuronSetMismatchError(ValueError):
-    """A neuron set does not fit a model, or two sets come from different layouts."""
 
 
 def parse_site_name(name: str) -> tuple[int, str]:
@@ -62,7 +59,8 @@ class NeuronSet:
     @classmethod
     def empty(cls, model, meta: dict | None = None) -> NeuronSet:
         """No neurons, in the layout of ``model``."""
-        return cls({}, layout_of(model), {"model": model_name(model), **(meta or {})})
+        layout = layout_of(model)
+        return cls({}, layout, {"model": layout.model, **(meta or {})})
 
     @classmethod
     def random_like(cls, other: NeuronSet, seed: int, exclude: NeuronSet | None = None) -> NeuronSet:
@@ -172,17 +170,11 @@ class NeuronSet:
         if self.sizes != other.sizes:
             raise NeuronSetMismatchError(
                 "the two neuron sets come from different model layouts: "
-                + _layout_difference(self.sizes, other.sizes, "first", "second"))
+                + layout_difference(self.sizes, other.sizes, "first", "second"))
 
     def check_fits(self, model) -> None:
         """Raise ``NeuronSetMismatchError`` naming the difference if ``model`` has another layout."""
-        layout = layout_of(model)
-        if layout != self.sizes:
-            raise NeuronSetMismatchError(
-                f"this neuron set was made for model {self.meta.get('model')!r} and does not fit "
-                f"model {model_name(model)!r}: "
-                + _layout_difference(self.sizes, layout, "neuron set", "model")
-                + ". Detect neurons on this model with tn.attribute(...).top_k(...) instead.")
+        layout_of(model).check(self.sizes, made_for=self.meta.get("model"))
 
     def save(self, path: str | os.PathLike):
         """Write a safetensors file (one index tensor a site) with the layout and meta; atomic."""
@@ -201,22 +193,3 @@ class NeuronSet:
         if model is not None:
             neurons.check_fits(model)
         return neurons
-
-
-def layout_of(model) -> dict[str, int]:
-    """{site name: neuron count} for every FFN site of ``model``, in model order."""
-    return {site.name: site.n_neurons for site in ffn_sites(model)}
-
-
-def _layout_difference(a: dict[str, int], b: dict[str, int], a_name: str, b_name: str) -> str:
-    only_a = [s for s in a if s not in b]
-    only_b = [s for s in b if s not in a]
-    if only_a or only_b:
-        parts = []
-        if only_a:
-            parts.append(f"{len(only_a)} sites only in the {a_name} (first: {only_a[0]})")
-        if only_b:
-            parts.append(f"{len(only_b)} sites only in the {b_name} (first: {only_b[0]})")
-        return f"{a_name} has {len(a)} sites, {b_name} has {len(b)}; " + "; ".join(parts)
-    site = next(s for s in a if a[s] != b[s])
-    return f"site {site} has {a[site]} neurons in the {a_name} but {b[site]} in the {b_name}"

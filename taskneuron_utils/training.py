@@ -5,15 +5,17 @@
     history = tn.finetune(model, tok, task.train, method="lora")          # peft LoRA, merged back
     history = tn.finetune(model, tok, task.train, neurons=ns.random_like(ns, seed=1))  # baseline
 
-The loss is ``loss.answer_losses`` averaged over examples (mean answer-token NLL, in nats), the
-same loss attribution differentiates and evaluation reports. The optimizer is AdamW with a
+The training loss is ``loss.answer_losses`` averaged over examples (each example's mean
+answer-token NLL, in nats), the loss attribution differentiates; the history calls it ``loss``.
+The dev NLL in the history, ``dev_nll``, is what ``tn.evaluate`` reports as ``nll``: nats per
+answer token over all answer tokens of the split (``loss.answer_nll``). The optimizer is AdamW with a
 ``transformers`` learning-rate schedule. The model is modified in place and left in eval mode.
 
 How neuron-only training works, and why. Every parameter of the model is frozen. For each site
 with selected neurons, a trainable float32 matrix ``R`` (n_selected, in_features [+ 1 bias]) holds
-the selected rows (``Site.read``'s layout), and a forward hook recomputes those output units
-from the module's input, ``F.linear(x, R[:, :in], R[:, in])``, and writes them over the frozen
-module's values. So:
+the selected rows (``Site.read``'s layout), and a ``tn.trace`` edit (``hooks.Edit.replace``)
+recomputes those output units from the module's input, ``F.linear(x, R[:, :in], R[:, in])``, and
+writes them over the frozen module's values. So:
 
 - only the ``R`` matrices get gradients and optimizer state: AdamW's two moments cost
   ``2 x selected rows x (in + 1)`` numbers, the selected fraction of full fine-tuning's state,
@@ -36,28 +38,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .architectures import family_of, site_map
-from .loss import answer_losses
+from .architectures import family_of, layout_of
+from .hooks import Edit, trace
+from .loss import answer_losses, answer_nll
 from .neurons import NeuronSet
 from .tasks import Split, collate, encode
 
 METHODS = ("full", "neurons", "lora")
 # Our schedule names -> transformers' (its "constant" ignores warmup; ours honours it).
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
-# Attention projections LoRA adapts by default, next to the FFN layers (module names, as peft
-# matches them: any module whose name ends with one of these). GPT-2's "c_proj" (the FFN target)
-# also matches its attention output projection.
-ATTENTION_TARGETS = {
-    "llama": ("q_proj", "v_proj"),
-    "mistral": ("q_proj", "v_proj"),
-    "qwen2": ("q_proj", "v_proj"),
-    "gemma": ("q_proj", "v_proj"),
-    "phi3": ("qkv_proj",),
-    "gpt2": ("c_attn",),
-    "bloom": ("query_key_value",),
-    "gpt_neox": ("query_key_value",),
-    "opt": ("q_proj", "v_proj"),
-}
 
 
 def finetune(
@@ -105,9 +94,9 @@ def finetune(
         schedule: ``"linear"``, ``"cosine"`` or ``"constant"`` decay after warmup.
         max_grad_norm: clip the global gradient norm to this (None or 0: no clipping).
         seed: shuffling, dropout and LoRA initialisation; the same seed gives identical weights.
-        dev: a split whose mean answer NLL is measured before training, every ``eval_every``
-            steps and at the end (all of it: pass a slice such as ``task.dev[:64]`` to keep it
-            cheap).
+        dev: a split whose answer NLL (nats per answer token, as ``tn.evaluate`` reports it) is
+            measured before training, every ``eval_every`` steps and at the end (all of it: pass
+            a slice such as ``task.dev[:64]`` to keep it cheap).
         max_length: prompt + answer tokens per example (``tasks.encode`` truncates).
         progress: show a tqdm progress bar.
 
@@ -192,7 +181,7 @@ def lora_targets(model: nn.Module) -> list[str]:
     projections, e.g. ``["gate_proj", "up_proj", "down_proj", "q_proj", "v_proj"]`` for Llama."""
     family = family_of(model)
     paths = list(family.sites.values()) + [path for path, _ in family.fused_halves.values()]
-    names = [path.split(".")[-1] for path in paths] + list(ATTENTION_TARGETS.get(family.name, ()))
+    names = [path.split(".")[-1] for path in paths] + list(family.attention_targets)
     return list(dict.fromkeys(names))  # unique, in order
 
 
@@ -208,7 +197,7 @@ def _train(model, tok, encoded, dev_encoded, params, optimizer, *, steps, batch_
     batches = _shuffled_batches(len(encoded), batch_size, seed)
     rows = []
     if dev_encoded is not None:
-        rows.append({"step": 0, "dev_nll": _mean_nll(model, tok, dev_encoded, batch_size, device)})
+        rows.append({"step": 0, "dev_nll": _dev_nll(model, tok, dev_encoded, batch_size)})
     bar = tqdm(total=steps, desc=desc, disable=not progress)
     for step in range(1, steps + 1):
         started = time.perf_counter()
@@ -240,7 +229,7 @@ def _train(model, tok, encoded, dev_encoded, params, optimizer, *, steps, batch_
         bar.set_postfix(loss=f"{loss:.4f}")
         if dev_encoded is not None and ((eval_every and step % eval_every == 0) or step == steps):
             rows.append({"step": step,
-                         "dev_nll": _mean_nll(model, tok, dev_encoded, batch_size, device)})
+                         "dev_nll": _dev_nll(model, tok, dev_encoded, batch_size)})
             bar.set_postfix(loss=f"{loss:.4f}", dev_nll=f"{rows[-1]['dev_nll']:.4f}")
     bar.close()
     model.eval()
@@ -259,17 +248,12 @@ def _shuffled_batches(n: int, batch_size: int, seed: int):
         pending = pending[batch_size:]
 
 
-@torch.no_grad()
-def _mean_nll(model, tok, encoded, batch_size: int, device) -> float:
-    """Mean over examples of the answer NLL (nats), in eval mode."""
+def _dev_nll(model, tok, encoded, batch_size: int) -> float:
+    """Nats per answer token over the dev examples, in eval mode (``tn.evaluate``'s ``nll``)."""
     was_training = model.training
-    model.eval()
-    total = 0.0
-    for start in range(0, len(encoded), batch_size):
-        batch = _to(collate(encoded[start : start + batch_size], tok.pad_token_id), device)
-        total += answer_losses(model, batch)[0].sum().item()
+    nll = answer_nll(model, tok, encoded, batch_size=batch_size)  # switches to eval mode
     model.train(was_training)
-    return total / len(encoded)
+    return nll
 
 
 def _to(batch: dict, device) -> dict:
@@ -306,12 +290,12 @@ def _full_parameters(model: nn.Module, options: dict):
 @contextlib.contextmanager
 def _neuron_rows(model: nn.Module, options: dict):
     """One trainable float32 row matrix per site with selected neurons, spliced into the
-    forward pass by hooks; merged into the weights on exit (also after an error)."""
+    forward pass by ``tn.trace`` edits; merged into the weights on exit (also after an error)."""
     neurons: NeuronSet = options["neurons"]
-    sites = site_map(model)
+    sites = layout_of(model).by_name
     for param in model.parameters():
         param.requires_grad_(False)
-    trained, handles = [], []  # trained: (site, idx, R)
+    trained, edits = [], {}  # trained: (site, idx, R)
     try:
         for name, idx in neurons.indices.items():
             if not len(idx):
@@ -319,31 +303,24 @@ def _neuron_rows(model: nn.Module, options: dict):
             site = sites[name]
             rows = nn.Parameter(site.read(idx))  # (n_sel, in [+1]) float32, a copy
             trained.append((site, idx, rows))
-            columns = idx.to(rows.device) + site.offset  # output units of the module
-            has_bias = rows.shape[1] == site.in_features + 1
-            handles.append(site.module.register_forward_hook(
-                _splice_rows(rows, columns, site.in_features, has_bias)))
-        yield [rows for _, _, rows in trained]
+            edits[name] = Edit.replace(idx, _recompute(rows, site.in_features))
+        with trace(model, keep=False, edit=edits):
+            yield [rows for _, _, rows in trained]
     finally:
-        for handle in handles:
-            handle.remove()
         for site, idx, rows in trained:
             site.write(idx, rows.detach())
 
 
-def _splice_rows(rows: nn.Parameter, columns: torch.Tensor, in_features: int, has_bias: bool):
-    """A forward hook replacing output units ``columns`` by ``x @ W_sel.T + b_sel`` computed from
-    the trainable ``rows`` (shape (n_sel, in [+1])). Works for Linear and Conv1D alike, since
-    ``rows`` is in (out, in) layout, and for OPT's 2-D (B*T, units) outputs."""
+def _recompute(rows: nn.Parameter, in_features: int):
+    """``x -> x @ W_sel.T + b_sel`` from the trainable ``rows`` (n_sel, in [+1]), in (out, in)
+    layout for Linear and Conv1D alike; the result (..., n_sel) replaces the selected units."""
+    has_bias = rows.shape[1] == in_features + 1
 
-    def hook(module, args, output):
-        x = args[0]
-        weight = rows[:, :in_features]
+    def values(x: torch.Tensor) -> torch.Tensor:
         bias = rows[:, in_features] if has_bias else None
-        selected = F.linear(x.to(rows.dtype), weight, bias)  # (..., n_sel)
-        return output.index_copy(-1, columns, selected.to(output.dtype))
+        return F.linear(x.to(rows.dtype), rows[:, :in_features], bias)
 
-    return hook
+    return values
 
 
 @contextlib.contextmanager

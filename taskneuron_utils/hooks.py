@@ -1,0 +1,250 @@
+"""One hooks layer over named FFN sites: keep an output, keep its gradient, edit it.
+
+Every intervention point is a site with a stable name (``layers.3.mlp.up``, see
+``tn.ffn_sites``). ``trace`` registers hooks on the modules of the named sites for the duration
+of a ``with`` block and always removes them, also when the block raises::
+
+    with tn.trace(model, ["layers.3.mlp.up"]) as tr:            # keep outputs
+        model(**inputs)
+    tr["layers.3.mlp.up"].output                                # (B, T, 1536)
+
+    with tn.trace(model, edit={"layers.3.mlp.up": tn.Edit.zero([7, 42])}):
+        model(**inputs)                                         # units 7 and 42 output 0
+
+    with tn.trace(model, ["layers.3.mlp.up"], grad=True) as tr:
+        loss = answer_losses(model, batch)[0].sum()
+        tr.backward(loss)                                       # gradients of the kept outputs only
+    tr["layers.3.mlp.up"].grad                                  # (B, T, 1536)
+
+Attribution (keep outputs and gradients), ``deactivate`` / ``scale`` (``Edit.scale``) and
+neuron-only training (``Edit.replace`` with a function of the module's input) all use it.
+
+Two sites can share one module (Phi-3's fused ``gate_up_proj`` holds ``gate`` and ``up``); each
+site sees only its own units, ``Site.output_slice`` of the module's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from .architectures import Site, layout_of
+
+EDIT_OPS = ("scale", "add", "replace")
+
+
+@dataclass(frozen=True, eq=False)
+class Edit:
+    """A change to some output units of one site, applied in every forward pass.
+
+    Build one with ``Edit.zero(idx)``, ``Edit.scale(idx, factor)``, ``Edit.add(idx, value)`` or
+    ``Edit.replace(idx, values)``. ``neurons`` are site-local unit indices, 1-D long.
+    ``value`` is a number (scale, add), a tensor broadcastable to (..., len(neurons)), or for
+    ``replace`` a function of the module's input ``x`` (..., in_features) returning the new
+    values (..., len(neurons)); that is how neuron-only training recomputes trained rows.
+    """
+
+    op: str
+    neurons: torch.Tensor
+    value: float | torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+
+    def __post_init__(self):
+        if self.op not in EDIT_OPS:
+            raise ValueError(f"op must be one of {EDIT_OPS}, got {self.op!r}")
+        object.__setattr__(self, "neurons", torch.as_tensor(self.neurons, dtype=torch.long).reshape(-1))
+
+    @classmethod
+    def zero(cls, neurons) -> Edit:
+        """Outputs of ``neurons`` set to 0."""
+        return cls("scale", neurons, 0.0)
+
+    @classmethod
+    def scale(cls, neurons, factor: float) -> Edit:
+        """Outputs of ``neurons`` multiplied by ``factor`` (dimensionless)."""
+        return cls("scale", neurons, float(factor))
+
+    @classmethod
+    def add(cls, neurons, value) -> Edit:
+        """``value`` added to the outputs of ``neurons`` (a number or a (len(neurons),) tensor)."""
+        return cls("add", neurons, value)
+
+    @classmethod
+    def replace(cls, neurons, values) -> Edit:
+        """Outputs of ``neurons`` replaced by ``values``: a tensor broadcastable to
+        (..., len(neurons)), or a function of the module input ``x`` returning one."""
+        return cls("replace", neurons, values)
+
+    def apply(self, out: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor:
+        """The edited site output (..., n), from the site output ``out`` and module input ``x``.
+
+        Scaling multiplies by a {factor, 1} mask over the units: one broadcast multiply, done in
+        place when no gradient flows through ``out`` (a fresh linear output aliases nothing).
+        """
+        if len(self.neurons) and int(self.neurons.max()) >= n:
+            raise IndexError(f"edit names unit {int(self.neurons.max())} of a site with {n} units")
+        if self.op == "replace":
+            values = self.value(x) if callable(self.value) else self.value
+            values = torch.as_tensor(values, dtype=out.dtype, device=out.device)
+            values = values.expand(*out.shape[:-1], len(self.neurons))
+            return out.index_copy(-1, self.neurons.to(out.device), values)
+        vector = self._vector(n, out.dtype, out.device)
+        if self.op == "scale":
+            return out * vector if out.requires_grad else out.mul_(vector)
+        return out + vector if out.requires_grad else out.add_(vector)
+
+    def _vector(self, n: int, dtype, device) -> torch.Tensor:
+        """(n,) multiplier (scale) or addend (add), cached per (n, dtype, device)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        key = (n, dtype, device)
+        if key not in cache:
+            fill = 1.0 if self.op == "scale" else 0.0
+            vector = torch.full((n,), fill, dtype=torch.float32)
+            vector[self.neurons] = torch.as_tensor(self.value, dtype=torch.float32)
+            cache[key] = vector.to(dtype=dtype, device=device)
+        return cache[key]
+
+
+class Record:
+    """What a trace kept of one site in the latest forward (and backward) pass.
+
+    Attributes:
+        site: the Site. output: its output (..., n_neurons) after edits, still attached to the
+        autograd graph, or None. grad: the gradient of the loss with respect to it, or None.
+    """
+
+    def __init__(self, site: Site, trace: Trace):
+        self.site, self._trace = site, trace
+
+    @property
+    def output(self) -> torch.Tensor | None:
+        out = self._trace._outputs.get(self.site.module)
+        return None if out is None else self.site.output_slice(out)
+
+    @property
+    def grad(self) -> torch.Tensor | None:
+        grad = self._trace._grads.get(self.site.module)
+        return None if grad is None else self.site.output_slice(grad)
+
+    def __repr__(self) -> str:
+        shape = None if self.output is None else tuple(self.output.shape)
+        return f"Record({self.site.name!r}, output={shape}, grad={self.grad is not None})"
+
+
+class Trace(dict):
+    """{site name: Record} for the traced sites; filled by forward (and backward) passes."""
+
+    def __init__(self, sites: list[Site], keep: bool, grad: bool):
+        super().__init__({site.name: Record(site, self) for site in sites})
+        self.keep, self.want_grad = keep, grad
+        self._outputs: dict[nn.Module, torch.Tensor | None] = {}
+        self._grads: dict[nn.Module, torch.Tensor | None] = {}
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Gradients of ``loss`` (a scalar) with respect to the kept outputs, and nothing else.
+
+        ``torch.autograd.grad`` stops at the earliest traced site, and no parameter gradients
+        are made; that is the cheap path attribution relies on.
+        """
+        modules = [m for m, out in self._outputs.items() if out is not None and out.requires_grad]
+        if not modules:
+            raise RuntimeError("no kept output requires grad: trace with grad=True and run a forward pass")
+        grads = torch.autograd.grad(loss, [self._outputs[m] for m in modules])
+        self._grads.update(zip(modules, grads))
+
+    def clear(self) -> None:
+        """Drop kept outputs and gradients (frees their memory between batches)."""
+        self._outputs.clear()
+        self._grads.clear()
+
+
+def resolve_sites(model: nn.Module, sites: Iterable[str | Site] | str | Site | None) -> list[Site]:
+    """Site objects for site names (or Sites), in model order; ``None`` means every site."""
+    layout = layout_of(model)
+    if sites is None:
+        return list(layout.sites)
+    if isinstance(sites, (str, Site)):
+        sites = [sites]
+    names = {s.name if isinstance(s, Site) else s for s in sites}
+    for name in names:
+        layout.site(name)  # raises with the nearest valid names
+    return [site for site in layout.sites if site.name in names]
+
+
+@contextlib.contextmanager
+def trace(
+    model: nn.Module,
+    sites: Iterable[str | Site] | str | None = None,
+    *,
+    keep: bool = True,
+    grad: bool = False,
+    edit: dict[str, Edit] | None = None,
+):
+    """Hooks on named FFN sites for the duration of the block; always removed on exit.
+
+    Args:
+        model: a causal LM whose family ``tn.ffn_sites`` knows.
+        sites: site names such as ``"layers.3.mlp.up"`` (or Sites) to keep; ``None``: every site
+            (with ``edit`` and no ``sites``, only the edited sites are traced).
+        keep: keep each traced site's output of the latest forward pass in ``tr[name].output``.
+        grad: make kept outputs carry gradients even when every parameter is frozen (the input
+            embeddings' output is made to require grad), and store gradients in
+            ``tr[name].grad`` when ``loss.backward()`` or ``tr.backward(loss)`` runs.
+        edit: {site name: Edit} applied to those sites' outputs in every forward pass
+            (``model.generate`` included). Edited sites are traced too.
+
+    Yields:
+        Trace: {site name: Record(output, grad)}.
+    """
+    edit = dict(edit or {})
+    if sites is None and edit and not grad:
+        sites = list(edit)
+    chosen = resolve_sites(model, sites)
+    edited = resolve_sites(model, list(edit)) if edit else []
+    by_name = {s.name: s for s in chosen + edited}
+    tr = Trace([by_name[name] for name in by_name if name in {s.name for s in chosen}], keep, grad)
+    modules: dict[nn.Module, list[Site]] = {}
+    for site in by_name.values():
+        modules.setdefault(site.module, []).append(site)
+    kept = {s.module for s in chosen}
+
+    def hook(module, args, output):
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"{type(module).__name__} returned {type(output).__name__}; sites "
+                            "must be linear layers that return a tensor")
+        for site in modules[module]:
+            if site.name in edit:
+                output = _edit_site(output, site, edit[site.name], args[0])
+        if keep and module in kept:
+            tr._outputs[module] = output
+            if grad and output.requires_grad:
+                output.register_hook(lambda g, m=module: tr._grads.__setitem__(m, g))
+        return output
+
+    handles = [module.register_forward_hook(hook) for module in modules]
+    if grad:
+        handles.append(model.get_input_embeddings().register_forward_hook(_require_grad))
+    try:
+        yield tr
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _edit_site(output: torch.Tensor, site: Site, change: Edit, x: torch.Tensor) -> torch.Tensor:
+    """``output`` with ``change`` applied to this site's units."""
+    if site.offset == 0 and site.n_neurons == output.shape[-1]:
+        return change.apply(output, x, site.n_neurons)
+    # A fused module: edit this site's slice, keep the other units as they are.
+    lo, hi = site.offset, site.offset + site.n_neurons
+    edited = change.apply(output[..., lo:hi].clone(), x, site.n_neurons)
+    return torch.cat([output[..., :lo], edited, output[..., hi:]], dim=-1)
+
+
+def _require_grad(module, args, output):
+    """With frozen parameters nothing requires grad; making the embeddings' output a leaf that
+    does lets gradients reach every site output. Left alone when it already requires grad."""
+    return output if output.requires_grad else output.detach().requires_grad_(True)
