@@ -214,3 +214,34 @@ def test_bad_arguments_raise_clear_errors(tok, toy_task):
         finetune(model, tok, toy_task.train, neurons=random_set(tiny("gpt2", tok), 0.1),
                  progress=False)
     assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+
+
+def test_history_dev_nll_is_what_evaluate_reports(tok, toy_task):
+    """One NLL: the history's dev_nll (before and after training) equals tn.evaluate's nll, nats
+    per answer token; the training ``loss`` is the per-example mean, a different quantity."""
+    model = tiny("llama", tok)
+    dev = toy_task.dev
+    before = tn.evaluate(model, tok, dev, progress=False)["nll"]
+    history = finetune(model, tok, toy_task.train, method="full", steps=3, lr=1e-3, dev=dev,
+                       progress=False)
+    after = tn.evaluate(model, tok, dev, progress=False)["nll"]
+    dev_rows = history.dropna(subset=["dev_nll"])
+    assert dev_rows["dev_nll"].iloc[0] == pytest.approx(before, rel=1e-6)
+    assert dev_rows["dev_nll"].iloc[-1] == pytest.approx(after, rel=1e-6)
+    assert after != pytest.approx(before, rel=1e-3)
+
+
+def test_a_registered_family_carries_its_lora_targets():
+    """Per-family facts live in Family: a family registered without attention targets gets
+    LoRA on its FFN layers only; the built-in Llama family adds q_proj and v_proj."""
+    assert tn.FAMILIES["llama"].attention_targets == ("q_proj", "v_proj")
+    assert tn.FAMILIES["gpt2"].transposed and not tn.FAMILIES["llama"].transposed
+    assert tn.FAMILIES["gemma"].logit_softcap == "final_logit_softcapping"
+    model = tiny_model("llama")
+    try:
+        tn.register_family(tn.Family("plain_llama", ("plain_llama",), "model.layers",
+                                     {"up": "mlp.up_proj", "down": "mlp.down_proj"}))
+        model.config.model_type = "plain_llama"
+        assert lora_targets(model) == ["up_proj", "down_proj"]
+    finally:
+        tn.FAMILIES.pop("plain_llama", None)
