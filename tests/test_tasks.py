@@ -60,6 +60,29 @@ def test_from_records_split_sizes_are_deterministic_and_partition_the_data():
     assert a.metric == "exact_match" and a.family == "t" and a.labels is None
 
 
+def test_from_records_accepts_a_dataframe_and_a_datasets_dataset():
+    import datasets
+    import pandas as pd
+
+    reference = Task.from_records("t", RECORDS, "Copy.", seed=2)
+    # Extra columns are ignored, as for dicts.
+    frame = pd.DataFrame(RECORDS).assign(source="web")
+    dataset = datasets.Dataset.from_list([dict(r, source="web") for r in RECORDS])
+    for records in (frame, dataset):
+        task = Task.from_records("t", records, "Copy.", seed=2)
+        for name in ("train", "dev", "test"):
+            assert getattr(task, name).records == getattr(reference, name).records
+    # Pre-split tables, and the same field checks as for dicts.
+    task = Task.from_records("t", {"train": frame.iloc[:8], "test": dataset.select(range(8, 10))})
+    assert task.train.records == RECORDS[:8] and task.test.records == RECORDS[8:10]
+    with pytest.raises(TaskDataError, match=r"record 0: missing field 'output'"):
+        Task.from_records("t", frame.drop(columns="output"))
+    with pytest.raises(TaskDataError, match=r"record 0: missing field 'output'"):
+        Task.from_records("t", dataset.remove_columns("output"))
+    with pytest.raises(TaskDataError, match="no examples"):
+        Task.from_records("t", frame.iloc[:0])
+
+
 def test_split_indexing_slicing_sampling_and_task_link():
     task = Task.from_records("t", RECORDS, "Copy.")
     split = task.train

@@ -1,0 +1,88 @@
+"""The shipped task suite: where it lives (``default_data_dir``) and ``load_tasks``.
+
+In a clone or an editable install the suite is the repository's ``data/`` folder; a wheel (or a
+plain ``pip install``) carries the same files as the package data ``taskneuron_utils/_data``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .data import SPLIT_NAMES, Task, TaskDataError, UnknownTaskError, read_jsonl
+from .hub import HUB_TASKS, PAPER_TASKS, load_hub_task
+
+
+def default_data_dir() -> Path:
+    """Where the shipped suite is: ``$TASKNEURON_DATA`` if set; else the package data
+    ``taskneuron_utils/_data`` of an installed wheel; else the repository's ``data/`` folder (a
+    clone, or an editable install, which maps ``_data`` onto ``data/`` without copying it)."""
+    env = os.environ.get("TASKNEURON_DATA")
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "_data"
+    if (installed / "tasks.json").is_file():
+        return installed
+    return package.parent / "data"
+
+
+def load_tasks(names: Sequence[str] | str | None = None, profile: str = "quick",
+               data_dir: str | os.PathLike | None = None, **hub_kwargs) -> dict[str, Task]:
+    """Load tasks by name, in suite order.
+
+    Args:
+        names: task names (default: all of the profile's tasks).
+        profile: "quick" reads the shipped suite (``data/tasks.json`` + ``data/<name>/*.jsonl``);
+            "paper" loads the paper's 12 tasks from the Hugging Face Hub (``load_hub_task``;
+            needs network access or local files, ``hub_kwargs`` are passed on).
+        data_dir: folder of the shipped suite (default ``default_data_dir()``).
+
+    Raises:
+        UnknownTaskError: a name is not in the profile; the message lists the known names.
+    """
+    if isinstance(names, str):
+        names = [names]
+    if profile == "paper":
+        known = list(PAPER_TASKS) + [n for n in HUB_TASKS if n not in PAPER_TASKS]
+        chosen = _check_names(names, known, PAPER_TASKS, "hub tasks (HUB_TASKS)")
+        return {name: load_hub_task(name, **hub_kwargs) for name in chosen}
+    if profile != "quick":
+        raise ValueError(f"profile must be 'quick' or 'paper', got {profile!r}")
+    if hub_kwargs:
+        raise TypeError(f"unexpected arguments for the shipped suite: {sorted(hub_kwargs)}")
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    index = root / "tasks.json"
+    if not index.exists():
+        raise FileNotFoundError(f"no task suite at {index}; build it with "
+                                f"`python data/build_suite.py` or set TASKNEURON_DATA")
+    try:
+        entries = json.loads(index.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise TaskDataError(f"{index}:{err.lineno}: invalid JSON ({err.msg})") from None
+    by_name = {entry["name"]: entry for entry in entries}
+    chosen = _check_names(names, list(by_name), list(by_name), f"tasks in {index}")
+    tasks = {}
+    for name in chosen:
+        entry = by_name[name]
+        parts = {s: read_jsonl(root / name / f"{s}.jsonl") for s in SPLIT_NAMES
+                 if (root / name / f"{s}.jsonl").exists()}
+        if not parts:
+            raise FileNotFoundError(f"{root / name}: no train/dev/test.jsonl for task {name!r}")
+        tasks[name] = Task.from_records(
+            name, None, entry.get("instruction", ""), category=entry.get("category", "generation"),
+            metric=entry.get("metric"), labels=entry.get("labels"), family=entry.get("family"),
+            description=entry.get("description", ""), splits=parts)
+    return tasks
+
+
+def _check_names(names, known: list[str], default: Sequence[str], what: str) -> list[str]:
+    if names is None:
+        return list(default)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UnknownTaskError(f"unknown task name(s) {unknown}; known {what}: {', '.join(known)}")
+    order = {name: i for i, name in enumerate(known)}
+    return sorted(dict.fromkeys(names), key=order.__getitem__)
