@@ -10,14 +10,24 @@ minimises.
 
 Classification: every label option of every example is scored by the summed log-likelihood of
 its answer tokens (``tasks.answer_ids``: the label's tokens plus the end marker); the prediction is
-the best-scoring option. Scoring shares work along the token prefix tree, in batches of examples:
+the best-scoring option. Two scoring paths give the same values up to float rounding
+(``option_log_likelihoods(share_prefix=...)``):
 
-    shared prefix (system prompt + instruction, identical for the batch)  -> run once
-      per-example rest of the prompt (left-padded)                        -> run once per example
-        each label option (right-padded)                                  -> run per (example, option)
+- plain: one right-padded sequence per (prompt, option) pair, batched; it needs nothing but
+  ``model.base_model(input_ids=..., attention_mask=...)``.
+- shared prefix (the default, and the fast one): work is shared along the token prefix tree, in
+  batches of examples, through a ``transformers.DynamicCache`` passed to the forward with explicit
+  ``position_ids``:
 
-so each prompt token is computed once however many options there are (exact: a causal model's
-states at a position depend on the tokens before it only).
+      shared prefix (system prompt + instruction, same for the batch) -> run once
+        per-example rest of the prompt (left-padded)                  -> once per example
+          each label option (right-padded)                            -> once per (example, option)
+
+  so each prompt token is computed once however many options there are (exact: a causal model's
+  states at a position depend on the tokens before it only). Models whose forward does not take
+  a cache fall back to the plain path.
+
+Either way the LM head runs on the option positions only (``loss.lm_head_logits``).
 
 Generation: batched greedy decoding with left padding, stopping at the end marker; the prediction
 is the decoded new text, stripped. Exact match compares after lower-casing and collapsing
@@ -27,13 +37,18 @@ whitespace; ROUGE-L is the F-measure of ``rouge_score``'s "rougeL" (no stemming)
 from __future__ import annotations
 
 import contextlib
-import inspect
+import dataclasses
+import logging
 
 import torch
 from tqdm.auto import tqdm
+from transformers import DynamicCache
+from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from .loss import answer_losses, lm_head_logits
+from .loss import answer_nll, lm_head_logits
 from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, end_marker_id
+
+logger = logging.getLogger(__name__)
 
 
 def evaluate(
@@ -45,6 +60,7 @@ def evaluate(
     max_new_tokens: int | None = None,
     max_length: int = 512,
     progress: bool = True,
+    share_prefix: bool = True,
 ) -> dict:
     """Score ``model`` on ``split`` (a Split of a task; a Task means its test split).
 
@@ -54,6 +70,9 @@ def evaluate(
             split (end marker included) + 8.
         max_length: prompt + answer tokens per example; longer inputs are truncated
             (``tasks.encode``).
+        share_prefix: classification only: score the label options through a shared prompt
+            prefix (fast; the default) or one plain sequence per (example, option) pair
+            (``option_log_likelihoods``). Same results up to float rounding.
 
     Batches group examples of similar length (less padding); results are in split order and
     do not depend on ``batch_size`` beyond float rounding.
@@ -73,7 +92,8 @@ def evaluate(
         raise ValueError(f"cannot evaluate on {split!r}: it has no examples")
     with _inference(model):
         if task.category == "classification":
-            result = _evaluate_classification(model, tok, split, batch_size, max_length, progress)
+            result = _evaluate_classification(model, tok, split, batch_size, max_length, progress,
+                                              share_prefix)
         else:
             result = _evaluate_generation(model, tok, split, batch_size, max_new_tokens,
                                           max_length, progress)
@@ -104,9 +124,11 @@ def _device(model) -> torch.device:
 # ----------------------------------------------------------------------------------------------
 
 
-def _evaluate_classification(model, tok, split, batch_size, max_length, progress) -> dict:
+def _evaluate_classification(model, tok, split, batch_size, max_length, progress,
+                             share_prefix) -> dict:
     scored = option_log_likelihoods(model, tok, split, batch_size=batch_size,
-                                    max_length=max_length, progress=progress)
+                                    max_length=max_length, progress=progress,
+                                    share_prefix=share_prefix)
     labels = split.task.labels
     log_lik, n_tokens = scored["log_likelihoods"], scored["n_tokens"]  # (N, K), (K,)
     gold = torch.tensor([labels.index(ex.output) for ex in split])
@@ -117,13 +139,24 @@ def _evaluate_classification(model, tok, split, batch_size, max_length, progress
 
 
 def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
-                           max_length: int = 512, progress: bool = False) -> dict:
+                           max_length: int = 512, progress: bool = False,
+                           share_prefix: bool = True) -> dict:
     """Summed log-likelihood of every label option of every example of a classification split.
+
+    Args:
+        share_prefix: compute each prompt once for all its options through a key/value cache
+            (``transformers.DynamicCache``; the fast path, see the module docstring). Models
+            whose forward does not take a cache are detected on the first batch and scored by
+            the plain path instead (logged at INFO). ``False``: always the plain path, one
+            right-padded (prompt + option) sequence per pair, which needs nothing but
+            ``model.base_model(input_ids=..., attention_mask=...)``. Both give the same values
+            up to float rounding.
 
     Returns:
         {"log_likelihoods": float64 (N, K) tensor, nats, summed over the option's answer tokens
         (end marker included); "n_tokens": long (K,) answer tokens per option; "labels": the K
-        options in task order}.
+        options in task order; "path": "shared_prefix" or "plain", the path that scored the
+        split}.
     """
     task = split.task
     if task is None or task.category != "classification" or not task.labels:
@@ -138,6 +171,7 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
         max_length=max_length)]
 
     device = _device(model)
+    path = "shared_prefix" if share_prefix else "plain"
     scores = torch.empty(len(prompts), len(labels), dtype=torch.float64)
     # Similar lengths in a batch waste less padding; results go back to their own rows.
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -145,37 +179,76 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
     with _inference(model):
         for start in tqdm(starts, desc=f"eval {task.name}/{split.name}", disable=not progress):
             rows = order[start:start + batch_size]
-            scores[rows] = _score_batch(model, [prompts[i] for i in rows], options,
-                                        tok.pad_token_id, device).double().cpu()
+            batch = [prompts[i] for i in rows]
+            scored = None
+            if path == "shared_prefix":
+                scored = _score_shared_prefix(model, batch, options, tok.pad_token_id, device)
+                if scored is None:
+                    logger.info("%s does not take a key/value cache in its forward; scoring "
+                                "the options of %s/%s without prefix sharing",
+                                type(model).__name__, task.name, split.name)
+                    path = "plain"
+            if scored is None:
+                scored = _score_plain(model, batch, options, tok.pad_token_id, device)
+            scores[rows] = scored.double().cpu()
     return {"log_likelihoods": scores,
             "n_tokens": torch.tensor([len(o) for o in options], dtype=torch.long),
-            "labels": labels}
+            "labels": labels, "path": path}
 
 
-def _score_batch(model, prompts: list[list[int]], options: list[list[int]], pad_id: int,
+def _score_plain(model, prompts: list[list[int]], options: list[list[int]], pad_id: int,
                  device) -> torch.Tensor:
-    """(B, K) summed log-probabilities of each option after each prompt, via the prefix tree."""
+    """(B, K) summed log-probabilities of each option after each prompt: one right-padded
+    sequence per (prompt, option) pair, rows in example-major order, default positions."""
+    pairs = collate([Encoded(p + o, len(p)) for p in prompts for o in options], pad_id, "right")
+    hidden = model.base_model(input_ids=pairs["input_ids"].to(device),
+                              attention_mask=pairs["attention_mask"].to(device),
+                              use_cache=False).last_hidden_state  # (B*K, T, d)
+    labels = pairs["labels"].to(device)
+    predicts = labels[:, 1:] != -100  # the state at t predicts the option token at t + 1
+    totals = _summed_log_probs(model, hidden[:, :-1][predicts], labels[:, 1:][predicts],
+                               predicts.nonzero()[:, 0], len(prompts) * len(options))
+    return totals.view(len(prompts), len(options))
+
+
+def _cache_keyword() -> str:
+    """The forward argument that takes a ``transformers.Cache``: ``cache`` since transformers
+    5 renamed it (the old name is deprecated there), ``past_key_values`` before. Read off the
+    public output class, whose field is named like the argument."""
+    fields = {field.name for field in dataclasses.fields(BaseModelOutputWithPast)}
+    return "cache" if "cache" in fields else "past_key_values"
+
+
+def _score_shared_prefix(model, prompts: list[list[int]], options: list[list[int]], pad_id: int,
+                         device) -> torch.Tensor | None:
+    """(B, K) summed log-probabilities of each option after each prompt, via the prefix tree,
+    with a ``transformers.DynamicCache`` and explicit ``position_ids``. None when the model's
+    forward does not take the cache (it raises TypeError, or leaves the cache empty)."""
     n_examples, n_options = len(prompts), len(options)
     body = model.base_model
-    cache_kw = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
-    takes_positions = "position_ids" in inspect.signature(body.forward).parameters
+    cache = DynamicCache()
+    cache_arg = {_cache_keyword(): cache}
 
-    def run(input_ids, attention_mask, positions, cache):
-        kwargs = {cache_kw: cache} if cache is not None else {}
-        if takes_positions:
-            kwargs["position_ids"] = positions
-        out = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=True, **kwargs)
-        # (hidden (B, T, d), the updated cache); the output field is named like the argument.
-        return out.last_hidden_state, out[cache_kw]
+    def run(input_ids, attention_mask, positions):
+        return body(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                    use_cache=True, **cache_arg).last_hidden_state  # (B, T, d)
+
+    def first_run(input_ids, attention_mask, positions):
+        """``run``, or None when the model does not fill the cache it was given."""
+        try:
+            hidden = run(input_ids, attention_mask, positions)
+        except TypeError:  # an unexpected keyword argument
+            return None
+        return hidden if cache.get_seq_length() == input_ids.shape[1] else None
 
     # 1. The prefix every prompt of the batch shares (leave >= 1 token per prompt for step 2,
     #    whose last hidden state predicts the first option token).
     shared = _common_prefix_length(prompts, limit=min(len(p) for p in prompts) - 1)
-    cache = None
     mask = torch.ones(1, shared, dtype=torch.long, device=device)
     if shared:
         prefix = torch.tensor([prompts[0][:shared]], device=device)
-        _, cache = run(prefix, mask, torch.arange(shared, device=device)[None], None)
+        if first_run(prefix, mask, torch.arange(shared, device=device)[None]) is None:
+            return None
         cache.batch_repeat_interleave(n_examples)
     mask = mask.expand(n_examples, shared)
 
@@ -184,7 +257,9 @@ def _score_batch(model, prompts: list[list[int]], options: list[list[int]], pad_
     rest_ids = rest["input_ids"].to(device)
     mask = torch.cat([mask, rest["attention_mask"].to(device)], dim=1)  # (B, S + R)
     positions = (mask.cumsum(1) - 1).clamp(min=0)  # real tokens count 0, 1, 2, ... past padding
-    hidden, cache = run(rest_ids, mask, positions[:, shared:], cache)
+    hidden = (run if shared else first_run)(rest_ids, mask, positions[:, shared:])
+    if hidden is None:
+        return None
     last = hidden[:, -1]  # (B, d): predicts each option's first token
 
     # 3. Every option after every prompt: rows (b, k) in example-major order.
@@ -195,17 +270,25 @@ def _score_batch(model, prompts: list[list[int]], options: list[list[int]], pad_
     full_mask = torch.cat([mask.repeat_interleave(n_options, 0), opt_mask], dim=1)
     opt_positions = positions[:, -1:].repeat_interleave(n_options, 0) + 1 + \
         torch.arange(opt_ids.shape[1], device=device)
-    opt_hidden, _ = run(opt_ids, full_mask, opt_positions, cache)
+    opt_hidden = run(opt_ids, full_mask, opt_positions)
 
     # The hidden state before option token j predicts it: the prompt's last state for j = 0,
     # option state j - 1 after that. The LM head runs on real option tokens only.
     before = torch.cat([last.repeat_interleave(n_options, 0)[:, None], opt_hidden[:, :-1]], dim=1)
     real = opt_mask.bool()
-    logits = lm_head_logits(model, before[real])  # (N, V)
-    token_lp = torch.log_softmax(logits.float(), dim=-1).gather(1, opt_ids[real][:, None])[:, 0]
-    row_of = real.nonzero()[:, 0]
-    totals = torch.zeros(n_examples * n_options, device=device).index_add(0, row_of, token_lp)
+    totals = _summed_log_probs(model, before[real], opt_ids[real], real.nonzero()[:, 0],
+                               n_examples * n_options)
     return totals.view(n_examples, n_options)
+
+
+def _summed_log_probs(model, hidden: torch.Tensor, targets: torch.Tensor, row_of: torch.Tensor,
+                      n_rows: int) -> torch.Tensor:
+    """Sum over tokens, per row, of log p(target | hidden state): hidden (N, d), targets (N,),
+    row_of (N,) the row of each token; returns (n_rows,) float32. The LM head runs on these N
+    states only."""
+    logits = lm_head_logits(model, hidden)  # (N, V)
+    token_lp = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None])[:, 0]
+    return torch.zeros(n_rows, device=token_lp.device).index_add(0, row_of, token_lp)
 
 
 def _common_prefix_length(sequences: list[list[int]], limit: int) -> int:
@@ -270,18 +353,3 @@ def generate_answers(model, tok, prompts: list[list[int]], *, max_new_tokens: in
             for row, ids in zip(rows, new):
                 outputs[row] = tok.decode(ids, skip_special_tokens=True).strip()
     return outputs
-
-
-def answer_nll(model, tok, encoded: list[Encoded], *, batch_size: int = 16) -> float:
-    """Mean NLL (nats per token) of the answer tokens of encoded examples, teacher-forced."""
-    device = _device(model)
-    total, count = 0.0, 0
-    with _inference(model):
-        for start in range(0, len(encoded), batch_size):
-            batch = collate(encoded[start:start + batch_size], tok.pad_token_id)
-            batch = {key: value.to(device) for key, value in batch.items()}
-            per_example, _ = answer_losses(model, batch)  # (b,) mean over its answer tokens
-            n_answer = (batch["labels"] != -100).sum(1)
-            total += float((per_example.double() * n_answer).sum())
-            count += int(n_answer.sum())
-    return total / count

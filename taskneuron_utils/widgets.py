@@ -2,8 +2,8 @@
 
 Each explorer is a thin panel over ``analysis`` and ``plots``: moving a control recomputes a
 DataFrame with the same functions a script would call and redraws the same figure. The current
-DataFrame is kept on the returned panel (``panel.frame``), so what the figure shows can be read,
-saved or tested.
+DataFrame is kept on the returned panel (``panel.frame``) and the figure drawn from it on
+``panel.figure``, so what the figure shows can be read, saved or tested.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
+from matplotlib.figure import Figure
 
 from .analysis import expected_random_jaccard, overlap_matrix
 from .attribution import Relevance
@@ -19,13 +20,16 @@ from .plots import plot_deactivation_heatmap, plot_overlap
 
 
 class Explorer(widgets.VBox):
-    """Controls above a figure. ``frame`` is the DataFrame behind the figure now shown."""
+    """Controls above a figure. ``frame`` is the DataFrame behind the figure now shown, and
+    ``figure`` that figure (``compute()`` makes the frame, ``draw(frame)`` the plot: a
+    ``plots`` function's Axes, or a Figure)."""
 
     def __init__(self, controls: list[widgets.Widget], compute, draw):
         self.output = widgets.Output()
         super().__init__([widgets.HBox(controls), self.output])
         self._compute, self._draw = compute, draw
         self.frame: pd.DataFrame | None = None
+        self.figure: Figure | None = None
         for control in controls:
             control.observe(lambda _change: self.refresh(), names="value")
         self.refresh()
@@ -34,9 +38,11 @@ class Explorer(widgets.VBox):
         self.frame = self._compute()
         with self.output:
             self.output.clear_output(wait=True)
-            fig = self._draw(self.frame)
+            drawn = self._draw(self.frame)
+            fig = drawn if isinstance(drawn, Figure) else drawn.figure
             display(fig)
             plt.close(fig)  # shown once, in the panel, not again by the inline backend
+        self.figure = fig
 
 
 def overlap_explorer(relevances: dict[str, Relevance], k: float = 0.10, per: str = "site") -> Explorer:

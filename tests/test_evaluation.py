@@ -1,8 +1,11 @@
 """Evaluation against independent ground truth: one example (and one option) at a time, full
 logits, no shared prefixes, no padding."""
 
+import logging
+
 import pytest
 import torch
+import transformers
 from rouge_score import rouge_scorer
 
 from taskneuron_utils.evaluation import evaluate, option_log_likelihoods
@@ -40,19 +43,44 @@ def choice_task():
                              category="classification", labels=labels)
 
 
-def test_classification_equals_per_example_per_option_loop(tiny_llama, default_tok, choice_task):
+def expected_log_likelihoods(model, tok, task):
+    """(examples, options) float64: one unpadded forward pass per (example, option)."""
+    return torch.tensor(
+        [[sequence_log_likelihood(model, independent_ids(tok, task.instruction, ex.input),
+                                  answer_tokens(tok, label))[0] for label in task.labels]
+         for ex in task.test], dtype=torch.float64)
+
+
+def tiny_gpt2(tok):
+    """A random 2-layer GPT-2 (learned absolute positions, Conv1D, biases) on the default
+    tokenizer's vocabulary; initializer_range 0.2 (not 0.02) so that attention is far from
+    uniform and a wrong position or padding changes the scores."""
+    config = transformers.GPT2Config(
+        vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256,
+        initializer_range=0.2, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0, 0.1)
+    return model
+
+
+@pytest.mark.parametrize("share_prefix", [True, False], ids=["shared_prefix", "plain"])
+def test_classification_equals_per_example_per_option_loop(tiny_llama, default_tok, choice_task,
+                                                           share_prefix):
     tok, model = default_tok, tiny_llama
     split = choice_task.test
-    expected = torch.tensor(
-        [[sequence_log_likelihood(model, independent_ids(tok, "Pick an answer.", ex.input),
-                                  answer_tokens(tok, label))[0] for label in choice_task.labels]
-         for ex in split], dtype=torch.float64)  # (examples, options)
-    scored = option_log_likelihoods(model, tok, split, batch_size=3)
+    expected = expected_log_likelihoods(model, tok, choice_task)  # (examples, options)
+    scored = option_log_likelihoods(model, tok, split, batch_size=3, share_prefix=share_prefix)
+    assert scored["path"] == ("shared_prefix" if share_prefix else "plain")
     torch.testing.assert_close(scored["log_likelihoods"], expected, rtol=1e-5, atol=2e-4)
     assert scored["n_tokens"].tolist() == [len(answer_tokens(tok, lab))
                                            for lab in choice_task.labels]
 
-    result = evaluate(model, tok, split, batch_size=3, progress=False)
+    result = evaluate(model, tok, split, batch_size=3, progress=False, share_prefix=share_prefix)
     gold = torch.tensor([choice_task.labels.index(ex.output) for ex in split])
     best = expected.argmax(1)
     assert result["predictions"] == [choice_task.labels[i] for i in best]
@@ -63,6 +91,51 @@ def test_classification_equals_per_example_per_option_loop(tiny_llama, default_t
     assert result["nll"] == pytest.approx(nll, rel=1e-5)
     described = (result["task"], result["split"], result["metric"], result["n"])
     assert described == ("choice", "test", "accuracy", 7)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_shared_prefix_and_plain_scoring_agree(family, tiny_llama, default_tok, choice_task):
+    """Both scoring paths on a rotary-position model (Llama, grouped-query attention) and a
+    learned-position one (GPT-2), in batches that mix prompt lengths (left padding in the
+    shared path, right padding in the plain one), and against the one-at-a-time loop."""
+    tok = default_tok
+    model = tiny_llama if family == "llama" else tiny_gpt2(tok)
+    split = choice_task.test
+    shared = option_log_likelihoods(model, tok, split, batch_size=4, share_prefix=True)
+    plain = option_log_likelihoods(model, tok, split, batch_size=4, share_prefix=False)
+    assert (shared["path"], plain["path"]) == ("shared_prefix", "plain")
+    torch.testing.assert_close(shared["log_likelihoods"], plain["log_likelihoods"],
+                               rtol=0, atol=1e-4)
+    expected = expected_log_likelihoods(model, tok, choice_task)
+    torch.testing.assert_close(plain["log_likelihoods"], expected, rtol=1e-5, atol=2e-4)
+    # Real scores, not a constant: the options differ in length, the examples in content.
+    assert plain["log_likelihoods"].std(dim=0).min() > 1e-3
+
+
+@pytest.mark.parametrize("how", ["rejects", "ignores"])
+def test_models_without_a_cache_argument_use_the_plain_path(tiny_llama, default_tok,
+                                                             choice_task, monkeypatch, caplog,
+                                                             how):
+    """A forward that raises on the cache argument, or silently drops it, gets the plain path,
+    with the same scores, and a log record says so."""
+    tok, model = default_tok, tiny_llama
+    plain = option_log_likelihoods(model, tok, choice_task.test, batch_size=3, share_prefix=False)
+    body = model.base_model
+    original = body.forward
+
+    def forward(*args, **kwargs):
+        for name in ("cache", "past_key_values"):
+            if kwargs.pop(name, None) is not None and how == "rejects":
+                raise TypeError(f"forward() got an unexpected keyword argument {name!r}")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(body, "forward", forward)
+    with caplog.at_level(logging.INFO, logger="taskneuron_utils.evaluation"):
+        scored = option_log_likelihoods(model, tok, choice_task.test, batch_size=3)
+    assert scored["path"] == "plain"
+    torch.testing.assert_close(scored["log_likelihoods"], plain["log_likelihoods"],
+                               rtol=0, atol=0)
+    assert "without prefix sharing" in caplog.text
 
 
 def test_generation_equals_one_at_a_time_greedy_decode(tiny_llama, default_tok):
