@@ -54,3 +54,118 @@ def score_correlation(relevances: dict[str, Relevance]) -> pd.DataFrame:
     matrix = pd.DataFrame(flat).corr(method="spearman")
     matrix.index.name, matrix.columns.name = "task", "other"
     return matrix
+
+
+def correlate(x, y, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Pearson and Spearman correlation of paired samples, with p-values and bootstrap intervals.
+
+    p-values are scipy's (``pearsonr``, ``spearmanr``: two-sided, against no correlation); the
+    intervals are percentile bootstrap intervals over the pairs (``scipy.stats.bootstrap``,
+    ``paired=True``, ``n_boot`` resamples, seeded). NaN where fewer than 3 pairs or a constant
+    input leave the statistic undefined.
+
+    Returns:
+        {"n", "pearson", "pearson_p", "pearson_low", "pearson_high", "spearman", "spearman_p",
+        "spearman_low", "spearman_high"}.
+    """
+    import warnings
+
+    import numpy as np
+    from scipy import stats
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D and paired; got shapes {x.shape} and {y.shape}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    out = {"n": int(len(x))}
+    defined = len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
+    for name, test in (("pearson", stats.pearsonr), ("spearman", stats.spearmanr)):
+        if not defined:
+            out.update({name: np.nan, f"{name}_p": np.nan, f"{name}_low": np.nan, f"{name}_high": np.nan})
+            continue
+        result = test(x, y)
+        out[name], out[f"{name}_p"] = float(result.statistic), float(result.pvalue)
+        statistic = _pearson if name == "pearson" else _spearman
+        with warnings.catch_warnings():
+            # A resample can be constant (NaN statistic) or all resamples equal (a perfect
+            # correlation): the interval is then degenerate, which is what it should report.
+            warnings.simplefilter("ignore")
+            boot = stats.bootstrap((x, y), statistic, paired=True, vectorized=True, axis=-1,
+                                   n_resamples=n_boot, confidence_level=confidence,
+                                   method="percentile", rng=np.random.default_rng(seed))
+        out[f"{name}_low"] = float(boot.confidence_interval.low)
+        out[f"{name}_high"] = float(boot.confidence_interval.high)
+    return out
+
+
+def _pearson(a, b, axis=-1):
+    """Pearson's r along ``axis`` (vectorised over resamples)."""
+    import numpy as np
+
+    a = a - a.mean(axis=axis, keepdims=True)
+    b = b - b.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis) / np.sqrt((a * a).sum(axis) * (b * b).sum(axis))
+
+
+def _spearman(a, b, axis=-1):
+    """Spearman's rho: Pearson's r of the ranks (ties averaged), along ``axis``."""
+    from scipy.stats import rankdata
+
+    return _pearson(rankdata(a, axis=axis), rankdata(b, axis=axis), axis)
+
+
+def neuron_vectors(model, neurons: NeuronSet, base=None) -> dict[int, torch.Tensor]:
+    """One parameter vector a layer for a neuron set: {layer: float32 (sum over kinds of in+1,)}.
+
+    Vectorisation: for every site, the mean of the selected neurons' parameter rows
+    (``Site.read``: weight row then bias, float32); the site means of a layer are concatenated
+    in site order. With ``base`` (the model before fine-tuning, same layout), the rows are the
+    updates ``tuned - base`` instead. A site with no selected neuron contributes zeros.
+    """
+    from .architectures import layout_of
+
+    layout = layout_of(model)
+    neurons.check_fits(model)
+    base_sites = layout_of(base).by_name if base is not None else None
+    parts: dict[int, list[torch.Tensor]] = {}
+    for site in layout.sites:
+        idx = neurons.indices[site.name]
+        width = site.read([0]).shape[1]
+        if len(idx) == 0:
+            mean = torch.zeros(width)
+        else:
+            rows = site.read(idx).cpu()
+            if base_sites is not None:
+                rows = rows - base_sites[site.name].read(idx).cpu()
+            mean = rows.mean(0)
+        parts.setdefault(site.layer, []).append(mean)
+    return {layer: torch.cat(vectors) for layer, vectors in parts.items()}
+
+
+def parameter_similarity(model, sets: dict[str, NeuronSet], reference: str, base=None) -> pd.DataFrame:
+    """Per-layer cosine similarity between the parameters of ``reference``'s neurons and each
+    other set's neurons, in ``model`` (typically fine-tuned on the reference task).
+
+    Two vectorisations (``neuron_vectors``): ``weights`` (mean parameter rows of the set, per
+    site, concatenated over the layer's sites) and, with ``base``, ``update`` (the same of the
+    rows' change from ``base``). Returns one row per (task, layer): reference, task, layer,
+    similarity_weights [, similarity_update]; dimensionless, in [-1, 1].
+    """
+    if reference not in sets:
+        raise KeyError(f"reference {reference!r} is not one of the sets {list(sets)}")
+    kinds = {"weights": None} if base is None else {"weights": None, "update": base}
+    vectors = {kind: {name: neuron_vectors(model, ns, base=b) for name, ns in sets.items()}
+               for kind, b in kinds.items()}
+    rows = []
+    for name in sets:
+        if name == reference:
+            continue
+        for layer in vectors["weights"][reference]:
+            row = {"reference": reference, "task": name, "layer": layer}
+            for kind in kinds:
+                a, b = vectors[kind][reference][layer], vectors[kind][name][layer]
+                row[f"similarity_{kind}"] = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+            rows.append(row)
+    return pd.DataFrame(rows)
