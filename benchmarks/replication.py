@@ -38,10 +38,13 @@ from harness import add_threads_option, apply_threads  # noqa: E402
 from taskneuron_utils import experiments as ex, plots  # noqa: E402
 from taskneuron_utils.neurons import NeuronSet, parse_site_name  # noqa: E402
 
-CONFIG = ex.PROFILES["quick"].replace(n_attribution=32, n_eval=48, random_seeds=(0, 1, 2),
-                                      ft_steps=12, ft_batch_size=4, ft_examples=200, n_dev=24,
-                                      ft_lrs=(1e-4, 1e-3), progress=True)
-FINETUNE_TASKS = ("product_sentiment", "country_continent", "addition", "last_word")  # of mt_tasks
+QUICK = ex.PROFILES["quick"]
+MULTITASK = QUICK.multitask  # the "original" model of Table 1, and the tasks of every part
+DETECTION = QUICK.detection.replace(n_attribution=32)
+DEACTIVATION = QUICK.deactivation.replace(n_eval=48, random_seeds=(0, 1, 2))
+FINETUNING = QUICK.finetuning.replace(steps=12, batch_size=4, examples=200, n_dev=24, n_eval=48,
+                                      lrs=(1e-4, 1e-3))
+FINETUNE_TASKS = ("product_sentiment", "country_continent", "addition", "last_word")  # of MULTITASK
 KINDS_TASKS = ("product_sentiment", "addition")
 PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "deact_mt_kinds", "deact_mt_excl",
          "finetune", "finetune_seeds")
@@ -55,40 +58,46 @@ def only_kinds(neurons: NeuronSet, kinds: tuple[str, ...]) -> NeuronSet:
 
 
 def run_part(part: str):
-    tasks = tn.load_tasks(list(CONFIG.mt_tasks))
+    tasks = tn.load_tasks(list(MULTITASK.tasks))
+    own_only = DEACTIVATION.replace(others=False)
     if part in ("deact_mt_k10", "deact_mt_k02"):
-        model, tok, _ = ex.multitask_finetune(CONFIG)
+        model, tok, _ = ex.multitask_finetune(MULTITASK)
         k = 0.10 if part == "deact_mt_k10" else 0.02
-        return ex.deactivation(model, tok, tasks, CONFIG.replace(k=k), label=f"multitask k={k:g}")
+        return ex.deactivation(model, tok, tasks, DEACTIVATION, label=f"multitask k={k:g}",
+                               detection=DETECTION.replace(k=k))
     if part == "deact_base_k10":
-        model, tok = tn.load_model(CONFIG.model)
-        return ex.deactivation(model, tok, tasks, CONFIG, label="untuned k=0.1", others=False)
+        model, tok = tn.load_model(MULTITASK.model)
+        return ex.deactivation(model, tok, tasks, own_only, label="untuned k=0.1",
+                               detection=DETECTION)
     if part == "deact_mt_kinds":
-        model, tok, _ = ex.multitask_finetune(CONFIG)
+        model, tok, _ = ex.multitask_finetune(MULTITASK)
         chosen = {name: tasks[name] for name in KINDS_TASKS}
-        sets = ex.neuron_sets(ex.detect(model, tok, chosen, CONFIG), CONFIG)
+        sets = ex.neuron_sets(ex.detect(model, tok, chosen, DETECTION), DETECTION)
         return pd.concat([
-            ex.deactivation(model, tok, chosen, CONFIG, label=f"multitask k=0.1 {label}",
-                            sets={n: only_kinds(s, kinds) for n, s in sets.items()}, others=False)
+            ex.deactivation(model, tok, chosen, own_only, label=f"multitask k=0.1 {label}",
+                            sets={n: only_kinds(s, kinds) for n, s in sets.items()})
             for label, kinds in (("gate+up", ("gate", "up")), ("down", ("down",)))])
     if part == "deact_mt_excl":
-        model, tok, _ = ex.multitask_finetune(CONFIG)
-        config = CONFIG.replace(k=0.02)
-        sets = ex.neuron_sets(ex.detect(model, tok, tasks, config), config)
-        return ex.deactivation(model, tok, tasks, config, label="multitask k=0.02 exclusive",
+        model, tok, _ = ex.multitask_finetune(MULTITASK)
+        detection = DETECTION.replace(k=0.02)
+        sets = ex.neuron_sets(ex.detect(model, tok, tasks, detection), detection)
+        return ex.deactivation(model, tok, tasks, DEACTIVATION, label="multitask k=0.02 exclusive",
                                sets=ex.exclusive_sets(sets))
     if part in ("finetune", "finetune_seeds"):
-        _, tok = tn.load_model(CONFIG.model)
+        _, tok = tn.load_model(MULTITASK.model)
         chosen = {name: tasks[name] for name in FINETUNE_TASKS}
 
         def fresh_model():
-            return tn.load_model(CONFIG.model)[0]
+            return tn.load_model(MULTITASK.model)[0]
 
         if part == "finetune":
-            return ex.neuron_finetuning(fresh_model, tok, chosen, CONFIG)
+            return ex.neuron_finetuning(fresh_model, tok, chosen, FINETUNING, detection=DETECTION)
+        # Another seed: the detection sample, random set, training order, dev and test samples.
         return pd.concat([
-            ex.neuron_finetuning(fresh_model, tok, chosen, CONFIG.replace(seed=seed),
-                                 methods=("none", "neurons", "random")).assign(seed=seed)
+            ex.neuron_finetuning(
+                fresh_model, tok, chosen,
+                FINETUNING.replace(seed=seed, methods=("none", "neurons", "random")),
+                detection=DETECTION.replace(seed=seed)).assign(seed=seed)
             for seed in (1, 2)])
     raise ValueError(f"unknown part {part!r}; choose from {PARTS}")
 
@@ -121,15 +130,15 @@ def main() -> None:
         print(ex.table1(pd.concat(deact.values())).round(2).to_string(index=False))
     for part in ("deact_mt_k10", "deact_mt_k02", "deact_mt_excl"):
         if part in deact:
-            plots.plot_deactivation_heatmap(deact[part], value="nll").savefig(
+            plots.plot_deactivation_heatmap(deact[part], value="nll").figure.savefig(
                 out / f"{part}_nll.png", dpi=110, bbox_inches="tight")
     if (out / "finetune.csv").exists():
-        tuned = pd.read_csv(out / "finetune.csv").assign(seed=CONFIG.seed)
+        tuned = pd.read_csv(out / "finetune.csv").assign(seed=FINETUNING.seed)
         if (out / "finetune_seeds.csv").exists():
             tuned = pd.concat([tuned, pd.read_csv(out / "finetune_seeds.csv")])
         print(ex.table2(tuned).round(3).to_string(index=False))
-        plots.plot_finetuning(tuned, value="nll").savefig(out / "finetune_nll.png", dpi=110,
-                                                           bbox_inches="tight")
+        plots.plot_finetuning(tuned, value="nll").figure.savefig(
+            out / "finetune_nll.png", dpi=110, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The ``taskneurons`` command.
 
-    taskneurons main --out runs/main               the README's main job (detection + figures)
-    taskneurons detect --task NAME --k 10 --out DIR
-    taskneurons sites [--model ID]                 list a model's FFN neuron sites
-    taskneurons tasks                              list the shipped tasks
+    taskneurons main --out runs/main                   the README's main job (detection + figures)
+    taskneurons detect --task NAME --k 0.1 --out DIR   one task's neurons (k: fraction, 0.1 = 10%)
+    taskneurons sites [--model ID]                     list a model's FFN neuron sites
+    taskneurons tasks                                  list the shipped tasks
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     detect = commands.add_parser("detect", help="detect one task's neurons")
     detect.add_argument("--task", required=True, help="a shipped task name, or a .jsonl/.csv file")
     detect.add_argument("--model", help="hub id or local path (default: the embedded model)")
-    detect.add_argument("--k", type=float, default=10.0, help="percent of neurons kept (default 10)")
+    detect.add_argument("--k", type=float, default=0.1,
+                        help="fraction of neurons kept, in (0, 1] (default 0.1: the top 10%%)")
     detect.add_argument("--per", default="site", choices=["site", "global"])
     detect.add_argument("--n", type=int, default=128, help="training examples (default 128; 0 = all)")
     detect.add_argument("--batch-size", type=int, default=8)
@@ -47,7 +48,7 @@ def _main_job(args) -> int:
     matplotlib.use("Agg")
     from .experiments import PROFILES, main_job
 
-    config = PROFILES[args.profile]
+    config = PROFILES[args.profile].detection
     changes = {"tasks": tuple(args.tasks) if args.tasks else None, "model": args.model,
                "n_attribution": args.n}
     config = config.replace(**{k: v for k, v in changes.items() if v is not None})
@@ -58,6 +59,10 @@ def _main_job(args) -> int:
 
 
 def _detect(args) -> int:
+    if not 0 < args.k <= 1:  # before anything is loaded
+        print(f"taskneurons detect: error: --k is a fraction of neurons in (0, 1], "
+              f"got {args.k:g}; use --k 0.1 for the top 10%", file=sys.stderr)
+        return 2
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,22 +72,22 @@ def _detect(args) -> int:
     from .models import load_model
     from .tasks import Task, load_tasks
 
-    model, tok = load_model(args.model)
+    config = PROFILES["quick"].detection.replace(
+        model=args.model, k=args.k, per=args.per, n_attribution=args.n or None,
+        batch_size=args.batch_size, out_dir=args.out)
     if Path(args.task).suffix in (".jsonl", ".csv"):
         loader = Task.from_jsonl if args.task.endswith(".jsonl") else Task.from_csv
         task = loader(args.task)
     else:
         task = load_tasks([args.task])[args.task]
-    config = PROFILES["quick"].replace(model=args.model, k=args.k / 100, per=args.per,
-                                       n_attribution=args.n or None, batch_size=args.batch_size,
-                                       out_dir=args.out)
+    model, tok = load_model(args.model)
     relevance = detect(model, tok, {task.name: task}, config)[task.name]
     out = Path(args.out)
     relevance.save(out / f"{task.name}.relevance.safetensors")
     neurons = relevance.top_k(config.k, per=config.per)
     neurons.save(out / f"{task.name}.neurons.safetensors")
     profile = layer_profile({task.name: relevance}, config.k)
-    plots.plot_layer_profile(profile).savefig(out / f"{task.name}.layers.png", dpi=120)
+    plots.plot_layer_profile(profile).figure.savefig(out / f"{task.name}.layers.png", dpi=120)
     print(f"{neurons} -> {out / f'{task.name}.neurons.safetensors'}")
     print(f"relevance -> {out / f'{task.name}.relevance.safetensors'}; "
           f"figure -> {out / f'{task.name}.layers.png'}")

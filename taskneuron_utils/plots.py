@@ -3,7 +3,7 @@ draws on ``ax`` (a new figure when omitted) and returns the matplotlib Axes it d
 notebook cell ending in a plot call shows the figure once, with no trailing ``;``:
 
     ax = plots.plot_overlap(matrix)               # a new figure
-    ax.figure.savefig("overlap.png")              # or ax.savefig(...) on a figure made here
+    ax.figure.savefig("overlap.png")
     fig, axes = plt.subplots(1, 2)
     plots.plot_layer_profile(profile, ax=axes[0])  # drawn into a panel of your own figure
 """
@@ -16,21 +16,10 @@ import seaborn as sns
 from matplotlib.axes import Axes
 
 
-class PlotAxes(Axes):
-    """The Axes of a figure that a plot function made itself (no ``ax=`` given). It is a plain
-    matplotlib Axes plus ``savefig``, its figure's, so that ``plot_x(df).savefig(path)`` keeps
-    working as it did when these functions returned the Figure."""
-
-    def savefig(self, *args, **kwargs):
-        """``self.figure.savefig(*args, **kwargs)``."""
-        return self.figure.savefig(*args, **kwargs)
-
-
 def _axes(ax, size=(6, 4)) -> Axes:
     """``ax``, or the Axes of a new constrained-layout figure of ``size`` inches."""
     if ax is None:
-        _, ax = plt.subplots(figsize=size, layout="constrained",
-                             subplot_kw={"axes_class": PlotAxes})
+        _, ax = plt.subplots(figsize=size, layout="constrained")
     return ax
 
 

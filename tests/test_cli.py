@@ -18,7 +18,7 @@ def run(*args, cwd=None):
 
 
 def test_main_job_writes_figures_and_summary(tmp_path):
-    tasks = experiments.PROFILES["quick"].tasks[:3]
+    tasks = experiments.PROFILES["quick"].detection.tasks[:3]
     out = tmp_path / "main"
     stdout = run("main", "--out", str(out), "--n", "16", "--tasks", *tasks)
     for name in ("overlap.png", "layers.png", "overlap.csv", "layers.csv", "summary.txt"):
@@ -37,8 +37,8 @@ def test_main_job_writes_figures_and_summary(tmp_path):
 
 
 def test_detect_command(tmp_path):
-    task = experiments.PROFILES["quick"].tasks[0]
-    run("detect", "--task", task, "--k", "5", "--n", "8", "--out", str(tmp_path))
+    task = experiments.PROFILES["quick"].detection.tasks[0]
+    run("detect", "--task", task, "--k", "0.05", "--n", "8", "--out", str(tmp_path))
     neurons = tn.NeuronSet.load(tmp_path / f"{task}.neurons.safetensors")
     assert neurons.meta["k"] == pytest.approx(0.05) and neurons.meta["task"] == task
     assert (tmp_path / f"{task}.layers.png").stat().st_size > 0
@@ -50,7 +50,7 @@ def test_sites_and_tasks_commands():
     sites = run("sites").splitlines()
     assert len(sites) == 90 and sites[0].startswith("layers.0.mlp.gate")
     listed = run("tasks")
-    for name in experiments.PROFILES["quick"].tasks:
+    for name in experiments.PROFILES["quick"].detection.tasks:
         assert name in listed
 
 
@@ -58,4 +58,20 @@ def test_unknown_task_lists_known_ones():
     result = subprocess.run([sys.executable, "-m", "taskneuron_utils.cli", "detect", "--task",
                              "no_such_task", "--out", "x"], capture_output=True, text=True)
     assert result.returncode != 0
-    assert experiments.PROFILES["quick"].tasks[0] in result.stderr
+    assert experiments.PROFILES["quick"].detection.tasks[0] in result.stderr
+
+
+@pytest.mark.parametrize("k", ["10", "0", "-0.1", "1.5"])
+def test_detect_refuses_a_percentage_for_k(k, tmp_path, monkeypatch):
+    """--k is a fraction: anything outside (0, 1] is refused with exit code 2 and a one-line
+    message, before any model is loaded (an empty model cache stays empty)."""
+    monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "taskneuron_utils.cli", "detect", "--task",
+                             "addition", "--k", k, "--out", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "fraction" in message and "--k 0.1" in message and "10%" in message
+    assert not (tmp_path / "cache").exists() and not out.exists()

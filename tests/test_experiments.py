@@ -1,5 +1,6 @@
 """Experiments of the paper's Tables 1 and 2, on tiny random models and tiny task subsets."""
 
+import dataclasses
 import json
 
 import matplotlib
@@ -16,10 +17,13 @@ from tiny_models import tiny_model
 matplotlib.use("Agg")
 
 TASKS = ("product_sentiment", "addition", "news_topic")
-TINY = experiments.Config(n_attribution=4, n_eval=4, random_seeds=(0, 1, 2), batch_size=4,
-                          max_length=128, progress=False, ft_examples=8, ft_steps=2,
-                          ft_batch_size=2, ft_lrs=(1e-3, 1e-2), n_dev=4, mt_tasks=TASKS[:2],
-                          mt_examples=4, mt_steps=2, mt_batch_size=2, mt_lr=1e-3)
+DETECT = experiments.DetectionConfig(n_attribution=4, batch_size=4, max_length=128,
+                                     progress=False)
+DEACT = experiments.DeactivationConfig(n_eval=4, random_seeds=(0, 1, 2), progress=False)
+FINETUNE = experiments.FinetuningConfig(examples=8, steps=2, batch_size=2, lrs=(1e-3, 1e-2),
+                                        n_dev=4, n_eval=4, max_length=128, progress=False)
+MULTITASK = experiments.MultitaskConfig(tasks=TASKS[:2], examples=4, steps=2, batch_size=2,
+                                        lr=1e-3, max_length=128, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,8 @@ def expected_size(neurons):
 
 
 def test_deactivation_frame(tiny, default_tok, suite):
-    df = experiments.deactivation(tiny, default_tok, suite, TINY, label="untuned")
+    df = experiments.deactivation(tiny, default_tok, suite, DEACT, label="untuned",
+                                  detection=DETECT)
     assert {"model", "task", "category", "metric", "condition", "deactivated", "seed",
             "n_neurons", "score", "nll", "n"} <= set(df.columns)
     assert set(df["model"]) == {"untuned"} and list(dict.fromkeys(df["task"])) == list(suite)
@@ -69,10 +74,10 @@ def test_deactivation_frame(tiny, default_tok, suite):
     assert set(table.category) == {"classification", "generation"}
     assert {"original", "random_off", "random_off_std", "task_off", "task_off_nll"} <= \
         set(table.columns)
-    for fig in (plots.plot_deactivation_heatmap(df), plots.plot_deactivation_heatmap(df, value="score"),
-                plots.plot_deactivation_bars(df), plots.plot_deactivation_bars(df, value="nll")):
-        assert fig.axes
-        matplotlib.pyplot.close(fig)
+    for ax in (plots.plot_deactivation_heatmap(df), plots.plot_deactivation_heatmap(df, value="score"),
+               plots.plot_deactivation_bars(df), plots.plot_deactivation_bars(df, value="nll")):
+        assert ax.has_data() or ax.collections or ax.images
+        matplotlib.pyplot.close(ax.figure)
 
 
 def test_exclusive_sets():
@@ -115,10 +120,10 @@ def test_beyond_random_rule():
 
 def test_deactivation_with_given_sets_and_no_others(tiny, default_tok, suite):
     tasks = {"addition": suite["addition"]}
-    rel = experiments.detect(tiny, default_tok, tasks, TINY)
-    sets = experiments.neuron_sets(rel, TINY.replace(k=0.2))
-    df = experiments.deactivation(tiny, default_tok, tasks, TINY.replace(random_seeds=(5, 6, 7, 8)),
-                                  sets=sets, others=False, mode="weight")
+    rel = experiments.detect(tiny, default_tok, tasks, DETECT)
+    sets = experiments.neuron_sets(rel, DETECT.replace(k=0.2))
+    config = DEACT.replace(random_seeds=(5, 6, 7, 8), others=False, mode="weight")
+    df = experiments.deactivation(tiny, default_tok, tasks, config, sets=sets)
     assert list(df.condition) == ["none", "own"] + ["random"] * 4
     assert df[df.condition == "own"].n_neurons.item() == len(sets["addition"]) == \
         sum(round(0.2 * n) for n in sets["addition"].sizes.values())
@@ -127,7 +132,7 @@ def test_deactivation_with_given_sets_and_no_others(tiny, default_tok, suite):
 def test_neuron_finetuning_frame(tiny, default_tok, suite):
     tasks = {name: suite[name] for name in ("product_sentiment", "addition")}
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    df = experiments.neuron_finetuning(tiny, default_tok, tasks, TINY)
+    df = experiments.neuron_finetuning(tiny, default_tok, tasks, FINETUNE, detection=DETECT)
     # The starting model is copied for each run, never trained itself.
     assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
     assert len(df) == 2 * 4
@@ -148,9 +153,9 @@ def test_neuron_finetuning_frame(tiny, default_tok, suite):
         assert float(min(search, key=search.get)) == row.lr
     table = experiments.table2(df)
     assert {"none", "neurons", "random", "full"} <= set(table.columns)
-    fig = plots.plot_finetuning(df)
-    assert fig.axes
-    matplotlib.pyplot.close(fig)
+    ax = plots.plot_finetuning(df)
+    assert ax.has_data()
+    matplotlib.pyplot.close(ax.figure)
 
 
 def test_multitask_mixture_keeps_each_tasks_prompt(default_tok, suite):
@@ -165,10 +170,11 @@ def test_multitask_mixture_keeps_each_tasks_prompt(default_tok, suite):
 
 def test_multitask_cache_round_trip(tiny, default_tok, suite, tmp_path, monkeypatch):
     monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path))
-    tasks = {name: suite[name] for name in TINY.mt_tasks}
+    tasks = {name: suite[name] for name in MULTITASK.tasks}
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    model, tok, info = experiments.multitask_finetune(TINY, tasks=tasks, base=(tiny, default_tok))
-    assert info["cached"] is False and info["steps"] == 2 and info["tasks"] == list(TINY.mt_tasks)
+    model, tok, info = experiments.multitask_finetune(MULTITASK, tasks=tasks,
+                                                      base=(tiny, default_tok))
+    assert info["cached"] is False and info["steps"] == 2 and info["tasks"] == list(MULTITASK.tasks)
     assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())  # base untouched
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     folder = tmp_path / "finetuned" / info["key"]
@@ -179,12 +185,58 @@ def test_multitask_cache_round_trip(tiny, default_tok, suite, tmp_path, monkeypa
     assert provenance["weight_fingerprint"] == tn.weight_fingerprint(model)
     assert [p.name for p in (tmp_path / "finetuned").iterdir()] == [info["key"]]  # no temp dirs
 
-    again, tok2, info2 = experiments.multitask_finetune(TINY, tasks=tasks, base=(tiny, default_tok))
+    again, tok2, info2 = experiments.multitask_finetune(MULTITASK, tasks=tasks,
+                                                        base=(tiny, default_tok))
     assert info2["cached"] is True and info2["key"] == info["key"]
     state = again.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert len(tok2) == len(tok)
     # Another setting is another cache entry.
-    _, _, info3 = experiments.multitask_finetune(TINY.replace(mt_steps=1), tasks=tasks,
+    _, _, info3 = experiments.multitask_finetune(MULTITASK.replace(steps=1), tasks=tasks,
                                                  base=(tiny, default_tok))
     assert info3["cached"] is False and info3["key"] != info["key"]
+    # The token budget is part of the key; the default 256 is left out so that caches written
+    # before it was recorded keep their keys.
+    assert info["max_length"] == 128
+    _, _, info4 = experiments.multitask_finetune(MULTITASK.replace(max_length=256), tasks=tasks,
+                                                 base=(tiny, default_tok))
+    assert "max_length" not in info4 and info4["key"] not in (info["key"], info3["key"])
+
+
+def test_profiles_bundle_one_config_per_experiment():
+    quick, paper = experiments.PROFILES["quick"], experiments.PROFILES["paper"]
+    assert quick.detection == experiments.DetectionConfig()
+    assert quick.detection.k == paper.detection.k == 0.10
+    assert quick.detection.tasks == ("product_sentiment", "film_sentiment", "news_topic", "addition")
+    assert (quick.detection.n_attribution, quick.detection.batch_size,
+            quick.detection.max_length, quick.detection.per) == (128, 8, 256, "site")
+    assert (quick.multitask.examples, quick.multitask.steps, quick.multitask.lr,
+            quick.multitask.batch_size, len(quick.multitask.tasks)) == (48, 36, 1e-4, 8, 6)
+    assert (quick.deactivation.n_eval, quick.deactivation.random_seeds) == (100, (0, 1, 2))
+    assert (quick.finetuning.examples, quick.finetuning.steps, quick.finetuning.batch_size,
+            quick.finetuning.lrs, quick.finetuning.n_dev) == (200, 20, 8, (1e-4, 1e-3), 32)
+    assert paper.detection.model == paper.multitask.model == "meta-llama/Llama-2-7b-hf"
+    assert paper.detection.n_attribution is None and len(paper.detection.tasks) == 12
+    assert paper.detection.max_length == paper.finetuning.max_length == 512
+    # Frozen: a change is a copy.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.detection.k = 0.2
+    assert quick.detection.replace(k=0.2).k == 0.2 and quick.detection.k == 0.10
+    assert quick.replace(detection=DETECT).detection is DETECT
+
+
+@pytest.mark.parametrize("k", [10, 0, -0.1, 1.5])
+def test_k_is_a_fraction(k):
+    with pytest.raises(ValueError, match="fraction"):
+        experiments.DetectionConfig(k=k)
+    with pytest.raises(ValueError, match="fraction"):
+        DETECT.replace(k=k)
+
+
+def test_configs_refuse_unknown_choices():
+    with pytest.raises(ValueError, match="per"):
+        experiments.DetectionConfig(per="layer")
+    with pytest.raises(ValueError, match="methods"):
+        experiments.FinetuningConfig(methods=("none", "lora"))
+    with pytest.raises(TypeError):
+        experiments.DetectionConfig().replace(mt_steps=3)  # the old prefixed names are gone

@@ -1,0 +1,87 @@
+"""What several sections need: the configs' ``replace``, seeded samples of a split, a fresh model
+per run, a content hash of a split, and writing a folder atomically (caches)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..tasks import Split, Task
+
+
+class ConfigMixin:
+    """``replace(**changes)`` for the frozen config dataclasses: a copy with some fields changed
+    (unknown names raise ``TypeError``, as ``dataclasses.replace`` does)."""
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def check_fraction(k: float) -> float:
+    """``k`` itself if it is a fraction in (0, 1]; else a ValueError that says so."""
+    if not 0 < k <= 1:
+        raise ValueError(f"k is a fraction of neurons in (0, 1], got {k!r}; "
+                         f"for the paper's top 10% use k=0.1")
+    return k
+
+
+def sample(split: Split, n: int | None, seed: int) -> Split:
+    """``n`` examples of ``split`` drawn with ``seed`` (all of them, reordered by the draw, when
+    ``n >= len(split)``); None = the split itself."""
+    return split if n is None else split.sample(min(n, len(split)), seed=seed)
+
+
+def eval_split(task: Task, n: int | None, seed: int) -> Split:
+    """The test examples a task is scored on: a seeded sample of ``n``, or the whole test split
+    (in its own order) when ``n`` is None or not smaller than it."""
+    test = task.test
+    return test if n is None or n >= len(test) else test.sample(n, seed=seed)
+
+
+def fresh(model_loader):
+    """A model to train, never the caller's: a deep copy when ``model_loader`` is a model,
+    else ``model_loader()`` (a function returning a model or (model, tok))."""
+    import torch
+
+    if isinstance(model_loader, torch.nn.Module):
+        return copy.deepcopy(model_loader)
+    if callable(model_loader):
+        model = model_loader()
+        return model[0] if isinstance(model, tuple) else model
+    return copy.deepcopy(model_loader)
+
+
+def data_hash(split: Split) -> str:
+    """16 hex digits of sha256 over the examples' (input, output) pairs, in order."""
+    digest = hashlib.sha256()
+    for ex in split:
+        digest.update(json.dumps([ex.input, ex.output]).encode())
+    return digest.hexdigest()[:16]
+
+
+def settings_key(settings: dict) -> str:
+    """16 hex digits of sha256 over a JSON-able settings dict (key order does not matter)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_folder(folder: Path, write) -> None:
+    """Create ``folder`` atomically: ``write(tmp)`` fills a temporary sibling folder, which is
+    then renamed into place (replacing an existing ``folder``). On any error the temporary folder
+    is removed and ``folder`` is left as it was."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        write(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,156 @@
+"""Deactivation (the paper's Table 1): each task scored with its own neurons, as many random
+neurons, or another task's neurons switched off."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..tasks import Task
+from .common import ConfigMixin, eval_split
+from .detection import DetectionConfig, detect, neuron_sets
+
+
+@dataclass(frozen=True)
+class DeactivationConfig(ConfigMixin):
+    """Settings of ``deactivation``.
+
+    Attributes:
+        n_eval: test examples per task, a seeded sample (None = the whole test split).
+        random_seeds: one random-neuron baseline per seed.
+        seed: seeds the test sample.
+        mode: "activation" (outputs set to zero by hooks) or "weight" (parameters zeroed,
+            restored afterwards).
+        others: also deactivate every other task's set on each task.
+        batch_size: evaluation batch size, in examples.
+        progress: print one line per evaluated condition.
+    """
+
+    n_eval: int | None = 100
+    random_seeds: tuple[int, ...] = (0, 1, 2)
+    seed: int = 0
+    mode: str = "activation"
+    others: bool = True
+    batch_size: int = 16
+    progress: bool = True
+
+
+def deactivation(model, tok, tasks: dict[str, Task],
+                 config: DeactivationConfig = DeactivationConfig(), *, label: str = "multitask",
+                 sets: dict | None = None,
+                 detection: DetectionConfig | None = None) -> pd.DataFrame:
+    """Each task's test score and answer NLL with neuron sets deactivated (the paper's Table 1).
+
+    For every task in ``tasks``: nothing deactivated (``none``), its own set (``own``), as many
+    random neurons per site (``random``, one row per seed of ``config.random_seeds``), and every
+    other task's set (``other:<task>``, when ``config.others``). The sets are ``sets`` when
+    given, else detected on ``model`` itself with ``detection`` (default ``DetectionConfig()``:
+    128 training examples, top 10% per site). Each task is evaluated on ``config.n_eval`` test
+    examples.
+
+    Returns:
+        long DataFrame, one row per (task, condition[, seed]): ``model`` (= ``label``), ``task``,
+        ``category``, ``metric``, ``condition`` (none / own / random / other:<task>),
+        ``deactivated`` (the set's task, "random" or "none"), ``seed`` (random rows; else -1),
+        ``n_neurons``, ``score`` (metric, in [0, 1]), ``nll`` (nats per answer token), ``n``
+        (examples), ``seconds`` (wall time of the evaluation).
+    """
+    from ..evaluation import evaluate
+    from ..interventions import deactivate
+    from ..neurons import NeuronSet
+
+    if sets is None:
+        detection = DetectionConfig() if detection is None else detection
+        sets = neuron_sets(detect(model, tok, tasks, detection), detection)
+    rows = []
+    for name, task in tasks.items():
+        split = eval_split(task, config.n_eval, config.seed)
+        own = sets[name]
+        conditions = [("none", "none", -1, NeuronSet({}, own.sizes))]
+        conditions.append(("own", name, -1, own))
+        for seed in config.random_seeds:
+            conditions.append(("random", "random", seed, NeuronSet.random_like(own, seed=seed)))
+        if config.others:
+            conditions += [(f"other:{o}", o, -1, s) for o, s in sets.items() if o != name]
+        for condition, deactivated, seed, neurons in conditions:
+            started = time.perf_counter()
+            with deactivate(model, neurons, mode=config.mode):
+                result = evaluate(model, tok, split, batch_size=config.batch_size, progress=False)
+            rows.append({"model": label, "task": name, "category": task.category,
+                         "metric": task.metric, "condition": condition,
+                         "deactivated": deactivated, "seed": seed, "n_neurons": len(neurons),
+                         "score": result["score"], "nll": result["nll"], "n": result["n"],
+                         "seconds": round(time.perf_counter() - started, 2)})
+            if config.progress:
+                print(f"[{label}] {name:<20} {condition:<28} score {result['score']:.3f} "
+                      f"nll {result['nll']:.3f}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def _group(condition: str) -> str:
+    return "other" if condition.startswith("other:") else condition
+
+
+def deactivation_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, task, condition group): mean and std of score and NLL.
+
+    Groups: ``none``, ``own``, ``random`` (over seeds) and ``other`` (mean over the other tasks'
+    sets). Adds ``d_score`` / ``d_nll`` (change against ``none``) and, for ``own``:
+    ``score_beyond_random`` (own's score is below the random mean by more than 2 random stds, or
+    by 0.01 when the seeds agree exactly), ``nll_beyond_random`` (own's NLL is above the random
+    mean by the same rule) and ``beyond_random`` (both).
+    """
+    frame = df.assign(group=df["condition"].map(_group))
+    keys = ["model", "task", "category", "metric", "group"]
+    out = frame.groupby(keys, sort=False).agg(
+        score=("score", "mean"), score_std=("score", "std"), nll=("nll", "mean"),
+        nll_std=("nll", "std"), runs=("score", "size"), n_neurons=("n_neurons", "first"),
+    ).reset_index()
+    none = out[out.group == "none"].set_index(["model", "task"])
+    ref = out.set_index(["model", "task"]).index
+    out["d_score"] = out["score"].values - none.loc[ref, "score"].values
+    out["d_nll"] = out["nll"].values - none.loc[ref, "nll"].values
+    rand = out[out.group == "random"].set_index(["model", "task"])
+    by_score, by_nll = [], []
+    for _, row in out.iterrows():
+        if row.group != "own" or (row.model, row.task) not in rand.index:
+            by_score.append(None)
+            by_nll.append(None)
+            continue
+        r = rand.loc[(row.model, row.task)]
+        tol_s = max(2 * (r.score_std if pd.notna(r.score_std) else 0), 0.01)
+        tol_n = max(2 * (r.nll_std if pd.notna(r.nll_std) else 0), 0.01)
+        by_score.append(bool(row.score < r.score - tol_s))
+        by_nll.append(bool(row.nll > r.nll + tol_n))
+    out["score_beyond_random"] = pd.Series(by_score, index=out.index, dtype=object)
+    out["nll_beyond_random"] = pd.Series(by_nll, index=out.index, dtype=object)
+    out["beyond_random"] = [None if s is None else bool(s and n) for s, n in zip(by_score, by_nll)]
+    return out
+
+
+def table1(df: pd.DataFrame) -> pd.DataFrame:
+    """The Table 1 analog: per model and category, the mean metric (x100) with nothing, random
+    neurons (mean over seeds, then tasks; ± the mean over tasks of the std over seeds) and
+    the task's own neurons deactivated, and the mean answer NLL (nats per token) of each;
+    ``own_*beyond_random`` count the tasks where own neurons hurt more than random ones beyond
+    the seeds' spread (``deactivation_summary``)."""
+    summary = deactivation_summary(df)
+    rows = []
+    for (model, category), part in summary.groupby(["model", "category"], sort=False):
+        by = part.set_index(["task", "group"])
+        tasks = part["task"].unique()
+        row = {"model": model, "category": category, "tasks": len(tasks)}
+        for group, label in (("none", "original"), ("random", "random_off"), ("own", "task_off")):
+            vals = by.xs(group, level="group")
+            row[label] = 100 * vals["score"].mean()
+            row[f"{label}_nll"] = vals["nll"].mean()
+            if group == "random":
+                row["random_off_std"] = 100 * vals["score_std"].mean()
+                row["random_off_nll_std"] = vals["nll_std"].mean()
+        own = part[part.group == "own"]
+        for column in ("beyond_random", "score_beyond_random", "nll_beyond_random"):
+            row[f"own_{column}"] = int(own[column].sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
