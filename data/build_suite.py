@@ -688,6 +688,140 @@ def gen_describe_list(rng: random.Random):
 # Task table. Order here is the order of tasks.json and of the card.
 # ----------------------------------------------------------------------------------------------
 
+# ----------------------------------------------------------------------------------------------
+# Entity types (DBpedia-like, ten labels) and sentence-pair tasks (NLI, paraphrase, RTE-like).
+# ----------------------------------------------------------------------------------------------
+
+NAME_PARTS_A = ["Bel", "Cor", "Dar", "El", "Fen", "Gal", "Har", "Ist", "Jor", "Kel", "Lom", "Mar",
+                "Nor", "Ost", "Pel", "Quin", "Ros", "Sal", "Tor", "Val", "Wes", "Yar", "Zan", "Ab"]
+NAME_PARTS_B = ["ford", "wick", "ton", "ley", "mont", "vale", "ridge", "dale", "brook", "holm",
+                "stead", "field", "more", "bury", "gate", "wood"]
+FIRST_NAMES = ["Anna", "Ben", "Clara", "David", "Elena", "Felix", "Grace", "Hugo", "Ines", "Jonas",
+               "Karin", "Leo", "Maya", "Nils", "Olga", "Paul", "Rosa", "Sam", "Tara", "Victor"]
+ENTITY_TYPES = {
+    "company": ["{N} {x} is a company that makes {p}.", "{N} {x} is a firm based in {T} selling {p}.",
+                "Founded in {y}, {N} {x} is a manufacturer of {p}."],
+    "school": ["{N} Academy is a secondary school in {T}.", "{N} College is a private school founded in {y} in {T}.",
+               "{N} High School is a public school in {T} with about {k} pupils."],
+    "artist": ["{P} is a painter from {T} known for {s} portraits.", "{P} is a sculptor who has worked in {T} since {y}.",
+               "{P} is a singer and songwriter born in {T} in {y}."],
+    "athlete": ["{P} is a {sp} player who joined the {T} {m} in {y}.", "{P} is a retired {sp} player from {T}.",
+                "{P} won a national {sp} title in {y} for {T}."],
+    "politician": ["{P} is a politician who served as mayor of {T} from {y}.", "{P} is a member of the {pa} representing {T}.",
+                   "{P} was elected to parliament for {T} in {y}."],
+    "building": ["The {N} Tower is an office building in {T} completed in {y}.", "{N} Hall is a historic house in {T}.",
+                 "The {N} Bridge Station is a railway building in {T} opened in {y}."],
+    "village": ["{N} is a small village near {T} with about {k} inhabitants.", "{N} is a village in the {T} district, first mentioned in {y}.",
+                "{N} is a rural village on the river near {T}."],
+    "animal": ["The {s} {N} beetle is an insect found near {T}.", "The {N} {s} frog is an amphibian first described in {y}.",
+               "The {N} warbler is a small {s} bird of the {T} forests."],
+    "plant": ["{N} {s} moss is a plant that grows on rocks near {T}.", "The {N} lily is a flowering plant first described in {y}.",
+              "{N} fern is a {s} plant of the wet valleys near {T}."],
+    "film": ["{N} Nights is a {y} drama film set in {T}.", "The {N} Affair is a comedy film released in {y}.",
+             "{N} Road is a {y} documentary film about {T}."],
+}
+ENTITY_LABELS = list(ENTITY_TYPES)
+ENTITY_ADJS = ["bright", "dark", "golden", "pale", "red", "green", "spotted", "striped", "tiny", "silver"]
+
+
+def _coined(rng: random.Random) -> str:
+    return rng.choice(NAME_PARTS_A) + rng.choice(NAME_PARTS_B)
+
+
+def gen_entity(rng: random.Random, label: str) -> str:
+    template = rng.choice(ENTITY_TYPES[label])
+    name = _coined(rng)
+    return template.format(
+        N=name, x=rng.choice(COMPANIES_B), p=rng.choice(PRODUCTS), T=rng.choice(TOWNS),
+        y=rng.randint(1850, 2020), k=rng.randrange(200, 5000, 50), s=rng.choice(ENTITY_ADJS),
+        P=f"{rng.choice(FIRST_NAMES)} {_coined(rng)}", sp=rng.choice(SPORTS), m=rng.choice(MASCOTS),
+        pa=rng.choice(PARTIES)).replace("The The", "The")
+
+
+NLI_FACTS = [  # (premise verb phrase, entailed phrase, contradicting phrase, neutral phrase)
+    ("is playing the guitar on a stage", "is making music", "is asleep at home", "is performing for a large crowd"),
+    ("is cooking dinner in the kitchen", "is preparing food", "is swimming in the sea", "is making pasta for her family"),
+    ("is riding a bicycle down a hill", "is outdoors", "is sitting in an office", "is late for work"),
+    ("is reading a newspaper on a bench", "is sitting down", "is running a marathon", "is waiting for a friend"),
+    ("is painting a fence in the garden", "is working outside", "is sleeping in bed", "is painting it white"),
+    ("is feeding ducks at the lake", "is near water", "is in a desert", "is with her grandchildren"),
+    ("is climbing a steep mountain", "is outdoors", "is watching television", "is training for a race"),
+    ("is writing a letter at a desk", "is using a pen", "is dancing at a party", "is writing to an old friend"),
+    ("is washing a red car", "is cleaning a vehicle", "is flying a plane", "is getting paid for it"),
+    ("is teaching a class of children", "is at a school", "is alone on an island", "is teaching history"),
+    ("is buying apples at a market", "is shopping", "is asleep on a train", "is buying them for a pie"),
+    ("is carrying a heavy box upstairs", "is lifting something", "is lying on a beach", "is moving to a new flat"),
+]
+PAIR_PEOPLE = ["A man", "A woman", "An old man", "A young woman", "A boy", "A girl", "A teacher",
+               "A farmer", "A nurse", "A student", "A tourist", "A chef"]
+
+
+def gen_nli(rng: random.Random, label: str) -> str:
+    who = rng.choice(PAIR_PEOPLE)
+    fact = rng.choice(NLI_FACTS)
+    when = rng.choice(["", " this morning", " in the rain", " at noon", " on a Sunday", " after lunch"])
+    premise = f"{who} {fact[0]}{when}."
+    part = {"entailment": fact[1], "contradiction": fact[2], "neutral": fact[3]}[label]
+    subject = rng.choice(["The person", who.replace("A ", "The ").replace("An ", "The "), "Someone"])
+    return f"Premise: {premise} Hypothesis: {subject} {part}."
+
+
+QUESTION_FRAMES = [  # (question, paraphrase) with {x}
+    ("How do I learn {x} quickly?", "What is the fastest way to learn {x}?"),
+    ("What is the best book about {x}?", "Which book about {x} would you recommend most?"),
+    ("Is {x} hard to learn?", "How difficult is it to learn {x}?"),
+    ("Why do people like {x}?", "What makes {x} popular with people?"),
+    ("How much does it cost to study {x}?", "What is the price of a course in {x}?"),
+    ("Can I learn {x} at home?", "Is it possible to study {x} without leaving home?"),
+    ("What jobs can I get with {x}?", "Which careers are open to someone who knows {x}?"),
+    ("When should children start learning {x}?", "At what age should kids begin {x}?"),
+]
+TOPICS_X = ["chess", "French", "piano", "cooking", "statistics", "painting", "swimming", "Python",
+            "photography", "gardening", "Japanese", "chemistry", "guitar", "accounting", "yoga",
+            "German", "drawing", "algebra", "tennis", "knitting", "economics", "violin", "baking",
+            "astronomy", "Spanish", "poetry", "sailing", "physics", "dancing", "coding"]
+QUESTION_OPENERS = ["", "", "Quick question: ", "As a beginner, ", "Honestly, ", "Asking for a friend: "]
+
+
+def gen_paraphrase(rng: random.Random, label: str) -> str:
+    i = rng.randrange(len(QUESTION_FRAMES))
+    x = rng.choice(TOPICS_X)
+    q1 = QUESTION_FRAMES[i][0].format(x=x)
+    if label == "yes":
+        q2 = QUESTION_FRAMES[i][1].format(x=x)
+    elif rng.random() < 0.5:  # same frame, another topic (lexical overlap, different meaning)
+        q2 = QUESTION_FRAMES[i][1].format(x=rng.choice([t for t in TOPICS_X if t != x]))
+    else:  # same topic, another question
+        j = rng.choice([j for j in range(len(QUESTION_FRAMES)) if j != i])
+        q2 = QUESTION_FRAMES[j][1].format(x=x)
+    if rng.random() < 0.5:
+        q1, q2 = q2, q1
+    o1, o2 = rng.choice(QUESTION_OPENERS), rng.choice(QUESTION_OPENERS)
+    q1 = o1 + (q1[0].lower() + q1[1:] if o1 and not q1.startswith(("I", "French", "Python")) else q1)
+    q2 = o2 + (q2[0].lower() + q2[1:] if o2 and not q2.startswith(("I", "French", "Python")) else q2)
+    return f"Question 1: {q1} Question 2: {q2}"
+
+
+def gen_rte(rng: random.Random, label: str) -> str:
+    company = _company(rng)
+    founder = f"{rng.choice(FIRST_NAMES)} {_coined(rng)}"
+    town, year = rng.choice(TOWNS), rng.randint(1900, 2015)
+    passage = rng.choice([
+        f"{company} was founded by {founder} in {town} in {year}.",
+        f"In {year}, {founder} started {company} in {town}.",
+        f"{founder} set up {company}, a maker of {rng.choice(PRODUCTS)}, in {town} in {year}.",
+    ])
+    kind = rng.randrange(3)
+    if label == "entailment":
+        claim = [f"{founder} founded {company}.", f"{company} was started in {town}.",
+                 f"{company} has existed since {year}."][kind]
+    else:
+        claim = [f"{_coined(rng)} founded {company}.",
+                 f"{company} was started in {rng.choice([t for t in TOWNS if t != town])}.",
+                 f"{company} was founded in {year + rng.choice([-12, -5, 3, 9])}."][kind]
+    return f"{passage} Claim: {claim}"
+
+
 TASKS = [
     # -- classification --------------------------------------------------------------------
     dict(name="product_sentiment", family="sentiment", category="classification", metric="accuracy",
@@ -722,6 +856,22 @@ TASKS = [
          labels=["true", "false"], make=gen_sum_check,
          instruction="Is this arithmetic statement true or false? Answer with true or false.",
          description="Addition facts of two 2-3 digit numbers, written as a sum or as the matching subtraction; wrong statements are off by 1, 2, 10 or 100."),
+    dict(name="entity_type", family="topic", category="classification", metric="accuracy",
+         labels=ENTITY_LABELS, make=gen_entity,
+         instruction="What kind of thing does this short encyclopedia entry describe? Answer with one of: " + ", ".join(ENTITY_LABELS) + ".",
+         description="DBpedia-like ten-way entity typing: one invented encyclopedia sentence (invented names of companies, schools, people, buildings, villages, species, films) per example."),
+    dict(name="nli", family="sentence_pair", category="classification", metric="accuracy",
+         labels=["entailment", "neutral", "contradiction"], make=gen_nli,
+         instruction="Does the premise entail the hypothesis, contradict it, or neither? Answer with entailment, neutral or contradiction.",
+         description="MNLI-like three-way inference: a premise about a person's activity and a hypothesis that follows from it, contradicts it, or adds unverifiable detail (labels balanced to within one example per split)."),
+    dict(name="paraphrase", family="sentence_pair", category="classification", metric="accuracy",
+         labels=["yes", "no"], make=gen_paraphrase,
+         instruction="Do the two questions ask the same thing? Answer with yes or no.",
+         description="QQP/PAWS-like question pairs: a reworded question (yes), or the same frame about another topic or another question about the same topic (no)."),
+    dict(name="rte", family="sentence_pair", category="classification", metric="accuracy",
+         labels=["entailment", "not_entailment"], make=gen_rte,
+         instruction="Does the passage support the claim? Answer with entailment or not_entailment.",
+         description="RTE-like: a sentence about an invented company's founding (who, where, when) and a claim that restates one fact or changes it."),
     # -- generation ------------------------------------------------------------------------
     dict(name="addition", family="arithmetic", category="generation", metric="exact_match",
          labels=None, make=gen_addition,
@@ -788,12 +938,14 @@ def build_task(task: dict) -> dict[str, list[dict]]:
     splits: dict[str, list[dict]] = {s: [] for s, _ in SPLITS}
     if task["category"] == "classification":
         labels = task["labels"]
-        for _, n in SPLITS:
-            assert n % len(labels) == 0, (task["name"], n, labels)
         per_label: dict[str, list[dict]] = {}
+        # Per label and split: n // L examples, one more for the first n % L labels (balanced
+        # to within one example when L does not divide n, e.g. three NLI labels).
+        quota = {label: {split: n // len(labels) + (i < n % len(labels)) for split, n in SPLITS}
+                 for i, label in enumerate(labels)}
         for label in labels:
             rows: list[dict] = []
-            while len(rows) < N_TOTAL // len(labels):
+            while len(rows) < sum(quota[label].values()):
                 tries += 1
                 if tries > max_tries:
                     raise RuntimeError(f"{task['name']}: example space too small")
@@ -806,7 +958,7 @@ def build_task(task: dict) -> dict[str, list[dict]]:
         for label in labels:  # stratified split: every split has the same label balance
             start = 0
             for split, n in SPLITS:
-                k = n // len(labels)
+                k = quota[label][split]
                 splits[split].extend(per_label[label][start:start + k])
                 start += k
     else:
@@ -857,10 +1009,14 @@ FAMILY_NOTES = {
     "numeric_reasoning": "Yes/no, even/odd or true/false judgements about numbers (comparison, parity, checking a sum). Classification over digits, related to each other and, through sum_check, to the arithmetic generation family.",
     "arithmetic": "Exact numeric answers: addition, subtraction, multiplication of small numbers.",
     "string_manipulation": "Copying and transforming the input's own words (upper case, word reversal, acronym, last word, a list rewritten as a sentence); no world knowledge needed.",
+    "sentence_pair": "Two-text judgements in the spirit of GLUE: three-way inference (MNLI), question paraphrase (QQP/PAWS) and passage-claim entailment (RTE). With news_topic, product_sentiment, entity_type and question_topic they make the offline 4- and 8-task continual-learning sequences (experiments.continual).",
     "world_facts": "Recall of country facts (the capital, a list of capitals: generation, ROUGE-L; the continent: four-way classification) and one data-to-text task that rewrites a record mentioning a capital, as in the paper's generation set.",
 }
 
 
+# Tasks added for the continual-learning sequences (experiments.continual): near-chance zero-shot
+# scores are expected there (the sequence trains them), so the headroom count leaves them out.
+CONTINUAL_ADDITIONS = ("entity_type", "nli", "paraphrase", "rte")
 HEADROOM_CEILING = 0.9
 HEADROOM_MARGIN = 0.05
 
@@ -972,7 +1128,10 @@ def render_card(tasks_json: list[dict], examples: dict[str, dict[str, list[dict]
         L.append(f"Headroom (the score is clearly above chance and below {HEADROOM_CEILING}, so that both a drop "
                  f"under deactivation and a gain from fine-tuning can show): **{n_headroom} of {len(tasks_json)} "
                  f"tasks**. \"Clearly above\" means by at least {HEADROOM_MARGIN} and by two binomial standard "
-                 "errors of chance accuracy at that n.")
+                 "errors of chance accuracy at that n. The four tasks added for the continual-learning "
+                 f"sequences ({', '.join(CONTINUAL_ADDITIONS)}) were scored on 100 test examples and sit near "
+                 "chance zero-shot, as the sequence trains them from the starting model; the headroom "
+                 "requirement (half of the tasks) is checked on the other tasks.")
         L.append("")
     L.append("## Tasks")
     for t in tasks_json:

@@ -219,6 +219,8 @@ def attribute(
     state = _fresh_state(sites, device, accumulate_dtype)
     if checkpoint is not None and Path(checkpoint).exists():
         state = _resume(checkpoint, provenance, batch_size, device, accumulate_dtype)
+        for kind in ("sum_abs", "sum_signed"):  # the file's order is sorted; keep model order
+            state[kind] = {s.name: state[kind][s.name] for s in sites}
 
     starts = range(0, len(encoded), batch_size)
     bar = tqdm(total=len(starts), desc=f"attribution {provenance['task'] or ''}".strip(),

@@ -1,68 +1,199 @@
-"""The ``taskneurons`` command.
+"""taskneurons: find the task-specific neurons of a language model, from the command line.
 
     taskneurons main --out runs/main                   the README's main job (detection + figures)
     taskneurons detect --task NAME --k 0.1 --out DIR   one task's neurons (k: fraction, 0.1 = 10%)
     taskneurons sites [--model ID]                     list a model's FFN neuron sites
     taskneurons tasks                                  list the shipped tasks
+
+Every argument is checked before a model is loaded. A mistake in the arguments prints one or two
+lines and exits with status 2; ``--debug`` shows the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="taskneurons", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+class UsageError(ValueError):
+    """A command-line argument that cannot work; reported in a line or two, exit status 2."""
 
-    job = commands.add_parser("main", help="detect neurons for several tasks; overlap and layer figures")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskneurons", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n\n")[0] + "\n\n" + "\n".join(__doc__.split("\n\n")[1:3]))
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    job = commands.add_parser("main", help="detect several tasks' neurons; overlap and layer figures",
+                              description="Detect the task-specific neurons of several tasks and "
+                              "write overlap.csv/png, layers.csv/png, summary.txt and the neuron "
+                              "sets to --out.")
     job.add_argument("--out", default="runs/main", help="output folder (default: runs/main)")
-    job.add_argument("--profile", default="quick", choices=["quick", "paper"])
-    job.add_argument("--tasks", nargs="+", help="task names (default: the profile's)")
-    job.add_argument("--model", help="hub id or local path (default: the profile's)")
-    job.add_argument("--n", type=int, help="training examples per task used for detection")
+    job.add_argument("--profile", default="quick", choices=["quick", "paper"],
+                     help="quick: embedded model, shipped tasks (default); paper: Llama-2-7b, hub tasks")
+    job.add_argument("--tasks", nargs="+", metavar="TASK", help="task names (default: the profile's)")
+    job.add_argument("--model", help="hub id or local folder (default: the profile's model)")
+    job.add_argument("--n", type=int, help="training examples per task used for detection "
+                     "(default: the profile's; 0 = all)")
+    job.add_argument("--overwrite", action="store_true",
+                     help="replace another run's files in --out instead of refusing")
 
-    detect = commands.add_parser("detect", help="detect one task's neurons")
+    detect = commands.add_parser("detect", help="detect one task's neurons",
+                                 description="Detect one task's neurons; write its neuron set, "
+                                 "relevance and layer figure to --out.")
     detect.add_argument("--task", required=True, help="a shipped task name, or a .jsonl/.csv file")
-    detect.add_argument("--model", help="hub id or local path (default: the embedded model)")
+    detect.add_argument("--model", help="hub id or local folder (default: the embedded model)")
     detect.add_argument("--k", type=float, default=0.1,
                         help="fraction of neurons kept, in (0, 1] (default 0.1: the top 10%%)")
-    detect.add_argument("--per", default="site", choices=["site", "global"])
+    detect.add_argument("--per", default="site", choices=["site", "global"],
+                        help="keep the top k of every site (default) or of all neurons together")
     detect.add_argument("--n", type=int, default=128, help="training examples (default 128; 0 = all)")
-    detect.add_argument("--batch-size", type=int, default=8)
+    detect.add_argument("--batch-size", type=int, default=8, help="examples per pass (default 8)")
     detect.add_argument("--out", required=True, help="output folder")
 
-    sites = commands.add_parser("sites", help="list a model's FFN neuron sites")
-    sites.add_argument("--model", help="hub id or local path (default: the embedded model)")
-    commands.add_parser("tasks", help="list the shipped tasks")
+    sites = commands.add_parser("sites", help="list a model's FFN neuron sites",
+                                description="List every FFN neuron site: name, layer, kind, size.")
+    sites.add_argument("--model", help="hub id or local folder (default: the embedded model)")
+    commands.add_parser("tasks", help="list the shipped tasks",
+                        description="List the shipped task suite with its splits.")
+    return parser
 
-    args = parser.parse_args(argv)
-    return {"main": _main_job, "detect": _detect, "sites": _sites, "tasks": _tasks}[args.command](args)
+
+def main(argv: list[str] | None = None) -> int:
+    from .architectures import NeuronSetMismatchError, UnsupportedArchitectureError
+    from .models import ModelNotAvailableError
+    from .storage import ArtefactFileError
+    from .tasks import TaskDataError, UnknownTaskError
+
+    args = build_parser().parse_args(argv)
+    user_errors = (UsageError, UnknownTaskError, TaskDataError, ModelNotAvailableError,
+                   NeuronSetMismatchError, UnsupportedArchitectureError, ArtefactFileError,
+                   FileNotFoundError)
+    run = {"main": _main_job, "detect": _detect, "sites": _sites, "tasks": _tasks}[args.command]
+    try:
+        return run(args)
+    except BrokenPipeError:
+        # `taskneurons sites | head`: the reader left; stop quietly (and keep Python from
+        # complaining while flushing stdout at exit).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except user_errors as err:
+        if args.debug:
+            raise
+        message = str(err).strip('"') if isinstance(err, KeyError) else str(err)
+        print(f"taskneurons {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+# --- checks, before anything is loaded --------------------------------------------------------
+
+
+def _check_model(model: str | None) -> None:
+    """A local path that does not exist is reported as such, not as an unknown hub id. A hub id
+    is ``name`` or ``namespace/name``; anything else that looks like a path is a path."""
+    if model is None:
+        return
+    looks_local = (model.startswith(("/", "./", "../", "~")) or model.count("/") > 1
+                   or os.sep != "/" and os.sep in model)
+    if looks_local and not Path(model).expanduser().exists():
+        raise UsageError(f"--model {model}: no such file or folder")
+
+
+def _check_out(out: str) -> Path:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out} is an existing file; give a folder")
+    return path
+
+
+def _check_count(name: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _check_tasks(names) -> None:
+    from .tasks import load_tasks
+
+    load_tasks(list(names))  # raises UnknownTaskError listing the known names
+
+
+# --- commands ------------------------------------------------------------------------------------
 
 
 def _main_job(args) -> int:
+    from .experiments import PROFILES
+
+    _check_count("--n", args.n, 0)
+    config = PROFILES[args.profile].detection
+    config = config.replace(
+        tasks=tuple(args.tasks) if args.tasks else config.tasks,
+        model=args.model or config.model,
+        n_attribution=config.n_attribution if args.n is None else (args.n or None))
+    _check_model(config.model)
+    out = _check_out(args.out)
+    if args.profile == "quick":
+        _check_tasks(config.tasks)
+    _check_previous_run(out, config, args.overwrite)
+
     import matplotlib
 
     matplotlib.use("Agg")
-    from .experiments import PROFILES, main_job
+    from .experiments import main_job
 
-    config = PROFILES[args.profile].detection
-    changes = {"tasks": tuple(args.tasks) if args.tasks else None, "model": args.model,
-               "n_attribution": args.n}
-    config = config.replace(**{k: v for k, v in changes.items() if v is not None})
-    main_job(args.out, config)
-    print((Path(args.out) / "summary.txt").read_text(), end="")
-    print(f"figures: {Path(args.out) / 'overlap.png'}, {Path(args.out) / 'layers.png'}")
+    main_job(out, config)
+    print((out / "summary.txt").read_text(), end="")
+    print(f"figures: {out / 'overlap.png'}, {out / 'layers.png'}")
     return 0
 
 
+def _check_previous_run(out: Path, config, overwrite: bool) -> None:
+    """Refuse, before any work, to mix this run's files with another run's in ``out``: the
+    settings of the last run are in ``out/run.json``. With ``overwrite``, its files go."""
+    settings = {key: getattr(config, key) for key in
+                ("model", "k", "per", "n_attribution", "batch_size", "max_length", "seed")}
+    record = out / "run.json"
+    previous = json.loads(record.read_text()) if record.exists() else None
+    leftovers = (out / "relevance").exists() or (out / "neurons").exists()
+    if previous is not None and previous != settings or previous is None and leftovers:
+        _refuse_or_clear(out, settings, previous, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(settings, indent=1) + "\n")
+
+
+def _refuse_or_clear(out: Path, settings: dict, previous: dict | None, overwrite: bool) -> None:
+    if not overwrite:
+        differs = sorted(k for k in settings if (previous or {}).get(k) != settings[k])
+        what = f"different {', '.join(differs)}" if previous else "unknown settings"
+        raise UsageError(f"--out {out} holds another run's checkpoints ({what}); pass "
+                         "--overwrite to replace them, or choose another --out")
+    for folder in ("relevance", "neurons"):
+        shutil.rmtree(out / folder, ignore_errors=True)
+
+
 def _detect(args) -> int:
-    if not 0 < args.k <= 1:  # before anything is loaded
-        print(f"taskneurons detect: error: --k is a fraction of neurons in (0, 1], "
-              f"got {args.k:g}; use --k 0.1 for the top 10%", file=sys.stderr)
-        return 2
+    if not 0 < args.k <= 1:
+        raise UsageError(f"--k is a fraction of neurons in (0, 1], got {args.k:g}; "
+                         "use --k 0.1 for the top 10%")
+    _check_count("--n", args.n, 0)
+    _check_count("--batch-size", args.batch_size, 1)
+    _check_model(args.model)
+    out = _check_out(args.out)
+    from .tasks import Task, load_tasks
+
+    if Path(args.task).suffix in (".jsonl", ".csv"):
+        if not Path(args.task).exists():
+            raise UsageError(f"--task {args.task}: no such file")
+        loader = Task.from_jsonl if args.task.endswith(".jsonl") else Task.from_csv
+        task = loader(args.task)
+    else:
+        task = load_tasks([args.task])[args.task]
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,19 +201,12 @@ def _detect(args) -> int:
     from .analysis import layer_profile
     from .experiments import PROFILES, detect
     from .models import load_model
-    from .tasks import Task, load_tasks
 
     config = PROFILES["quick"].detection.replace(
         model=args.model, k=args.k, per=args.per, n_attribution=args.n or None,
-        batch_size=args.batch_size, out_dir=args.out)
-    if Path(args.task).suffix in (".jsonl", ".csv"):
-        loader = Task.from_jsonl if args.task.endswith(".jsonl") else Task.from_csv
-        task = loader(args.task)
-    else:
-        task = load_tasks([args.task])[args.task]
+        batch_size=args.batch_size, out_dir=str(out))
     model, tok = load_model(args.model)
     relevance = detect(model, tok, {task.name: task}, config)[task.name]
-    out = Path(args.out)
     relevance.save(out / f"{task.name}.relevance.safetensors")
     neurons = relevance.top_k(config.k, per=config.per)
     neurons.save(out / f"{task.name}.neurons.safetensors")
@@ -95,21 +219,27 @@ def _detect(args) -> int:
 
 
 def _sites(args) -> int:
+    _check_model(args.model)
     from .architectures import ffn_sites
     from .models import load_model
 
     model, _ = load_model(args.model)
+    print(f"{'site':28s} {'layer':>5s}  {'kind':6s} {'neurons':>7s}")
     for site in ffn_sites(model):
-        print(f"{site.name:28s} layer {site.layer:3d}  {site.kind:6s} {site.n_neurons:6d} neurons")
+        print(f"{site.name:28s} {site.layer:5d}  {site.kind:6s} {site.n_neurons:7d}")
     return 0
 
 
 def _tasks(args) -> int:
     from .tasks import load_tasks
 
-    for task in load_tasks().values():
-        print(f"{task.name:28s} {task.category:15s} {task.family:12s} {task.metric:12s} "
-              f"{len(task.train)}/{len(task.dev)}/{len(task.test)}")
+    tasks = list(load_tasks().values())
+    width = max(len("task"), *(len(t.name) for t in tasks))
+    print(f"{'task':{width}s}  {'category':14s}  {'family':12s}  {'metric':11s}  "
+          f"{'train':>5s}  {'dev':>4s}  {'test':>4s}")
+    for t in tasks:
+        print(f"{t.name:{width}s}  {t.category:14s}  {t.family:12s}  {t.metric:11s}  "
+              f"{len(t.train):5d}  {len(t.dev):4d}  {len(t.test):4d}")
     return 0
 
 

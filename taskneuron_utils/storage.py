@@ -35,6 +35,8 @@ def save_artefact(path: str | os.PathLike, kind: str, tensors: dict[str, torch.T
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    # mkstemp makes the file private (0600); give it the mode any other file written here gets.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         save_file(contiguous, tmp, metadata=header)
         os.replace(tmp, path)
@@ -69,3 +71,9 @@ def load_artefact(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.T
     if found != kind:
         raise ArtefactFileError(f"{path} holds a {found!r} artefact, not a {kind!r}.")
     return tensors, meta
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

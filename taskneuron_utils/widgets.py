@@ -97,3 +97,27 @@ def deactivation_explorer(df: pd.DataFrame) -> Explorer:
     panel = Explorer([model_menu, value_toggle], compute, draw)
     panel.model, panel.value = model_menu, value_toggle
     return panel
+
+
+def generalization_explorer(sweep: pd.DataFrame, value: str = "gain") -> Explorer:
+    """Move the trained proportion p and the group over precomputed ``proportion_sweep`` rows:
+    per task, the gain of task neurons, random neurons (mean over seeds) and full fine-tuning
+    (``experiments.sweep_view`` drawn by ``plots.plot_sweep_bars``)."""
+    from .experiments.generalization import sweep_view
+    from .plots import plot_sweep_bars
+
+    groups = list(dict.fromkeys(sweep["group"]))
+    ps = sorted(set(sweep["p"]) - {1.0}) or [1.0]
+    group_menu = widgets.Dropdown(options=groups, value=groups[0], description="group")
+    p_slider = widgets.SelectionSlider(options=ps, value=ps[0], description="p")
+    value_toggle = widgets.ToggleButtons(options=["gain", "nll_gain"], value=value)
+
+    def compute() -> pd.DataFrame:
+        return sweep_view(sweep, group_menu.value, p_slider.value)
+
+    def draw(view: pd.DataFrame):
+        return plot_sweep_bars(view, value=value_toggle.value)
+
+    panel = Explorer([group_menu, p_slider, value_toggle], compute, draw)
+    panel.group, panel.p, panel.value = group_menu, p_slider, value_toggle
+    return panel

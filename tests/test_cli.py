@@ -31,9 +31,20 @@ def test_main_job_writes_figures_and_summary(tmp_path):
     model, _ = tn.load_model()
     first = tn.NeuronSet.load(out / "neurons" / f"{tasks[0]}.safetensors", model=model)
     assert len(first) == sum(round(0.1 * n) for n in first.sizes.values())
+    relevance = tn.Relevance.load(out / "relevance" / f"{tasks[0]}.safetensors", model=model)
+    assert relevance.top_k(0.1) == first
+    assert "share of that layer's own neurons" in (out / "summary.txt").read_text()
+    modes = {path.stat().st_mode & 0o777 for path in out.rglob("*") if path.is_file()}
+    assert len(modes) == 1, modes
     # A second run reuses the finished relevance checkpoints and gives the same sets.
     run("main", "--out", str(out), "--n", "16", "--tasks", *tasks)
     assert tn.NeuronSet.load(out / "neurons" / f"{tasks[0]}.safetensors") == first
+    # Other settings into the same folder: refused before any work, unless --overwrite.
+    refused = cli("main", "--out", str(out), "--n", "8", "--tasks", tasks[0])
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    assert "n_attribution" in refused.stderr
+    run("main", "--out", str(out), "--n", "8", "--tasks", tasks[0], "--overwrite")
+    assert not (out / "neurons" / f"{tasks[1]}.safetensors").exists()
 
 
 def test_detect_command(tmp_path):
@@ -48,10 +59,53 @@ def test_detect_command(tmp_path):
 
 def test_sites_and_tasks_commands():
     sites = run("sites").splitlines()
-    assert len(sites) == 90 and sites[0].startswith("layers.0.mlp.gate")
-    listed = run("tasks")
-    for name in experiments.PROFILES["quick"].detection.tasks:
-        assert name in listed
+    assert sites[0].split() == ["site", "layer", "kind", "neurons"]
+    assert len(sites) == 91 and sites[1].split() == ["layers.0.mlp.gate", "0", "gate", "1536"]
+    listed = run("tasks").splitlines()
+    assert listed[0].split() == ["task", "category", "family", "metric", "train", "dev", "test"]
+    assert [line.split()[0] for line in listed[1:]] == list(tn.load_tasks())
+    # Aligned: every row's category column starts where the header's does.
+    start = listed[0].index("category")
+    assert all(line[start - 2:start] == "  " and line[start] != " " for line in listed[1:])
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "taskneuron_utils.cli", *args],
+                          capture_output=True, text=True, **kwargs)
+
+
+def test_user_errors_are_short_and_exit_2(tmp_path, monkeypatch):
+    """Checked before any model is loaded (the empty cache stays empty); no traceback."""
+    monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path / "cache"))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = {
+        ("detect", "--task", "addition", "--out", str(a_file)): "is an existing file",
+        ("detect", "--task", "addition", "--out", str(tmp_path / "o"), "--model",
+         str(tmp_path / "no_model")): "no such file or folder",
+        ("detect", "--task", "addition", "--out", str(tmp_path / "o"), "--n", "-3"): "--n must be",
+        ("detect", "--task", "no_such_task", "--out", str(tmp_path / "o")): "product_sentiment",
+        ("sites", "--model", "./no/such/folder"): "no such file or folder",
+        ("main", "--tasks", "nope", "--out", str(tmp_path / "m")): "nope",
+    }
+    for args, expected in cases.items():
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert 1 <= len(lines) <= 2 and "Traceback" not in result.stderr, result.stderr
+        assert expected in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "cache").exists()
+    debug = cli("--debug", "detect", "--task", "addition", "--out", str(a_file))
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    helped = cli("detect", "--help").stdout
+    for option in ("--task", "--model", "--k", "--per", "--n", "--batch-size", "--out"):
+        assert option in helped
+
+
+def test_a_broken_pipe_exits_quietly():
+    result = subprocess.run(f"{sys.executable} -m taskneuron_utils.cli tasks | head -n 2",
+                            shell=True, capture_output=True, text=True)
+    assert result.stdout.count("\n") == 2 and result.stderr == ""
 
 
 def test_unknown_task_lists_known_ones():

@@ -178,10 +178,13 @@ def test_default_model_has_headroom_on_half_the_tasks():
     scores_path = DATA / "scores.json"
     assert scores_path.is_file(), "data/scores.json is missing: run data/score_suite.py"
     scores = json.loads(scores_path.read_text(encoding="utf-8"))
-    has_headroom = _build_suite_module().has_headroom
+    module = _build_suite_module()
+    has_headroom = module.has_headroom
     assert set(scores) == set(NAMES)
-    room = [t["name"] for t in TASKS
+    # The continual-learning additions start near chance by design (the sequence trains them).
+    judged = [t for t in TASKS if t["name"] not in module.CONTINUAL_ADDITIONS]
+    room = [t["name"] for t in judged
             if scores[t["name"]]["metric"] == t["metric"]
             and has_headroom(scores[t["name"]]["score"], 1 / len(t["labels"]) if t["labels"] else 0.0,
                              scores[t["name"]]["n"])]
-    assert len(room) * 2 >= len(TASKS), room
+    assert len(room) * 2 >= len(judged), room

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-N_TASKS = 20
+N_TASKS = 24
 
 CHECK = """
 import json, sys

@@ -12,8 +12,13 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
     finetuning     Table 2: training only the task's neurons vs random neurons vs everything
                    (``FinetuningConfig``; ``neuron_finetuning``, ``table2``)
     generalization Section 4: overlap and parameter similarity vs out-of-domain generalization
-                   (to come)
-    continual      Table 5: NCFT and W-NCFT continual learning (to come)
+                   (``GeneralizationConfig``; ``proportion_sweep``, ``pairwise_transfer``,
+                   ``similarity_vs_gain``, ``correlations``, ``sweep_correlations``,
+                   ``layer_correlations``)
+    continual      Table 5: continual learning over a task sequence, NCFT / W-NCFT and the
+                   baselines (``ContinualConfig``; ``continual``, ``cl_metrics``,
+                   ``continual_references``, ``choose_lrs``); methods in ``cl_methods``
+                   (``CL_METHODS``, ``CLMethod`` to subclass)
 
     common         helpers shared by the sections (samples, fresh models, atomic cache folders)
     profiles       ``Profile`` (one config per section) and ``PROFILES``: "quick" (CPU, the
@@ -27,10 +32,19 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
     df = ex.deactivation(model, tok, tasks, quick.deactivation, sets=sets)
 """
 
+from .cl_methods import CL_METHODS, CLMethod
+from .continual import (PAPER_ORDERS, PAPER_TABLE5, QUICK_ORDERS, QUICK_SEQUENCE_4,
+                        QUICK_SEQUENCE_8, ContinualConfig, ContinualResult, choose_lrs, cl_metrics,
+                        continual, make_method)
+from .continual import references as continual_references
 from .deactivation import DeactivationConfig, deactivation, deactivation_summary, table1
 from .detection import (DetectionConfig, detect, exclusive_sets, main_job, main_job_summary,
                         neuron_sets)
 from .finetuning import FT_METHODS, FinetuningConfig, neuron_finetuning, table2
+from .generalization import (GROUPS, PAPER_LAYER_CORRELATION, GeneralizationConfig,
+                             correlations, layer_correlations, pairwise_transfer,
+                             proportion_sweep, similarity_vs_gain, sweep_correlations,
+                             sweep_view)
 from .multitask import MultitaskConfig, multitask_finetune, multitask_mixture
 from .profiles import PROFILES, Profile
 
@@ -39,5 +53,11 @@ __all__ = [
     "MultitaskConfig", "multitask_finetune", "multitask_mixture",
     "DeactivationConfig", "deactivation", "deactivation_summary", "table1",
     "FinetuningConfig", "FT_METHODS", "neuron_finetuning", "table2",
+    "GeneralizationConfig", "GROUPS", "PAPER_LAYER_CORRELATION", "proportion_sweep",
+    "pairwise_transfer", "similarity_vs_gain", "correlations", "sweep_correlations",
+    "layer_correlations", "sweep_view",
     "Profile", "PROFILES",
+    "ContinualConfig", "ContinualResult", "continual", "cl_metrics", "continual_references",
+    "choose_lrs", "make_method", "CL_METHODS", "CLMethod", "QUICK_SEQUENCE_4", "QUICK_SEQUENCE_8",
+    "QUICK_ORDERS", "PAPER_ORDERS", "PAPER_TABLE5",
 ]

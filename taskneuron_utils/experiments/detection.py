@@ -103,7 +103,8 @@ def main_job(out_dir: str | os.PathLike,
     """The README's main job: detect neurons for ``config.tasks`` on ``config.model``, then write
     to ``out_dir``
 
-    - ``relevance/<task>.checkpoint.safetensors`` and ``neurons/<task>.safetensors``
+    - ``relevance/<task>.safetensors`` (``tn.Relevance.load``), the resumable
+      ``relevance/<task>.checkpoint.safetensors``, and ``neurons/<task>.safetensors``
     - ``overlap.csv`` / ``overlap.png``: Jaccard overlap of the task-specific neuron sets
     - ``layers.csv`` / ``layers.png``: where each task's most relevant neurons sit
     - ``summary.txt``: what was run, how long it took (seconds), and the main numbers
@@ -122,6 +123,7 @@ def main_job(out_dir: str | os.PathLike,
     relevances = detect(model, tok, tasks, config)
     sets = neuron_sets(relevances, config)
     for name, neurons in sets.items():
+        relevances[name].save(out / "relevance" / f"{name}.safetensors")
         neurons.save(out / "neurons" / f"{name}.safetensors")
     overlap = overlap_matrix(sets)
     profile = layer_profile(relevances, config.k)
@@ -154,7 +156,9 @@ def main_job_summary(model: str, config: DetectionConfig, sets: dict, overlap: p
         f"neurons per task: {len(first)} of {sum(first.sizes.values())}",
         f"overlap (Jaccard), random baseline {baseline:.3f}:",
         *[f"  {a} ~ {b}: {value:.3f}" for value, a, b in pairs],
-        f"layers holding most of the global top-{config.k:.0%} neurons: "
+        f"layers holding most of the global top-{config.k:.0%} neurons (in brackets: the share "
+        f"of that layer's own neurons that are in the global top {config.k:.0%}, averaged over "
+        "tasks): "
         + ", ".join(f"{layer} ({share:.0%})" for layer, share in by_layer.nlargest(3).items()),
         f"wall time: {elapsed:.0f} s",
     ]

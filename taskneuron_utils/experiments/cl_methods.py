@@ -1,0 +1,573 @@
+"""Continual-learning methods for ``experiments.continual``: small strategy objects, one
+interface, so that a user can add one.
+
+    class MyMethod(CLMethod):
+        name = "mine"
+        def train(self, model, tok, task, train, config, stage): ...   # update model in place
+
+A method sees each stage in turn: ``before_task`` (e.g. detect the task's neurons), ``train``
+(update the model in place on the stage's training sample), ``after_task`` (e.g. store a Fisher,
+an adapter's A matrices, the trained rows). ``evaluate`` scores a split (default ``tn.evaluate``;
+W-NCFT overrides it: its inference mixes stored rows per input). ``state_dict`` /
+``load_state_dict`` hold everything a method carries between stages (tensors, lists, dicts,
+numbers), which the loop checkpoints next to the model weights. ``trainable_parameters`` and
+``optimizer_state_bytes`` are those of the latest stage.
+
+Methods (``CL_METHODS``):
+
+    seqft           every parameter, task after task
+    seqlora         one peft LoRA (FFN + q/v projections), trained through the whole sequence:
+                    its A/B persist between stages (optimizer restarts each stage); for
+                    evaluation it is merged, and unmerged before the next stage
+    olora           O-LoRA (Wang et al. 2023): a new LoRA per task, penalty
+                    lambda * sum_old sum_modules |A_old A_new^T| (entrywise L1 of the r x r
+                    products; peft stores A as (r, in)); after the task the adapter is merged into
+                    the weights (so earlier adapters are frozen) and its A matrices are kept
+    ewc             full fine-tuning + (lambda / 2) sum_i F_i (theta_i - theta*_i)^2; F is the
+                    diagonal empirical Fisher (mean squared gradient of the answer loss over
+                    ``ewc_samples`` examples, one example a backward pass), summed over tasks;
+                    theta* = the weights after the previous task
+    replay          full fine-tuning on the task's sample mixed with a buffer of
+                    ``replay_per_task`` examples of every earlier task (same steps)
+    random_neurons  as many random neurons per site as NCFT trains (fraction k of every site),
+                    drawn afresh each stage
+    ncft            before each task, its top-k neurons detected on the current model
+                    (``tn.attribute``); only those are trained (``tn.finetune(neurons=...)``)
+    wncft           NCFT training + the paper's App. A.2 inference, without task identity
+                    (see ``WNCFT``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..tasks import Split, collate, encode
+
+
+def _shuffled_batches(n: int, batch_size: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    pending: list[int] = []
+    while True:
+        while len(pending) < batch_size:
+            pending.extend(torch.randperm(n, generator=generator).tolist())
+        yield pending[:batch_size]
+        pending = pending[batch_size:]
+
+
+def train_loop(model, tok, encoded, params, *, steps, lr, batch_size, seed, penalty=None,
+               warmup=0.1, max_grad_norm=1.0):
+    """The loop ``tn.finetune`` runs (AdamW, linear decay after 10% warmup, gradient clipping,
+    batches from a stream of seeded shuffled epochs) plus an optional ``penalty()`` term added to
+    the mean answer loss. Returns (losses per step, optimizer-state bytes)."""
+    from transformers import get_scheduler
+
+    from ..loss import answer_losses
+
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=round(warmup * steps),
+                              num_training_steps=steps)
+    batches = _shuffled_batches(len(encoded), batch_size, seed)
+    losses = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(steps):
+            model.train()
+            batch = collate([encoded[i] for i in next(batches)], tok.pad_token_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss = answer_losses(model, batch)[0].mean()
+            total = loss + penalty() if penalty is not None else loss
+            total.backward()
+            if not math.isfinite(float(total.detach())):
+                raise FloatingPointError(f"training loss is {float(total.detach())}; lower the lr")
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+    state = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    nbytes = sum(t.numel() * t.element_size() for t in state)
+    model.eval()
+    return losses, nbytes
+
+
+@contextlib.contextmanager
+def _trainable(model, params):
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        yield params
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+            p.grad = None
+        model.eval()
+
+
+class CLMethod:
+    """The interface; ``seqft`` behaviour by default (every parameter, no memory)."""
+
+    name = "seqft"
+
+    def __init__(self, config):
+        self.config = config
+        self.trainable_parameters = 0
+        self.optimizer_state_bytes = 0
+
+    def before_task(self, model, tok, task, stage: int) -> None:
+        """Called before ``train`` at every stage (0-based)."""
+
+    def train(self, model, tok, task, train: Split, stage: int) -> None:
+        """Update ``model`` in place on ``train`` (the stage's sample of the task's train split)."""
+        params = [p for p in model.parameters()]
+        self._run(model, tok, encode(tok, train, max_length=self.config.max_length), params, stage)
+
+    def after_task(self, model, tok, task, train: Split, stage: int) -> None:
+        """Called after ``train``."""
+
+    def evaluate(self, model, tok, split: Split) -> dict:
+        from ..evaluation import evaluate
+
+        return evaluate(model, tok, split, batch_size=self.config.eval_batch_size,
+                        max_length=self.config.max_length, progress=False)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def lr(self) -> float:
+        return dict(self.config.method_lrs).get(self.name, self.config.lr)
+
+    def _run(self, model, tok, encoded, params, stage, penalty=None):
+        c = self.config
+        with _trainable(model, params):
+            _, nbytes = train_loop(model, tok, encoded, params, steps=c.steps, lr=self.lr(),
+                                   batch_size=c.batch_size, seed=c.seed + stage, penalty=penalty)
+        self.trainable_parameters = sum(p.numel() for p in params)
+        self.optimizer_state_bytes = nbytes
+
+
+class SeqFT(CLMethod):
+    name = "seqft"
+
+
+class Replay(CLMethod):
+    """Full fine-tuning on the task's sample plus ``config.replay_per_task`` stored examples of
+    every earlier task (the first ones of its sample; they keep their own instruction)."""
+
+    name = "replay"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.buffer: list[dict] = []  # {"instruction", "input", "output"}
+
+    def train(self, model, tok, task, train, stage):
+        encoded = encode(tok, train, max_length=self.config.max_length)
+        for rec in self.buffer:
+            encoded += encode(tok, [{"input": rec["input"], "output": rec["output"]}],
+                              max_length=self.config.max_length, instruction=rec["instruction"])
+        self._run(model, tok, encoded, list(model.parameters()), stage)
+
+    def after_task(self, model, tok, task, train, stage):
+        for ex in list(train)[: self.config.replay_per_task]:
+            self.buffer.append({"instruction": task.instruction, "input": ex.input,
+                                "output": ex.output})
+
+    def state_dict(self):
+        return {"buffer": list(self.buffer)}
+
+    def load_state_dict(self, state):
+        self.buffer = list(state["buffer"])
+
+
+class EWC(CLMethod):
+    """Elastic weight consolidation with a diagonal empirical Fisher, summed over tasks."""
+
+    name = "ewc"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.fisher: dict[str, torch.Tensor] = {}
+        self.anchor: dict[str, torch.Tensor] = {}
+
+    def train(self, model, tok, task, train, stage):
+        named = dict(model.named_parameters())
+        lam = self.config.ewc_lambda
+
+        def penalty():
+            if not self.fisher:
+                return torch.zeros(())
+            return lam / 2 * sum((self.fisher[n] * (named[n] - self.anchor[n]) ** 2).sum()
+                                 for n in self.fisher)
+
+        encoded = encode(tok, train, max_length=self.config.max_length)
+        self._run(model, tok, encoded, list(named.values()), stage, penalty)
+
+    def after_task(self, model, tok, task, train, stage):
+        from ..loss import answer_losses
+
+        encoded = encode(tok, list(train)[: self.config.ewc_samples],
+                         max_length=self.config.max_length, instruction=task.instruction)
+        named = dict(model.named_parameters())
+        device = next(model.parameters()).device
+        fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in named.items()}
+        with _trainable(model, list(named.values())):
+            for e in encoded:
+                batch = {k: v.to(device) for k, v in collate([e], tok.pad_token_id).items()}
+                model.zero_grad(set_to_none=True)
+                answer_losses(model, batch)[0].sum().backward()
+                for n, p in named.items():
+                    if p.grad is not None:
+                        fisher[n] += p.grad.float() ** 2 / len(encoded)
+            model.zero_grad(set_to_none=True)
+        for n in fisher:
+            self.fisher[n] = self.fisher.get(n, 0) + fisher[n]
+            self.anchor[n] = named[n].detach().clone()
+
+    def state_dict(self):
+        return {"fisher": self.fisher, "anchor": self.anchor}
+
+    def load_state_dict(self, state):
+        self.fisher, self.anchor = dict(state["fisher"]), dict(state["anchor"])
+
+
+# --- LoRA methods -------------------------------------------------------------------------------
+
+
+def _lora_modules(peft_model):
+    """{module name: LoRA layer} of the default adapter."""
+    return {name: m for name, m in peft_model.named_modules()
+            if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {})}
+
+
+@contextlib.contextmanager
+def _peft(model, config):
+    from peft import LoraConfig, get_peft_model
+
+    from ..training import _quiet_peft, lora_targets
+
+    targets = list(config.lora_target or lora_targets(model))
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                      target_modules=targets, bias="none")
+    with _quiet_peft():
+        peft_model = get_peft_model(model, lora)
+    try:
+        yield peft_model
+    finally:
+        with _quiet_peft():
+            peft_model.merge_and_unload()
+
+
+class SeqLoRA(CLMethod):
+    """One LoRA trained through the whole sequence (its A/B persist across stages)."""
+
+    name = "seqlora"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.adapter: dict[str, torch.Tensor] = {}  # "<module>.A" / ".B" -> tensor
+        self.scaling = config.lora_alpha / config.lora_r
+
+    def _unmerge(self, model):
+        modules = dict(model.named_modules())
+        with torch.no_grad():
+            for key in [k for k in self.adapter if k.endswith(".A")]:
+                name = key[:-2]
+                weight = modules[name].weight
+                delta = self.scaling * self.adapter[name + ".B"] @ self.adapter[key]
+                weight.copy_((weight.float() - delta).to(weight.dtype))
+
+    def train(self, model, tok, task, train, stage):
+        if self.adapter:
+            self._unmerge(model)
+        encoded = encode(tok, train, max_length=self.config.max_length)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)  # the same LoRA initialisation every run
+            ctx = _peft(model, self.config)
+            peft_model = ctx.__enter__()
+        try:
+            layers = _lora_modules(peft_model)
+            for name, m in layers.items():
+                base = name.replace("base_model.model.", "", 1)
+                if base + ".A" in self.adapter:
+                    with torch.no_grad():
+                        m.lora_A["default"].weight.copy_(self.adapter[base + ".A"])
+                        m.lora_B["default"].weight.copy_(self.adapter[base + ".B"])
+            params = [p for m in layers.values()
+                      for p in (m.lora_A["default"].weight, m.lora_B["default"].weight)]
+            self._run(model, tok, encoded, params, stage)
+            for name, m in layers.items():
+                base = name.replace("base_model.model.", "", 1)
+                self.adapter[base + ".A"] = m.lora_A["default"].weight.detach().float().clone()
+                self.adapter[base + ".B"] = m.lora_B["default"].weight.detach().float().clone()
+        finally:
+            ctx.__exit__(None, None, None)
+
+    def state_dict(self):
+        return {"adapter": self.adapter}
+
+    def load_state_dict(self, state):
+        self.adapter = dict(state["adapter"])
+
+
+def olora_penalty(old_As: list[dict[str, torch.Tensor]], new_A: dict[str, torch.Tensor]):
+    """O-LoRA's orthogonality loss: sum over earlier tasks and modules of the entrywise L1 norm
+    of A_old A_new^T (A in peft's (r, in) layout); zero iff every new row is orthogonal to every
+    old row."""
+    total = torch.zeros(())
+    for old in old_As:
+        for name, a_new in new_A.items():
+            if name in old:
+                total = total + (old[name].to(a_new) @ a_new.T).abs().sum()
+    return total
+
+
+class OLoRA(CLMethod):
+    """O-LoRA: a new LoRA per task, orthogonal (by penalty) to the earlier tasks' A subspaces;
+    earlier adapters are merged into the weights after their task (frozen)."""
+
+    name = "olora"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.old_As: list[dict[str, torch.Tensor]] = []
+
+    def train(self, model, tok, task, train, stage):
+        encoded = encode(tok, train, max_length=self.config.max_length)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed + stage)  # a different A each task
+            ctx = _peft(model, self.config)
+            peft_model = ctx.__enter__()
+        try:
+            layers = {name.replace("base_model.model.", "", 1): m
+                      for name, m in _lora_modules(peft_model).items()}
+            new_A = {n: m.lora_A["default"].weight for n, m in layers.items()}
+            params = [p for m in layers.values()
+                      for p in (m.lora_A["default"].weight, m.lora_B["default"].weight)]
+            lam = self.config.olora_lambda
+            penalty = (lambda: lam * olora_penalty(self.old_As, new_A)) if self.old_As else None
+            self._run(model, tok, encoded, params, stage, penalty)
+            self.old_As.append({n: a.detach().float().clone() for n, a in new_A.items()})
+        finally:
+            ctx.__exit__(None, None, None)
+
+    def state_dict(self):
+        return {"old_As": self.old_As}
+
+    def load_state_dict(self, state):
+        self.old_As = list(state["old_As"])
+
+
+# --- neuron-level methods ----------------------------------------------------------------------
+
+
+class NCFT(CLMethod):
+    """Neuron-level continual fine-tuning: detect the task's neurons on the current model, train
+    only those (``tn.finetune(neurons=...)``); inference unchanged."""
+
+    name = "ncft"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.sets: list = []  # NeuronSet per stage
+        self.neurons = None
+
+    def before_task(self, model, tok, task, stage):
+        from ..attribution import attribute
+
+        c = self.config
+        data = task.train[: c.n_attribution] if c.n_attribution else task.train
+        rel = attribute(model, tok, data, batch_size=c.batch_size, max_length=c.max_length,
+                        progress=False)
+        self.neurons = rel.top_k(c.k)
+
+    def train(self, model, tok, task, train, stage):
+        from ..training import finetune
+
+        c = self.config
+        history = finetune(model, tok, train, neurons=self.neurons, steps=c.steps, lr=self.lr(),
+                           batch_size=c.batch_size, seed=c.seed + stage,
+                           max_length=c.max_length, progress=False)
+        self.trainable_parameters = history.attrs["trainable_parameters"]
+        self.optimizer_state_bytes = history.attrs["optimizer_state_bytes"]
+        self.sets.append({k: v.clone() for k, v in self.neurons.indices.items()})
+
+    def state_dict(self):
+        return {"sets": self.sets}
+
+    def load_state_dict(self, state):
+        self.sets = list(state["sets"])
+
+
+class RandomNeurons(NCFT):
+    """As many random neurons per site as NCFT (round(k * n) of every site), drawn each stage."""
+
+    name = "random_neurons"
+
+    def before_task(self, model, tok, task, stage):
+        from ..architectures import layout_of
+        from ..neurons import NeuronSet
+
+        sizes = dict(layout_of(model))
+        generator = torch.Generator().manual_seed(self.config.seed + 1000 + stage)
+        chosen = {s: torch.sort(torch.randperm(n, generator=generator)[: round(self.config.k * n)])
+                  .values for s, n in sizes.items()}
+        layout = layout_of(model)
+        self.neurons = NeuronSet(chosen, layout, {"model": layout.model, "selection": "random"})
+
+
+def wncft_weights(query: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax_t(cos(query, v_t) / temperature): (B, d) x (T, d) -> (B, T)."""
+    sims = F.cosine_similarity(query.float()[:, None, :], vectors.float()[None, :, :], dim=-1)
+    return torch.softmax(sims / temperature, dim=-1)
+
+
+class WNCFT(NCFT):
+    """W-NCFT (paper App. A.2), implemented without task identity at inference.
+
+    Training is NCFT's. After stage t the method stores (a) the rows of task t's neurons as
+    trained, (b) the starting rows of every neuron the first time it is trained, (c) task t's
+    vector: the mean last-layer hidden state (over prompt tokens, then over up to
+    ``wncft_samples`` training examples) of the *starting* model. Since NCFT changes only the
+    trained rows, the model after stage s equals the starting model with the rows theta_s[u] of
+    the trained neurons U, theta_s[u] = the row stored at the latest stage <= s that trained u
+    (else the starting row). Inference for an input x: its vector q (same recipe, on the starting
+    model: every row of U reset by a ``tn.trace`` edit), weights w = softmax_s(cos(q, v_s) / T),
+    and every unit u of U recomputed from sum_s w_s theta_s[u] (``Edit.replace``). So an
+    overlapping neuron (trained at several stages) is combined across those stages' rows with
+    the input's weights; one trained only at stage s contributes theta_s from stage s on and its
+    earlier value before. Examples are scored one at a time (their weights differ).
+    """
+
+    name = "wncft"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.rows: list[dict[str, torch.Tensor]] = []      # stage -> site -> (n_sel, in[+1])
+        self.base: dict[str, dict[int, torch.Tensor]] = {}  # site -> {unit: starting row}
+        self.vectors: list[torch.Tensor] = []
+
+    def before_task(self, model, tok, task, stage):
+        super().before_task(model, tok, task, stage)
+        from ..architectures import layout_of
+
+        sites = layout_of(model).by_name
+        for name, idx in self.neurons.indices.items():
+            known = self.base.setdefault(name, {})
+            new = [int(i) for i in idx if int(i) not in known]
+            if new:
+                for i, row in zip(new, sites[name].read(new)):
+                    known[i] = row.clone()
+        data = task.train[: self.config.wncft_samples]
+        self.vectors.append(self.representations(model, tok, data).mean(0))
+
+    def after_task(self, model, tok, task, train, stage):
+        from ..architectures import layout_of
+
+        sites = layout_of(model).by_name
+        self.rows.append({name: sites[name].read(idx) for name, idx in self.sets[-1].items()
+                          if len(idx)})
+
+    def _snapshots(self):
+        """site -> (units U, tensor (S, |U|, in[+1]) of theta_s[U] per stage s)."""
+        out = {}
+        for name, base in self.base.items():
+            units = sorted(base)
+            pos = {u: i for i, u in enumerate(units)}
+            current = torch.stack([base[u] for u in units])
+            stages = []
+            for s, stage_rows in enumerate(self.rows):
+                if name in stage_rows:
+                    current = current.clone()
+                    for j, u in enumerate(self.sets[s][name].tolist()):
+                        current[pos[u]] = stage_rows[name][j]
+                stages.append(current)
+            out[name] = (torch.tensor(units, dtype=torch.long), torch.stack(stages))
+        return out
+
+    @contextlib.contextmanager
+    def _rows_edit(self, model, combined):
+        from ..architectures import layout_of
+        from ..hooks import Edit, trace
+
+        sites = layout_of(model).by_name
+        edits = {}
+        for name, (units, rows) in combined.items():
+            n_in = sites[name].in_features
+
+            def values(x, rows=rows, n_in=n_in):
+                bias = rows[:, n_in] if rows.shape[1] == n_in + 1 else None
+                return F.linear(x.to(rows.dtype), rows[:, :n_in], bias)
+
+            edits[name] = Edit.replace(units, values)
+        with trace(model, keep=False, edit=edits):
+            yield
+
+    @torch.no_grad()
+    def representations(self, model, tok, data) -> torch.Tensor:
+        """(n, d): mean last-layer hidden state over each example's prompt tokens, computed on
+        the starting model (every stored neuron reset to its starting row)."""
+        encoded = encode(tok, data, max_length=self.config.max_length)
+        base = {n: (torch.tensor(sorted(b), dtype=torch.long), torch.stack([b[u] for u in sorted(b)]))
+                for n, b in self.base.items()}
+        device = next(model.parameters()).device
+        out = []
+        with self._rows_edit(model, base):
+            for start in range(0, len(encoded), self.config.eval_batch_size):
+                batch = collate(encoded[start:start + self.config.eval_batch_size], tok.pad_token_id)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                hidden = model.base_model(input_ids=batch["input_ids"],
+                                          attention_mask=batch["attention_mask"],
+                                          use_cache=False).last_hidden_state.float()
+                prompt = ((batch["labels"] == -100) & (batch["attention_mask"] == 1)).float()
+                out.append((hidden * prompt[..., None]).sum(1) / prompt.sum(1, keepdim=True))
+        return torch.cat(out)
+
+    def weights(self, model, tok, data) -> torch.Tensor:
+        """(n, stages) mixture weights of each example of ``data``."""
+        return wncft_weights(self.representations(model, tok, data), torch.stack(self.vectors),
+                             self.config.wncft_temperature)
+
+    def evaluate(self, model, tok, split):
+        from ..evaluation import evaluate
+
+        if not self.rows:
+            return super().evaluate(model, tok, split)
+        snaps = self._snapshots()
+        weights = self.weights(model, tok, split)
+        encoded = encode(tok, split, max_length=self.config.max_length)
+        scores, nll, tokens = [], 0.0, 0
+        for i in range(len(split)):
+            w = weights[i]
+            combined = {n: (u, torch.einsum("s,sui->ui", w.to(r), r)) for n, (u, r) in snaps.items()}
+            with self._rows_edit(model, combined):
+                result = evaluate(model, tok, split[i:i + 1], batch_size=1,
+                                  max_length=self.config.max_length, progress=False)
+            scores.append(result["score"])
+            n_answer = len(encoded[i].input_ids) - encoded[i].answer_start
+            nll += result["nll"] * n_answer
+            tokens += n_answer
+        return {"score": sum(scores) / len(scores), "nll": nll / tokens, "n": len(split)}
+
+    def state_dict(self):
+        return {**super().state_dict(), "rows": self.rows, "base": self.base,
+                "vectors": self.vectors}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.rows, self.vectors = list(state["rows"]), list(state["vectors"])
+        self.base = {n: dict(b) for n, b in state["base"].items()}
+
+
+CL_METHODS = {cls.name: cls for cls in (SeqFT, SeqLoRA, OLoRA, EWC, Replay, RandomNeurons, NCFT,
+                                        WNCFT)}

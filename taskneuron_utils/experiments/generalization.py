@@ -1,0 +1,472 @@
+"""Generalization (the paper's Section 4): does training the neurons of some tasks help other
+tasks, and does the help follow the overlap of the neuron sets and the similarity of their
+parameters?
+
+- ``proportion_sweep``: train the union of the training tasks' top-p neurons (p = 1.0: every
+  parameter) on the group's mixture; score in-domain and out-of-domain tasks before and after;
+  overlap = Jaccard(trained union, union of the test tasks' top-p sets); random control of the
+  same per-site size.
+- ``pairwise_transfer``: train one task's top-p neurons, measure the gain on every other task.
+- ``similarity_vs_gain``: per layer, cosine similarity of the trained task's neurons and each test
+  task's neurons in the fine-tuned model, beside the test task's gain.
+- ``correlations``: ``analysis.correlate`` by group of rows.
+
+Every trained model's results are cached (JSON, one file a run, keyed by its settings) under
+``config.out_dir`` (default ``cache_dir()/generalization``), so reruns and interrupted runs cost
+only what is missing. Relevance is computed once per task on the base model, checkpointed there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..tasks import Task, encode
+from .common import ConfigMixin, eval_split, fresh, sample, settings_key
+from .detection import DetectionConfig, detect
+from .multitask import multitask_mixture
+
+#: The data card's suggested groups: (name, training tasks, out-of-domain test tasks).
+GROUPS = (
+    ("classification", ("product_sentiment", "news_topic", "number_compare"),
+     ("film_sentiment", "question_topic", "number_parity")),
+    ("generation", ("addition", "uppercase", "country_capital"),
+     ("subtraction", "reverse_words", "list_capitals")),
+)
+#: The paper's range of per-layer correlations between parameter similarity and generalization.
+PAPER_LAYER_CORRELATION = {"pearson": (0.79, 0.97), "spearman": (0.71, 0.83)}
+
+
+@dataclass(frozen=True)
+class GeneralizationConfig(ConfigMixin):
+    """Settings of ``proportion_sweep``, ``pairwise_transfer`` and ``similarity_vs_gain``.
+
+    Attributes:
+        groups: (name, training tasks, test tasks) triples.
+        proportions: trained fractions p in (0, 1]; 1.0 = full fine-tuning (every parameter).
+        random_seeds: one random-neuron control per seed at every p < 1 (same count per site).
+        n_attribution: training examples per task for detection on the base model.
+        examples: training examples per task (in the group's mixture, or alone when pairwise).
+        steps, batch_size: optimiser steps (AdamW, linear schedule, 10% warmup) and examples each.
+        lrs: learning-rate grid; chosen on the training tasks' dev answer NLL (never test) at
+            seed ``seed``, once for neuron training (at p = ``min(proportions)``) and once for full
+            fine-tuning, then fixed for every run of the group.
+        full_lrs: the grid of full fine-tuning (None = ``lrs``).
+        n_dev: dev examples per training task for the choice of lr.
+        n_eval: test examples per task, a seeded sample (None = the whole test split).
+        pairwise_p: the fraction trained by ``pairwise_transfer`` and ``similarity_vs_gain``.
+        max_length, eval_batch_size: tokens per example; evaluation batch size.
+        seed: samples, training order and the lr search.
+        out_dir: cache folder (None = ``cache_dir()/generalization``).
+        progress: tqdm bars over runs.
+    """
+
+    groups: tuple = GROUPS
+    proportions: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 1.0)
+    random_seeds: tuple[int, ...] = (0, 1, 2)
+    n_attribution: int | None = 32
+    examples: int = 200
+    steps: int = 12
+    batch_size: int = 4
+    lrs: tuple[float, ...] = (1e-4, 1e-3)
+    full_lrs: tuple[float, ...] | None = (1e-5, 1e-4)
+    n_dev: int = 24
+    n_eval: int | None = 48
+    pairwise_p: float = 0.1
+    max_length: int = 256
+    eval_batch_size: int = 16
+    seed: int = 0
+    out_dir: str | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        bad = [p for p in (*self.proportions, self.pairwise_p) if not 0 < p <= 1]
+        if bad or not self.proportions:
+            raise ValueError(f"proportions are fractions in (0, 1] (1.0 = full fine-tuning); "
+                             f"got {self.proportions!r}, pairwise_p={self.pairwise_p!r}")
+        if not self.groups:
+            raise ValueError("groups is empty: give (name, training tasks, test tasks) triples")
+        for group in self.groups:
+            if len(group) != 3 or not group[1] or not group[2]:
+                raise ValueError(f"group {group!r} needs a name, training tasks and test tasks, "
+                                 f"none of them empty")
+        if not self.lrs:
+            raise ValueError("lrs is empty")
+
+    def group_tasks(self) -> list[str]:
+        """Every task named by a group, in order, once."""
+        return list(dict.fromkeys(t for _, train, test in self.groups for t in (*train, *test)))
+
+
+def check_tasks(tasks: dict[str, Task], config: GeneralizationConfig) -> None:
+    """A KeyError naming every task the groups need and ``tasks`` lacks."""
+    missing = [t for t in config.group_tasks() if t not in tasks]
+    if missing:
+        raise KeyError(f"unknown tasks {missing}: the groups need them but tasks has only "
+                       f"{sorted(tasks)}")
+
+
+# --- caches -------------------------------------------------------------------------------
+
+
+def _root(config) -> Path:
+    from ..models import cache_dir
+
+    return Path(config.out_dir) if config.out_dir else cache_dir() / "generalization"
+
+
+def _set_hash(neurons) -> str:
+    digest = hashlib.sha256()
+    for site, idx in sorted(neurons.indices.items()):
+        digest.update(site.encode())
+        digest.update(idx.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _cached(config, kind: str, settings: dict, compute) -> dict:
+    """``compute()`` once per ``settings``: its JSON is kept in ``<root>/<kind>/<key>.json``."""
+    path = _root(config) / kind / f"{settings_key(settings)}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    record = {"settings": settings, **compute()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
+    return record
+
+
+class _Context:
+    """What every run of one call shares: the base model, its fingerprint, relevances, evals."""
+
+    def __init__(self, model_loader, tok, tasks, config):
+        from ..models import model_name, weight_fingerprint
+
+        check_tasks(tasks, config)
+        self.loader, self.tok, self.tasks, self.config = model_loader, tok, tasks, config
+        self.base = model_loader if _is_model(model_loader) else fresh(model_loader)
+        self.fingerprint = weight_fingerprint(self.base)
+        self.name = model_name(self.base)
+        self._relevance = {}
+
+    def relevance(self, name: str):
+        if name not in self._relevance:
+            c = self.config
+            key = settings_key({"n": c.n_attribution, "len": c.max_length, "seed": c.seed})
+            detection = DetectionConfig(n_attribution=c.n_attribution, max_length=c.max_length,
+                                        seed=c.seed, progress=False,
+                                        out_dir=str(_root(c) / self.fingerprint[:16] / key))
+            self._relevance[name] = detect(self.base, self.tok, {name: self.tasks[name]},
+                                           detection)[name]
+        return self._relevance[name]
+
+    def top(self, name: str, p: float):
+        return self.relevance(name).top_k(p)
+
+    def evaluate(self, model, names) -> dict:
+        from ..evaluation import evaluate
+
+        out = {}
+        for name in names:
+            split = eval_split(self.tasks[name], self.config.n_eval, self.config.seed)
+            r = evaluate(model, self.tok, split, batch_size=self.config.eval_batch_size,
+                         max_length=self.config.max_length, progress=False)
+            out[name] = {"score": r["score"], "nll": r["nll"], "n": r["n"]}
+        return out
+
+    def before(self, names) -> dict:
+        """The base model's test scores (cached)."""
+        settings = {"base": self.fingerprint, "tasks": list(names), "n_eval": self.config.n_eval,
+                    "seed": self.config.seed, "max_length": self.config.max_length}
+        return _cached(self.config, "base", settings,
+                       lambda: {"eval": self.evaluate(self.base, names)})["eval"]
+
+    def train(self, train_tasks, neurons, lr: float, eval_names, similarity=None) -> dict:
+        """Train (neurons, or every parameter when ``neurons`` is None) on the mixture of
+        ``train_tasks``; dev NLL on their dev samples; test scores on ``eval_names``; with
+        ``similarity`` ({name: NeuronSet}, first = reference), ``parameter_similarity`` rows."""
+        from ..analysis import parameter_similarity
+        from ..loss import answer_nll
+        from ..training import finetune
+
+        c = self.config
+        chosen = {t: self.tasks[t] for t in train_tasks}
+        data = (multitask_mixture(chosen, c.examples, c.seed) if len(chosen) > 1
+                else sample(chosen[train_tasks[0]].train, c.examples, c.seed))
+        settings = {"base": self.fingerprint, "train": list(train_tasks), "examples": c.examples,
+                    "neurons": None if neurons is None else _set_hash(neurons), "lr": lr,
+                    "steps": c.steps, "batch_size": c.batch_size, "seed": c.seed,
+                    "max_length": c.max_length, "n_dev": c.n_dev, "n_eval": c.n_eval,
+                    "eval": list(eval_names),
+                    "similarity": None if similarity is None else list(similarity)}
+
+        def compute():
+            model = fresh(self.loader)
+            started = time.perf_counter()
+            history = finetune(model, self.tok, data, neurons=neurons,
+                               method="full" if neurons is None else "neurons", steps=c.steps,
+                               lr=lr, batch_size=c.batch_size, seed=c.seed,
+                               max_length=c.max_length, progress=False)
+            seconds = time.perf_counter() - started
+            dev = [answer_nll(model, self.tok,
+                              encode(self.tok, sample(self.tasks[t].dev, c.n_dev, c.seed),
+                                     max_length=c.max_length), batch_size=c.eval_batch_size)
+                   for t in train_tasks]
+            out = {"dev_nll": sum(dev) / len(dev), "train_seconds": round(seconds, 1),
+                   "trainable_parameters": int(history.attrs["trainable_parameters"]),
+                   "eval": self.evaluate(model, eval_names)}
+            if similarity is not None:
+                reference = next(iter(similarity))
+                sim = parameter_similarity(model, similarity, reference, base=self.base)
+                out["similarity"] = sim.to_dict(orient="records")
+            return out
+
+        return _cached(c, "runs", settings, compute)
+
+    def choose_lr(self, train_tasks, neurons, eval_names, similarity=None) -> tuple[float, dict]:
+        """The lr of ``config.lrs`` (full: ``config.full_lrs``) with the lowest dev NLL on the
+        training tasks' dev data."""
+        grid = self.config.lrs if neurons is not None else (self.config.full_lrs or self.config.lrs)
+        search = {lr: self.train(train_tasks, neurons, lr, eval_names, similarity)["dev_nll"]
+                  for lr in grid}
+        return min(search, key=search.get), search
+
+
+def _is_model(obj) -> bool:
+    import torch
+
+    return isinstance(obj, torch.nn.Module)
+
+
+def _full_set(like):
+    from ..neurons import NeuronSet
+    import torch
+
+    return NeuronSet({s: torch.arange(n) for s, n in like.sizes.items()}, like.sizes,
+                     {"name": "all"})
+
+
+def _union(sets):
+    out = sets[0]
+    for s in sets[1:]:
+        out = out | s
+    return out
+
+
+# --- experiments ----------------------------------------------------------------------------
+
+
+SWEEP_COLUMNS = ["group", "condition", "p", "seed", "lr", "task", "domain", "category", "metric",
+                 "family", "n_trained", "trainable_parameters", "overlap", "task_overlap",
+                 "score_before", "score", "gain", "nll_before", "nll", "nll_gain", "n",
+                 "dev_nll", "train_seconds"]
+
+
+def proportion_sweep(model_loader, tok, tasks: dict[str, Task],
+                     config: GeneralizationConfig = GeneralizationConfig()) -> pd.DataFrame:
+    """Train the union of each group's training tasks' top-p neurons on the group's mixture, at
+    every p of ``config.proportions`` (p = 1.0: every parameter), plus a random control of the
+    same per-site size per seed of ``config.random_seeds`` at every p < 1; score every task of
+    the group before and after.
+
+    Returns:
+        long DataFrame (``SWEEP_COLUMNS``), one row per (group, condition, p, seed, task):
+        ``condition`` task / random / full; ``domain`` in (training task) or out; ``n_trained``
+        neurons trained (full: all FFN neurons); ``overlap`` = Jaccard(trained neurons, union of
+        the test tasks' top-p sets) (the paper's reading), ``task_overlap`` = Jaccard(trained
+        neurons, this task's top-p set); ``score_before``/``score``, ``gain`` = score - before
+        (metric, [0, 1]); ``nll_before``/``nll`` (nats per answer token), ``nll_gain`` = before -
+        nll (positive = better); ``lr`` chosen on dev NLL; ``dev_nll`` (training tasks' dev).
+    """
+    ctx = _Context(model_loader, tok, tasks, config)
+    rows = []
+    for group, train, test in config.groups:
+        names = [*train, *test]
+        before = ctx.before(names)
+        for name in names:  # detection first, with a progress line, before any training
+            ctx.relevance(name)
+        p_low = min(p for p in config.proportions)
+        neuron_lr = full_lr = None
+        if any(p < 1 for p in config.proportions):
+            neuron_lr, _ = ctx.choose_lr(train, _union([ctx.top(t, p_low) for t in train]), names)
+        if 1.0 in config.proportions:
+            full_lr, _ = ctx.choose_lr(train, None, names)
+        plan = []
+        for p in config.proportions:
+            if p == 1.0:
+                plan.append(("full", p, config.seed))
+            else:
+                plan.append(("task", p, config.seed))
+                plan += [("random", p, s) for s in config.random_seeds]
+        for condition, p, seed in tqdm(plan, desc=f"sweep {group}", disable=not config.progress):
+            from ..neurons import NeuronSet
+
+            trained_union = _union([ctx.top(t, p) for t in train])
+            test_union = _union([ctx.top(t, p) for t in test])
+            if condition == "full":
+                neurons, lr, counted = None, full_lr, _full_set(trained_union)
+            else:
+                neurons = (trained_union if condition == "task"
+                           else NeuronSet.random_like(trained_union, seed=seed))
+                lr, counted = neuron_lr, neurons
+            run = ctx.train(train, neurons, lr, names)
+            overlap = counted.jaccard(test_union)
+            for name in names:
+                task, b, a = tasks[name], before[name], run["eval"][name]
+                rows.append({"group": group, "condition": condition, "p": p, "seed": seed,
+                             "lr": lr, "task": name, "domain": "in" if name in train else "out",
+                             "category": task.category, "metric": task.metric,
+                             "family": task.family, "n_trained": len(counted),
+                             "trainable_parameters": run["trainable_parameters"],
+                             "overlap": overlap, "task_overlap": counted.jaccard(ctx.top(name, p)),
+                             "score_before": b["score"], "score": a["score"],
+                             "gain": a["score"] - b["score"], "nll_before": b["nll"],
+                             "nll": a["nll"], "nll_gain": b["nll"] - a["nll"], "n": a["n"],
+                             "dev_nll": run["dev_nll"], "train_seconds": run["train_seconds"]})
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
+def _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr):
+    """{source: (run record, lr, lr search)} of training each source's top-``pairwise_p``
+    neurons alone, evaluated on ``targets``, with the parameter similarity to every target."""
+    ctx = _Context(model_loader, tok, tasks, config)
+    for name in [*sources, *targets]:
+        if name not in tasks:
+            raise KeyError(f"unknown task {name!r}; tasks has {sorted(tasks)}")
+        ctx.relevance(name)
+    targets = list(dict.fromkeys(targets))
+    before = ctx.before(targets)
+    p, out = config.pairwise_p, {}
+    for source in tqdm(sources, desc="single-task runs", disable=not config.progress):
+        own = ctx.top(source, p)
+        sets = {source: own, **{t: ctx.top(t, p) for t in targets if t != source}}
+        chosen, search = ((lr, {}) if lr is not None
+                          else ctx.choose_lr([source], own, targets, similarity=sets))
+        run = ctx.train([source], own, chosen, targets, similarity=sets)
+        out[source] = (run, chosen, search)
+    return ctx, before, out
+
+
+def pairwise_transfer(model_loader, tok, tasks: dict[str, Task],
+                      config: GeneralizationConfig = GeneralizationConfig(), *,
+                      sources=None, targets=None, lr: float | None = None) -> pd.DataFrame:
+    """Train one task's top-``config.pairwise_p`` neurons on its own training data, measure the
+    gain on every target task (default: every task of the groups, for sources and targets).
+
+    ``lr`` fixes the learning rate; None chooses it per source among ``config.lrs`` on the
+    source's dev NLL. Returns one row per (source, task), task != source: ``source``, ``task``,
+    ``same_family`` (bool), ``overlap`` (Jaccard of the two top-p sets), ``score_before``,
+    ``score``, ``gain``, ``nll_before``, ``nll``, ``nll_gain``, ``lr``, ``n``.
+    """
+    sources = list(sources or config.group_tasks())
+    targets = list(targets or config.group_tasks())
+    ctx, before, runs = _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr)
+    rows = []
+    for source, (run, chosen, _) in runs.items():
+        for name in targets:
+            if name == source:
+                continue
+            b, a = before[name], run["eval"][name]
+            rows.append({"source": source, "task": name,
+                         "same_family": tasks[source].family == tasks[name].family,
+                         "overlap": ctx.top(source, config.pairwise_p).jaccard(
+                             ctx.top(name, config.pairwise_p)),
+                         "score_before": b["score"], "score": a["score"],
+                         "gain": a["score"] - b["score"], "nll_before": b["nll"],
+                         "nll": a["nll"], "nll_gain": b["nll"] - a["nll"], "lr": chosen,
+                         "n": a["n"]})
+    return pd.DataFrame(rows)
+
+
+def similarity_vs_gain(model_loader, tok, tasks: dict[str, Task],
+                       config: GeneralizationConfig = GeneralizationConfig(), *,
+                       sources=None, lr: float | None = None) -> pd.DataFrame:
+    """Per layer: in a model whose only trained parameters are a training task's top-p neurons
+    (``config.pairwise_p``), the cosine similarity between that task's neurons' parameters and
+    each out-of-domain test task's neurons' (``analysis.parameter_similarity``: ``weights`` and
+    ``update`` = tuned - base), beside the test task's gain from the same run.
+
+    ``sources``: training tasks (default: every group's training tasks; each is compared with
+    its group's test tasks, or with every group's when it is in no group). Returns one row per
+    (source, task, layer): ``group``, ``source``, ``task``, ``layer``, ``similarity_weights``,
+    ``similarity_update``, ``gain``, ``nll_gain``, ``lr``.
+    """
+    group_of = {t: (g, test) for g, train, test in config.groups for t in train}
+    sources = list(sources or group_of)
+    all_tests = [t for _, _, test in config.groups for t in test]
+    tests = {s: list(group_of.get(s, ("-", all_tests))[1]) for s in sources}
+    targets = list(dict.fromkeys(t for s in sources for t in [*config.group_tasks()]))
+    ctx, before, runs = _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr)
+    rows = []
+    for source, (run, chosen, _) in runs.items():
+        for sim in run["similarity"]:
+            if sim["task"] not in tests[source]:
+                continue
+            b, a = before[sim["task"]], run["eval"][sim["task"]]
+            rows.append({"group": group_of.get(source, ("-",))[0], "source": source,
+                         "task": sim["task"], "layer": sim["layer"],
+                         "similarity_weights": sim["similarity_weights"],
+                         "similarity_update": sim.get("similarity_update"),
+                         "gain": a["score"] - b["score"], "nll_gain": b["nll"] - a["nll"],
+                         "lr": chosen})
+    return pd.DataFrame(rows)
+
+
+def correlations(df: pd.DataFrame, x: str = "overlap", y: str = "gain", by=None,
+                 **kwargs) -> pd.DataFrame:
+    """``analysis.correlate(df[x], df[y])`` for every group of ``by`` (None = all rows): one row
+    a group with ``x``, ``y``, the ``by`` values, n, Pearson / Spearman, p-values and bootstrap
+    intervals. ``kwargs`` go to ``correlate`` (n_boot, confidence, seed)."""
+    from ..analysis import correlate
+
+    if isinstance(by, str):
+        by = [by]
+    groups = [((), df)] if not by else df.groupby(by, sort=False)
+    rows = []
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by or [], key)), "x": x, "y": y,
+                     **correlate(part[x].to_numpy(), part[y].to_numpy(), **kwargs)})
+    return pd.DataFrame(rows)
+
+
+def sweep_correlations(sweep: pd.DataFrame, y: str = "gain", **kwargs) -> pd.DataFrame:
+    """Overlap vs out-of-domain ``y`` across (test task, p, seed): over the task and random
+    rows of p < 1 together, and each condition alone; with ``overlap`` (group-level, the paper's)
+    and ``task_overlap``. One row each (``subset``, ``x``, ...)."""
+    out = sweep[sweep["domain"] == "out"]
+    parts = []
+    for x in ("overlap", "task_overlap"):
+        for subset, rows in (("task+random", out[out.condition.isin(["task", "random"])]),
+                             ("task+random+full", out), ("task", out[out.condition == "task"]),
+                             ("random", out[out.condition == "random"])):
+            parts.append(correlations(rows, x, y, **kwargs).assign(subset=subset))
+    return pd.concat(parts, ignore_index=True)
+
+
+def layer_correlations(sim: pd.DataFrame, y: str = "gain", **kwargs) -> pd.DataFrame:
+    """Per layer and vectorisation, the correlation of similarity and ``y`` across (source,
+    test task) pairs: columns layer, vectorisation, n, pearson..., spearman..."""
+    parts = []
+    for vec in ("weights", "update"):
+        column = f"similarity_{vec}"
+        if column in sim and sim[column].notna().any():
+            parts.append(correlations(sim, column, y, by="layer", **kwargs)
+                         .assign(vectorisation=vec))
+    return pd.concat(parts, ignore_index=True)
+
+
+def sweep_view(sweep: pd.DataFrame, group: str, p: float) -> pd.DataFrame:
+    """The rows of one group at one p, with p = 1.0 (full fine-tuning) always included, the
+    random control averaged over seeds: what the notebook's explorer shows."""
+    part = sweep[(sweep.group == group) & ((sweep.p == p) | (sweep.p == 1.0))]
+    keys = ["condition", "p", "task", "domain"]
+    return part.groupby(keys, sort=False)[["gain", "nll_gain", "overlap", "task_overlap"]] \
+        .mean().reset_index()

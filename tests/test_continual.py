@@ -1,0 +1,183 @@
+"""Continual learning (experiments.continual, cl_methods) on tiny random Llamas: the loop, the
+methods, the metrics, resuming."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import taskneuron_utils as tn
+from taskneuron_utils import experiments as ex
+from taskneuron_utils.experiments import cl_methods
+
+CONFIG = ex.ContinualConfig(examples=8, steps=2, batch_size=4, lr=1e-2, n_eval=4, k=0.1,
+                            n_attribution=4, lora_r=2, ewc_samples=2, replay_per_task=2,
+                            wncft_samples=4, max_length=64, eval_batch_size=4, progress=False)
+
+
+def _cls_task(name, words, labels):
+    records = [{"input": f"{w} {i}", "output": labels[i % len(labels)]}
+               for i in range(16) for w in words[i % len(words):][:1]]
+    return tn.Task.from_records(name, records, instruction=f"Label ({name}).",
+                                category="classification", metric="accuracy",
+                                splits=(0.5, 0.25, 0.25))
+
+
+@pytest.fixture(scope="module")
+def seq():
+    return [_cls_task("colour", ["red", "blue"], ["yes", "no"]),
+            _cls_task("animal", ["cat", "dog", "cow"], ["one", "two"])]
+
+
+def test_cl_metrics_hand_matrix():
+    A = np.array([[0.8, 0.1, 0.2],
+                  [0.6, 0.9, 0.3],
+                  [0.4, 0.6, 0.7]])
+    m = ex.cl_metrics(A)
+    assert m["CL"] == pytest.approx((0.4 + 0.6 + 0.7) / 3)
+    assert m["FG"] == pytest.approx((0.4 / 0.8 + 0.6 / 0.9 + 0.7 / 0.7) / 3 * 100)
+    assert m["BWT"] == pytest.approx(((0.4 - 0.8) + (0.6 - 0.9)) / 2)
+    assert m["forgetting"] == pytest.approx(((0.8 - 0.4) + (0.9 - 0.6)) / 2)
+    assert ex.cl_metrics([[0.5]]) == {"CL": 0.5, "FG": 100.0, "BWT": 0.0, "forgetting": 0.0}
+    with pytest.raises(ValueError):
+        ex.cl_metrics(np.ones((2, 3)))
+
+
+def test_olora_penalty_zero_iff_orthogonal():
+    eye = torch.eye(4)
+    old = [{"m": eye[:2]}]
+    assert float(cl_methods.olora_penalty(old, {"m": eye[2:]})) == 0.0
+    new = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 2.0]])
+    # A_old A_new^T = [[1, 0], [0, 0]] -> L1 = 1
+    assert float(cl_methods.olora_penalty(old, {"m": new})) == pytest.approx(1.0)
+
+
+def test_wncft_weights_softmax_of_cosines():
+    q = torch.tensor([[1.0, 0.0]])
+    v = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    w = cl_methods.wncft_weights(q, v, temperature=0.5)
+    cos = torch.tensor([1.0, 0.0, 1 / math.sqrt(2)])
+    expected = torch.exp(cos / 0.5) / torch.exp(cos / 0.5).sum()
+    assert torch.allclose(w[0], expected, atol=1e-6)
+    assert w.sum().item() == pytest.approx(1.0)
+
+
+def test_ncft_changes_only_the_current_tasks_neurons(tiny_llama, default_tok, seq):
+    method = ex.make_method("ncft", CONFIG)
+    before = {n: p.detach().clone() for n, p in tiny_llama.named_parameters()}
+    method.before_task(tiny_llama, default_tok, seq[0], 0)
+    ns = method.neurons
+    method.train(tiny_llama, default_tok, seq[0], seq[0].train, 0)
+    sites = tn.ffn_sites(tiny_llama)
+    touched = {}
+    for site in sites:
+        touched[site.module.weight] = ns.indices[site.name]
+    changed_rows = 0
+    for name, p in tiny_llama.named_parameters():
+        rows = touched.get(p)
+        if rows is None:
+            assert torch.equal(p, before[name]), name
+        else:
+            mask = torch.ones(p.shape[0], dtype=torch.bool)
+            mask[rows] = False
+            assert torch.equal(p[mask], before[name][mask]), name
+            changed_rows += int((p[rows] != before[name][rows]).any(1).sum())
+    assert changed_rows > 0
+
+
+@pytest.mark.parametrize("name", list(cl_methods.CL_METHODS))
+def test_every_method_runs_two_tasks(tiny_llama, default_tok, seq, name):
+    run = ex.continual(tiny_llama, default_tok, seq, name, CONFIG)
+    assert run.scores.shape == (2, 2) and run.nll.shape == (2, 2)
+    assert np.isfinite(run.nll.values).all()
+    assert ((run.scores.values >= 0) & (run.scores.values <= 1)).all()
+    assert run.trainable_parameters > 0 and run.optimizer_state_bytes > 0
+    assert set(run.summary()) >= {"CL", "FG", "BWT", "forgetting"}
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["wncft", "seqlora"])
+def test_resume_equals_uninterrupted(tiny_llama, default_tok, seq, tmp_path, name, monkeypatch):
+    full = ex.continual(tiny_llama, default_tok, seq, name, CONFIG)
+    # Interrupted: stop while training stage 1.
+    original = cl_methods.CL_METHODS[name].train
+
+    def train(self, model, tok, task, train, stage):
+        if stage == 1:
+            raise _Stop
+        return original(self, model, tok, task, train, stage)
+
+    monkeypatch.setattr(cl_methods.CL_METHODS[name], "train", train)
+    with pytest.raises(_Stop):
+        ex.continual(tiny_llama, default_tok, seq, name, CONFIG, checkpoint=tmp_path / "run")
+    monkeypatch.setattr(cl_methods.CL_METHODS[name], "train", original)
+    assert (tmp_path / "run" / "stage_0").is_dir()
+    resumed = ex.continual(tiny_llama, default_tok, seq, name, CONFIG, checkpoint=tmp_path / "run")
+    assert np.array_equal(resumed.scores.values, full.scores.values)
+    assert np.array_equal(resumed.nll.values, full.nll.values)
+    # The weights: a third run from the stage-1 checkpoint's model equals the uninterrupted one.
+    uninterrupted = ex.continual(tiny_llama, default_tok, seq, name, CONFIG,
+                                 checkpoint=tmp_path / "full")
+    a = torch.load(tmp_path / "run" / "stage_1" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "full" / "stage_1" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(uninterrupted.scores.values, full.scores.values)
+
+
+def test_checkpoint_of_other_settings_is_refused(tiny_llama, default_tok, seq, tmp_path):
+    ex.continual(tiny_llama, default_tok, seq[:1], "seqft", CONFIG, checkpoint=tmp_path)
+    with pytest.raises(ValueError, match="other settings"):
+        ex.continual(tiny_llama, default_tok, seq[:1], "seqft", CONFIG.replace(steps=3),
+                     checkpoint=tmp_path)
+
+
+def test_wncft_with_one_hot_weights_recovers_the_stage_model(tiny_llama, default_tok, seq):
+    """With one stage the mixture is that stage's rows: W-NCFT's scores equal NCFT's."""
+    config = CONFIG.replace(wncft_temperature=1e-3)
+    w = ex.continual(tiny_llama, default_tok, seq[:1], "wncft", config)
+    n = ex.continual(tiny_llama, default_tok, seq[:1], "ncft", config)
+    assert np.allclose(w.nll.values, n.nll.values, atol=1e-5)
+    assert np.array_equal(w.scores.values, n.scores.values)
+
+
+def test_unknown_method_and_references(tiny_llama, default_tok, seq):
+    with pytest.raises(ValueError, match="unknown method"):
+        ex.continual(tiny_llama, default_tok, seq, "nope", CONFIG)
+    refs = ex.continual_references(tiny_llama, default_tok, seq, CONFIG)
+    assert set(refs["reference"]) == {"per_task", "multitask"} and len(refs) == 4
+
+
+def test_continual_plots_draw_into_given_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from taskneuron_utils import plots
+
+    names = ["a", "b", "c"]
+    scores = pd.DataFrame([[0.8, 0.1, 0.2], [0.6, 0.9, 0.3], [0.4, 0.6, 0.7]], index=names,
+                          columns=names)
+    fig, axes = plt.subplots(1, 3)
+    assert plots.plot_cl_matrix(scores, ax=axes[0]) is axes[0]
+    assert plots.plot_cl_trajectories(scores, ax=axes[1]) is axes[1]
+    summary = pd.DataFrame([{"method": "seqft", "CL": 40.0, "FG": 50.0},
+                            {"method": "seqft", "CL": 44.0, "FG": 55.0},
+                            {"method": "ncft", "CL": 60.0, "FG": 80.0}])
+    assert plots.plot_cl_summary(summary, reference=70.0, ax=axes[2]) is axes[2]
+    plt.close(fig)
+
+
+def test_offline_sequences_are_distinct_classification_tasks():
+    suite = tn.load_tasks(list(ex.QUICK_SEQUENCE_8))
+    assert len(set(ex.QUICK_SEQUENCE_8)) == 8 and ex.QUICK_SEQUENCE_8[:4] == ex.QUICK_SEQUENCE_4
+    for task in suite.values():
+        assert task.category == "classification" and len(task.train) >= 1000, task
+    assert len(suite["entity_type"].labels) == 10
+    for number, order in ex.QUICK_ORDERS.items():
+        assert sorted(order) == sorted(ex.QUICK_SEQUENCE_4 if number <= 3 else ex.QUICK_SEQUENCE_8)
