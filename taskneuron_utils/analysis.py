@@ -132,9 +132,8 @@ def neuron_vectors(model, neurons: NeuronSet, base=None) -> dict[int, torch.Tens
     parts: dict[int, list[torch.Tensor]] = {}
     for site in layout.sites:
         idx = neurons.indices[site.name]
-        width = site.read([0]).shape[1]
         if len(idx) == 0:
-            mean = torch.zeros(width)
+            mean = torch.zeros(site.read([0]).shape[1])
         else:
             rows = site.read(idx).cpu()
             if base_sites is not None:

@@ -197,7 +197,7 @@ def _train(model, tok, encoded, dev_encoded, params, optimizer, *, steps, batch_
     batches = _shuffled_batches(len(encoded), batch_size, seed)
     rows = []
     if dev_encoded is not None:
-        rows.append({"step": 0, "dev_nll": _dev_nll(model, tok, dev_encoded, batch_size)})
+        rows.append({"step": 0, "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)})
     bar = tqdm(total=steps, desc=desc, disable=not progress)
     for step in range(1, steps + 1):
         started = time.perf_counter()
@@ -229,7 +229,7 @@ def _train(model, tok, encoded, dev_encoded, params, optimizer, *, steps, batch_
         bar.set_postfix(loss=f"{loss:.4f}")
         if dev_encoded is not None and ((eval_every and step % eval_every == 0) or step == steps):
             rows.append({"step": step,
-                         "dev_nll": _dev_nll(model, tok, dev_encoded, batch_size)})
+                         "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)})
             bar.set_postfix(loss=f"{loss:.4f}", dev_nll=f"{rows[-1]['dev_nll']:.4f}")
     bar.close()
     model.eval()
@@ -246,14 +246,6 @@ def _shuffled_batches(n: int, batch_size: int, seed: int):
             pending.extend(torch.randperm(n, generator=generator).tolist())
         yield pending[:batch_size]
         pending = pending[batch_size:]
-
-
-def _dev_nll(model, tok, encoded, batch_size: int) -> float:
-    """Nats per answer token over the dev examples, in eval mode (``tn.evaluate``'s ``nll``)."""
-    was_training = model.training
-    nll = answer_nll(model, tok, encoded, batch_size=batch_size)  # switches to eval mode
-    model.train(was_training)
-    return nll
 
 
 def _to(batch: dict, device) -> dict:

@@ -46,16 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from ..tasks import Split, collate, encode
-
-
-def _shuffled_batches(n: int, batch_size: int, seed: int):
-    generator = torch.Generator().manual_seed(seed)
-    pending: list[int] = []
-    while True:
-        while len(pending) < batch_size:
-            pending.extend(torch.randperm(n, generator=generator).tolist())
-        yield pending[:batch_size]
-        pending = pending[batch_size:]
+from ..training import _shuffled_batches
 
 
 def train_loop(model, tok, encoded, params, *, steps, lr, batch_size, seed, penalty=None,
@@ -303,8 +294,7 @@ class SeqLoRA(CLMethod):
                     with torch.no_grad():
                         m.lora_A["default"].weight.copy_(self.adapter[base + ".A"])
                         m.lora_B["default"].weight.copy_(self.adapter[base + ".B"])
-            params = [p for m in layers.values()
-                      for p in (m.lora_A["default"].weight, m.lora_B["default"].weight)]
+            params = _lora_params(layers)
             self._run(model, tok, encoded, params, stage)
             for name, m in layers.items():
                 base = name.replace("base_model.model.", "", 1)
@@ -318,6 +308,11 @@ class SeqLoRA(CLMethod):
 
     def load_state_dict(self, state):
         self.adapter = dict(state["adapter"])
+
+
+def _lora_params(layers: dict) -> list[torch.Tensor]:
+    """The trainable A and B matrices of every LoRA layer."""
+    return [p for m in layers.values() for p in (m.lora_A["default"].weight, m.lora_B["default"].weight)]
 
 
 def olora_penalty(old_As: list[dict[str, torch.Tensor]], new_A: dict[str, torch.Tensor]):
@@ -352,8 +347,7 @@ class OLoRA(CLMethod):
             layers = {name.replace("base_model.model.", "", 1): m
                       for name, m in _lora_modules(peft_model).items()}
             new_A = {n: m.lora_A["default"].weight for n, m in layers.items()}
-            params = [p for m in layers.values()
-                      for p in (m.lora_A["default"].weight, m.lora_B["default"].weight)]
+            params = _lora_params(layers)
             lam = self.config.olora_lambda
             penalty = (lambda: lam * olora_penalty(self.old_As, new_A)) if self.old_As else None
             self._run(model, tok, encoded, params, stage, penalty)
