@@ -46,5 +46,6 @@ from .tasks import (
     load_tasks,
 )
 from .training import finetune
+from . import playground  # tn.playground.neuron_playground: the interactive neuron panel
 
 __version__ = "0.1.0"

@@ -35,10 +35,11 @@ def save_artefact(path: str | os.PathLike, kind: str, tensors: dict[str, torch.T
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    # mkstemp makes the file private (0600); give it the mode any other file written here gets.
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
         save_file(contiguous, tmp, metadata=header)
+        # mkstemp (and safetensors, which re-creates the file) leave it private (0600); give it
+        # the mode any other file written here gets. After the write, so nothing resets it.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

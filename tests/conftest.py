@@ -1,10 +1,37 @@
-"""Shared fixtures: the embedded default model (loaded once per session) and a tiny random Llama."""
+"""Shared fixtures: the embedded default model (loaded once per session), its tokenizer alone,
+and a tiny random Llama.
+
+The fast inner loop is ``python -m pytest -m "not slow"``: every test that uses the real default
+model (the ``default_model`` fixture, directly or through another fixture) is marked ``slow``
+here, and the notebook and browser tests carry the mark themselves. ``default_tok`` reads only
+the tokenizer files of the default model's cache folder (built once, on first use), so the
+tiny-model tests that share its vocabulary stay in the fast loop.
+"""
 
 import pytest
 import torch
 import transformers
 
 import taskneuron_utils as tn
+
+
+# Tests that run the real default model in a subprocess, where no fixture shows it. Their
+# modules may mark them themselves; this list keeps the fast loop fast meanwhile.
+REAL_MODEL_IN_A_SUBPROCESS = {
+    "test_cli.py": {"test_main_job_writes_figures_and_summary", "test_detect_command",
+                    "test_sites_and_tasks_commands"},
+    "test_models.py": {"test_loads_offline_in_a_fresh_process"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test that loads the real default model (``default_model``,
+    directly or through another fixture, or in a subprocess as listed above)."""
+    for item in items:
+        in_subprocess = REAL_MODEL_IN_A_SUBPROCESS.get(item.path.name, ())
+        if ("default_model" in getattr(item, "fixturenames", ())
+                or getattr(item, "originalname", item.name) in in_subprocess):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -14,8 +41,15 @@ def default_model():
 
 
 @pytest.fixture(scope="session")
-def default_tok(default_model):
-    return default_model[1]
+def default_tok():
+    """The default model's tokenizer, as ``tn.load_model()`` returns it (pad token set), read
+    from the model cache folder without loading the weights."""
+    from taskneuron_utils.models import default_model_path
+
+    tok = transformers.AutoTokenizer.from_pretrained(default_model_path())
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
 
 
 @pytest.fixture(scope="session")

@@ -144,3 +144,12 @@ def test_out_of_range_index_is_refused(llama):
 
     with pytest.raises(IndexError, match="layers.0.mlp.down has neurons 0..31"):
         NeuronSet({"layers.0.mlp.down": [32]}, layout_of(llama))
+
+
+def test_saved_files_get_the_mode_of_any_other_new_file(llama, tmp_path):
+    # The atomic writer goes through a private temporary file; the result must not stay private.
+    ns = fake_relevance(llama).top_k(0.1)
+    path = ns.save(tmp_path / "ns.safetensors")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

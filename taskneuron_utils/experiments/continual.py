@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 import torch
 
 from ..tasks import Task
@@ -229,7 +230,7 @@ def continual(model_loader, tok, sequence: list[Task], method, config: Continual
         nll_rows.append([r["nll"] for r in results])
         if config.progress:
             cells = " ".join(f"{n}={r['score']:.2f}" for n, r in zip(names, results))
-            print(f"{method.name:<15} stage {stage} ({task.name}): {cells}", flush=True)
+            tqdm.write(f"{method.name:<15} stage {stage} ({task.name}): {cells}")
         if folder is not None:
             meta = {"key": key, "scores": rows, "nll": nll_rows, "seconds": seconds,
                     "trainable_parameters": method.trainable_parameters,

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from ..tasks import Task
 from .common import ConfigMixin, eval_split
@@ -84,8 +85,8 @@ def deactivation(model, tok, tasks: dict[str, Task],
                          "score": result["score"], "nll": result["nll"], "n": result["n"],
                          "seconds": round(time.perf_counter() - started, 2)})
             if config.progress:
-                print(f"[{label}] {name:<20} {condition:<28} score {result['score']:.3f} "
-                      f"nll {result['nll']:.3f}", flush=True)
+                tqdm.write(f"[{label}] {name:<20} {condition:<28} score {result['score']:.3f} "
+                      f"nll {result['nll']:.3f}")
     return pd.DataFrame(rows)
 
 

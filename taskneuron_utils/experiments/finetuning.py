@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from ..tasks import Task, encode
 from .common import ConfigMixin, eval_split, fresh, sample
@@ -133,8 +134,8 @@ def neuron_finetuning(model_loader, tok, tasks: dict[str, Task],
             rows.append(row)
             del best
             if config.progress:
-                print(f"{name:<20} {method:<8} lr {row['lr']:<8g} dev_nll {best_dev:.3f} "
-                      f"score {row['score']:.3f} nll {row['nll']:.3f}", flush=True)
+                tqdm.write(f"{name:<20} {method:<8} lr {row['lr']:<8g} dev_nll {best_dev:.3f} "
+                      f"score {row['score']:.3f} nll {row['nll']:.3f}")
     return pd.DataFrame(rows)
 
 
