@@ -103,7 +103,7 @@ def generalization_explorer(sweep: pd.DataFrame, value: str = "gain") -> Explore
     """Move the trained proportion p and the group over precomputed ``proportion_sweep`` rows:
     per task, the gain of task neurons, random neurons (mean over seeds) and full fine-tuning
     (``experiments.sweep_view`` drawn by ``plots.plot_sweep_bars``)."""
-    from .experiments.generalization import sweep_view
+    from .experiments.transfer_stats import sweep_view
     from .plots import plot_sweep_bars
 
     groups = list(dict.fromkeys(sweep["group"]))

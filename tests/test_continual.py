@@ -9,7 +9,7 @@ import torch
 
 import taskneuron_utils as tn
 from taskneuron_utils import experiments as ex
-from taskneuron_utils.experiments import cl_methods
+from taskneuron_utils.experiments import cl_methods, cl_neurons
 
 CONFIG = ex.ContinualConfig(examples=8, steps=2, batch_size=4, lr=1e-2, n_eval=4, k=0.1,
                             n_attribution=4, lora_r=2, ewc_samples=2, replay_per_task=2,
@@ -56,7 +56,7 @@ def test_olora_penalty_zero_iff_orthogonal():
 def test_wncft_weights_softmax_of_cosines():
     q = torch.tensor([[1.0, 0.0]])
     v = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
-    w = cl_methods.wncft_weights(q, v, temperature=0.5)
+    w = cl_neurons.wncft_weights(q, v, temperature=0.5)
     cos = torch.tensor([1.0, 0.0, 1 / math.sqrt(2)])
     expected = torch.exp(cos / 0.5) / torch.exp(cos / 0.5).sum()
     assert torch.allclose(w[0], expected, atol=1e-6)
@@ -86,7 +86,7 @@ def test_ncft_changes_only_the_current_tasks_neurons(tiny_llama, default_tok, se
     assert changed_rows > 0
 
 
-@pytest.mark.parametrize("name", list(cl_methods.CL_METHODS))
+@pytest.mark.parametrize("name", list(ex.CL_METHODS))
 def test_every_method_runs_two_tasks(tiny_llama, default_tok, seq, name):
     run = ex.continual(tiny_llama, default_tok, seq, name, CONFIG)
     assert run.scores.shape == (2, 2) and run.nll.shape == (2, 2)
@@ -104,17 +104,17 @@ class _Stop(Exception):
 def test_resume_equals_uninterrupted(tiny_llama, default_tok, seq, tmp_path, name, monkeypatch):
     full = ex.continual(tiny_llama, default_tok, seq, name, CONFIG)
     # Interrupted: stop while training stage 1.
-    original = cl_methods.CL_METHODS[name].train
+    original = ex.CL_METHODS[name].train
 
     def train(self, model, tok, task, train, stage):
         if stage == 1:
             raise _Stop
         return original(self, model, tok, task, train, stage)
 
-    monkeypatch.setattr(cl_methods.CL_METHODS[name], "train", train)
+    monkeypatch.setattr(ex.CL_METHODS[name], "train", train)
     with pytest.raises(_Stop):
         ex.continual(tiny_llama, default_tok, seq, name, CONFIG, checkpoint=tmp_path / "run")
-    monkeypatch.setattr(cl_methods.CL_METHODS[name], "train", original)
+    monkeypatch.setattr(ex.CL_METHODS[name], "train", original)
     assert (tmp_path / "run" / "stage_0").is_dir()
     resumed = ex.continual(tiny_llama, default_tok, seq, name, CONFIG, checkpoint=tmp_path / "run")
     assert np.array_equal(resumed.scores.values, full.scores.values)

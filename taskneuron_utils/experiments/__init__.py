@@ -13,12 +13,12 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
                    (``FinetuningConfig``; ``neuron_finetuning``, ``table2``)
     generalization Section 4: overlap and parameter similarity vs out-of-domain generalization
                    (``GeneralizationConfig``; ``proportion_sweep``, ``pairwise_transfer``,
-                   ``similarity_vs_gain``, ``correlations``, ``sweep_correlations``,
-                   ``layer_correlations``)
+                   ``similarity_vs_gain``); its statistics in ``transfer_stats``
+                   (``correlations``, ``sweep_correlations``, ``layer_correlations``)
     continual      Table 5: continual learning over a task sequence, NCFT / W-NCFT and the
                    baselines (``ContinualConfig``; ``continual``, ``cl_metrics``,
-                   ``continual_references``, ``choose_lrs``); methods in ``cl_methods``
-                   (``CL_METHODS``, ``CLMethod`` to subclass)
+                   ``continual_references``, ``choose_lrs``); methods in ``cl_methods`` and
+                   ``cl_neurons`` (``CL_METHODS``, ``CLMethod`` to subclass)
 
     common         helpers shared by the sections (samples, fresh models, atomic cache folders)
     profiles       ``Profile`` (one config per section) and ``PROFILES``: "quick" (CPU, the
@@ -32,8 +32,8 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
     df = ex.deactivation(model, tok, tasks, quick.deactivation, sets=sets)
 """
 
-from .cl_methods import CL_METHODS, CLMethod
-from .continual import (PAPER_ORDERS, PAPER_TABLE5, QUICK_ORDERS, QUICK_SEQUENCE_4,
+from .cl_methods import CLMethod
+from .continual import (CL_METHODS, PAPER_ORDERS, PAPER_TABLE5, QUICK_ORDERS, QUICK_SEQUENCE_4,
                         QUICK_SEQUENCE_8, ContinualConfig, ContinualResult, choose_lrs, cl_metrics,
                         continual, make_method)
 from .continual import references as continual_references
@@ -42,11 +42,10 @@ from .detection import (DetectionConfig, detect, exclusive_sets, main_job, main_
                         neuron_sets)
 from .finetuning import FT_METHODS, FinetuningConfig, neuron_finetuning, table2
 from .generalization import (GROUPS, PAPER_LAYER_CORRELATION, GeneralizationConfig,
-                             correlations, layer_correlations, pairwise_transfer,
-                             proportion_sweep, similarity_vs_gain, sweep_correlations,
-                             sweep_view)
+                             pairwise_transfer, proportion_sweep, similarity_vs_gain)
 from .multitask import MultitaskConfig, multitask_finetune, multitask_mixture
 from .profiles import PROFILES, Profile
+from .transfer_stats import correlations, layer_correlations, sweep_correlations, sweep_view
 
 __all__ = [
     "DetectionConfig", "detect", "neuron_sets", "exclusive_sets", "main_job", "main_job_summary",

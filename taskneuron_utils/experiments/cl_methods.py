@@ -13,7 +13,8 @@ W-NCFT overrides it: its inference mixes stored rows per input). ``state_dict`` 
 numbers), which the loop checkpoints next to the model weights. ``trainable_parameters`` and
 ``optimizer_state_bytes`` are those of the latest stage.
 
-Methods (``CL_METHODS``):
+Methods here (the neuron-level ones, ``random_neurons``, ``ncft``, ``wncft``, are in
+``cl_neurons``; ``continual.CL_METHODS`` names them all):
 
     seqft           every parameter, task after task
     seqlora         one peft LoRA (FFN + q/v projections), trained through the whole sequence:
@@ -29,12 +30,6 @@ Methods (``CL_METHODS``):
                     theta* = the weights after the previous task
     replay          full fine-tuning on the task's sample mixed with a buffer of
                     ``replay_per_task`` examples of every earlier task (same steps)
-    random_neurons  as many random neurons per site as NCFT trains (fraction k of every site),
-                    drawn afresh each stage
-    ncft            before each task, its top-k neurons detected on the current model
-                    (``tn.attribute``); only those are trained (``tn.finetune(neurons=...)``)
-    wncft           NCFT training + the paper's App. A.2 inference, without task identity
-                    (see ``WNCFT``)
 """
 
 from __future__ import annotations
@@ -43,7 +38,6 @@ import contextlib
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..tasks import Split, collate, encode
 from ..training import _shuffled_batches
@@ -235,14 +229,10 @@ class EWC(CLMethod):
 # --- LoRA methods -------------------------------------------------------------------------------
 
 
-def _lora_modules(peft_model):
-    """{module name: LoRA layer} of the default adapter."""
-    return {name: m for name, m in peft_model.named_modules()
-            if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {})}
-
-
 @contextlib.contextmanager
-def _peft(model, config):
+def _peft(model, config, seed: int):
+    """``model`` with a fresh LoRA (initialised from ``seed``, global RNG untouched); yields
+    {module name in ``model``: LoRA layer}; on exit the adapter is merged into the weights."""
     from peft import LoraConfig, get_peft_model
 
     from ..training import _quiet_peft, lora_targets
@@ -250,10 +240,13 @@ def _peft(model, config):
     targets = list(config.lora_target or lora_targets(model))
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
                       target_modules=targets, bias="none")
-    with _quiet_peft():
+    with _quiet_peft(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         peft_model = get_peft_model(model, lora)
     try:
-        yield peft_model
+        yield {name.replace("base_model.model.", "", 1): m
+               for name, m in peft_model.named_modules()
+               if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {})}
     finally:
         with _quiet_peft():
             peft_model.merge_and_unload()
@@ -282,26 +275,17 @@ class SeqLoRA(CLMethod):
         if self.adapter:
             self._unmerge(model)
         encoded = encode(tok, train, max_length=self.config.max_length)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)  # the same LoRA initialisation every run
-            ctx = _peft(model, self.config)
-            peft_model = ctx.__enter__()
-        try:
-            layers = _lora_modules(peft_model)
+        # The same initialisation every stage; from the second stage on, the stored A/B replace it.
+        with _peft(model, self.config, seed=self.config.seed) as layers:
             for name, m in layers.items():
-                base = name.replace("base_model.model.", "", 1)
-                if base + ".A" in self.adapter:
+                if name + ".A" in self.adapter:
                     with torch.no_grad():
-                        m.lora_A["default"].weight.copy_(self.adapter[base + ".A"])
-                        m.lora_B["default"].weight.copy_(self.adapter[base + ".B"])
-            params = _lora_params(layers)
-            self._run(model, tok, encoded, params, stage)
+                        m.lora_A["default"].weight.copy_(self.adapter[name + ".A"])
+                        m.lora_B["default"].weight.copy_(self.adapter[name + ".B"])
+            self._run(model, tok, encoded, _lora_params(layers), stage)
             for name, m in layers.items():
-                base = name.replace("base_model.model.", "", 1)
-                self.adapter[base + ".A"] = m.lora_A["default"].weight.detach().float().clone()
-                self.adapter[base + ".B"] = m.lora_B["default"].weight.detach().float().clone()
-        finally:
-            ctx.__exit__(None, None, None)
+                self.adapter[name + ".A"] = m.lora_A["default"].weight.detach().float().clone()
+                self.adapter[name + ".B"] = m.lora_B["default"].weight.detach().float().clone()
 
     def state_dict(self):
         return {"adapter": self.adapter}
@@ -339,229 +323,15 @@ class OLoRA(CLMethod):
 
     def train(self, model, tok, task, train, stage):
         encoded = encode(tok, train, max_length=self.config.max_length)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed + stage)  # a different A each task
-            ctx = _peft(model, self.config)
-            peft_model = ctx.__enter__()
-        try:
-            layers = {name.replace("base_model.model.", "", 1): m
-                      for name, m in _lora_modules(peft_model).items()}
+        with _peft(model, self.config, seed=self.config.seed + stage) as layers:  # a new A each task
             new_A = {n: m.lora_A["default"].weight for n, m in layers.items()}
-            params = _lora_params(layers)
             lam = self.config.olora_lambda
             penalty = (lambda: lam * olora_penalty(self.old_As, new_A)) if self.old_As else None
-            self._run(model, tok, encoded, params, stage, penalty)
+            self._run(model, tok, encoded, _lora_params(layers), stage, penalty)
             self.old_As.append({n: a.detach().float().clone() for n, a in new_A.items()})
-        finally:
-            ctx.__exit__(None, None, None)
 
     def state_dict(self):
         return {"old_As": self.old_As}
 
     def load_state_dict(self, state):
         self.old_As = list(state["old_As"])
-
-
-# --- neuron-level methods ----------------------------------------------------------------------
-
-
-class NCFT(CLMethod):
-    """Neuron-level continual fine-tuning: detect the task's neurons on the current model, train
-    only those (``tn.finetune(neurons=...)``); inference unchanged."""
-
-    name = "ncft"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.sets: list = []  # NeuronSet per stage
-        self.neurons = None
-
-    def before_task(self, model, tok, task, stage):
-        from ..attribution import attribute
-
-        c = self.config
-        data = task.train[: c.n_attribution] if c.n_attribution else task.train
-        rel = attribute(model, tok, data, batch_size=c.batch_size, max_length=c.max_length,
-                        progress=False)
-        self.neurons = rel.top_k(c.k)
-
-    def train(self, model, tok, task, train, stage):
-        from ..training import finetune
-
-        c = self.config
-        history = finetune(model, tok, train, neurons=self.neurons, steps=c.steps, lr=self.lr(),
-                           batch_size=c.batch_size, seed=c.seed + stage,
-                           max_length=c.max_length, progress=False)
-        self.trainable_parameters = history.attrs["trainable_parameters"]
-        self.optimizer_state_bytes = history.attrs["optimizer_state_bytes"]
-        self.sets.append({k: v.clone() for k, v in self.neurons.indices.items()})
-
-    def state_dict(self):
-        return {"sets": self.sets}
-
-    def load_state_dict(self, state):
-        self.sets = list(state["sets"])
-
-
-class RandomNeurons(NCFT):
-    """As many random neurons per site as NCFT (round(k * n) of every site), drawn each stage."""
-
-    name = "random_neurons"
-
-    def before_task(self, model, tok, task, stage):
-        from ..architectures import layout_of
-        from ..neurons import NeuronSet
-
-        sizes = dict(layout_of(model))
-        generator = torch.Generator().manual_seed(self.config.seed + 1000 + stage)
-        chosen = {s: torch.sort(torch.randperm(n, generator=generator)[: round(self.config.k * n)])
-                  .values for s, n in sizes.items()}
-        layout = layout_of(model)
-        self.neurons = NeuronSet(chosen, layout, {"model": layout.model, "selection": "random"})
-
-
-def wncft_weights(query: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
-    """softmax_t(cos(query, v_t) / temperature): (B, d) x (T, d) -> (B, T)."""
-    sims = F.cosine_similarity(query.float()[:, None, :], vectors.float()[None, :, :], dim=-1)
-    return torch.softmax(sims / temperature, dim=-1)
-
-
-class WNCFT(NCFT):
-    """W-NCFT (paper App. A.2), implemented without task identity at inference.
-
-    Training is NCFT's. After stage t the method stores (a) the rows of task t's neurons as
-    trained, (b) the starting rows of every neuron the first time it is trained, (c) task t's
-    vector: the mean last-layer hidden state (over prompt tokens, then over up to
-    ``wncft_samples`` training examples) of the *starting* model. Since NCFT changes only the
-    trained rows, the model after stage s equals the starting model with the rows theta_s[u] of
-    the trained neurons U, theta_s[u] = the row stored at the latest stage <= s that trained u
-    (else the starting row). Inference for an input x: its vector q (same recipe, on the starting
-    model: every row of U reset by a ``tn.trace`` edit), weights w = softmax_s(cos(q, v_s) / T),
-    and every unit u of U recomputed from sum_s w_s theta_s[u] (``Edit.replace``). So an
-    overlapping neuron (trained at several stages) is combined across those stages' rows with
-    the input's weights; one trained only at stage s contributes theta_s from stage s on and its
-    earlier value before. Examples are scored one at a time (their weights differ).
-    """
-
-    name = "wncft"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.rows: list[dict[str, torch.Tensor]] = []      # stage -> site -> (n_sel, in[+1])
-        self.base: dict[str, dict[int, torch.Tensor]] = {}  # site -> {unit: starting row}
-        self.vectors: list[torch.Tensor] = []
-
-    def before_task(self, model, tok, task, stage):
-        super().before_task(model, tok, task, stage)
-        from ..architectures import layout_of
-
-        sites = layout_of(model).by_name
-        for name, idx in self.neurons.indices.items():
-            known = self.base.setdefault(name, {})
-            new = [int(i) for i in idx if int(i) not in known]
-            if new:
-                for i, row in zip(new, sites[name].read(new)):
-                    known[i] = row.clone()
-        data = task.train[: self.config.wncft_samples]
-        self.vectors.append(self.representations(model, tok, data).mean(0))
-
-    def after_task(self, model, tok, task, train, stage):
-        from ..architectures import layout_of
-
-        sites = layout_of(model).by_name
-        self.rows.append({name: sites[name].read(idx) for name, idx in self.sets[-1].items()
-                          if len(idx)})
-
-    def _snapshots(self):
-        """site -> (units U, tensor (S, |U|, in[+1]) of theta_s[U] per stage s)."""
-        out = {}
-        for name, base in self.base.items():
-            units = sorted(base)
-            pos = {u: i for i, u in enumerate(units)}
-            current = torch.stack([base[u] for u in units])
-            stages = []
-            for s, stage_rows in enumerate(self.rows):
-                if name in stage_rows:
-                    current = current.clone()
-                    for j, u in enumerate(self.sets[s][name].tolist()):
-                        current[pos[u]] = stage_rows[name][j]
-                stages.append(current)
-            out[name] = (torch.tensor(units, dtype=torch.long), torch.stack(stages))
-        return out
-
-    @contextlib.contextmanager
-    def _rows_edit(self, model, combined):
-        from ..architectures import layout_of
-        from ..hooks import Edit, trace
-
-        sites = layout_of(model).by_name
-        edits = {}
-        for name, (units, rows) in combined.items():
-            n_in = sites[name].in_features
-
-            def values(x, rows=rows, n_in=n_in):
-                bias = rows[:, n_in] if rows.shape[1] == n_in + 1 else None
-                return F.linear(x.to(rows.dtype), rows[:, :n_in], bias)
-
-            edits[name] = Edit.replace(units, values)
-        with trace(model, keep=False, edit=edits):
-            yield
-
-    @torch.no_grad()
-    def representations(self, model, tok, data) -> torch.Tensor:
-        """(n, d): mean last-layer hidden state over each example's prompt tokens, computed on
-        the starting model (every stored neuron reset to its starting row)."""
-        encoded = encode(tok, data, max_length=self.config.max_length)
-        base = {n: (torch.tensor(sorted(b), dtype=torch.long), torch.stack([b[u] for u in sorted(b)]))
-                for n, b in self.base.items()}
-        device = next(model.parameters()).device
-        out = []
-        with self._rows_edit(model, base):
-            for start in range(0, len(encoded), self.config.eval_batch_size):
-                batch = collate(encoded[start:start + self.config.eval_batch_size], tok.pad_token_id)
-                batch = {k: v.to(device) for k, v in batch.items()}
-                hidden = model.base_model(input_ids=batch["input_ids"],
-                                          attention_mask=batch["attention_mask"],
-                                          use_cache=False).last_hidden_state.float()
-                prompt = ((batch["labels"] == -100) & (batch["attention_mask"] == 1)).float()
-                out.append((hidden * prompt[..., None]).sum(1) / prompt.sum(1, keepdim=True))
-        return torch.cat(out)
-
-    def weights(self, model, tok, data) -> torch.Tensor:
-        """(n, stages) mixture weights of each example of ``data``."""
-        return wncft_weights(self.representations(model, tok, data), torch.stack(self.vectors),
-                             self.config.wncft_temperature)
-
-    def evaluate(self, model, tok, split):
-        from ..evaluation import evaluate
-
-        if not self.rows:
-            return super().evaluate(model, tok, split)
-        snaps = self._snapshots()
-        weights = self.weights(model, tok, split)
-        encoded = encode(tok, split, max_length=self.config.max_length)
-        scores, nll, tokens = [], 0.0, 0
-        for i in range(len(split)):
-            w = weights[i]
-            combined = {n: (u, torch.einsum("s,sui->ui", w.to(r), r)) for n, (u, r) in snaps.items()}
-            with self._rows_edit(model, combined):
-                result = evaluate(model, tok, split[i:i + 1], batch_size=1,
-                                  max_length=self.config.max_length, progress=False)
-            scores.append(result["score"])
-            n_answer = len(encoded[i].input_ids) - encoded[i].answer_start
-            nll += result["nll"] * n_answer
-            tokens += n_answer
-        return {"score": sum(scores) / len(scores), "nll": nll / tokens, "n": len(split)}
-
-    def state_dict(self):
-        return {**super().state_dict(), "rows": self.rows, "base": self.base,
-                "vectors": self.vectors}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.rows, self.vectors = list(state["rows"]), list(state["vectors"])
-        self.base = {n: dict(b) for n, b in state["base"].items()}
-
-
-CL_METHODS = {cls.name: cls for cls in (SeqFT, SeqLoRA, OLoRA, EWC, Replay, RandomNeurons, NCFT,
-                                        WNCFT)}

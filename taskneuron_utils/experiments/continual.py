@@ -29,9 +29,14 @@ from tqdm.auto import tqdm
 import torch
 
 from ..tasks import Task
-from .cl_methods import CL_METHODS, CLMethod, train_loop
+from .cl_methods import EWC, OLoRA, CLMethod, Replay, SeqFT, SeqLoRA, train_loop
+from .cl_neurons import NCFT, WNCFT, RandomNeurons
 from .common import ConfigMixin, data_hash, eval_split, fresh, sample, settings_key, write_folder
 
+
+# Every method by name; a user passes a CLMethod subclass or instance to add one.
+CL_METHODS = {cls.name: cls for cls in (SeqFT, SeqLoRA, OLoRA, EWC, Replay, RandomNeurons, NCFT,
+                                        WNCFT)}
 
 # Offline sequences of distinct classification tasks from the shipped suite, with analogs of the
 # paper's benchmarks: news_topic ~ AG News, product_sentiment ~ Amazon, entity_type ~ DBpedia,

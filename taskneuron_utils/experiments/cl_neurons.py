@@ -1,0 +1,217 @@
+"""Neuron-level continual-learning methods for ``experiments.continual`` (the paper's NCFT and
+W-NCFT, and the random-neuron control), on the interface of ``cl_methods.CLMethod``.
+
+    random_neurons  as many random neurons per site as NCFT trains (fraction k of every site),
+                    drawn afresh each stage
+    ncft            before each task, its top-k neurons detected on the current model
+                    (``tn.attribute``); only those are trained (``tn.finetune(neurons=...)``)
+    wncft           NCFT training + the paper's App. A.2 inference, without task identity
+                    (see ``WNCFT``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from ..tasks import collate, encode
+from .cl_methods import CLMethod
+
+class NCFT(CLMethod):
+    """Neuron-level continual fine-tuning: detect the task's neurons on the current model, train
+    only those (``tn.finetune(neurons=...)``); inference unchanged."""
+
+    name = "ncft"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.sets: list = []  # NeuronSet per stage
+        self.neurons = None
+
+    def before_task(self, model, tok, task, stage):
+        from ..attribution import attribute
+
+        c = self.config
+        data = task.train[: c.n_attribution] if c.n_attribution else task.train
+        rel = attribute(model, tok, data, batch_size=c.batch_size, max_length=c.max_length,
+                        progress=False)
+        self.neurons = rel.top_k(c.k)
+
+    def train(self, model, tok, task, train, stage):
+        from ..training import finetune
+
+        c = self.config
+        history = finetune(model, tok, train, neurons=self.neurons, steps=c.steps, lr=self.lr(),
+                           batch_size=c.batch_size, seed=c.seed + stage,
+                           max_length=c.max_length, progress=False)
+        self.trainable_parameters = history.attrs["trainable_parameters"]
+        self.optimizer_state_bytes = history.attrs["optimizer_state_bytes"]
+        self.sets.append({k: v.clone() for k, v in self.neurons.indices.items()})
+
+    def state_dict(self):
+        return {"sets": self.sets}
+
+    def load_state_dict(self, state):
+        self.sets = list(state["sets"])
+
+
+class RandomNeurons(NCFT):
+    """As many random neurons per site as NCFT (round(k * n) of every site), drawn each stage."""
+
+    name = "random_neurons"
+
+    def before_task(self, model, tok, task, stage):
+        from ..architectures import layout_of
+        from ..neurons import NeuronSet
+
+        sizes = dict(layout_of(model))
+        generator = torch.Generator().manual_seed(self.config.seed + 1000 + stage)
+        chosen = {s: torch.sort(torch.randperm(n, generator=generator)[: round(self.config.k * n)])
+                  .values for s, n in sizes.items()}
+        layout = layout_of(model)
+        self.neurons = NeuronSet(chosen, layout, {"model": layout.model, "selection": "random"})
+
+
+def wncft_weights(query: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax_t(cos(query, v_t) / temperature): (B, d) x (T, d) -> (B, T)."""
+    sims = F.cosine_similarity(query.float()[:, None, :], vectors.float()[None, :, :], dim=-1)
+    return torch.softmax(sims / temperature, dim=-1)
+
+
+class WNCFT(NCFT):
+    """W-NCFT (paper App. A.2), implemented without task identity at inference.
+
+    Training is NCFT's. After stage t the method stores (a) the rows of task t's neurons as
+    trained, (b) the starting rows of every neuron the first time it is trained, (c) task t's
+    vector: the mean last-layer hidden state (over prompt tokens, then over up to
+    ``wncft_samples`` training examples) of the *starting* model. Since NCFT changes only the
+    trained rows, the model after stage s equals the starting model with the rows theta_s[u] of
+    the trained neurons U, theta_s[u] = the row stored at the latest stage <= s that trained u
+    (else the starting row). Inference for an input x: its vector q (same recipe, on the starting
+    model: every row of U reset by a ``tn.trace`` edit), weights w = softmax_s(cos(q, v_s) / T),
+    and every unit u of U recomputed from sum_s w_s theta_s[u] (``Edit.replace``). So an
+    overlapping neuron (trained at several stages) is combined across those stages' rows with
+    the input's weights; one trained only at stage s contributes theta_s from stage s on and its
+    earlier value before. Examples are scored one at a time (their weights differ).
+    """
+
+    name = "wncft"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.rows: list[dict[str, torch.Tensor]] = []      # stage -> site -> (n_sel, in[+1])
+        self.base: dict[str, dict[int, torch.Tensor]] = {}  # site -> {unit: starting row}
+        self.vectors: list[torch.Tensor] = []
+
+    def before_task(self, model, tok, task, stage):
+        super().before_task(model, tok, task, stage)
+        from ..architectures import layout_of
+
+        sites = layout_of(model).by_name
+        for name, idx in self.neurons.indices.items():
+            known = self.base.setdefault(name, {})
+            new = [int(i) for i in idx if int(i) not in known]
+            if new:
+                for i, row in zip(new, sites[name].read(new)):
+                    known[i] = row.clone()
+        data = task.train[: self.config.wncft_samples]
+        self.vectors.append(self.representations(model, tok, data).mean(0))
+
+    def after_task(self, model, tok, task, train, stage):
+        from ..architectures import layout_of
+
+        sites = layout_of(model).by_name
+        self.rows.append({name: sites[name].read(idx) for name, idx in self.sets[-1].items()
+                          if len(idx)})
+
+    def _snapshots(self):
+        """site -> (units U, tensor (S, |U|, in[+1]) of theta_s[U] per stage s)."""
+        out = {}
+        for name, base in self.base.items():
+            units = sorted(base)
+            pos = {u: i for i, u in enumerate(units)}
+            current = torch.stack([base[u] for u in units])
+            stages = []
+            for s, stage_rows in enumerate(self.rows):
+                if name in stage_rows:
+                    current = current.clone()
+                    for j, u in enumerate(self.sets[s][name].tolist()):
+                        current[pos[u]] = stage_rows[name][j]
+                stages.append(current)
+            out[name] = (torch.tensor(units, dtype=torch.long), torch.stack(stages))
+        return out
+
+    @contextlib.contextmanager
+    def _rows_edit(self, model, combined):
+        from ..architectures import layout_of
+        from ..hooks import Edit, trace
+
+        sites = layout_of(model).by_name
+        edits = {}
+        for name, (units, rows) in combined.items():
+            n_in = sites[name].in_features
+
+            def values(x, rows=rows, n_in=n_in):
+                bias = rows[:, n_in] if rows.shape[1] == n_in + 1 else None
+                return F.linear(x.to(rows.dtype), rows[:, :n_in], bias)
+
+            edits[name] = Edit.replace(units, values)
+        with trace(model, keep=False, edit=edits):
+            yield
+
+    @torch.no_grad()
+    def representations(self, model, tok, data) -> torch.Tensor:
+        """(n, d): mean last-layer hidden state over each example's prompt tokens, computed on
+        the starting model (every stored neuron reset to its starting row)."""
+        encoded = encode(tok, data, max_length=self.config.max_length)
+        base = {n: (torch.tensor(sorted(b), dtype=torch.long), torch.stack([b[u] for u in sorted(b)]))
+                for n, b in self.base.items()}
+        device = next(model.parameters()).device
+        out = []
+        with self._rows_edit(model, base):
+            for start in range(0, len(encoded), self.config.eval_batch_size):
+                batch = collate(encoded[start:start + self.config.eval_batch_size], tok.pad_token_id)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                hidden = model.base_model(input_ids=batch["input_ids"],
+                                          attention_mask=batch["attention_mask"],
+                                          use_cache=False).last_hidden_state.float()
+                prompt = ((batch["labels"] == -100) & (batch["attention_mask"] == 1)).float()
+                out.append((hidden * prompt[..., None]).sum(1) / prompt.sum(1, keepdim=True))
+        return torch.cat(out)
+
+    def weights(self, model, tok, data) -> torch.Tensor:
+        """(n, stages) mixture weights of each example of ``data``."""
+        return wncft_weights(self.representations(model, tok, data), torch.stack(self.vectors),
+                             self.config.wncft_temperature)
+
+    def evaluate(self, model, tok, split):
+        from ..evaluation import evaluate
+
+        if not self.rows:
+            return super().evaluate(model, tok, split)
+        snaps = self._snapshots()
+        weights = self.weights(model, tok, split)
+        encoded = encode(tok, split, max_length=self.config.max_length)
+        scores, nll, tokens = [], 0.0, 0
+        for i in range(len(split)):
+            w = weights[i]
+            combined = {n: (u, torch.einsum("s,sui->ui", w.to(r), r)) for n, (u, r) in snaps.items()}
+            with self._rows_edit(model, combined):
+                result = evaluate(model, tok, split[i:i + 1], batch_size=1,
+                                  max_length=self.config.max_length, progress=False)
+            scores.append(result["score"])
+            n_answer = len(encoded[i].input_ids) - encoded[i].answer_start
+            nll += result["nll"] * n_answer
+            tokens += n_answer
+        return {"score": sum(scores) / len(scores), "nll": nll / tokens, "n": len(split)}
+
+    def state_dict(self):
+        return {**super().state_dict(), "rows": self.rows, "base": self.base,
+                "vectors": self.vectors}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.rows, self.vectors = list(state["rows"]), list(state["vectors"])
+        self.base = {n: dict(b) for n, b in state["base"].items()}
