@@ -32,6 +32,7 @@ from .interventions import deactivate, scale
 from .loss import AnswerMaskError
 from .models import ModelNotAvailableError, cache_dir, load_model
 from .neurons import NeuronSet
+from .selection import matched_top, select, shared_core
 from .storage import ArtefactFileError
 from .tasks import (
     EncodingError,
@@ -47,5 +48,6 @@ from .tasks import (
 )
 from .training import finetune
 from . import playground  # tn.playground.neuron_playground: the interactive neuron panel
+from . import selection  # tn.selection: contrastive, entropy, exclusive sets, shared core
 
 __version__ = "0.1.0"

@@ -323,3 +323,32 @@ def plot_cl_trajectories(scores: pd.DataFrame, *, ax=None, title: str | None = N
     ax.set_title(title or "Each task's score along the sequence")
     ax.legend(fontsize=7)
     return ax
+
+
+# --- specificity (experiments.specificity) ------------------------------------------------------
+
+
+def plot_specificity(matrix: pd.DataFrame, *, value: str = "nll", ax=None,
+                     title: str | None = None) -> Axes:
+    """Heatmap of an effect matrix, switched-off set (rows) x evaluated task (columns)
+    (``experiments.deactivation_matrix``: harm beyond the random baseline, larger = more
+    harmful), with each task's own set outlined. A task-specific family lights up the outlined
+    diagonal; a family of generally important neurons lights up whole columns. ``value``
+    ("nll" or "score") labels the colour bar; "score" cells are shown x100 (metric points)."""
+    from matplotlib.patches import Rectangle
+
+    shown = matrix * (100 if value == "score" else 1)
+    ax = _axes(ax, size=(1.8 + 0.9 * matrix.shape[1], 1.0 + 0.6 * matrix.shape[0]))
+    limit = float(shown.abs().max().max()) or 1.0
+    unit = "drop of metric (points)" if value == "score" else "rise of answer NLL (nats)"
+    sns.heatmap(shown, annot=matrix.shape[1] <= 12, fmt=".0f" if value == "score" else ".2f",
+                cmap="RdBu_r", center=0, vmin=-limit, vmax=limit, ax=ax,
+                cbar_kws={"label": unit})
+    for j, task in enumerate(matrix.columns):
+        if task in matrix.index:
+            i = list(matrix.index).index(task)
+            ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2))
+    ax.set_xlabel("evaluated task")
+    ax.set_ylabel("switched-off set")
+    ax.set_title(title or "Harm of each set beyond random neurons (own set outlined)")
+    return ax

@@ -9,6 +9,9 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
                    (``MultitaskConfig``; ``multitask_finetune``, ``multitask_mixture``)
     deactivation   Table 1: own vs random vs other tasks' neurons switched off
                    (``DeactivationConfig``; ``deactivation``, ``deactivation_summary``, ``table1``)
+    specificity    task-specific or merely important? every set of one or more families off
+                   on every task, the set x task effect matrix, diagonal dominance and
+                   selectivity (``specificity``, ``deactivation_matrix``, ``specificity_scores``)
     finetuning     Table 2: training only the task's neurons vs random neurons vs everything
                    (``FinetuningConfig``; ``neuron_finetuning``, ``table2``)
     generalization Section 4: overlap and parameter similarity vs out-of-domain generalization
@@ -45,12 +48,14 @@ from .generalization import (GROUPS, PAPER_LAYER_CORRELATION, GeneralizationConf
                              pairwise_transfer, proportion_sweep, similarity_vs_gain)
 from .multitask import MultitaskConfig, multitask_finetune, multitask_mixture
 from .profiles import PROFILES, Profile
+from .specificity import deactivation_matrix, specificity, specificity_scores
 from .transfer_stats import correlations, layer_correlations, sweep_correlations, sweep_view
 
 __all__ = [
     "DetectionConfig", "detect", "neuron_sets", "exclusive_sets", "main_job", "main_job_summary",
     "MultitaskConfig", "multitask_finetune", "multitask_mixture",
     "DeactivationConfig", "deactivation", "deactivation_summary", "table1",
+    "specificity", "deactivation_matrix", "specificity_scores",
     "FinetuningConfig", "FT_METHODS", "neuron_finetuning", "table2",
     "GeneralizationConfig", "GROUPS", "PAPER_LAYER_CORRELATION", "proportion_sweep",
     "pairwise_transfer", "similarity_vs_gain", "correlations", "sweep_correlations",

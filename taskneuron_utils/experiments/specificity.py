@@ -1,0 +1,222 @@
+"""Specificity: are a task's neurons *task-specific* or merely *important*?
+
+Switching off a task's top-k set hurts that task; the question is whether it hurts the task
+more than the other tasks' sets do, and more than it hurts the other tasks. This module turns
+the rows of ``experiments.deactivation`` into a set x task matrix of effects and scores its
+diagonal, for any family of sets (the paper's top-k, ``selection`` methods, a user's sets).
+
+The effect matrix ``E[s, t]`` is the harm done to task ``t`` by switching set ``s`` off, beyond
+the baseline ``b_t``: ``E = nll(s off) - b_t`` (rise of the answer NLL, nats per token) or
+``E = b_t - score(s off)`` (drop of the metric, in [0, 1]), so larger is more harmful for both.
+``b_t`` is the mean over seeds with as many random neurons per site off as task ``t``'s own set
+has (``baseline="random"``), or nothing off (``baseline="none"``). The random baseline of
+column ``t`` fits every row only when a family's sets have equal sizes, which top-k and every
+``selection`` method guarantee (same ``k``, per site). Per task ``t`` of ``T``:
+
+    own_t         = E[t, t]
+    others_t      = mean_{s != t} E[s, t]     (the other sets, on this task: a column)
+    off_target_t  = mean_{u != t} E[t, u]     (this set, on the other tasks: a row)
+    dominance_t   = (own_t - others_t)     / (|own_t| + |others_t|)
+    selectivity_t = (own_t - off_target_t) / (|own_t| + |off_target_t|)
+
+Both indices lie in [-1, 1] (NaN where both terms are 0): 1 when only the diagonal is harmful
+(a perfectly diagonal matrix), 0 when the own set does no more than the others (a constant
+matrix), negative when the others do more. ``dominance`` asks "is the own set the one that
+hurts this task?", ``selectivity`` asks "does this set hurt its own task more than the others?".
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..tasks import Task
+from .deactivation import DeactivationConfig, deactivation
+
+VALUES = ("nll", "score")
+_GROUPS = ("model", "family")
+
+
+def specificity(model, tok, tasks: dict[str, Task], sets: dict,
+                config: DeactivationConfig = DeactivationConfig(), *,
+                label: str = "model") -> pd.DataFrame:
+    """Every set of one or more families switched off on every task (``deactivation`` with
+    ``others=True``, whatever ``config.others`` says).
+
+    Args:
+        sets: one family ``{task: NeuronSet}`` (named ``"sets"``) or several,
+            ``{family: {task: NeuronSet}}``. Every family needs a set for every task of
+            ``tasks``; a set under another name (for example ``"shared core"``) is switched off
+            on every task too and becomes an extra row of the matrix, outside the scores.
+            The random baseline of each task matches the size of that family's own set.
+        label: the ``model`` column of the rows.
+
+    Returns:
+        ``deactivation``'s rows of every family, with a ``family`` column; read it with
+        ``specificity_scores``, ``deactivation_matrix`` and ``plots.plot_specificity``.
+    """
+    from ..neurons import NeuronSet
+
+    families = {"sets": sets} if all(isinstance(s, NeuronSet) for s in sets.values()) else sets
+    frames = []
+    for family, members in families.items():
+        if not isinstance(members, dict) or not all(isinstance(s, NeuronSet)
+                                                    for s in members.values()):
+            raise TypeError("sets must be {task: NeuronSet} or {family: {task: NeuronSet}}; "
+                            f"family {family!r} is not a dict of NeuronSets")
+        missing = [task for task in tasks if task not in members]
+        if missing:
+            raise KeyError(f"family {family!r} has no set for the tasks {missing}")
+        rows = deactivation(model, tok, tasks, config.replace(others=True), label=label,
+                            sets=members)
+        frames.append(rows.assign(family=family))
+    return pd.concat(frames, ignore_index=True)
+
+
+def deactivation_matrix(df: pd.DataFrame, value: str = "nll", *,
+                        baseline: str | None = None) -> pd.DataFrame:
+    """The effect matrix ``E`` (see the module docstring) of one model and family.
+
+    Args:
+        df: rows of ``deactivation`` or ``specificity`` (columns ``task``, ``condition`` and
+            ``value``) of a single ``model`` and ``family``; filter first if there are several.
+        value: ``"nll"`` (rise of the answer NLL, nats) or ``"score"`` (drop of the metric).
+        baseline: ``"random"`` (subtract the same-size random sets' mean), ``"none"``
+            (subtract nothing-off) or None: ``"random"`` when every task has random rows, else
+            ``"none"``.
+
+    Returns:
+        DataFrame, rows = sets (index ``set``: the tasks' own sets in task order, then the other
+        sets; with ``baseline="none"`` also ``random``, the mean over seeds), columns = the
+        evaluated tasks (``task``).
+    """
+    if value not in VALUES:
+        raise ValueError(f"value must be one of {VALUES}, got {value!r}")
+    missing = {"task", "condition", value} - set(df.columns)
+    if missing:
+        raise ValueError(f"not a deactivation frame: columns {sorted(missing)} are missing")
+    groups = [key for key in _GROUPS if key in df and df[key].nunique() > 1]
+    if groups:
+        raise ValueError(f"the rows hold several {' and '.join(groups)} values "
+                         f"({', '.join(map(str, df[groups[0]].unique()))}); select one first, "
+                         f"e.g. df[df.{groups[0]} == ...], or use specificity_scores")
+    tasks = list(dict.fromkeys(df["task"]))
+    means = {cond: df[df["condition"] == cond].groupby("task")[value].mean()
+             for cond in ("none", "random")}
+    if baseline is None:
+        baseline = "random" if all(t in means["random"].index for t in tasks) else "none"
+    if baseline not in ("random", "none"):
+        raise ValueError(f"baseline must be 'random', 'none' or None, got {baseline!r}")
+    lacking = [t for t in tasks if t not in means[baseline].index]
+    if lacking:
+        raise ValueError(f"no {baseline!r} rows for the tasks {lacking}: cannot subtract the "
+                         f"{baseline} baseline")
+    part = df[(df["condition"] != "none")
+              & ((df["condition"] != "random") | (baseline == "none"))]
+    rows = part["condition"].str.removeprefix("other:").where(part["condition"] != "own",
+                                                              part["task"])
+    reference = means[baseline].reindex(part["task"]).to_numpy()
+    sign = 1.0 if value == "nll" else -1.0
+    effect = sign * (part[value].to_numpy(dtype=float) - reference)
+    matrix = pd.DataFrame({"set": rows.to_numpy(), "task": part["task"].to_numpy(),
+                           "effect": effect}).pivot_table(index="set", columns="task",
+                                                          values="effect", aggfunc="mean")
+    order = [t for t in tasks if t in matrix.index]
+    order += [s for s in dict.fromkeys(rows) if s not in order]
+    return matrix.loc[order, tasks]
+
+
+def specificity_scores(data: pd.DataFrame, value: str | tuple[str, ...] | None = None, *,
+                       baseline: str | None = None, n_boot: int = 2000,
+                       confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Diagonal dominance and selectivity of a family of sets (formulas: module docstring).
+
+    Args:
+        data: rows of ``deactivation`` / ``specificity`` (scored per ``model`` and ``family``
+            present, for each ``value``), or an effect matrix, sets x tasks, larger = more
+            harmful (``deactivation_matrix`` or one of your own). Only the sets named like a
+            column (a task) are scored; other rows are ignored.
+        value: for rows, ``"nll"``, ``"score"`` or both (default); for a matrix, a label for the
+            ``value`` column (default ``"effect"``).
+        baseline: as in ``deactivation_matrix``.
+        n_boot, confidence, seed: the interval of the mean rows, a percentile bootstrap over
+            the tasks (``scipy.stats.bootstrap``, seeded). With a handful of tasks it is coarse:
+            read it as the spread over tasks, not as a test.
+
+    Returns:
+        One row per (model, family, value, task), plus a row ``task="mean"`` per (model,
+        family, value): ``own``, ``others``, ``off_target`` (effects, in the value's unit),
+        ``dominance``, ``selectivity``, ``n_neurons`` (the own set's size, NaN for a matrix);
+        on the mean rows, the means over tasks and ``dominance_low`` / ``_high``,
+        ``selectivity_low`` / ``_high`` (NaN on the task rows, and with fewer than 2 tasks).
+    """
+    boot = dict(n_boot=n_boot, confidence=confidence, seed=seed)
+    if "condition" not in data.columns:
+        if value is not None and not isinstance(value, str):
+            raise ValueError("for a matrix, value is a single label (a string)")
+        return _score_matrix(data, **boot).assign(value=value or "effect")[_columns([])]
+    values = VALUES if value is None else (value,) if isinstance(value, str) else tuple(value)
+    keys = [key for key in _GROUPS if key in data.columns]
+    frames = []
+    for group, part in (data.groupby(keys, sort=False) if keys else [((), data)]):
+        group = group if isinstance(group, tuple) else (group,)
+        sizes = part[part["condition"] == "own"].groupby("task")["n_neurons"].first() \
+            if "n_neurons" in part else pd.Series(dtype=float)
+        for name in values:
+            scores = _score_matrix(deactivation_matrix(part, name, baseline=baseline), **boot)
+            scores["n_neurons"] = scores["task"].map(sizes)
+            frames.append(scores.assign(value=name, **dict(zip(keys, group))))
+    return pd.concat(frames, ignore_index=True)[_columns(keys)]
+
+
+def _columns(keys: list[str]) -> list[str]:
+    return [*keys, "value", "task", "n_neurons", "own", "others", "off_target", "dominance",
+            "selectivity", "dominance_low", "dominance_high", "selectivity_low",
+            "selectivity_high"]
+
+
+def _score_matrix(matrix: pd.DataFrame, *, n_boot: int, confidence: float,
+                  seed: int) -> pd.DataFrame:
+    """Per-task rows and the mean row of one effect matrix (sets x tasks)."""
+    tasks = [t for t in matrix.columns if t in matrix.index]
+    if len(tasks) < 2:
+        raise ValueError("specificity compares sets: the matrix needs the sets of at least two "
+                         f"of its tasks (rows named like columns); rows {list(matrix.index)}, "
+                         f"columns {list(matrix.columns)}")
+    square = matrix.loc[tasks, tasks].astype(float)
+    own = pd.Series(np.diag(square.to_numpy()), index=tasks)
+    off = square.mask(np.eye(len(tasks), dtype=bool))
+    others, off_target = off.mean(axis=0), off.mean(axis=1)  # NaNs skipped
+    rows = pd.DataFrame({"task": tasks, "own": own.values, "others": others[tasks].values,
+                         "off_target": off_target[tasks].values})
+    rows["dominance"] = _contrast(rows["own"], rows["others"])
+    rows["selectivity"] = _contrast(rows["own"], rows["off_target"])
+    mean = {"task": "mean", **rows.drop(columns="task").mean().to_dict()}
+    for name in ("dominance", "selectivity"):
+        mean[f"{name}_low"], mean[f"{name}_high"] = _mean_interval(
+            rows[name].to_numpy(), n_boot=n_boot, confidence=confidence, seed=seed)
+    return pd.concat([rows, pd.DataFrame([mean])], ignore_index=True).assign(n_neurons=np.nan)
+
+
+def _contrast(a: pd.Series, b: pd.Series) -> pd.Series:
+    """(a - b) / (|a| + |b|), in [-1, 1]; NaN where both are 0."""
+    denominator = a.abs() + b.abs()
+    return (a - b) / denominator.where(denominator > 0)
+
+
+def _mean_interval(values: np.ndarray, *, n_boot: int, confidence: float,
+                   seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of the finite ``values``; NaN with fewer than 2."""
+    from scipy import stats
+
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return np.nan, np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # equal values: a degenerate (zero-width) interval
+        result = stats.bootstrap((values,), np.mean, n_resamples=n_boot,
+                                 confidence_level=confidence, method="percentile",
+                                 rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
