@@ -124,11 +124,11 @@ def neuron_vectors(model, neurons: NeuronSet, base=None) -> dict[int, torch.Tens
     in site order. With ``base`` (the model before fine-tuning, same layout), the rows are the
     updates ``tuned - base`` instead. A site with no selected neuron contributes zeros.
     """
-    from .architectures import layout_of
+    from .architectures import layout_for
 
-    layout = layout_of(model)
+    layout = layout_for(model, neurons.sizes)  # the set's kinds: default sites, act, or all
     neurons.check_fits(model)
-    base_sites = layout_of(base).by_name if base is not None else None
+    base_sites = layout_for(base, neurons.sizes).by_name if base is not None else None
     parts: dict[int, list[torch.Tensor]] = {}
     for site in layout.sites:
         idx = neurons.indices[site.name]

@@ -1,20 +1,30 @@
 """Where the FFN neurons live, for every supported model family.
 
-A *neuron* is one output unit of a linear layer inside a transformer block's feed-forward
-network. Each such linear layer is a *site* with a stable, readable name:
+A *neuron* is one unit of a transformer block's feed-forward network (FFN). Neurons are grouped
+into *sites* with stable, readable names:
 
     layers.{i}.mlp.gate | up | down      gate/up/down FFNs (Llama, Mistral, Qwen2, Gemma, Phi-3)
     layers.{i}.mlp.fc_in | fc_out        two-matrix FFNs (GPT-2, Bloom, GPT-NeoX, OPT)
+    layers.{i}.mlp.act                   the intermediate activation, in both (opt-in, see below)
 
-Neuron ``j`` of a site owns row ``j`` of the weight in torch's (out, in) layout (column ``j`` of
-GPT-2's ``Conv1D``, whose weight is stored (in, out)) plus bias ``j`` when there is a bias.
+The linear sites (gate, up, down, fc_in, fc_out) are output units of a linear layer: neuron
+``j`` owns row ``j`` of the weight in torch's (out, in) layout (column ``j`` of GPT-2's
+``Conv1D``, whose weight is stored (in, out)) plus bias ``j`` when there is a bias.
+
+The ``act`` site is the input of the FFN's output projection: ``act_fn(gate) * up`` in a gated
+FFN, ``act_fn(fc_in)`` in a two-matrix one, the "FFN neuron" of knowledge-neuron work. Its unit
+``j`` owns row ``j`` (and bias ``j``) of every input projection and column ``j`` of the output
+projection. It is a second definition of a neuron, never mixed in silently: the default layout
+is the linear sites only, and ``kinds=`` (``"act"``, ``("gate", "up")``, ``"all"``) chooses
+others (``ffn_sites``, ``layout_of``, ``tn.attribute``).
 
 All family knowledge is in one declarative table, ``FAMILIES``. To support another family,
 register a ``Family`` (see ``register_family``); nothing else needs to change.
 
-``NeuronLayout`` is a model's sites and their sizes, with the model's name: what a neuron set or
-a relevance file must match to be used on that model. ``layout_of(model)`` computes it once per
-model and reuses it.
+``NeuronLayout`` is a model's sites of some kinds and their sizes, with the model's name: what a
+neuron set or a relevance file must match to be used on that model. ``layout_of(model, kinds)``
+computes it once per model and reuses it; ``layout_for(model, sizes)`` is the layout a set with
+those sites must equal.
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from .sites import Site
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,9 @@ class Family:
     projections that LoRA adapts next to the FFN layers (as peft matches them).
     ``logit_softcap``: the config attribute holding a final logit soft-cap
     (``logits = cap * tanh(logits / cap)``, Gemma 2), or None.
+
+    The ``act`` site needs no entry: it is derived from the input projections (``gate``,
+    ``up``, ``fc_in``) and the output projection (``down``, ``fc_out``) of the table.
     """
 
     name: str
@@ -119,8 +134,11 @@ for _family in (
 ):
     register_family(_family)
 
-# Sites are listed in the order data flows through a block.
-KIND_ORDER = ("gate", "up", "down", "fc_in", "fc_out")
+# Sites are listed in the order data flows through a block: input projections, the intermediate
+# activation, output projections.
+KIND_ORDER = ("gate", "up", "fc_in", "act", "down", "fc_out")
+INPUT_KINDS = ("gate", "up", "fc_in")
+OUTPUT_KINDS = ("down", "fc_out")
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -131,81 +149,37 @@ class NeuronSetMismatchError(ValueError):
     """A neuron set (or relevance) does not fit a model, or two come from different layouts."""
 
 
-@dataclass(frozen=True, eq=False)
-class Site:
-    """One FFN linear layer whose output units are neurons.
+class SiteKindError(ValueError):
+    """A site kind that does not exist (or that the model's family lacks)."""
 
-    Attributes:
-        name: stable name, e.g. ``"layers.3.mlp.up"``; used in files, plots and messages.
-        layer: block index.
-        kind: ``gate``, ``up``, ``down``, ``fc_in`` or ``fc_out``.
-        n_neurons: number of output units of this site.
-        module: the ``nn.Linear`` (or ``Conv1D``) that computes them.
-        offset: first output unit of the module that belongs to this site (non-zero only for the
-            second half of a fused projection).
-        transposed: the weight is stored (in, out) (the family's ``transposed``; GPT-2's Conv1D).
+
+def resolve_kinds(kinds, available: tuple[str, ...] = KIND_ORDER,
+                  model: str | None = None) -> tuple[str, ...]:
+    """The site kinds ``kinds`` names, unique, in data-flow order (``KIND_ORDER``).
+
+    Args:
+        kinds: None (the default layout: every linear site, i.e. every available kind but
+            ``act``), ``"all"`` (every available kind), one kind such as ``"act"``, or an
+            iterable of kinds such as ``("gate", "up")``.
+        available: the kinds to choose from (a model's, or every known kind).
+        model: the model's name, for the error message.
+
+    Raises:
+        SiteKindError: an unknown kind, or none at all; the message lists the valid ones.
     """
-
-    name: str
-    layer: int
-    kind: str
-    n_neurons: int
-    module: nn.Module = field(repr=False)
-    offset: int = 0
-    transposed: bool = False
-
-    @property
-    def in_features(self) -> int:
-        weight = self.module.weight
-        return weight.shape[0] if self.transposed else weight.shape[1]
-
-    def output_slice(self, output: torch.Tensor) -> torch.Tensor:
-        """This site's units of the module's output, shape (..., n_neurons); a view."""
-        return output[..., self.offset : self.offset + self.n_neurons]
-
-    def parameter_rows(self) -> list[tuple[nn.Parameter, int]]:
-        """(parameter, dim) pairs: along ``dim``, entry ``offset + j`` belongs to neuron ``j``."""
-        rows = [(self.module.weight, 1 if self.transposed else 0)]
-        if getattr(self.module, "bias", None) is not None:
-            rows.append((self.module.bias, 0))
-        return rows
-
-    def read(self, indices: torch.Tensor | list[int] | int) -> torch.Tensor:
-        """Parameters of the given neurons, shape (len(indices), in_features [+ 1 for bias]).
-
-        The vectorisation is the weight row (or Conv1D column) followed by the bias, if any.
-        Returns a float32 copy on the module's device.
-        """
-        idx = self._index(indices)
-        parts = [p.detach().index_select(dim, idx).float() for p, dim in self.parameter_rows()]
-        parts[0] = parts[0].T if self.transposed else parts[0]
-        if len(parts) == 2:
-            parts[1] = parts[1].unsqueeze(1)
-        return torch.cat(parts, dim=1)
-
-    @torch.no_grad()
-    def write(self, indices: torch.Tensor | list[int] | int, values: torch.Tensor) -> None:
-        """Set the parameters of the given neurons from ``values`` (layout of ``read``)."""
-        idx = self._index(indices)
-        values = torch.as_tensor(values).reshape(len(idx), -1)
-        expected = self.in_features + (1 if len(self.parameter_rows()) == 2 else 0)
-        if values.shape[1] != expected:
-            raise ValueError(
-                f"{self.name}: expected {expected} values per neuron, got {values.shape[1]}"
-            )
-        weight_values = values[:, : self.in_features]
-        for param, dim in self.parameter_rows():
-            if param.dim() == 1:
-                param.index_copy_(0, idx, values[:, -1].to(param))
-            else:
-                src = weight_values.T if self.transposed else weight_values
-                param.index_copy_(dim, idx, src.to(param))
-
-    def _index(self, indices) -> torch.Tensor:
-        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
-        if len(idx) and (idx.min() < 0 or idx.max() >= self.n_neurons):
-            raise IndexError(f"{self.name} has neurons 0..{self.n_neurons - 1}; got {idx.tolist()}")
-        return (idx + self.offset).to(self.module.weight.device)
+    if kinds is None:
+        return tuple(k for k in available if k != "act")
+    if kinds == "all":
+        return tuple(available)
+    names = [kinds] if isinstance(kinds, str) else list(kinds)
+    where = f" of model {model!r}" if model else ""
+    choices = ", ".join(available) + ", or 'all'"
+    if not names:
+        raise SiteKindError(f"no site kind given; choose from {choices}")
+    for name in names:
+        if name not in available:
+            raise SiteKindError(f"{name!r} is not a site kind{where}; choose from {choices}")
+    return tuple(k for k in available if k in names)
 
 
 def family_of(model: nn.Module) -> Family:
@@ -224,12 +198,14 @@ def family_of(model: nn.Module) -> Family:
     )
 
 
-def ffn_sites(model: nn.Module) -> list[Site]:
-    """All FFN sites of ``model``, ordered by layer, then by data flow inside the block."""
-    return list(layout_of(model).sites)
+def ffn_sites(model: nn.Module, kinds=None) -> list[Site]:
+    """The FFN sites of ``model`` of the given kinds (``resolve_kinds``; None: the linear
+    sites), ordered by layer, then by data flow inside the block."""
+    return list(layout_of(model, kinds).sites)
 
 
 def _find_sites(model: nn.Module) -> list[Site]:
+    """Every site of every kind, act included, in model order."""
     family = family_of(model)
     blocks = model.get_submodule(family.blocks)
     sites = []
@@ -242,24 +218,31 @@ def _find_sites(model: nn.Module) -> list[Site]:
             module = block.get_submodule(path)
             n = _out_features(module) // 2
             found[kind] = (module, half * n, n)
-        for kind in sorted(found, key=KIND_ORDER.index):
-            module, offset, n = found[kind]
-            sites.append(Site(f"layers.{layer}.mlp.{kind}", layer, kind, n, module, offset,
-                              family.transposed))
+        linear = {kind: Site(f"layers.{layer}.mlp.{kind}", layer, kind, n, module, offset,
+                             family.transposed)
+                  for kind, (module, offset, n) in found.items()}
+        inputs = [linear[k] for k in INPUT_KINDS if k in linear]
+        outputs = [linear[k] for k in OUTPUT_KINDS if k in linear]
+        if inputs and outputs:
+            out = outputs[0]
+            linear["act"] = Site(f"layers.{layer}.mlp.act", layer, "act", out.in_features,
+                                 out.module, 0, family.transposed, "input", (*inputs, out))
+        sites.extend(linear[kind] for kind in sorted(linear, key=KIND_ORDER.index))
     return sites
 
 
-def site_map(model: nn.Module) -> dict[str, Site]:
+def site_map(model: nn.Module, kinds=None) -> dict[str, Site]:
     """``ffn_sites`` keyed by site name."""
-    return dict(layout_of(model).by_name)
+    return dict(layout_of(model, kinds).by_name)
 
 
 class NeuronLayout(Mapping):
-    """The FFN sites of one model: a read-only mapping {site name: neuron count}, in model order.
+    """FFN sites of one model: a read-only mapping {site name: neuron count}, in model order.
 
     Attributes:
         model: the model's readable name (``model_name``).
         sites: the Site objects, in model order. by_name: {site name: Site}.
+        kinds: the site kinds present, in data-flow order.
 
     ``fingerprint()`` hashes the model's current weights (they change with training, so it is
     never cached). ``check(sizes, model=...)`` is the "does this set fit this model" test.
@@ -269,6 +252,7 @@ class NeuronLayout(Mapping):
         self.model = model_name(model)
         self.sites = tuple(sites)
         self.by_name = {site.name: site for site in sites}
+        self.kinds = tuple(k for k in KIND_ORDER if any(site.kind == k for site in sites))
         self._model = weakref.ref(model)
         self._blocks = _blocks_of(model)
 
@@ -311,22 +295,42 @@ class NeuronLayout(Mapping):
             + ". Detect neurons on this model with tn.attribute(...).top_k(...) instead.")
 
 
+# model -> {"all": the layout of every site, kinds tuple: the layout of those kinds}
 _LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def layout_of(model: nn.Module) -> NeuronLayout:
-    """The model's NeuronLayout, computed once per model.
+def layout_of(model: nn.Module, kinds=None) -> NeuronLayout:
+    """The model's NeuronLayout over the sites of ``kinds`` (``resolve_kinds``: None, the
+    default, is every linear site; ``"act"``; ``("gate", "up")``; ``"all"``), computed once per
+    model and kinds.
 
     It is recomputed when the block list is replaced or changes length. (peft's LoRA wraps the
     site modules and ``merge_and_unload`` puts the same module objects back, so the cached
-    sites stay valid through LoRA training.)
+    sites stay valid through LoRA training.) Layouts of one model share their Site objects.
+
+    Raises:
+        SiteKindError: a kind the model's family does not have.
     """
     cached = _LAYOUTS.get(model)
-    if cached is not None and cached._blocks == _blocks_of(model):
-        return cached
-    layout = NeuronLayout(model, _find_sites(model))
-    _LAYOUTS[model] = layout
-    return layout
+    if cached is None or cached["all"]._blocks != _blocks_of(model):
+        cached = {"all": NeuronLayout(model, _find_sites(model))}
+        _LAYOUTS[model] = cached
+    every = cached["all"]
+    chosen = resolve_kinds(kinds, every.kinds, every.model)
+    if chosen not in cached:
+        sites = [site for site in every.sites if site.kind in chosen]
+        cached[chosen] = every if chosen == every.kinds else NeuronLayout(model, sites)
+    return cached[chosen]
+
+
+def layout_for(model: nn.Module, sizes: Mapping[str, int]) -> NeuronLayout:
+    """The layout of ``model`` that ``sizes`` ({site name: neuron count}, a neuron set's or a
+    relevance's) must equal to fit it: the model's sites of the kinds ``sizes`` names. Kinds
+    the model lacks are left out (no kind left: the default layout), so that ``check`` then
+    names the difference."""
+    every = layout_of(model, "all")
+    named = {name.rsplit(".", 1)[-1] for name in sizes}
+    return layout_of(model, [k for k in every.kinds if k in named] or None)
 
 
 def _blocks_of(model: nn.Module) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """Relevance of every FFN neuron on a task's data: the paper's gradient x activation score.
 
-For one example, with ``a[t, j]`` the output of neuron ``j`` at token position ``t`` and ``L``
+For one example, with ``a[t, j]`` the output of neuron ``j`` at token position ``t`` (for an
+``act`` site: the value the FFN's output projection reads) and ``L``
 the example's causal-LM loss (mean negative log-likelihood, in nats, of its answer tokens;
 prompt tokens are masked), the first-order Taylor estimate of the loss change when the neuron's
 output is set to zero at every position is
@@ -28,7 +29,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .architectures import NeuronSetMismatchError, layout_of, weight_fingerprint
+from .architectures import (NeuronSetMismatchError, layout_difference, layout_for, layout_of,
+                            weight_fingerprint)
 from .hooks import Trace, trace
 from .loss import answer_losses
 from .neurons import NeuronSet
@@ -91,6 +93,10 @@ class Relevance:
         for key in ("model", "weights", "sites"):
             if self.provenance.get(key) != other.provenance.get(key):
                 raise NeuronSetMismatchError(f"cannot add relevance computed with different {key}")
+        if list(self.sum_abs) != list(other.sum_abs):
+            difference = layout_difference(self.sizes, other.sizes, "first", "second")
+            raise NeuronSetMismatchError(f"cannot add relevance computed on different sites: "
+                                         f"{difference}")
         provenance = {**self.provenance, "data_hash": _combine_hashes(
             self.provenance["data_hash"], other.provenance["data_hash"]),
             "n_examples": self.n_examples + other.n_examples}
@@ -163,8 +169,8 @@ class Relevance:
                         meta["n_examples"], meta["n_tokens"], meta["provenance"],
                         meta["aggregation"])
         if model is not None:
-            layout_of(model).check(relevance.sizes, made_for=relevance.provenance.get("model"),
-                                   what="relevance")
+            layout_for(model, relevance.sizes).check(
+                relevance.sizes, made_for=relevance.provenance.get("model"), what="relevance")
         return relevance
 
 
@@ -173,6 +179,7 @@ def attribute(
     tok,
     data: Split,
     *,
+    kinds=None,
     batch_size: int = 8,
     max_length: int = 512,
     aggregation: str = "mean_abs",
@@ -185,6 +192,10 @@ def attribute(
 
     Args:
         data: a task split (``suite["name"].train``, or a slice of one).
+        kinds: which sites to score (``tn.ffn_sites(model, kinds)``): None, the default, is
+            every linear site (gate, up, down / fc_in, fc_out); ``"act"`` the intermediate
+            activation only; ``("gate", "up")``; ``"all"``. Top-k, deactivation, training and
+            files all work on the Relevance's own sites.
         batch_size: examples per forward/backward pass.
         max_length: prompt + answer tokens; longer inputs are truncated (``tasks.encode``).
         checkpoint: a file to save running sums to every ``checkpoint_every`` batches
@@ -194,9 +205,12 @@ def attribute(
             float32 sums of |r| over N examples carry a relative error below N * 6e-8).
 
     Returns:
-        Relevance with one score a neuron for every site of ``tn.ffn_sites(model)``.
+        Relevance with one score a neuron for every site of ``tn.ffn_sites(model, kinds)``.
+
+    Raises:
+        SiteKindError: a kind the model does not have.
     """
-    layout = layout_of(model)
+    layout = layout_of(model, kinds)
     sites = list(layout.sites)
     encoded = encode(tok, data, max_length=max_length)
     if len(encoded) == 0:
@@ -214,18 +228,17 @@ def attribute(
         "n_examples": len(encoded),
         "max_length": max_length,
         "sites": len(sites),
+        "kinds": list(layout.kinds),
         "relevance": "|sum_t dL/da * a| per example, L = mean answer-token NLL",
     }
     state = _fresh_state(sites, device, accumulate_dtype)
     if checkpoint is not None and Path(checkpoint).exists():
-        state = _resume(checkpoint, provenance, batch_size, device, accumulate_dtype)
-        for kind in ("sum_abs", "sum_signed"):  # the file's order is sorted; keep model order
-            state[kind] = {s.name: state[kind][s.name] for s in sites}
+        state = _resume(checkpoint, provenance, batch_size, sites, device, accumulate_dtype)
 
     starts = range(0, len(encoded), batch_size)
     bar = tqdm(total=len(starts), desc=f"attribution {provenance['task'] or ''}".strip(),
                disable=not progress, initial=state["batches_done"])
-    with _analysis_mode(model), trace(model, grad=True) as tr:
+    with _analysis_mode(model), trace(model, sites, grad=True) as tr:
         for batch_index, start in enumerate(starts):
             if batch_index < state["batches_done"]:
                 continue
@@ -242,17 +255,19 @@ def attribute(
                      state["n_tokens"], provenance, aggregation)
 
 
-def per_example_relevance(model, tok, data: Split, *, max_length: int = 512) -> dict[str, torch.Tensor]:
+def per_example_relevance(model, tok, data: Split, *, kinds=None,
+                          max_length: int = 512) -> dict[str, torch.Tensor]:
     """Signed Taylor estimates ``r_j`` for every example: {site: float64 (n_examples, n_neurons)}.
 
-    The same computation as ``attribute``, kept per example; used to compare with exact
-    ablation. Memory grows with the data, so use it on small samples.
+    The same computation as ``attribute`` (on the sites of ``kinds``, as there), kept per
+    example; used to compare with exact ablation. Memory grows with the data, so use it on
+    small samples.
     """
-    sites = list(layout_of(model).sites)
+    sites = list(layout_of(model, kinds).sites)
     encoded = encode(tok, data, max_length=max_length)
     device = next(model.parameters()).device
     rows = {site.name: [] for site in sites}
-    with _analysis_mode(model), trace(model, grad=True) as tr:
+    with _analysis_mode(model), trace(model, sites, grad=True) as tr:
         for example in encoded:
             batch = collate([example], tok.pad_token_id)
             state = _fresh_state(sites, device, torch.float64)
@@ -322,18 +337,21 @@ def _save_checkpoint(path, state, provenance, batch_size) -> None:
     save_artefact(path, "AttributionCheckpoint", tensors, meta)
 
 
-def _resume(path, provenance, batch_size, device, dtype) -> dict:
+def _resume(path, provenance, batch_size, sites, device, dtype) -> dict:
     tensors, meta = load_artefact(path, "AttributionCheckpoint")
     expected = _checkpoint_key(provenance, batch_size)
-    if meta["key"] != expected:
-        differs = [k for k in expected if meta["key"].get(k) != expected[k]]
+    differs = [k for k in expected if meta["key"].get(k) != expected[k]]
+    # The key predates site kinds; the sites themselves are the names of the stored sums.
+    if {name.split("/", 1)[1] for name in tensors} != {site.name for site in sites}:
+        differs.append("site kinds")
+    if differs:
         raise AttributionError(
             f"checkpoint {path} belongs to another run (different {', '.join(differs)}); "
             "delete it or pass another checkpoint path. It was left untouched.")
     state = {k: meta[k] for k in ("n_examples", "n_tokens", "batches_done")}
-    for kind in ("sum_abs", "sum_signed"):
-        state[kind] = {name.split("/", 1)[1]: t.to(device=device, dtype=dtype)
-                       for name, t in tensors.items() if name.startswith(kind + "/")}
+    for total in ("sum_abs", "sum_signed"):  # the file's order is sorted; keep model order
+        state[total] = {site.name: tensors[f"{total}/{site.name}"].to(device=device, dtype=dtype)
+                        for site in sites}
     return state
 
 

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fraction of neurons kept, in (0, 1] (default 0.1: the top 10%%)")
     detect.add_argument("--per", default="site", choices=["site", "global"],
                         help="keep the top k of every site (default) or of all neurons together")
+    detect.add_argument("--kinds", nargs="+", metavar="KIND",
+                        help="site kinds to score: gate, up, down, fc_in, fc_out (the linear "
+                        "sites, the default), act (the FFN's intermediate activation), or all")
     detect.add_argument("--n", type=int, default=128, help="training examples (default 128; 0 = all)")
     detect.add_argument("--batch-size", type=int, default=8, help="examples per pass (default 8)")
     detect.add_argument("--out", required=True, help="output folder")
@@ -66,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .architectures import NeuronSetMismatchError, UnsupportedArchitectureError
+    from .architectures import NeuronSetMismatchError, SiteKindError, UnsupportedArchitectureError
     from .models import ModelNotAvailableError
     from .storage import ArtefactFileError
     from .tasks import TaskDataError, UnknownTaskError
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     user_errors = (UsageError, UnknownTaskError, TaskDataError, ModelNotAvailableError,
                    NeuronSetMismatchError, UnsupportedArchitectureError, ArtefactFileError,
-                   FileNotFoundError)
+                   SiteKindError, FileNotFoundError)
     run = {"main": _main_job, "detect": _detect, "sites": _sites, "tasks": _tasks}[args.command]
     try:
         return run(args)
@@ -115,6 +118,21 @@ def _check_out(out: str) -> Path:
 def _check_count(name: str, value: int | None, minimum: int) -> None:
     if value is not None and value < minimum:
         raise UsageError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _check_kinds(kinds: list[str] | None) -> tuple[str, ...] | str | None:
+    """``--kinds`` as ``tn.attribute`` takes it (None: the default; "all"), once every name is
+    a known kind; whether the model has them is checked once it is loaded."""
+    from .architectures import SiteKindError, resolve_kinds
+
+    if kinds is None:
+        return None
+    if kinds == ["all"]:
+        return "all"
+    try:
+        return resolve_kinds(kinds)
+    except SiteKindError as err:
+        raise UsageError(f"--kinds: {err}") from None
 
 
 def _check_tasks(names) -> None:
@@ -182,6 +200,7 @@ def _detect(args) -> int:
                          "use --k 0.1 for the top 10%")
     _check_count("--n", args.n, 0)
     _check_count("--batch-size", args.batch_size, 1)
+    kinds = _check_kinds(args.kinds)
     _check_model(args.model)
     out = _check_out(args.out)
     from .tasks import Task, load_tasks
@@ -203,7 +222,7 @@ def _detect(args) -> int:
     from .models import load_model
 
     config = PROFILES["quick"].detection.replace(
-        model=args.model, k=args.k, per=args.per, n_attribution=args.n or None,
+        model=args.model, k=args.k, per=args.per, kinds=kinds, n_attribution=args.n or None,
         batch_size=args.batch_size, out_dir=str(out))
     model, tok = load_model(args.model)
     relevance = detect(model, tok, {task.name: task}, config)[task.name]

@@ -8,10 +8,15 @@ log-likelihood, in nats per token, of the gold answer tokens (end marker include
 the answer tokens of all examples: the same loss attribution differentiates and training
 minimises.
 
-Classification: every label option of every example is scored by the summed log-likelihood of
-its answer tokens (``tasks.answer_ids``: the label's tokens plus the end marker); the prediction is
-the best-scoring option. Two scoring paths give the same values up to float rounding
-(``option_log_likelihoods(share_prefix=...)``):
+Classification: every label option of every example is scored by the log-likelihood of its
+answer tokens (``tasks.answer_ids``: the label's tokens plus the end marker), summed over them
+(``scoring="sum"``, the default) or averaged over them (``scoring="mean"``, nats per option
+token, the length-normalised ``acc_norm`` of evaluation harnesses: a summed score favours short
+labels, since every extra token can only lower it). The prediction is the best-scoring option
+(the first of equal ones). Both accuracies come from the same log-likelihoods, so the result
+always carries both: ``accuracy`` (sum) and ``accuracy_norm`` (mean); ``scoring`` picks which
+one is the ``score`` and which predictions are listed. Two paths compute the log-likelihoods,
+with the same values up to float rounding (``option_log_likelihoods(share_prefix=...)``):
 
 - plain: one right-padded sequence per (prompt, option) pair, batched; it needs nothing but
   ``model.base_model(input_ids=..., attention_mask=...)``.
@@ -50,6 +55,8 @@ from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, e
 
 logger = logging.getLogger(__name__)
 
+SCORINGS = ("sum", "mean")
+
 
 def evaluate(
     model,
@@ -61,6 +68,7 @@ def evaluate(
     max_length: int = 512,
     progress: bool = True,
     share_prefix: bool = True,
+    scoring: str = "sum",
 ) -> dict:
     """Score ``model`` on ``split`` (a Split of a task; a Task means its test split).
 
@@ -73,15 +81,24 @@ def evaluate(
         share_prefix: classification only: score the label options through a shared prompt
             prefix (fast; the default) or one plain sequence per (example, option) pair
             (``option_log_likelihoods``). Same results up to float rounding.
+        scoring: classification only: rank the options by their summed log-likelihood
+            (``"sum"``, the default) or by their mean log-likelihood per token (``"mean"``,
+            length-normalised). Both accuracies are reported either way; this chooses the
+            ``score`` and the ``predictions``.
 
     Batches group examples of similar length (less padding); results are in split order and
     do not depend on ``batch_size`` beyond float rounding.
 
     Returns:
         {"task", "split", "metric", "score" (the task's metric, in [0, 1]), "nll" (nats per gold
-        answer token), "n", "predictions" (list of str)} plus "accuracy" for classification, or
-        "exact_match" and "rouge_l" for generation.
+        answer token), "n", "predictions" (list of str)} plus, for classification, "accuracy"
+        (options ranked by summed log-likelihood), "accuracy_norm" (by mean log-likelihood per
+        token) and "scoring" (which of the two is the score); for generation, "exact_match" and
+        "rouge_l".
     """
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be 'sum' (summed log-likelihood of an option) or 'mean' "
+                         f"(per option token, length-normalised), got {scoring!r}")
     if isinstance(split, Task):
         split = split.test
     task = getattr(split, "task", None)
@@ -93,11 +110,13 @@ def evaluate(
     with _inference(model):
         if task.category == "classification":
             result = _evaluate_classification(model, tok, split, batch_size, max_length, progress,
-                                              share_prefix)
+                                              share_prefix, scoring)
+            # A classification task's metric is accuracy; the scoring says which one.
+            result["score"] = result["accuracy_norm" if scoring == "mean" else "accuracy"]
         else:
             result = _evaluate_generation(model, tok, split, batch_size, max_new_tokens,
                                           max_length, progress)
-    result["score"] = result[task.metric]
+            result["score"] = result[task.metric]
     ordered = {"task": task.name, "split": split.name, "metric": task.metric,
                "score": result.pop("score"), "nll": result.pop("nll"), "n": len(split)}
     return {**ordered, **result}
@@ -125,17 +144,19 @@ def _device(model) -> torch.device:
 
 
 def _evaluate_classification(model, tok, split, batch_size, max_length, progress,
-                             share_prefix) -> dict:
+                             share_prefix, scoring) -> dict:
     scored = option_log_likelihoods(model, tok, split, batch_size=batch_size,
                                     max_length=max_length, progress=progress,
                                     share_prefix=share_prefix)
     labels = split.task.labels
     log_lik, n_tokens = scored["log_likelihoods"], scored["n_tokens"]  # (N, K), (K,)
     gold = torch.tensor([labels.index(ex.output) for ex in split])
-    predicted = log_lik.argmax(dim=1)
+    predicted = {"sum": log_lik.argmax(dim=1), "mean": (log_lik / n_tokens).argmax(dim=1)}
+    accuracy = {way: float((best == gold).double().mean()) for way, best in predicted.items()}
     gold_nll = -log_lik[torch.arange(len(split)), gold].sum() / n_tokens[gold].sum()
-    return {"nll": float(gold_nll), "accuracy": float((predicted == gold).double().mean()),
-            "predictions": [labels[i] for i in predicted.tolist()]}
+    return {"nll": float(gold_nll), "accuracy": accuracy["sum"],
+            "accuracy_norm": accuracy["mean"], "scoring": scoring,
+            "predictions": [labels[i] for i in predicted[scoring].tolist()]}
 
 
 def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,

@@ -17,10 +17,14 @@ of a ``with`` block and always removes them, also when the block raises::
     tr["layers.3.mlp.up"].grad                                  # (B, T, 1536)
 
 Attribution (keep outputs and gradients), ``deactivate`` / ``scale`` (``Edit.scale``) and
-neuron-only training (``Edit.replace`` with a function of the module's input) all use it.
+neuron-only training (``Edit.replace`` / ``Edit.add`` with a function of the module's input)
+all use it.
 
 Two sites can share one module (Phi-3's fused ``gate_up_proj`` holds ``gate`` and ``up``); each
-site sees only its own units, ``Site.output_slice`` of the module's output.
+site sees only its own units, ``Site.output_slice`` of the module's output. An ``act`` site
+(``layers.3.mlp.act``) is the *input* of the FFN's output projection: a forward pre-hook on that
+module keeps and edits it, so its "output" in a trace is what the projection reads, and its
+edits change what the projection reads.
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ class Edit:
 
     Build one with ``Edit.zero(idx)``, ``Edit.scale(idx, factor)``, ``Edit.add(idx, value)`` or
     ``Edit.replace(idx, values)``. ``neurons`` are site-local unit indices, 1-D long.
-    ``value`` is a number (scale, add), a tensor broadcastable to (..., len(neurons)), or for
-    ``replace`` a function of the module's input ``x`` (..., in_features) returning the new
-    values (..., len(neurons)); that is how neuron-only training recomputes trained rows.
+    ``value`` is a number (scale, add), a tensor ((len(neurons),) for add, broadcastable to
+    (..., len(neurons)) for replace), or for ``add`` and ``replace`` a function of the module's
+    input ``x`` (..., in_features; for an act site, the act values themselves) returning values
+    (..., len(neurons)); that is how neuron-only training recomputes trained rows.
     """
 
     op: str
@@ -55,6 +60,8 @@ class Edit:
     def __post_init__(self):
         if self.op not in EDIT_OPS:
             raise ValueError(f"op must be one of {EDIT_OPS}, got {self.op!r}")
+        if self.op == "scale" and callable(self.value):
+            raise TypeError("a scale factor is a number, not a function")
         object.__setattr__(self, "neurons", torch.as_tensor(self.neurons, dtype=torch.long).reshape(-1))
 
     @classmethod
@@ -69,7 +76,8 @@ class Edit:
 
     @classmethod
     def add(cls, neurons, value) -> Edit:
-        """``value`` added to the outputs of ``neurons`` (a number or a (len(neurons),) tensor)."""
+        """``value`` added to the outputs of ``neurons``: a number, a (len(neurons),) tensor, or
+        a function of the module input ``x`` returning values (..., len(neurons))."""
         return cls("add", neurons, value)
 
     @classmethod
@@ -78,23 +86,28 @@ class Edit:
         (..., len(neurons)), or a function of the module input ``x`` returning one."""
         return cls("replace", neurons, values)
 
-    def apply(self, out: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor:
+    def apply(self, out: torch.Tensor, x: torch.Tensor, n: int, in_place: bool = True) -> torch.Tensor:
         """The edited site output (..., n), from the site output ``out`` and module input ``x``.
 
         Scaling multiplies by a {factor, 1} mask over the units: one broadcast multiply, done in
-        place when no gradient flows through ``out`` (a fresh linear output aliases nothing).
+        place when ``in_place`` and no gradient flows through ``out`` (a fresh linear output
+        aliases nothing; a module's input might, so pre-hooks pass ``in_place=False``).
         """
         if len(self.neurons) and int(self.neurons.max()) >= n:
             raise IndexError(f"edit names unit {int(self.neurons.max())} of a site with {n} units")
-        if self.op == "replace":
+        if self.op == "replace" or callable(self.value):
             values = self.value(x) if callable(self.value) else self.value
             values = torch.as_tensor(values, dtype=out.dtype, device=out.device)
             values = values.expand(*out.shape[:-1], len(self.neurons))
-            return out.index_copy(-1, self.neurons.to(out.device), values)
+            index = self.neurons.to(out.device)
+            if self.op == "replace":
+                return out.index_copy(-1, index, values)
+            return out.index_add(-1, index, values)
         vector = self._vector(n, out.dtype, out.device)
+        in_place = in_place and not out.requires_grad
         if self.op == "scale":
-            return out * vector if out.requires_grad else out.mul_(vector)
-        return out + vector if out.requires_grad else out.add_(vector)
+            return out.mul_(vector) if in_place else out * vector
+        return out.add_(vector) if in_place else out + vector
 
     def _vector(self, n: int, dtype, device) -> torch.Tensor:
         """(n,) multiplier (scale) or addend (add), cached per (n, dtype, device)."""
@@ -108,12 +121,18 @@ class Edit:
         return cache[key]
 
 
+def _tap(site: Site) -> tuple[nn.Module, str]:
+    """Where a site is hooked: (module, "output") or, for act, (output projection, "input")."""
+    return site.module, site.port
+
+
 class Record:
     """What a trace kept of one site in the latest forward (and backward) pass.
 
     Attributes:
-        site: the Site. output: its output (..., n_neurons) after edits, still attached to the
-        autograd graph, or None. grad: the gradient of the loss with respect to it, or None.
+        site: the Site. output: its output (..., n_neurons) after edits (for act: the output
+        projection's input), still attached to the autograd graph, or None. grad: the gradient
+        of the loss with respect to it, or None.
     """
 
     def __init__(self, site: Site, trace: Trace):
@@ -121,12 +140,12 @@ class Record:
 
     @property
     def output(self) -> torch.Tensor | None:
-        out = self._trace._outputs.get(self.site.module)
+        out = self._trace._outputs.get(_tap(self.site))
         return None if out is None else self.site.output_slice(out)
 
     @property
     def grad(self) -> torch.Tensor | None:
-        grad = self._trace._grads.get(self.site.module)
+        grad = self._trace._grads.get(_tap(self.site))
         return None if grad is None else self.site.output_slice(grad)
 
     def __repr__(self) -> str:
@@ -140,8 +159,10 @@ class Trace(dict):
     def __init__(self, sites: list[Site], keep: bool, grad: bool):
         super().__init__({site.name: Record(site, self) for site in sites})
         self.keep, self.want_grad = keep, grad
-        self._outputs: dict[nn.Module, torch.Tensor | None] = {}
-        self._grads: dict[nn.Module, torch.Tensor | None] = {}
+        # Keyed by tap, (module, port): a down projection holds the down site (its output) and
+        # the act site (its input).
+        self._outputs: dict[tuple[nn.Module, str], torch.Tensor | None] = {}
+        self._grads: dict[tuple[nn.Module, str], torch.Tensor | None] = {}
 
     def backward(self, loss: torch.Tensor) -> None:
         """Gradients of ``loss`` (a scalar) with respect to the kept outputs, and nothing else.
@@ -149,11 +170,11 @@ class Trace(dict):
         ``torch.autograd.grad`` stops at the earliest traced site, and no parameter gradients
         are made; that is the cheap path attribution relies on.
         """
-        modules = [m for m, out in self._outputs.items() if out is not None and out.requires_grad]
-        if not modules:
+        taps = [t for t, out in self._outputs.items() if out is not None and out.requires_grad]
+        if not taps:
             raise RuntimeError("no kept output requires grad: trace with grad=True and run a forward pass")
-        grads = torch.autograd.grad(loss, [self._outputs[m] for m in modules])
-        self._grads.update(zip(modules, grads))
+        grads = torch.autograd.grad(loss, [self._outputs[t] for t in taps])
+        self._grads.update(zip(taps, grads))
 
     def clear(self) -> None:
         """Drop kept outputs and gradients (frees their memory between batches)."""
@@ -162,10 +183,11 @@ class Trace(dict):
 
 
 def resolve_sites(model: nn.Module, sites: Iterable[str | Site] | str | Site | None) -> list[Site]:
-    """Site objects for site names (or Sites), in model order; ``None`` means every site."""
-    layout = layout_of(model)
+    """Site objects for site names (or Sites) of any kind, act included, in model order;
+    ``None`` means every site of the default layout (the linear sites)."""
     if sites is None:
-        return list(layout.sites)
+        return list(layout_of(model).sites)
+    layout = layout_of(model, "all")
     if isinstance(sites, (str, Site)):
         sites = [sites]
     names = {s.name if isinstance(s, Site) else s for s in sites}
@@ -187,14 +209,16 @@ def trace(
 
     Args:
         model: a causal LM whose family ``tn.ffn_sites`` knows.
-        sites: site names such as ``"layers.3.mlp.up"`` (or Sites) to keep; ``None``: every site
-            (with ``edit`` and no ``sites``, only the edited sites are traced).
+        sites: site names such as ``"layers.3.mlp.up"`` or ``"layers.3.mlp.act"`` (or Sites) to
+            keep; ``None``: every linear site, ``tn.ffn_sites(model)`` (with ``edit`` and no
+            ``sites``, only the edited sites are traced).
         keep: keep each traced site's output of the latest forward pass in ``tr[name].output``.
         grad: make kept outputs carry gradients even when every parameter is frozen (the input
             embeddings' output is made to require grad), and store gradients in
             ``tr[name].grad`` when ``loss.backward()`` or ``tr.backward(loss)`` runs.
-        edit: {site name: Edit} applied to those sites' outputs in every forward pass
-            (``model.generate`` included). Edited sites are traced too.
+        edit: {site name: Edit} applied to those sites' outputs (an act site's: to what the
+            output projection reads) in every forward pass (``model.generate`` included).
+            Edited sites are traced too.
 
     Yields:
         Trace: {site name: Record(output, grad)}.
@@ -206,25 +230,37 @@ def trace(
     edited = resolve_sites(model, list(edit)) if edit else []
     by_name = {s.name: s for s in chosen + edited}
     tr = Trace([by_name[name] for name in by_name if name in {s.name for s in chosen}], keep, grad)
-    modules: dict[nn.Module, list[Site]] = {}
+    taps: dict[tuple[nn.Module, str], list[Site]] = {}
     for site in by_name.values():
-        modules.setdefault(site.module, []).append(site)
-    kept = {s.module for s in chosen}
+        taps.setdefault(_tap(site), []).append(site)
+    kept = {_tap(s) for s in chosen}
 
-    def hook(module, args, output):
-        if not isinstance(output, torch.Tensor):
-            raise TypeError(f"{type(module).__name__} returned {type(output).__name__}; sites "
-                            "must be linear layers that return a tensor")
-        for site in modules[module]:
+    def store(tap, values: torch.Tensor) -> None:
+        if keep and tap in kept:
+            tr._outputs[tap] = values
+            if grad and values.requires_grad:
+                values.register_hook(lambda g: tr._grads.__setitem__(tap, g))
+
+    def after(module, args, output):
+        _check_tensor(module, output, "returned")
+        for site in taps[(module, "output")]:
             if site.name in edit:
                 output = _edit_site(output, site, edit[site.name], args[0])
-        if keep and module in kept:
-            tr._outputs[module] = output
-            if grad and output.requires_grad:
-                output.register_hook(lambda g, m=module: tr._grads.__setitem__(m, g))
+        store((module, "output"), output)
         return output
 
-    handles = [module.register_forward_hook(hook) for module in modules]
+    def before(module, args):
+        # An act site: edit and keep what the output projection reads.
+        x = args[0]
+        _check_tensor(module, x, "was called with")
+        for site in taps[(module, "input")]:
+            if site.name in edit:
+                x = edit[site.name].apply(x, args[0], site.n_neurons, in_place=False)
+        store((module, "input"), x)
+        return (x, *args[1:])
+
+    handles = [module.register_forward_hook(after) if port == "output"
+               else module.register_forward_pre_hook(before) for module, port in taps]
     if grad:
         handles.append(model.get_input_embeddings().register_forward_hook(_require_grad))
     try:
@@ -232,6 +268,12 @@ def trace(
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _check_tensor(module: nn.Module, value, verb: str) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{type(module).__name__} {verb} {type(value).__name__}; sites must be "
+                        "linear layers that take and return a tensor")
 
 
 def _edit_site(output: torch.Tensor, site: Site, change: Edit, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
     with tn.deactivate(model, ns):                    # the selected neurons output 0
         scores = tn.evaluate(model, tok, task.test)
-    with tn.deactivate(model, ns, mode="weight"):     # their weight rows and biases are 0
+    with tn.deactivate(model, ns, mode="weight"):     # their parameters are 0
         ...
     with tn.scale(model, ns, 2.0):                    # their outputs are doubled
         ...
@@ -13,10 +13,15 @@ Two ways to deactivate a neuron, both restored exactly when the block ends (also
   multiplying its output by a fixed {0, 1} mask over its units (``hooks.Edit.scale``): a single
   broadcast multiply on the last dimension, so the cost does not grow with the number of
   neurons. Parameters are never touched.
-- ``mode="weight"``: the neurons' weight rows (Conv1D columns) and bias entries are set to zero
-  in place and copied back afterwards. For a linear layer, a unit whose whole row and bias are
-  zero outputs exactly 0, so both modes give the same outputs; weight mode needs no hooks, which
-  helps with code that bypasses ``forward`` (compiled graphs, exported models).
+- ``mode="weight"``: the neurons' parameters (``Site.entries``) are set to zero in place and
+  copied back afterwards: weight rows (Conv1D columns) and bias entries; for an act unit, its
+  rows of the input projections and its column of the output projection. For a linear layer, a
+  unit whose whole row and bias are zero outputs exactly 0, and an act unit whose column is zero
+  adds exactly 0, so both modes give the same outputs; weight mode needs no hooks, which helps
+  with code that bypasses ``forward`` (compiled graphs, exported models).
+
+An act unit is switched off by a forward pre-hook on the output projection, which scales the
+unit in the projection's input (``layers.3.mlp.act``, see ``tn.trace``).
 
 Hooks run on every forward call, so both modes also act during ``model.generate`` (cached
 decoding included).
@@ -75,7 +80,7 @@ def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
         model: a causal LM whose FFN sites ``tn.ffn_sites(model)`` knows.
         neurons: a NeuronSet made for this model's layout (an empty set changes nothing).
         mode: ``"activation"`` zeroes the outputs through forward hooks; ``"weight"`` zeroes the
-            neurons' weight rows and bias entries and writes the saved values back afterwards
+            neurons' parameters (``Site.entries``) and writes the saved values back afterwards
             (bit-exact, in the parameters' own dtype).
 
     Yields:
@@ -96,21 +101,20 @@ def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
     try:
         with torch.no_grad():
             for site, idx in _selected_sites(model, neurons):
-                # Site._index adds the site's offset (second half of a fused projection).
-                rows = site._index(idx)
-                for param, dim in site.parameter_rows():
+                for param, dim, index in site.entries(idx):
                     # Save in the parameter's own dtype: restoring is then bit-exact.
-                    saved.append((param, dim, rows, param.index_select(dim, rows).clone()))
-                    param.index_fill_(dim, rows, 0)
+                    saved.append((param, dim, index, param.index_select(dim, index).clone()))
+                    param.index_fill_(dim, index, 0)
         yield model
     finally:
         with torch.no_grad():
-            # Reverse order, so that overlapping saves (never expected) still restore the original.
+            # Reverse order, so that overlapping saves (an act unit and a linear unit of the same
+            # layer share entries) still restore the original.
             for param, dim, rows, values in reversed(saved):
                 param.index_copy_(dim, rows, values)
 
 
 def _selected_sites(model: nn.Module, neurons: NeuronSet) -> list[tuple[Site, torch.Tensor]]:
     """(site, selected indices) for every site with at least one selected neuron."""
-    sites = layout_of(model).by_name
+    sites = layout_of(model, "all").by_name
     return [(sites[name], idx) for name, idx in neurons.indices.items() if len(idx)]

@@ -3,7 +3,9 @@
 A neuron is a (site name, index) pair, for example ``("layers.3.mlp.up", 1201)``. A NeuronSet
 remembers the layout of the model it was made for (every site's name and neuron count), so that
 random baselines can be matched per site and so that loading it into another model fails with a
-message that names the difference.
+message that names the difference. That layout is the model's sites of some kinds (by default the
+linear sites; ``"act"`` for the intermediate activation; see ``tn.layout_of``): a set fits a
+model when it has exactly the model's sites of the kinds it names.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 import pandas as pd
 import torch
 
-from .architectures import NeuronSetMismatchError, layout_difference, layout_of
+from .architectures import NeuronSetMismatchError, layout_difference, layout_for, layout_of
 from .storage import load_artefact, save_artefact
 
 __all__ = ["NeuronSet", "NeuronSetMismatchError", "layout_of", "parse_site_name"]
@@ -57,9 +59,10 @@ class NeuronSet:
     # --- construction -------------------------------------------------------------------
 
     @classmethod
-    def empty(cls, model, meta: dict | None = None) -> NeuronSet:
-        """No neurons, in the layout of ``model``."""
-        layout = layout_of(model)
+    def empty(cls, model, meta: dict | None = None, *, kinds=None) -> NeuronSet:
+        """No neurons, in the layout of ``model`` over ``kinds`` (``tn.layout_of``; None: the
+        linear sites)."""
+        layout = layout_of(model, kinds)
         return cls({}, layout, {"model": layout.model, **(meta or {})})
 
     @classmethod
@@ -173,8 +176,9 @@ class NeuronSet:
                 + layout_difference(self.sizes, other.sizes, "first", "second"))
 
     def check_fits(self, model) -> None:
-        """Raise ``NeuronSetMismatchError`` naming the difference if ``model`` has another layout."""
-        layout_of(model).check(self.sizes, made_for=self.meta.get("model"))
+        """Raise ``NeuronSetMismatchError`` naming the difference if ``model``'s layout over
+        this set's site kinds is another one."""
+        layout_for(model, self.sizes).check(self.sizes, made_for=self.meta.get("model"))
 
     def save(self, path: str | os.PathLike):
         """Write a safetensors file (one index tensor a site) with the layout and meta; atomic."""

@@ -36,7 +36,7 @@ import ipywidgets as widgets
 import pandas as pd
 import torch
 
-from .architectures import layout_of
+from .architectures import layout_for, layout_of
 from .attribution import Relevance, attribute
 from .evaluation import evaluate, generate_answers, option_log_likelihoods
 from .interventions import deactivate
@@ -76,10 +76,10 @@ class RelevanceCache:
         self.n_examples, self.batch_size, self.max_length = n_examples, batch_size, max_length
         self.computed: list[str] = []
         self._relevances: dict[str, Relevance] = {}
-        layout = layout_of(model)
         for name, relevance in (relevances or {}).items():
-            layout.check(relevance.sizes, made_for=relevance.provenance.get("model"),
-                         what=f"relevance of {name!r}")
+            layout_for(model, relevance.sizes).check(
+                relevance.sizes, made_for=relevance.provenance.get("model"),
+                what=f"relevance of {name!r}")
             self._relevances[name] = relevance
 
     def __call__(self, task: Task) -> Relevance:

@@ -23,6 +23,15 @@ writes them over the frozen module's values. So:
 - a step costs no more than a full fine-tuning step: frozen weights get no weight gradients;
 - every other parameter is bit-identical after training, by construction (they are never
   written); at the end ``Site.write`` merges the ``R`` rows into the weights and the hooks go.
+
+Act units (``layers.3.mlp.act``, the FFN's intermediate activation) own rows of the input
+projections and a column of the output projection; their ``R`` holds all of them
+(``Site.read``). The input-projection rows are recomputed as above (the model's own activation
+code then combines them), and the output projection's output gets ``a_sel @ (C - C0)`` added,
+``C`` the trainable columns and ``C0`` their starting values: exactly zero until ``C`` moves,
+and its gradient with respect to ``C`` is the gradient of the columns themselves.
+Because an act unit shares entries with the linear sites of its layer, a neuron set may not
+select both in one layer.
 """
 
 from __future__ import annotations
@@ -117,6 +126,7 @@ def finetune(
         neurons.check_fits(model)
         if len(neurons) == 0:
             raise ValueError("the neuron set is empty: there is nothing to train")
+        _check_no_shared_parameters(model, neurons)
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {schedule!r}")
     for name, value in (("batch_size", batch_size), ("grad_accum", grad_accum)):
@@ -252,6 +262,21 @@ def _to(batch: dict, device) -> dict:
     return {key: value.to(device) for key, value in batch.items()}
 
 
+def _check_no_shared_parameters(model: nn.Module, neurons: NeuronSet) -> None:
+    """An act unit's parameters are entries of its layer's linear sites; one trainable copy of
+    each entry is all neuron-only training can keep, so a layer may not select both."""
+    sites = layout_of(model, "all").by_name
+    selected = [sites[name] for name, idx in neurons.indices.items() if len(idx)]
+    act_layers = {site.layer for site in selected if site.kind == "act"}
+    for site in selected:
+        if site.kind != "act" and site.layer in act_layers:
+            raise ValueError(
+                f"the neuron set selects units of both layers.{site.layer}.mlp.act and "
+                f"{site.name}, which share parameters (an act unit owns rows of the input "
+                "projections and a column of the output projection); train act units and the "
+                "other kinds in separate runs")
+
+
 def _resolve_method(method: str | None, neurons: NeuronSet | None) -> str:
     if method is None:
         return "neurons" if neurons is not None else "full"
@@ -284,7 +309,7 @@ def _neuron_rows(model: nn.Module, options: dict):
     """One trainable float32 row matrix per site with selected neurons, spliced into the
     forward pass by ``tn.trace`` edits; merged into the weights on exit (also after an error)."""
     neurons: NeuronSet = options["neurons"]
-    sites = layout_of(model).by_name
+    sites = layout_of(model, "all").by_name
     for param in model.parameters():
         param.requires_grad_(False)
     trained, edits = [], {}  # trained: (site, idx, R)
@@ -293,9 +318,9 @@ def _neuron_rows(model: nn.Module, options: dict):
             if not len(idx):
                 continue
             site = sites[name]
-            rows = nn.Parameter(site.read(idx))  # (n_sel, in [+1]) float32, a copy
+            rows = nn.Parameter(site.read(idx))  # (n_sel, n_params) float32, a copy
             trained.append((site, idx, rows))
-            edits[name] = Edit.replace(idx, _recompute(rows, site.in_features))
+            edits.update(_edits(site, idx, rows))
         with trace(model, keep=False, edit=edits):
             yield [rows for _, _, rows in trained]
     finally:
@@ -303,16 +328,50 @@ def _neuron_rows(model: nn.Module, options: dict):
             site.write(idx, rows.detach())
 
 
-def _recompute(rows: nn.Parameter, in_features: int):
-    """``x -> x @ W_sel.T + b_sel`` from the trainable ``rows`` (n_sel, in [+1]), in (out, in)
-    layout for Linear and Conv1D alike; the result (..., n_sel) replaces the selected units."""
-    has_bias = rows.shape[1] == in_features + 1
+def _edits(site, idx: torch.Tensor, rows: nn.Parameter) -> dict[str, Edit]:
+    """{site name: Edit} that make the forward pass use the trainable ``rows`` (n_sel,
+    n_params) of ``site``'s neurons ``idx``: a linear site's selected units are recomputed from
+    its input; an act unit's units of each input projection likewise, from that projection's
+    slice of ``rows``, and its output-projection column enters as a correction (module doc)."""
+    if site.port == "output":
+        return {site.name: Edit.replace(idx, _recompute(rows, 0, site))}
+    *inputs, output = site.parts
+    edits, start = {}, 0
+    for part in inputs:
+        edits[part.name] = Edit.replace(idx, _recompute(rows, start, part))
+        start += part.n_params
+    edits[output.name] = Edit.add(torch.arange(output.n_neurons),
+                                  _column_change(rows, start, idx))
+    return edits
+
+
+def _recompute(rows: nn.Parameter, start: int, site):
+    """``x -> x @ W_sel.T + b_sel`` from ``site``'s rows, the columns ``start:`` of the trainable
+    ``rows`` (n_sel, in [+1]), in (out, in) layout for Linear and Conv1D alike; the result
+    (..., n_sel) replaces the selected units."""
+    n_in = site.in_features
+    has_bias = site.n_params == n_in + 1
 
     def values(x: torch.Tensor) -> torch.Tensor:
-        bias = rows[:, in_features] if has_bias else None
-        return F.linear(x.to(rows.dtype), rows[:, :in_features], bias)
+        # Sliced on every call, so that each forward pass reads the current rows.
+        weight = rows[:, start:start + n_in]
+        bias = rows[:, start + n_in] if has_bias else None
+        return F.linear(x.to(rows.dtype), weight, bias)
 
     return values
+
+
+def _column_change(rows: nn.Parameter, start: int, idx: torch.Tensor):
+    """``a -> a[..., idx] @ (C - C0)``, (..., d_model): what the trained output-projection
+    columns ``C`` (the columns ``start:`` of ``rows``, one row per act unit) add to the frozen
+    projection's output; ``C0`` are their starting values, so the change starts at exactly 0."""
+    starting = rows[:, start:].detach().clone()  # (n_sel, d_model)
+    units = idx.to(rows.device)
+
+    def change(a: torch.Tensor) -> torch.Tensor:
+        return a[..., units].to(rows.dtype) @ (rows[:, start:] - starting)
+
+    return change
 
 
 @contextlib.contextmanager

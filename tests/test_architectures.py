@@ -117,3 +117,64 @@ def test_register_a_new_family():
             tn.register_family(tn.Family("toy2", ("toy_registered",), "blocks", {}))
     finally:
         tn.FAMILIES.pop("toy", None)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_act_sites_sit_between_the_projections(family):
+    """The act site of a layer is the input of its output projection, d_ff units, listed in
+    data-flow order; the default layout (the linear sites) does not include it."""
+    model = tiny_model(family)
+    linear = tn.site_map(model)
+    every = tn.ffn_sites(model, "all")
+    d_ff = ffn_width(model)
+    inputs, output = (("gate", "up"), "down") if family in GATED else (("fc_in",), "fc_out")
+    expected = [f"layers.{layer}.mlp.{kind}" for layer in range(2)
+                for kind in (*inputs, "act", output)]
+    assert [s.name for s in every] == expected
+    assert [s.name for s in tn.ffn_sites(model)] == [n for n in expected if not n.endswith("act")]
+    for act in tn.ffn_sites(model, "act"):
+        down = linear[f"layers.{act.layer}.mlp.{output}"]
+        assert (act.kind, act.n_neurons, act.port) == ("act", d_ff, "input")
+        assert act.module is down.module and act.in_features == model.config.hidden_size
+        assert [p.name for p in act.parts] == [f"layers.{act.layer}.mlp.{k}" for k in (*inputs, output)]
+
+
+def test_kinds_choose_sites_in_data_flow_order_and_unknown_kinds_are_refused():
+    model = tiny_model("llama")
+    assert [s.kind for s in tn.ffn_sites(model, ("up", "gate"))] == ["gate", "up"] * 2
+    assert tn.layout_of(model, ["down", "up", "gate"]) is tn.layout_of(model)
+    assert tn.layout_of(model, "act").kinds == ("act",)
+    assert tn.layout_of(model, "all").kinds == ("gate", "up", "act", "down")
+    with pytest.raises(tn.SiteKindError, match=r"'fc_out' is not a site kind of model "
+                       r"'LlamaForCausalLM'; choose from gate, up, act, down, or 'all'"):
+        tn.ffn_sites(model, ["act", "fc_out"])
+    with pytest.raises(tn.SiteKindError, match="no site kind given"):
+        tn.ffn_sites(model, ())
+
+
+def test_layout_for_is_the_layout_of_the_kinds_a_set_names():
+    model = tiny_model("gpt2")
+    act = dict(tn.layout_of(model, "act"))
+    assert tn.layout_for(model, act) is tn.layout_of(model, "act")
+    assert tn.layout_for(model, dict(tn.layout_of(model))) is tn.layout_of(model)
+    # Kinds the model lacks are left out, so that check names the difference.
+    foreign = dict(tn.layout_of(tiny_model("llama"), "all"))
+    with pytest.raises(tn.NeuronSetMismatchError, match="sites only in the neuron set"):
+        tn.layout_for(model, foreign).check(foreign)
+
+
+@pytest.mark.parametrize("family", ["llama", "phi3", "gpt2", "bloom"])
+def test_act_unit_reads_and_writes_its_rows_and_column(family):
+    """read: [input projection rows (and biases)..., output projection column], by hand."""
+    model = tiny_model(family)
+    act = tn.site_map(model, "all")["layers.1.mlp.act"]
+    got = act.read([2, 5])
+    expected = [part.read([2, 5]) for part in act.parts[:-1]]  # rows (+ bias) of gate, up / fc_in
+    weight = act.parts[-1].module.weight
+    expected.append(weight[[2, 5]] if act.transposed else weight[:, [2, 5]].T)
+    assert torch.equal(got, torch.cat(expected, dim=1))
+    assert got.shape == (2, act.n_params)
+    act.write([2, 5], torch.zeros_like(got))
+    assert (act.read([2, 5]) == 0).all() and (act.read([3]) != 0).any()
+    act.write([2, 5], got)
+    assert torch.equal(act.read([2, 5]), got)

@@ -184,3 +184,125 @@ def test_bfloat16_model_with_float_accumulators(tok, toy_task):
     b = torch.cat(list(rel16.scores.values()))
     assert rel16.sum_abs["layers.0.mlp.up"].dtype == torch.float64
     assert spearmanr(a.numpy(), b.numpy()).statistic > 0.9
+
+
+# -- the act site: the intermediate activation, the input of the FFN's output projection -----
+
+
+def output_projection(model, layer):
+    """The FFN output projection (down_proj / fc_out) of ``layer``, found through the linear
+    sites, so that these checks do not rely on the act site they test."""
+    sites = tn.site_map(model)
+    for kind in ("down", "fc_out"):
+        if f"layers.{layer}.mlp.{kind}" in sites:
+            return sites[f"layers.{layer}.mlp.{kind}"].module
+
+
+def independent_act_relevance(model, tok, split):
+    """r_j = -sum_t dL/da[t,j] a[t,j] per example for the act units, ``a`` the input of each
+    output projection, captured with bare pre-hooks; HF's own loss and full logits."""
+    layers = range(model.config.num_hidden_layers)
+    rows = {f"layers.{layer}.mlp.act": [] for layer in layers}
+    for example in encode(tok, split):
+        batch = collate([example], tok.pad_token_id)
+        captured = {}
+        hooks = [output_projection(model, layer).register_forward_pre_hook(
+            lambda m, args, layer=layer: captured.__setitem__(layer, args[0])) for layer in layers]
+        loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+        for h in hooks:
+            h.remove()
+        grads = torch.autograd.grad(loss, [captured[layer] for layer in layers])
+        for layer, g in zip(layers, grads):
+            a = captured[layer].double()
+            r = -(g.double() * a).reshape(-1, a.shape[-1]).sum(0)
+            rows[f"layers.{layer}.mlp.act"].append(r.detach())
+    return {name: torch.stack(v) for name, v in rows.items()}
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "opt", "phi3", "bloom"])
+def test_act_relevance_equals_independent_grad_times_activation(family, tok, toy_task):
+    model = tiny(family, tok)
+    data = toy_task.train[:6]
+    expected = independent_act_relevance(model, tok, data)
+    rel = attribute(model, tok, data, kinds="act", batch_size=4, progress=False)
+    per_example = per_example_relevance(model, tok, data, kinds="act")
+    assert list(rel.sizes) == list(expected) and rel.provenance["kinds"] == ["act"]
+    for site, values in expected.items():
+        assert values.shape == (6, tn.ffn_sites(model)[0].n_neurons)  # d_ff units
+        torch.testing.assert_close(per_example[site], values, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(rel.sum_abs[site], values.abs().sum(0), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(rel.sum_signed[site], values.sum(0), rtol=1e-4, atol=1e-7)
+
+
+def exact_act_ablation(model, batch, base, layer, neuron):
+    """Per-example loss with act unit ``neuron`` zeroed (in the output projection's input, at
+    every position), minus ``base``."""
+
+    def zero(module, args):
+        x = args[0].clone()
+        x[..., neuron] = 0
+        return (x,)
+
+    handle = output_projection(model, layer).register_forward_pre_hook(zero)
+    try:
+        with torch.no_grad():
+            ablated, _ = answer_losses(model, batch)
+    finally:
+        handle.remove()
+    return (ablated - base).double()
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])
+def test_act_taylor_estimate_tracks_exact_ablation(family, tok, toy_task):
+    model = tiny(family, tok)
+    data = toy_task.train[:4]
+    estimate = per_example_relevance(model, tok, data, kinds="act")
+    batch = collate(encode(tok, data), tok.pad_token_id)
+    with torch.no_grad():
+        base, _ = answer_losses(model, batch)
+    generator = torch.Generator().manual_seed(0)
+    exact, taylor = [], []
+    for site in tn.ffn_sites(model, "act"):
+        for neuron in torch.randperm(site.n_neurons, generator=generator)[:24].tolist():
+            exact.append(exact_act_ablation(model, batch, base, site.layer, neuron))
+            taylor.append(estimate[site.name][:, neuron])
+    exact, taylor = torch.cat(exact), torch.cat(taylor)
+    assert spearmanr(exact.numpy(), taylor.numpy()).statistic > 0.9
+    scale = exact.abs().max()
+    assert ((exact - taylor).abs() < 0.1 * scale).float().mean() > 0.95
+
+
+def test_scoring_act_too_leaves_the_linear_sites_sums_bit_identical(tok, toy_task):
+    model = tiny("llama", tok)
+    default = attribute(model, tok, toy_task.train[:8], batch_size=4, progress=False)
+    every = attribute(model, tok, toy_task.train[:8], kinds="all", batch_size=4, progress=False)
+    assert list(default.sizes) == [s.name for s in tn.ffn_sites(model)]
+    assert default.provenance["kinds"] == ["gate", "up", "down"]
+    assert [name for name in every.sizes if name not in default.sizes] == \
+        ["layers.0.mlp.act", "layers.1.mlp.act"]
+    for site in default.sum_abs:
+        assert torch.equal(every.sum_abs[site], default.sum_abs[site]), site
+        assert torch.equal(every.sum_signed[site], default.sum_signed[site]), site
+
+
+def test_unknown_or_missing_kinds_are_clear_errors(tok, toy_task):
+    model = tiny("llama", tok)
+    with pytest.raises(tn.SiteKindError, match=r"'fc_in' is not a site kind of model "
+                       r"'LlamaForCausalLM'; choose from gate, up, act, down, or 'all'"):
+        attribute(model, tok, toy_task.train[:2], kinds="fc_in", progress=False)
+    with pytest.raises(tn.SiteKindError, match="'actt' is not a site kind"):
+        attribute(model, tok, toy_task.train[:2], kinds=("gate", "actt"), progress=False)
+    with pytest.raises(tn.SiteKindError, match="no site kind given"):
+        attribute(model, tok, toy_task.train[:2], kinds=[], progress=False)
+
+
+def test_checkpoint_of_other_site_kinds_is_refused(tok, toy_task, tmp_path):
+    model = tiny("llama", tok)
+    checkpoint = tmp_path / "ckpt.safetensors"
+    attribute(model, tok, toy_task.train[:4], kinds="gate", checkpoint=checkpoint, progress=False)
+    with pytest.raises(AttributionError, match=r"another run \(different site kinds\)"):
+        attribute(model, tok, toy_task.train[:4], kinds="up", checkpoint=checkpoint,
+                  progress=False)
+    resumed = attribute(model, tok, toy_task.train[:4], kinds="gate", checkpoint=checkpoint,
+                        progress=False)
+    assert list(resumed.sizes) == ["layers.0.mlp.gate", "layers.1.mlp.gate"]

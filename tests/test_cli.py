@@ -142,3 +142,36 @@ def test_detect_refuses_a_percentage_for_k(k, tmp_path, monkeypatch, capsys):
     assert len(message.splitlines()) == 1, message
     assert "fraction" in message and "--k 0.1" in message and "10%" in message
     assert not (tmp_path / "cache").exists() and not out.exists()
+
+
+def test_detect_kinds_are_checked_early_and_on_the_model(tmp_path, monkeypatch, capsys,
+                                                        tiny_llama, default_tok):
+    """An unknown --kinds name fails before any model is loaded; a kind the model lacks fails
+    in one line once it is loaded; --kinds act writes a set of act sites. A tiny random Llama
+    saved to a folder stands in for the real model."""
+    monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code, _, err = cli_here(capsys, "detect", "--task", "addition", "--kinds", "act", "actt",
+                            "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--kinds: 'actt' is not a site kind; choose from gate, up, fc_in, act" in err
+    assert not (tmp_path / "cache").exists() and not out.exists()
+
+    folder = tmp_path / "tiny"
+    tiny_llama.save_pretrained(folder)
+    default_tok.save_pretrained(folder)
+    capsys.readouterr()  # the progress bars of saving
+    code, _, err = cli_here(capsys, "detect", "--task", "addition", "--model", str(folder),
+                            "--kinds", "fc_in", "--n", "4", "--out", str(out))
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(
+        "taskneurons detect: error: 'fc_in' is not a site kind of model")
+    assert "choose from gate, up, act, down, or 'all'" in err
+
+    code, _, err = cli_here(capsys, "detect", "--task", "addition", "--model", str(folder),
+                            "--kinds", "act", "--n", "4", "--batch-size", "2", "--out", str(out))
+    assert code == 0, err
+    neurons = tn.NeuronSet.load(out / "addition.neurons.safetensors")
+    assert list(neurons.sizes) == ["layers.0.mlp.act", "layers.1.mlp.act"]
+    relevance = tn.Relevance.load(out / "addition.relevance.safetensors")
+    assert relevance.provenance["kinds"] == ["act"] and relevance.top_k(0.1) == neurons

@@ -86,11 +86,58 @@ def test_classification_equals_per_example_per_option_loop(tiny_llama, default_t
     assert result["predictions"] == [choice_task.labels[i] for i in best]
     accuracy = float((best == gold).double().mean())
     assert result["accuracy"] == result["score"] == pytest.approx(accuracy)
+    n_tokens = torch.tensor([len(answer_tokens(tok, label)) for label in choice_task.labels])
+    best_per_token = (expected / n_tokens).argmax(1)
+    accuracy_norm = float((best_per_token == gold).double().mean())
+    assert result["accuracy_norm"] == pytest.approx(accuracy_norm)
+    assert result["scoring"] == "sum"
     gold_tokens = sum(len(answer_tokens(tok, ex.output)) for ex in split)
     nll = -float(expected[torch.arange(len(split)), gold].sum()) / gold_tokens
     assert result["nll"] == pytest.approx(nll, rel=1e-5)
     described = (result["task"], result["split"], result["metric"], result["n"])
     assert described == ("choice", "test", "accuracy", 7)
+
+
+def test_sum_and_mean_scoring_pick_different_labels_when_built_to(tiny_llama, default_tok):
+    """A model built so that the two scorings disagree: its LM head favours, whatever the
+    input, a token that the long label repeats, so the long label has the best log-likelihood
+    per token but, with more tokens to pay for, not the best sum. Checked against option
+    log-likelihoods computed by hand (one plain forward pass per option)."""
+    tok, model = default_tok, tiny_llama
+    short, long = "no", "yes yes yes yes"  # tokens: [no, end] and [yes, " yes" x 3, end]
+    (no, end), (yes, repeated) = answer_tokens(tok, short), answer_tokens(tok, long)[:2]
+    head = torch.nn.Linear(32, len(tok), bias=True)
+    with torch.no_grad():
+        head.weight.copy_(0.1 * model.lm_head.weight)  # a little input dependence, not much
+        head.bias.zero_()
+        # log p ~ bias - 20: " yes" ~ 0, end ~ -6, "no" ~ -8, "yes" ~ -16 (nats)
+        head.bias[[repeated, end, no, yes]] = torch.tensor([20.0, 14.0, 12.0, 4.0])
+    model.lm_head = head
+    records = [{"input": text, "output": [short, long][i % 2]} for i, text in enumerate(INPUTS)]
+    task = Task.from_records("lengths", {"test": records}, "Answer.", category="classification",
+                             labels=[short, long])
+
+    expected = expected_log_likelihoods(model, tok, task)  # (examples, 2), summed nats
+    n_tokens = torch.tensor([2.0, 5.0])
+    assert (expected.argmax(1) == 0).all()  # by sum: the short label, every time
+    assert ((expected / n_tokens).argmax(1) == 1).all()  # per token: the long one
+    gold = torch.tensor([i % 2 for i in range(len(INPUTS))])
+
+    by_sum = evaluate(model, tok, task.test, batch_size=3, progress=False)
+    by_mean = evaluate(model, tok, task.test, batch_size=3, progress=False, scoring="mean")
+    assert by_sum["predictions"] == [short] * len(INPUTS)
+    assert by_mean["predictions"] == [long] * len(INPUTS)
+    for result in (by_sum, by_mean):  # both accuracies from the one pass, either way
+        assert result["accuracy"] == pytest.approx(float((gold == 0).double().mean()))  # 4/7
+        assert result["accuracy_norm"] == pytest.approx(float((gold == 1).double().mean()))  # 3/7
+        assert result["nll"] == by_sum["nll"]
+    assert (by_sum["scoring"], by_sum["score"]) == ("sum", by_sum["accuracy"])
+    assert (by_mean["scoring"], by_mean["score"]) == ("mean", by_mean["accuracy_norm"])
+
+
+def test_unknown_scoring_is_refused(tiny_llama, default_tok, choice_task):
+    with pytest.raises(ValueError, match="scoring must be 'sum' .* or 'mean'.*got 'avg'"):
+        evaluate(tiny_llama, default_tok, choice_task.test, scoring="avg", progress=False)
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])

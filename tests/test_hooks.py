@@ -148,3 +148,67 @@ def test_layout_is_computed_once_and_checks_fit():
     other = tiny_model("gpt2")
     with pytest.raises(tn.NeuronSetMismatchError, match="sites only in"):
         tn.layout_of(other).check(layout, made_for=layout.model)
+
+
+@pytest.mark.parametrize("family", ["llama", "phi3", "gpt2", "opt"])
+def test_act_site_is_what_the_output_projection_reads(family):
+    """act = act_fn(gate) * up (gated FFNs) or act_fn(fc_in), computed here with the block's
+    own activation function from the traced linear sites."""
+    model = tiny_model(family)
+    names = {s.kind: s.name for s in tn.ffn_sites(model, "all") if s.layer == 1}
+    with torch.no_grad(), tn.trace(model, list(names.values())) as tr:
+        model(input_ids=ids())
+    block = model.get_submodule({"llama": "model.layers.1", "phi3": "model.layers.1",
+                                 "gpt2": "transformer.h.1", "opt": "model.decoder.layers.1"}[family])
+    if family in ("llama", "phi3"):
+        act_fn = block.mlp.act_fn if family == "llama" else block.mlp.activation_fn
+        expected = act_fn(tr[names["gate"]].output) * tr[names["up"]].output
+    elif family == "gpt2":
+        expected = block.mlp.act(tr[names["fc_in"]].output)
+    else:
+        expected = block.activation_fn(tr[names["fc_in"]].output)
+    torch.testing.assert_close(tr[names["act"]].output, expected, rtol=1e-6, atol=1e-6)
+    assert tr[names["act"]].output.shape[-1] == (128 if family == "gpt2" else 64)  # d_ff
+    assert all(not m._forward_pre_hooks for m in model.modules())
+
+
+def test_act_edits_change_what_the_output_projection_reads():
+    model = tiny_model("llama")
+    x = ids()
+    act, down = "layers.0.mlp.act", "layers.0.mlp.down"
+    module = tn.site_map(model)[down].module
+    chosen = torch.tensor([3, 17, 40])
+    with torch.no_grad(), tn.trace(model, [act, down]) as tr:
+        model(input_ids=x)
+    before = tr[act].output.clone()
+    with torch.no_grad(), tn.trace(model, [act, down], edit={act: tn.Edit.scale(chosen, 0.5)}) as tr:
+        model(input_ids=x)
+    expected = before.clone()
+    expected[..., chosen] *= 0.5
+    assert torch.equal(tr[act].output, expected)
+    torch.testing.assert_close(tr[down].output, module(expected), rtol=0, atol=1e-6)
+    assert no_hooks_left(model) and all(not m._forward_pre_hooks for m in model.modules())
+
+
+def test_act_gradients_match_plain_autograd(tiny_llama, default_tok, toy_task):
+    batch = collate(encode(default_tok, toy_task.train[:3]), default_tok.pad_token_id)
+    act, down = "layers.1.mlp.act", "layers.1.mlp.down"
+    module = tn.site_map(tiny_llama)[down].module
+    kept = {}
+
+    def keep(module, args):
+        args[0].retain_grad()
+        kept["a"] = args[0]
+
+    handle = module.register_forward_pre_hook(keep)
+    answer_losses(tiny_llama, batch)[0].sum().backward()
+    handle.remove()
+    expected = kept["a"].grad.clone()
+    tiny_llama.zero_grad(set_to_none=True)
+    for p in tiny_llama.parameters():
+        p.requires_grad_(False)
+    # Both sites of one module (its input and its output) in one trace.
+    with tn.trace(tiny_llama, [act, down], grad=True) as tr:
+        tr.backward(answer_losses(tiny_llama, batch)[0].sum())
+    torch.testing.assert_close(tr[act].grad, expected, rtol=1e-5, atol=1e-7)
+    assert tr[down].grad.shape[-1] == 32 and tr[act].grad.shape[-1] == 64

@@ -6,14 +6,14 @@ import torch
 import taskneuron_utils as tn
 from taskneuron_utils.interventions import deactivate, scale
 from taskneuron_utils.neurons import NeuronSet, NeuronSetMismatchError, layout_of
-from tiny_models import TINY_CONFIGS, tiny_model
+from tiny_models import GATED, TINY_CONFIGS, tiny_model
 
 FAMILIES = sorted(TINY_CONFIGS)
 
 
-def random_set(model, fraction: float, seed: int = 0) -> NeuronSet:
-    """round(fraction * n) random neurons of every site."""
-    layout = layout_of(model)
+def random_set(model, fraction: float, seed: int = 0, kinds=None) -> NeuronSet:
+    """round(fraction * n) random neurons of every site of ``kinds``."""
+    layout = layout_of(model, kinds)
     template = NeuronSet({s: torch.arange(round(fraction * n)) for s, n in layout.items()}, layout)
     return NeuronSet.random_like(template, seed=seed)
 
@@ -209,3 +209,83 @@ def test_other_layout_or_bad_arguments_raise():
         with scale(llama, random_set(llama, 0.1), float("nan")):
             pass
     assert all(not m._forward_hooks for m in llama.modules())
+
+
+# -- act units: the intermediate activation, switched off in the output projection's input ----
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_act_deactivation_equals_zeroing_the_output_projection_columns(family):
+    """Switching act units off gives the logits of the model whose output projection has
+    those input columns (Conv1D: rows) set to zero by hand: identical, not just close."""
+    model = tiny_model(family)
+    ids = inputs(seed=3)
+    ns = random_set(model, 0.3, seed=2, kinds="act")
+    before, reference = snapshot(model), logits(model, ids)
+    with deactivate(model, ns):
+        switched_off = logits(model, ids)
+    assert_restored(model, before)
+    assert all(not m._forward_pre_hooks for m in model.modules())
+
+    output = "down" if family in GATED else "fc_out"
+    with torch.no_grad():
+        for layer in range(2):
+            # The output projection, found through the linear sites.
+            weight = tn.site_map(model)[f"layers.{layer}.mlp.{output}"].module.weight
+            idx = ns.indices[f"layers.{layer}.mlp.act"]
+            if family == "gpt2":  # Conv1D stores (in, out): input unit j is row j
+                weight[idx] = 0
+            else:
+                weight[:, idx] = 0
+        by_hand = logits(model, ids)
+    assert torch.equal(switched_off, by_hand)
+    assert not torch.allclose(switched_off, reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["llama", "phi3", "gpt2", "bloom"])
+def test_act_weight_mode_zeroes_rows_and_column_and_agrees(family):
+    model = tiny_model(family, seed=2)
+    ids = inputs(seed=1)
+    ns = random_set(model, 0.25, seed=4, kinds="act")
+    before = snapshot(model)
+    with deactivate(model, ns, mode="activation"):
+        by_activation = logits(model, ids)
+    with deactivate(model, ns, mode="weight"):
+        by_weight = logits(model, ids)
+        for site in tn.ffn_sites(model, "act"):
+            idx = ns.indices[site.name]
+            assert (site.read(idx) == 0).all()  # input-projection rows, biases, column
+            for part in site.parts[:-1]:
+                assert (part.read(idx) == 0).all()
+    torch.testing.assert_close(by_activation, by_weight, rtol=1e-5, atol=1e-6)
+    assert_restored(model, before)
+
+
+def test_act_and_linear_units_together_restore_exactly():
+    """An act unit and a linear unit of one layer share entries (the down column j and row i
+    share W[i, j]); weight mode still puts every original value back."""
+    model = tiny_model("llama")
+    ids = inputs()
+    layout = layout_of(model, "all")
+    ns = NeuronSet({"layers.0.mlp.act": [1, 2], "layers.0.mlp.down": [2, 5],
+                    "layers.0.mlp.gate": [1]}, layout)
+    before, reference = snapshot(model), logits(model, ids)
+    for mode in ("activation", "weight"):
+        with deactivate(model, ns, mode=mode):
+            assert not torch.equal(logits(model, ids), reference)
+        assert_restored(model, before)
+    assert torch.equal(logits(model, ids), reference)
+
+
+def test_act_generation_under_deactivation():
+    model = tiny_model("llama", seed=4)
+    prompt = inputs(seed=2, batch=1, length=5)
+    settings = dict(max_new_tokens=6, do_sample=False, pad_token_id=0, output_scores=True,
+                    return_dict_in_generate=True)
+    plain = torch.stack(model.generate(prompt, **settings).scores)
+    with deactivate(model, random_set(model, 0.6, seed=1, kinds="act")):
+        cached = torch.stack(model.generate(prompt, **settings).scores)
+        uncached = torch.stack(model.generate(prompt, **settings, use_cache=False).scores)
+    assert not torch.allclose(cached, plain, atol=1e-4)
+    assert torch.allclose(cached, uncached, atol=1e-5)
+    assert torch.equal(torch.stack(model.generate(prompt, **settings).scores), plain)

@@ -10,11 +10,12 @@ from taskneuron_utils.storage import ArtefactFileError
 from tiny_models import tiny_model
 
 
-def fake_relevance(model, seed=0):
-    """Relevance with random sums in the layout of ``model`` (selection logic only)."""
+def fake_relevance(model, seed=0, kinds=None):
+    """Relevance with random sums in the layout of ``model`` over ``kinds`` (selection logic
+    only)."""
     generator = torch.Generator().manual_seed(seed)
     sums = {s.name: torch.rand(s.n_neurons, generator=generator, dtype=torch.float64)
-            for s in tn.ffn_sites(model)}
+            for s in tn.ffn_sites(model, kinds)}
     signed = {name: v - 0.5 for name, v in sums.items()}
     provenance = {"model": "tiny", "weights": "w", "data_hash": "d", "task": "toy", "sites": len(sums)}
     return Relevance(sums, signed, n_examples=4, n_tokens=10, provenance=provenance)
@@ -153,3 +154,42 @@ def test_saved_files_get_the_mode_of_any_other_new_file(llama, tmp_path):
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
     assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_act_sets_work_with_the_rest_of_the_api(llama, tmp_path):
+    """A relevance and neuron sets over act sites only: selection, baselines, overlap, files,
+    and layout checks against the model's act layout."""
+    rel = fake_relevance(llama, kinds="act")
+    ns = rel.top_k(0.1)
+    assert list(ns.sizes) == ["layers.0.mlp.act", "layers.1.mlp.act"]
+    assert len(ns) == 2 * round(0.1 * 64)
+    assert set(ns.counts()["kind"]) == {"act"}
+    baseline = NeuronSet.random_like(ns, seed=1)
+    assert baseline.sizes == ns.sizes and 0 <= ns.jaccard(baseline) < 1
+    assert ns.jaccard(rel.top_k(0.1, per="global")) > 0
+    assert NeuronSet.empty(llama, kinds="act").sizes == ns.sizes
+    ns.check_fits(llama)
+    ns.save(tmp_path / "act.safetensors")
+    assert NeuronSet.load(tmp_path / "act.safetensors", model=llama) == ns
+    rel.save(tmp_path / "act_rel.safetensors")
+    loaded = Relevance.load(tmp_path / "act_rel.safetensors", model=llama)
+    assert loaded.top_k(0.1) == ns
+    # Not a set of the linear sites, and not of another model's act sites.
+    with pytest.raises(NeuronSetMismatchError, match="different model layouts"):
+        ns.jaccard(fake_relevance(llama).top_k(0.1))
+    with pytest.raises(NeuronSetMismatchError, match=r"site layers\.0\.mlp\.act has 64 neurons "
+                       r"in the neuron set but 128 in the model"):
+        ns.check_fits(tiny_model("gpt2"))
+    with pytest.raises(NeuronSetMismatchError, match="computed on different sites"):
+        rel + fake_relevance(llama, kinds="gate")
+
+
+def test_sets_over_several_kinds_fit_the_layout_of_those_kinds(llama):
+    rel = fake_relevance(llama, kinds="all")
+    ns = rel.top_k(0.2)
+    assert [name.split(".")[-1] for name in ns.sizes][:4] == ["gate", "up", "act", "down"]
+    ns.check_fits(llama)
+    partial = NeuronSet({}, {name: n for name, n in ns.sizes.items() if name != "layers.1.mlp.act"})
+    with pytest.raises(NeuronSetMismatchError, match=r"sites only in the model \(first: "
+                       r"layers\.1\.mlp\.act\)"):
+        partial.check_fits(llama)

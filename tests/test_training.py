@@ -5,7 +5,9 @@ import torch
 
 import taskneuron_utils as tn
 import taskneuron_utils.training as training
+from taskneuron_utils.loss import answer_losses
 from taskneuron_utils.neurons import NeuronSet, NeuronSetMismatchError, layout_of
+from taskneuron_utils.tasks import collate, encode
 from taskneuron_utils.training import finetune, lora_targets
 from tiny_models import tiny_model
 
@@ -19,9 +21,9 @@ def tiny(family, tok, seed=1):
     return tiny_model(family, seed=seed, vocab_size=len(tok))
 
 
-def random_set(model, fraction: float, seed: int = 0) -> NeuronSet:
-    """round(fraction * n) random neurons of every site."""
-    layout = layout_of(model)
+def random_set(model, fraction: float, seed: int = 0, kinds=None) -> NeuronSet:
+    """round(fraction * n) random neurons of every site of ``kinds``."""
+    layout = layout_of(model, kinds)
     template = NeuronSet({s: torch.arange(round(fraction * n)) for s, n in layout.items()}, layout)
     return NeuronSet.random_like(template, seed=seed)
 
@@ -35,21 +37,50 @@ def changeable_entries(model, neurons):
     names = {id(p): name for name, p in model.named_parameters()}
     masks = {}
     for site_name, idx in neurons.indices.items():
-        site = tn.site_map(model)[site_name]
-        for param, dim in site.parameter_rows():
+        site = tn.site_map(model, "all")[site_name]
+        for param, dim, index in site.entries(idx):
             mask = masks.setdefault(names[id(param)], torch.zeros_like(param, dtype=torch.bool))
-            mask.index_fill_(dim, idx + site.offset, True)
+            mask.index_fill_(dim, index, True)
     return masks
+
+
+def test_changeable_entries_of_an_act_unit_by_hand():
+    """The entries ``changeable_entries`` (and so ``Site.entries``) gives an act unit, written
+    out: rows of gate_proj and up_proj, a column of down_proj; GPT-2: a c_fc column and bias
+    entry (Conv1D stores (in, out)), a c_proj row."""
+    llama = tiny_model("llama")
+    ns = NeuronSet({"layers.1.mlp.act": [3]}, layout_of(llama, "act"))
+    masks = changeable_entries(llama, ns)
+    mlp = "model.layers.1.mlp"
+    assert sorted(name for name, mask in masks.items() if mask.any()) == [
+        f"{mlp}.down_proj.weight", f"{mlp}.gate_proj.weight", f"{mlp}.up_proj.weight"]
+    for name in ("gate_proj", "up_proj"):
+        expected = torch.zeros(64, 32, dtype=torch.bool)
+        expected[3] = True
+        assert torch.equal(masks[f"{mlp}.{name}.weight"], expected)
+    expected = torch.zeros(32, 64, dtype=torch.bool)
+    expected[:, 3] = True
+    assert torch.equal(masks[f"{mlp}.down_proj.weight"], expected)
+
+    gpt2 = tiny_model("gpt2")
+    masks = changeable_entries(gpt2, NeuronSet({"layers.0.mlp.act": [5]}, layout_of(gpt2, "act")))
+    assert sorted(name for name, mask in masks.items() if mask.any()) == [
+        "transformer.h.0.mlp.c_fc.bias", "transformer.h.0.mlp.c_fc.weight",
+        "transformer.h.0.mlp.c_proj.weight"]
+    assert masks["transformer.h.0.mlp.c_fc.weight"].nonzero()[:, 1].unique().tolist() == [5]
+    assert masks["transformer.h.0.mlp.c_fc.bias"].nonzero().flatten().tolist() == [5]
+    assert masks["transformer.h.0.mlp.c_proj.weight"].nonzero()[:, 0].unique().tolist() == [5]
 
 
 QUICK = dict(steps=3, lr=1e-2, batch_size=4, progress=False)
 
 
+@pytest.mark.parametrize("kinds", [None, "act"], ids=["linear", "act"])
 @pytest.mark.parametrize("family,dtype", [("llama", torch.float32), ("gpt2", torch.float32),
                                           ("phi3", torch.float32), ("llama", torch.bfloat16)])
-def test_neuron_training_changes_only_the_selected_rows(family, dtype, tok, toy_task):
+def test_neuron_training_changes_only_the_selected_rows(family, dtype, kinds, tok, toy_task):
     model = tiny(family, tok).to(dtype)
-    ns = random_set(model, 0.2, seed=7)
+    ns = random_set(model, 0.2, seed=7, kinds=kinds)
     before = snapshot(model)
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     history = finetune(model, tok, toy_task.train, neurons=ns, weight_decay=0.1, **QUICK)
@@ -62,14 +93,14 @@ def test_neuron_training_changes_only_the_selected_rows(family, dtype, tok, toy_
             continue
         mask = masks[name]
         assert torch.equal(param[~mask], before[name][~mask]), f"unselected entries of {name}"
-    for site in tn.ffn_sites(model):
+    for site in tn.ffn_sites(model, kinds):
         idx = ns.indices[site.name]
         moved = site.read(idx) != (before_rows := _read_from(before, model, site, idx))
         assert moved.any(dim=1).all(), f"a selected row of {site.name} did not change"
         assert before_rows.shape == moved.shape
     assert {name: p.requires_grad for name, p in model.named_parameters()} == flags
     assert not model.training
-    assert all(not m._forward_hooks for m in model.modules())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
 def _read_from(state, model, site, idx):
@@ -82,6 +113,62 @@ def _read_from(state, model, site, idx):
         for name, param in model.named_parameters():
             param.copy_(current[name])
     return rows
+
+
+def gradient_rows(site, idx):
+    """The parameter gradients of ``site``'s neurons ``idx``, laid out as ``Site.read``."""
+    parts = []
+    for param, dim, index in site.entries(idx):
+        grad = param.grad.index_select(dim, index)
+        parts.append(grad[:, None] if grad.dim() == 1 else grad.T if dim == 1 else grad)
+    return torch.cat(parts, dim=1)
+
+
+@pytest.mark.parametrize("kinds", [None, "act"], ids=["linear", "act"])
+@pytest.mark.parametrize("family", ["llama", "phi3", "gpt2"])
+def test_trained_rows_get_the_gradients_of_their_parameters(family, kinds, tok, toy_task):
+    """Spliced into the forward pass, the trainable rows give the frozen model's loss and
+    receive the gradients a plain backward gives those parameters: for act units, of the
+    gate/up (c_fc) rows and biases and of the down (c_proj) column."""
+    model = tiny(family, tok)
+    ns = random_set(model, 0.2, seed=3, kinds=kinds)
+    batch = collate(encode(tok, toy_task.train[:4]), tok.pad_token_id)
+    loss = answer_losses(model, batch)[0].sum()
+    loss.backward()
+    sites = tn.site_map(model, kinds)
+    expected = {name: gradient_rows(sites[name], idx) for name, idx in ns.indices.items()}
+    model.zero_grad(set_to_none=True)
+    before = snapshot(model)
+
+    with training._neuron_rows(model, {"neurons": ns}) as params:
+        spliced = answer_losses(model, batch)[0].sum()
+        spliced.backward()
+    torch.testing.assert_close(spliced, loss, rtol=1e-5, atol=1e-6)
+    assert len(params) == len(ns.indices)
+    for (name, idx), rows in zip(ns.indices.items(), params):
+        assert rows.shape == (len(idx), sites[name].n_params)
+        torch.testing.assert_close(rows.grad, expected[name], rtol=1e-4, atol=1e-7)
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_act_and_linear_units_of_one_layer_are_not_trained_together(tok, toy_task):
+    model = tiny("llama", tok)
+    layout = layout_of(model, "all")
+    before = snapshot(model)
+    clash = NeuronSet({"layers.0.mlp.act": [1], "layers.0.mlp.down": [2]}, layout)
+    with pytest.raises(ValueError, match=r"layers\.0\.mlp\.act and layers\.0\.mlp\.down, "
+                                         "which share parameters"):
+        finetune(model, tok, toy_task.train, neurons=clash, **QUICK)
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    # Act units of one layer and linear units of another share nothing.
+    apart = NeuronSet({"layers.0.mlp.act": [1, 9], "layers.1.mlp.up": [2]}, layout)
+    finetune(model, tok, toy_task.train, neurons=apart, **QUICK)
+    masks = changeable_entries(model, apart)
+    for name, param in model.named_parameters():
+        mask = masks.get(name, torch.zeros_like(param, dtype=torch.bool))
+        assert torch.equal(param[~mask], before[name][~mask]), name
+        assert not mask.any() or not torch.equal(param[mask], before[name][mask]), name
 
 
 @pytest.mark.parametrize("method", ["full", "neurons"])
@@ -110,7 +197,7 @@ def test_optimizer_state_is_the_selected_fraction_of_full_training(tok, toy_task
     ns = random_set(model, 0.1, seed=2)
     sites = tn.site_map(model)
     trained = [(sites[s], len(idx)) for s, idx in ns.indices.items() if len(idx)]
-    selected = sum(n * (site.in_features + (len(site.parameter_rows()) == 2)) for site, n in trained)
+    selected = sum(n * (site.in_features + (site.module.bias is not None)) for site, n in trained)
     neurons = finetune(model, tok, toy_task.train[:8], neurons=ns, **QUICK).attrs
     # AdamW keeps two moments per trained number and one step counter per trained tensor.
     assert neurons["trainable_parameters"] == selected

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis import expected_random_jaccard, layer_profile, overlap_matrix
+from ..architectures import resolve_kinds
 from ..attribution import Relevance, attribute
 from ..tasks import Task
 from .common import ConfigMixin, check_fraction, sample
@@ -27,6 +28,8 @@ class DetectionConfig(ConfigMixin):
         tasks: task names ``main_job`` runs (shipped suite in quick, hub tasks in paper).
         k: fraction of neurons kept as task-specific, in (0, 1] (0.10 = the paper's top 10%).
         per: "site" (the same fraction of every site) or "global".
+        kinds: the site kinds scored (``tn.attribute``'s ``kinds``): None = the linear sites
+            (gate, up, down / fc_in, fc_out); ("act",) = the intermediate activation; "all".
         n_attribution: training examples per task used for detection, a seeded sample
             (None = the whole training split).
         batch_size: attribution batch size, in examples.
@@ -41,6 +44,7 @@ class DetectionConfig(ConfigMixin):
     tasks: tuple[str, ...] = ("product_sentiment", "film_sentiment", "news_topic", "addition")
     k: float = 0.10
     per: str = "site"
+    kinds: tuple[str, ...] | str | None = None
     n_attribution: int | None = 128
     batch_size: int = 8
     max_length: int = 256
@@ -52,6 +56,8 @@ class DetectionConfig(ConfigMixin):
         check_fraction(self.k)
         if self.per not in ("site", "global"):
             raise ValueError(f"per must be 'site' or 'global', got {self.per!r}")
+        if self.kinds not in (None, "all"):
+            resolve_kinds(self.kinds)  # an unknown kind fails here, before any model is loaded
 
 
 def detect(model, tok, tasks: dict[str, Task],
@@ -72,7 +78,8 @@ def detect(model, tok, tasks: dict[str, Task],
         checkpoint = None
         if config.out_dir is not None:
             checkpoint = Path(config.out_dir) / "relevance" / f"{name}.checkpoint.safetensors"
-        relevances[name] = attribute(model, tok, data, batch_size=config.batch_size,
+        relevances[name] = attribute(model, tok, data, kinds=config.kinds,
+                                     batch_size=config.batch_size,
                                      max_length=config.max_length, checkpoint=checkpoint,
                                      progress=config.progress)
     return relevances
