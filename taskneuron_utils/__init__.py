@@ -32,6 +32,7 @@ from .evaluation import evaluate
 from .hooks import Edit, Trace, trace
 from .interventions import deactivate, scale
 from .loss import AnswerMaskError
+from .memory import MemoryEstimate, estimate_memory, estimate_table, measure_peak
 from .models import ModelNotAvailableError, cache_dir, load_model
 from .neurons import NeuronSet
 from .selection import matched_top, select, shared_core
@@ -51,5 +52,6 @@ from .tasks import (
 from .training import finetune
 from . import playground  # tn.playground.neuron_playground: the interactive neuron panel
 from . import selection  # tn.selection: contrastive, entropy, exclusive sets, shared core
+from . import memory  # tn.memory: estimate_memory's formula, KNOWN_CONFIGS (7B configs offline)
 
 __version__ = "0.1.0"

@@ -26,6 +26,11 @@ class DetectionConfig(ConfigMixin):
         model: the model ``main_job`` loads: None = the embedded default model, else a hub id
             or local path (``detect`` is given its model).
         tasks: task names ``main_job`` runs (shipped suite in quick, hub tasks in paper).
+        source: where ``main_job`` loads ``tasks`` from: "quick" (the shipped suite) or "paper"
+            (the hub, or ``$TASKNEURON_HUB_DATA``; ``tasks.load_tasks``'s ``profile``).
+        dtype, device_map: how ``main_job`` loads ``model`` (``tn.load_model``'s arguments;
+            None, None = float32 on the CPU; "auto", "auto" = bfloat16 where supported, spread
+            over the GPUs there are).
         k: fraction of neurons kept as task-specific, in (0, 1] (0.10 = the paper's top 10%).
         per: "site" (the same fraction of every site) or "global".
         kinds: the site kinds scored (``tn.attribute``'s ``kinds``): None = the linear sites
@@ -42,6 +47,9 @@ class DetectionConfig(ConfigMixin):
 
     model: str | None = None
     tasks: tuple[str, ...] = ("product_sentiment", "film_sentiment", "news_topic", "addition")
+    source: str = "quick"
+    dtype: str | None = None
+    device_map: str | None = None
     k: float = 0.10
     per: str = "site"
     kinds: tuple[str, ...] | str | None = None
@@ -125,8 +133,8 @@ def main_job(out_dir: str | os.PathLike,
     started = time.perf_counter()
     out = Path(out_dir)
     config = config.replace(out_dir=str(out))
-    model, tok = load_model(config.model)
-    tasks = load_tasks(list(config.tasks))
+    model, tok = load_model(config.model, dtype=config.dtype, device_map=config.device_map)
+    tasks = load_tasks(list(config.tasks), profile=config.source)
     relevances = detect(model, tok, tasks, config)
     sets = neuron_sets(relevances, config)
     for name, neurons in sets.items():

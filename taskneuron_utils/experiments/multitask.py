@@ -19,6 +19,8 @@ class MultitaskConfig(ConfigMixin):
     Attributes:
         model: the base model: None = the embedded default model, else a hub id or local path.
         tasks: the tasks whose training data is mixed.
+        source: where ``tasks`` load from when none are passed: "quick" (the shipped suite) or
+            "paper" (the hub, or ``$TASKNEURON_HUB_DATA``).
         examples: training examples per task in the mixture (a seeded sample).
         steps: optimiser steps (AdamW, linear schedule, 10% warmup).
         lr: peak learning rate.
@@ -31,6 +33,7 @@ class MultitaskConfig(ConfigMixin):
     model: str | None = None
     tasks: tuple[str, ...] = ("product_sentiment", "news_topic", "country_continent",
                               "addition", "country_capital", "last_word")
+    source: str = "quick"
     examples: int = 48
     steps: int = 36
     lr: float = 1e-4
@@ -92,7 +95,7 @@ def multitask_finetune(config: MultitaskConfig = MultitaskConfig(), *,
     from ..tasks import load_tasks
     from ..training import finetune
 
-    tasks = load_tasks(list(config.tasks)) if tasks is None else tasks
+    tasks = load_tasks(list(config.tasks), profile=config.source) if tasks is None else tasks
     base_model, tok = load_model(config.model) if base is None else base
     mixture = multitask_mixture(tasks, config.examples, config.seed)
     settings = {

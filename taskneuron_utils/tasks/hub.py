@@ -3,6 +3,18 @@
 Each ``HubSpec`` maps one hub data set's own columns onto ``{"input", "output"}`` records. The
 same mapping reads local files in those columns (``source=`` / ``data_files=``), which is how
 the hub path is used, and tested, without network access.
+
+A folder of local copies of several data sets (``data_dir=``, or the environment variable
+``TASKNEURON_HUB_DATA``) holds one sub-folder per task, named as in ``HUB_TASKS``, with one file
+per hub split in the data set's own columns::
+
+    hub_data/sst2/train.jsonl            # GLUE sst2: sentence, label, idx
+    hub_data/sst2/validation.jsonl
+    hub_data/mnli/validation_matched.jsonl
+    hub_data/cnn_dailymail/{train,validation,test}.parquet
+
+``datasets.load_dataset(path, config)[split].to_json(f"{task}/{split}.jsonl")`` writes such a
+folder on a machine with network access; ``tests/fixtures/hub`` is a small one.
 """
 
 from __future__ import annotations
@@ -14,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import SPLIT_NAMES, HubUnavailableError, Task, TaskDataError, UnknownTaskError
+
+HUB_DATA_ENV = "TASKNEURON_HUB_DATA"
 
 
 @dataclass(frozen=True)
@@ -222,6 +236,7 @@ def load_hub_task(
     cache_dir: str | os.PathLike | None = None,
     source: str | os.PathLike | None = None,
     data_files: str | Sequence | Mapping | None = None,
+    data_dir: str | os.PathLike | None = None,
     **load_dataset_kwargs,
 ) -> Task:
     """One of the paper's tasks (``HUB_TASKS``) as a Task, via ``datasets.load_dataset``.
@@ -232,19 +247,26 @@ def load_hub_task(
             are a seeded shuffle of the hub split.
         source: a local file or folder with the data set's own columns (``HubSpec.columns``);
             a folder's files (train.*, dev.*, validation.*, test.*) are named like our splits
-            or the hub's (validation.* is whatever the hub's validation split is for the task).
+            or the hub's (validation.* is whatever the hub's validation split is for the task;
+            other hub split names of the task, such as mnli's validation_matched.*, work too).
         data_files: passed to ``load_dataset("json" | "csv" | "parquet", data_files=...)``;
             keys may be our split names or the hub's. Local data goes through the same mapping.
+        data_dir: a folder of local copies, one sub-folder per task (``data_dir/<name>/``, read
+            as ``source``); default: ``$TASKNEURON_HUB_DATA`` when set. Ignored when
+            ``source`` or ``data_files`` is given.
         load_dataset_kwargs: passed on (revision, token, ...).
 
     Raises:
         UnknownTaskError: the name is not in HUB_TASKS.
         HubUnavailableError: the hub cannot be reached (offline); says how to use local files.
+        FileNotFoundError: ``data_dir`` (or ``$TASKNEURON_HUB_DATA``) has no folder for the task.
     """
     if name not in HUB_TASKS:
         raise UnknownTaskError(f"unknown hub task {name!r}; known: {', '.join(HUB_TASKS)}")
     spec = HUB_TASKS[name]
     sizes = _split_sizes(split_sizes)
+    if source is None and data_files is None:
+        source = _local_copy(name, spec, data_dir)
     if source is not None or data_files is not None:
         dataset = _load_local(spec, source, data_files, cache_dir, load_dataset_kwargs)
     else:
@@ -254,6 +276,25 @@ def load_hub_task(
                              metric=spec.metric, labels=spec.labels, family=spec.family,
                              description=spec.description or f"{spec.path} ({spec.config})",
                              splits=parts)
+
+
+def _local_copy(name: str, spec: HubSpec, data_dir) -> Path | None:
+    """``data_dir/<name>`` (``data_dir`` defaulting to ``$TASKNEURON_HUB_DATA``), or None when
+    neither is set."""
+    origin = "data_dir"
+    if data_dir is None:
+        data_dir, origin = os.environ.get(HUB_DATA_ENV) or None, f"${HUB_DATA_ENV}"
+    if data_dir is None:
+        return None
+    folder = Path(data_dir).expanduser() / name
+    if not folder.is_dir():
+        splits = sorted({"train", *spec.splits.values()})
+        raise FileNotFoundError(
+            f"hub task {name!r}: {origin} is {str(data_dir)!r} but it has no folder {name!r}; "
+            f"put the data set {spec.path!r}{f' ({spec.config})' if spec.config else ''} there "
+            f"as {', '.join(s + '.jsonl' for s in splits)} (or .csv/.parquet) with its own "
+            f"columns {list(spec.columns)}, or unset {origin} to download it from the hub")
+    return folder
 
 
 def _split_sizes(split_sizes) -> dict[str, int | None]:
@@ -315,12 +356,13 @@ def _load_local(spec: HubSpec, source, data_files, cache_dir, kwargs):
         if source.is_dir():
             # Keys stay the file stems; _resolve_splits maps them as it maps hub split names.
             data_files = {}
-            for stem in ("train", "dev", "validation", "test"):
+            stems = dict.fromkeys(("train", "dev", "validation", "test", *spec.splits.values()))
+            for stem in stems:
                 found = [p for p in sorted(source.glob(f"{stem}.*")) if p.suffix in _LOCAL_BUILDERS]
                 if found:
                     data_files[stem] = str(found[0])
             if not data_files:
-                raise FileNotFoundError(f"{source}: no train/dev/validation/test files "
+                raise FileNotFoundError(f"{source}: no {'/'.join(stems)} files "
                                         f"({', '.join(_LOCAL_BUILDERS)})")
         elif source.exists():
             data_files = {"train": str(source)}
@@ -346,7 +388,9 @@ def _resolve_splits(name: str, spec: HubSpec, dataset, sizes, seed) -> dict[str,
     and convert rows with ``spec.to_record``."""
     found = {}
     for split_name in SPLIT_NAMES:
-        for key in (split_name, spec.splits.get(split_name)):
+        # The hub's split for ours first: GLUE's "test" split is unlabeled, and our test split
+        # is its "validation" (TRAIN_VAL); a split named like ours is the fallback.
+        for key in (spec.splits.get(split_name), split_name):
             if key is not None and key in dataset:
                 found[split_name] = dataset[key]
                 break

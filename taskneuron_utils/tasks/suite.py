@@ -38,7 +38,9 @@ def load_tasks(names: Sequence[str] | str | None = None, profile: str = "quick",
         profile: "quick" reads the shipped suite (``data/tasks.json`` + ``data/<name>/*.jsonl``);
             "paper" loads the paper's 12 tasks from the Hugging Face Hub (``load_hub_task``;
             needs network access or local files, ``hub_kwargs`` are passed on).
-        data_dir: folder of the shipped suite (default ``default_data_dir()``).
+        data_dir: "quick": folder of the shipped suite (default ``default_data_dir()``).
+            "paper": a folder of local copies of the hub data sets, one sub-folder per task
+            (``load_hub_task``'s ``data_dir``; default ``$TASKNEURON_HUB_DATA``, else the hub).
 
     Raises:
         UnknownTaskError: a name is not in the profile; the message lists the known names.
@@ -48,7 +50,7 @@ def load_tasks(names: Sequence[str] | str | None = None, profile: str = "quick",
     if profile == "paper":
         known = list(PAPER_TASKS) + [n for n in HUB_TASKS if n not in PAPER_TASKS]
         chosen = _check_names(names, known, PAPER_TASKS, "hub tasks (HUB_TASKS)")
-        return {name: load_hub_task(name, **hub_kwargs) for name in chosen}
+        return {name: load_hub_task(name, data_dir=data_dir, **hub_kwargs) for name in chosen}
     if profile != "quick":
         raise ValueError(f"profile must be 'quick' or 'paper', got {profile!r}")
     if hub_kwargs:
