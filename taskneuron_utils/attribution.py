@@ -16,6 +16,13 @@ Cost: one forward and one backward per batch. Gradients are taken with respect t
 outputs only (no parameter gradients), and the LM head runs on answer positions only, which
 makes attribution cheaper than a plain training step. Running sums are plain float64 sums, so
 shards from several processes (or a resumed run) add up exactly: ``rel_a + rel_b``.
+
+Data parallel: when ``torch.distributed`` is initialised with more than one process (``torchrun``,
+``accelerate launch``; gloo on CPU, nccl on GPU), ``attribute`` splits the batches among the
+processes (batch ``i`` goes to rank ``i % world_size``), gathers the float64 partial sums and adds
+them up in rank order on every rank, so every rank returns the same Relevance, equal to the
+one-process result up to float64 rounding. Every rank must pass the same ``data``; this is
+checked (number of examples, data hash, batch size, weights, sites) before any work.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from .architectures import (NeuronSetMismatchError, layout_difference, layout_fo
 from .hooks import Trace, trace
 from .loss import answer_losses
 from .neurons import NeuronSet
+from .parallel import gather_sum, rank_and_world, rank_file, ranks_disagree
 from .storage import load_artefact, save_artefact
 from .tasks import Split, collate, encode
 
@@ -204,6 +212,17 @@ def attribute(
         accumulate_dtype: float64 by default (float32 on Apple's MPS, which lacks float64;
             float32 sums of |r| over N examples carry a relative error below N * 6e-8).
 
+    Data parallel (``torch.distributed`` initialised, world size > 1): every rank must call
+    ``attribute`` with the same model weights, ``data`` and options; rank ``r`` attributes
+    batches ``r, r + w, r + 2w, ...`` and the sums are gathered in float64 and added in rank
+    order, so every rank returns the identical Relevance (the one-process result up to float64
+    rounding). Ranks that disagree on the data, batch size, weights or sites raise
+    ``AttributionError`` on every rank before any work. With ``checkpoint``, rank ``r`` of ``w``
+    keeps its own partial sums in ``<stem>.rank{r}-of-{w}<suffix>`` next to ``checkpoint``;
+    resuming needs the same number of processes (a checkpoint of another world size is refused).
+    An error inside one rank's batches (e.g. non-finite gradients) stops that rank only; the
+    launcher (torchrun, accelerate) then ends the others.
+
     Returns:
         Relevance with one score a neuron for every site of ``tn.ffn_sites(model, kinds)``.
 
@@ -231,26 +250,57 @@ def attribute(
         "kinds": list(layout.kinds),
         "relevance": "|sum_t dL/da * a| per example, L = mean answer-token NLL",
     }
+    rank, world = rank_and_world()
+    if world > 1:
+        differs = ranks_disagree({
+            "n_examples": provenance["n_examples"], "data_hash": provenance["data_hash"],
+            "batch_size": batch_size, "max_length": provenance["max_length"],
+            "weights": provenance["weights"],
+            "sites": str([(site.name, site.n_neurons) for site in sites])}, device)
+        if differs:
+            raise AttributionError(
+                f"data-parallel attribution: the {world} processes disagree on "
+                f"{', '.join(differs)}; every rank must pass the same model, data and options "
+                "to attribute (each attributes its own share of the batches)")
+    if checkpoint is not None:
+        checkpoint, others = rank_file(checkpoint, rank, world)
+        if others:
+            raise AttributionError(
+                f"checkpoint {checkpoint} was made with another number of processes "
+                f"({', '.join(others)}); this run has {world}. Resume with the same number of "
+                "processes, or delete those files or pass another checkpoint path. They were "
+                "left untouched.")
     state = _fresh_state(sites, device, accumulate_dtype)
     if checkpoint is not None and Path(checkpoint).exists():
         state = _resume(checkpoint, provenance, batch_size, sites, device, accumulate_dtype)
 
     starts = range(0, len(encoded), batch_size)
-    bar = tqdm(total=len(starts), desc=f"attribution {provenance['task'] or ''}".strip(),
-               disable=not progress, initial=state["batches_done"])
+    mine = range(rank, len(starts), world)  # this rank's batches (all of them in one process)
+    bar = tqdm(total=len(mine), desc=f"attribution {provenance['task'] or ''}".strip(),
+               disable=not progress or rank != 0,
+               initial=len(range(rank, state["batches_done"], world)))
     with _analysis_mode(model), trace(model, sites, grad=True) as tr:
         for batch_index, start in enumerate(starts):
-            if batch_index < state["batches_done"]:
+            if batch_index < state["batches_done"] or batch_index % world != rank:
                 continue
             batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
             _accumulate(model, batch, tr, state, device, batch_index)
             state["batches_done"] = batch_index + 1
             bar.update(1)
-            if checkpoint is not None and state["batches_done"] % checkpoint_every == 0:
+            own_done = len(range(rank, state["batches_done"], world))
+            if checkpoint is not None and own_done % checkpoint_every == 0:
                 _save_checkpoint(checkpoint, state, provenance, batch_size)
     bar.close()
     if checkpoint is not None:
         _save_checkpoint(checkpoint, state, provenance, batch_size)
+    if world > 1:  # every rank ends with the identical float64 total
+        names = [site.name for site in sites]
+        totals = [state[t][n] for t in ("sum_abs", "sum_signed") for n in names]
+        summed, (state["n_examples"], state["n_tokens"]) = gather_sum(
+            totals, [state["n_examples"], state["n_tokens"]], device)
+        pieces = iter(summed)
+        for total in ("sum_abs", "sum_signed"):
+            state[total] = {name: next(pieces) for name in names}
     return Relevance(state["sum_abs"], state["sum_signed"], state["n_examples"],
                      state["n_tokens"], provenance, aggregation)
 

@@ -1,0 +1,86 @@
+"""Data parallelism over ``torch.distributed``: what ``attribute`` needs to split its batches
+over processes and add their sums, and nothing when no process group is initialised.
+
+Launch one process per GPU (``torchrun --nproc_per_node N script.py`` or ``accelerate launch``)
+and call the package as in one process; with a group initialised, ``tn.attribute`` gives batch
+``i`` to rank ``i % world_size`` and every rank returns the same total. Collective tensors live
+on the GPU for nccl and on the CPU otherwise (gloo).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from pathlib import Path
+
+import torch
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of an initialised ``torch.distributed`` group; (0, 1) otherwise."""
+    distributed = torch.distributed
+    if distributed.is_available() and distributed.is_initialized():
+        return distributed.get_rank(), distributed.get_world_size()
+    return 0, 1
+
+
+def _comm_device(device: torch.device) -> torch.device:
+    if torch.distributed.get_backend() == "nccl":
+        return device if device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def ranks_disagree(fields: dict, device: torch.device) -> list[str]:
+    """The names of ``fields`` (ints or strings, hashed) whose values differ between ranks;
+    computed by every rank (two all-reduces, MIN and MAX), so that all ranks raise together
+    instead of hanging in a later collective."""
+    def as_int(value) -> int:
+        if isinstance(value, int):
+            return value
+        return int(hashlib.sha256(str(value).encode()).hexdigest()[:15], 16)
+
+    mine = torch.tensor([as_int(v) for v in fields.values()], dtype=torch.int64,
+                        device=_comm_device(device))
+    low, high = mine.clone(), mine.clone()
+    torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+    torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+    return [name for name, lo, hi in zip(fields, low.tolist(), high.tolist()) if lo != hi]
+
+
+def gather_sum(tensors: list[torch.Tensor], counts: list[int], device: torch.device):
+    """The sum over ranks of each tensor (in float64, then back to its dtype and ``device``)
+    and of each count. Gathered and added in rank order on every rank, not all-reduced: every
+    rank holds the identical result, whatever the backend's reduction order.
+
+    Returns (list of tensors shaped like ``tensors``, list of ints)."""
+    distributed = torch.distributed
+    world, comm = distributed.get_world_size(), _comm_device(device)
+    flat = torch.cat([t.reshape(-1).to(comm, torch.float64) for t in tensors])
+    numbers = torch.tensor(counts, dtype=torch.int64, device=comm)
+    flats = [torch.empty_like(flat) for _ in range(world)]
+    all_numbers = [torch.empty_like(numbers) for _ in range(world)]
+    distributed.all_gather(flats, flat)
+    distributed.all_gather(all_numbers, numbers)
+    total, total_numbers = flats[0].clone(), all_numbers[0].clone()
+    for other, other_numbers in zip(flats[1:], all_numbers[1:]):
+        total += other
+        total_numbers += other_numbers
+    pieces = torch.split(total, [t.numel() for t in tensors])
+    return ([piece.reshape(t.shape).to(device, t.dtype) for piece, t in zip(pieces, tensors)],
+            [int(v) for v in total_numbers.tolist()])
+
+
+def rank_file(path, rank: int, world: int) -> tuple[Path, list[str]]:
+    """(this rank's file for ``path``: ``stem.rank{r}-of-{w}.suffix``, or ``path`` itself in
+    one process; the names of files beside it written by runs with another number of
+    processes, which the caller should refuse to mix with this run)."""
+    path = Path(path)
+    own = path if world == 1 else path.with_name(f"{path.stem}.rank{rank}-of-{world}{path.suffix}")
+    if own.exists():
+        return own, []
+    pattern = f"{glob.escape(path.stem)}.rank*-of-*{path.suffix}"
+    others = sorted(p.name for p in path.parent.glob(pattern)
+                    if not p.name.endswith(f"-of-{world}{path.suffix}"))
+    if world > 1 and path.exists():
+        others.insert(0, path.name)
+    return own, others
