@@ -18,6 +18,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 import taskneuron_utils as tn  # noqa: E402
 from taskneuron_utils import experiments, plots, selection  # noqa: E402
 from taskneuron_utils.experiments import deactivation_matrix, specificity_scores  # noqa: E402
+from taskneuron_utils.tasks import collate, encode  # noqa: E402
 
 from tiny_models import tiny_model  # noqa: E402
 
@@ -350,3 +351,48 @@ def test_bad_input_is_a_clear_error():
         selection.select(list(rels.values()), "top_k")
     with pytest.raises(tn.NeuronSetMismatchError):
         tn.matched_top(rels, other.top_k(0.1))
+
+
+# -- where the core sits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kinds", [None, "act"])
+def test_core_profile_matches_hooked_activations(default_tok, kinds):
+    """Per site, the set's and the other units' mean |output| equal a plain forward hook's
+    (on the up projection's output, or on what the down projection reads for ``act``)."""
+    suite = tn.load_tasks(["addition", "product_sentiment"])
+    model = tiny_model("llama", seed=0, vocab_size=len(default_tok))
+    layout = tn.layout_of(model, kinds)
+    site = [s for s in layout.sites if s.layer == 1 and s.kind == ("act" if kinds else "up")][0]
+    chosen = {s.name: torch.tensor([0, 5, 7]) if s.name == site.name else torch.tensor([2])
+              for s in layout.sites}
+    core = tn.NeuronSet(chosen, dict(layout), {"name": "hand-made"})
+    profile = experiments.core_profile(model, default_tok, suite, core, n_examples=3,
+                                       max_length=96)
+
+    mlp = model.model.layers[1].mlp
+    seen, total, tokens = {}, torch.zeros(site.n_neurons, dtype=torch.float64), 0
+    if kinds:
+        handle = mlp.down_proj.register_forward_pre_hook(
+            lambda module, args: seen.update(out=args[0]))
+    else:
+        handle = mlp.up_proj.register_forward_hook(
+            lambda module, args, out: seen.update(out=out))
+    for task in suite.values():
+        batch = collate(encode(default_tok, task.train[:3], max_length=96),
+                           default_tok.pad_token_id)
+        with torch.no_grad():
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        mask = batch["attention_mask"].to(torch.float64)[..., None]
+        total += (seen["out"].to(torch.float64).abs() * mask).sum((0, 1))
+        tokens += int(batch["attention_mask"].sum())
+    handle.remove()
+    mean = total / tokens
+    inside = torch.zeros(site.n_neurons, dtype=torch.bool)
+    inside[[0, 5, 7]] = True
+    row = profile.set_index("site").loc[site.name]
+    assert row.n_set == 3 and row.share == pytest.approx(3 / site.n_neurons)
+    assert row.set_act == pytest.approx(float(mean[inside].mean()), rel=1e-9)
+    assert row.other_act == pytest.approx(float(mean[~inside].mean()), rel=1e-9)
+    assert row.ratio == pytest.approx(row.set_act / row.other_act)
+    assert len(profile) == len(layout) and (profile.n_set == [len(v) for v in chosen.values()]).all()

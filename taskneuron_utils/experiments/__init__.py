@@ -11,7 +11,8 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
                    (``DeactivationConfig``; ``deactivation``, ``deactivation_summary``, ``table1``)
     specificity    task-specific or merely important? every set of one or more families off
                    on every task, the set x task effect matrix, diagonal dominance and
-                   selectivity (``specificity``, ``deactivation_matrix``, ``specificity_scores``)
+                   selectivity (``specificity``, ``deactivation_matrix``, ``specificity_scores``);
+                   where the shared core sits and how large it fires (``core_profile``)
     finetuning     Table 2: training only the task's neurons vs random neurons vs everything
                    (``FinetuningConfig``; ``neuron_finetuning``, ``table2``)
     generalization Section 4: overlap and parameter similarity vs out-of-domain generalization
@@ -48,14 +49,14 @@ from .generalization import (GROUPS, PAPER_LAYER_CORRELATION, GeneralizationConf
                              pairwise_transfer, proportion_sweep, similarity_vs_gain)
 from .multitask import MultitaskConfig, multitask_finetune, multitask_mixture
 from .profiles import PROFILES, Profile
-from .specificity import deactivation_matrix, specificity, specificity_scores
+from .specificity import core_profile, deactivation_matrix, specificity, specificity_scores
 from .transfer_stats import correlations, layer_correlations, sweep_correlations, sweep_view
 
 __all__ = [
     "DetectionConfig", "detect", "neuron_sets", "exclusive_sets", "main_job", "main_job_summary",
     "MultitaskConfig", "multitask_finetune", "multitask_mixture",
     "DeactivationConfig", "deactivation", "deactivation_summary", "table1",
-    "specificity", "deactivation_matrix", "specificity_scores",
+    "specificity", "deactivation_matrix", "specificity_scores", "core_profile",
     "FinetuningConfig", "FT_METHODS", "neuron_finetuning", "table2",
     "GeneralizationConfig", "GROUPS", "PAPER_LAYER_CORRELATION", "proportion_sweep",
     "pairwise_transfer", "similarity_vs_gain", "correlations", "sweep_correlations",

@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..tasks import Task
 from .deactivation import DeactivationConfig, deactivation
@@ -74,6 +75,54 @@ def specificity(model, tok, tasks: dict[str, Task], sets: dict,
         frames.append(rows.assign(family=family))
     return pd.concat(frames, ignore_index=True)
 
+
+def core_profile(model, tok, tasks: dict[str, Task], core, *, n_examples: int = 8,
+                 max_length: int = 256) -> pd.DataFrame:
+    """Where a set (typically ``selection.shared_core``) sits and how large its activations are,
+    next to the other units of the same site: the massive-activation question.
+
+    Activations: every site's output (``tn.trace``) on the first ``n_examples`` training
+    examples of every task (prompt and answer tokens, padding excluded), as the mean of |value|
+    per unit over those tokens; then, per site, the mean of that over the set's units and over
+    the site's other units.
+
+    Returns:
+        One row per site: ``site``, ``layer``, ``kind``, ``n_neurons``, ``n_set`` (units of the
+        set there), ``share`` (n_set / n_neurons), ``set_act`` and ``other_act`` (mean |output|,
+        the site's unit: the model's activations), ``ratio`` (set_act / other_act; NaN where the
+        set has no unit or the others none). ``.groupby("layer")`` or ``("kind")`` summarises.
+    """
+    from ..architectures import layout_for
+    from ..hooks import trace
+    from ..tasks import collate, encode
+
+    layout = layout_for(model, core.sizes)
+    core.check_fits(model)
+    device = next(model.parameters()).device
+    sums = {site.name: torch.zeros(site.n_neurons, dtype=torch.float64) for site in layout.sites}
+    tokens = 0
+    for task in tasks.values():
+        encoded = encode(tok, task.train[:n_examples], max_length=max_length)
+        batch = {k: v.to(device) for k, v in collate(encoded, tok.pad_token_id).items()}
+        mask = batch["attention_mask"].to(torch.float64)  # (B, T): 1 on real tokens
+        with torch.no_grad(), trace(model, list(layout.sites)) as tr:
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        for name in sums:  # (B, T, n) -> (n,): |output| summed over real tokens
+            out = tr[name].output.to(torch.float64).abs()
+            sums[name] += (out * mask[..., None]).sum((0, 1)).cpu()
+        tokens += int(mask.sum())
+    rows = []
+    for site in layout.sites:
+        mean = sums[site.name] / tokens  # (n,): mean |output| per unit
+        inside = torch.zeros(site.n_neurons, dtype=torch.bool)
+        inside[core.indices[site.name]] = True
+        set_act = float(mean[inside].mean()) if inside.any() else float("nan")
+        other_act = float(mean[~inside].mean()) if (~inside).any() else float("nan")
+        rows.append({"site": site.name, "layer": site.layer, "kind": site.kind,
+                     "n_neurons": site.n_neurons, "n_set": int(inside.sum()),
+                     "share": float(inside.float().mean()), "set_act": set_act,
+                     "other_act": other_act, "ratio": set_act / other_act})
+    return pd.DataFrame(rows)
 
 def deactivation_matrix(df: pd.DataFrame, value: str = "nll", *,
                         baseline: str | None = None) -> pd.DataFrame:
