@@ -15,11 +15,10 @@ run resumes at the part it was in):
     finetune         neuron-only vs random-neuron vs full fine-tuning from the untuned model
     finetune_seeds   task vs random neurons again with seeds 1 and 2 (detection sample, random
                      set, training order, dev and test samples all follow the seed)
-    continual        Table 5 analog: every method of ex.CL_METHODS on the quick 4-task sequence in
-                     orders 1-3 (ex.QUICK_ORDERS), plus per-task and multi-task references; one
-                     CSV per (method, order) under continual/ written as each finishes, stage
-                     checkpoints under continual/checkpoints/ (resumable mid-run); the learning
-                     rates are chosen on dev data (ex.choose_lrs) and stored in continual/lrs.json
+    continual        Table 5 analog: every method of ex.CL_METHODS on the offline 4-task sequence
+                     in orders 1-3 and the 8-task sequence in order 4, plus the references, and
+                     forgetting vs neuron overlap: see replication_continual.py; one CSV per
+                     (method, order), stage checkpoints, so resumable mid-run
     gen_sweep_cls, gen_sweep_gen, gen_pairwise, gen_similarity
                      Section 4 (overlap, parameter similarity, generalization): see
                      replication_generalization.py; every trained run cached, so resumable mid-part
@@ -43,6 +42,7 @@ import pandas as pd  # noqa: E402
 
 import taskneuron_utils as tn  # noqa: E402
 from harness import add_threads_option, apply_threads  # noqa: E402
+from replication_continual import run_continual, summarize_continual  # noqa: E402
 from replication_generalization import (GEN_PARTS, run_generalization,  # noqa: E402
                                         summarize_generalization)
 from taskneuron_utils import experiments as ex, plots  # noqa: E402
@@ -58,11 +58,6 @@ FINETUNE_TASKS = ("product_sentiment", "country_continent", "addition", "last_wo
 KINDS_TASKS = ("product_sentiment", "addition")
 PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "deact_mt_kinds", "deact_mt_excl",
          "finetune", "finetune_seeds", "continual") + GEN_PARTS
-CONTINUAL = QUICK.continual.replace(examples=64, steps=8, batch_size=4, n_eval=48, n_dev=24,
-                                    n_attribution=16, wncft_samples=64, lora_r=4, ewc_samples=16,
-                                    replay_per_task=8, max_length=128)
-CONTINUAL_ORDERS = (1, 2, 3)
-CONTINUAL_LRS = (1e-4, 1e-3)
 
 
 def only_kinds(neurons: NeuronSet, kinds: tuple[str, ...]) -> NeuronSet:
@@ -70,43 +65,6 @@ def only_kinds(neurons: NeuronSet, kinds: tuple[str, ...]) -> NeuronSet:
     kept = {site: idx if parse_site_name(site)[1] in kinds else idx[:0]
             for site, idx in neurons.indices.items()}
     return NeuronSet(kept, neurons.sizes, meta=neurons.meta)
-
-
-def run_continual(out: Path) -> pd.DataFrame:
-    """The ``continual`` part: one CSV per (method, order) and the references, each skipped when
-    present; returns the summary rows of every (method, order)."""
-    folder = out / "continual"
-    folder.mkdir(parents=True, exist_ok=True)
-    model, tok = tn.load_model(MULTITASK.model)
-    suite = tn.load_tasks(list(ex.QUICK_SEQUENCE_4))
-    lrs_path = folder / "lrs.json"
-    if not lrs_path.exists():  # chosen on dev data of the sequence's first task (order 1)
-        first = suite[ex.QUICK_ORDERS[1][0]]
-        lrs = ex.choose_lrs(model, tok, first, list(ex.CL_METHODS), CONTINUAL_LRS, CONTINUAL)
-        lrs_path.write_text(json.dumps(lrs, indent=2) + "\n")
-    lrs = json.loads(lrs_path.read_text())
-    config = CONTINUAL.replace(method_lrs=tuple(sorted(lrs.items())), lr=lrs.get("seqft", 1e-4))
-    summaries = []
-    for number in CONTINUAL_ORDERS:
-        sequence = [suite[name] for name in ex.QUICK_ORDERS[number]]
-        for method in list(ex.CL_METHODS) + ["references"]:
-            path = folder / f"{method}_order{number}.csv"
-            if not path.exists():
-                if method == "references":
-                    frame = ex.continual_references(model, tok, sequence, config)
-                else:
-                    run = ex.continual(model, tok, sequence, method, config,
-                                       checkpoint=folder / "checkpoints" / f"{method}_order{number}")
-                    frame = run.to_frame().assign(**{k: v for k, v in run.summary().items()
-                                                     if k not in ("method",)})
-                frame.assign(order_number=number).to_csv(path.with_suffix(".tmp"), index=False)
-                path.with_suffix(".tmp").replace(path)
-            if method != "references":
-                frame = pd.read_csv(path)
-                summaries.append(frame.iloc[0][["method", "order_number", "CL", "FG", "BWT",
-                                                "forgetting", "trainable_parameters",
-                                                "optimizer_state_bytes", "train_seconds"]].to_dict())
-    return pd.DataFrame(summaries)
 
 
 def run_part(part: str, out: Path | None = None):
@@ -195,11 +153,7 @@ def main() -> None:
         print(ex.table2(tuned).round(3).to_string(index=False))
         plots.plot_finetuning(tuned, value="nll").figure.savefig(
             out / "finetune_nll.png", dpi=110, bbox_inches="tight")
-    if (out / "continual.csv").exists():
-        cl = pd.read_csv(out / "continual.csv")
-        print(cl.groupby("method")[["CL", "FG", "BWT", "forgetting"]].agg(["mean", "std"]).round(1))
-        plots.plot_cl_summary(cl).figure.savefig(out / "continual_cl.png", dpi=110,
-                                                  bbox_inches="tight")
+    summarize_continual(out)
     summarize_generalization(out)
 
 

@@ -178,7 +178,8 @@ def plot_overlap_gain(df: pd.DataFrame, *, x: str = "overlap", y: str = "gain",
                       domain: str | None = "out", ax=None) -> Axes:
     """Scatter of neuron overlap vs gain (``proportion_sweep`` rows of one ``domain``, or
     ``pairwise_transfer`` rows), coloured by condition (or same/other family), with Pearson and
-    Spearman (``analysis.correlate``, 95% bootstrap interval) in the title."""
+    Spearman (``analysis.correlate``, 95% bootstrap interval) in the title. Also overlap vs
+    forgetting: ``ex.forgetting_overlap`` rows with ``y="forgetting"``."""
     from .analysis import correlate
 
     part = df[df["domain"] == domain] if domain is not None and "domain" in df else df
@@ -193,8 +194,9 @@ def plot_overlap_gain(df: pd.DataFrame, *, x: str = "overlap", y: str = "gain",
                  f"Spearman {r['spearman']:.2f}", fontsize=9)
     ax.axhline(0, color="#999999", lw=0.8)
     ax.set_xlabel(f"{x} (Jaccard)")
-    ax.set_ylabel(f"{y} ({'metric' if y == 'gain' else 'nats'})")
-    ax.legend(fontsize=7)
+    ax.set_ylabel(f"{y} ({'nats' if 'nll' in y else 'metric'})")
+    if hue is not None:
+        ax.legend(fontsize=7)
     return ax
 
 

@@ -121,3 +121,25 @@ def generalization_explorer(sweep: pd.DataFrame, value: str = "gain") -> Explore
     panel = Explorer([group_menu, p_slider, value_toggle], compute, draw)
     panel.group, panel.p, panel.value = group_menu, p_slider, value_toggle
     return panel
+
+
+def continual_explorer(runs: dict) -> Explorer:
+    """Pick a continual-learning run ({method: ``ContinualResult``}) and a view: its accuracy
+    matrix A[i, j] (``plots.plot_cl_matrix``) or each task's score along the sequence
+    (``plots.plot_cl_trajectories``). ``panel.frame`` is the run's ``scores``."""
+    from .plots import plot_cl_matrix, plot_cl_trajectories
+
+    methods = list(runs)
+    method_menu = widgets.Dropdown(options=methods, value=methods[0], description="method")
+    view_toggle = widgets.ToggleButtons(options=["matrix", "trajectories"], value="matrix")
+
+    def compute() -> pd.DataFrame:
+        return runs[method_menu.value].scores
+
+    def draw(scores: pd.DataFrame):
+        plot = plot_cl_matrix if view_toggle.value == "matrix" else plot_cl_trajectories
+        return plot(scores, title=f"{method_menu.value}: {view_toggle.value}")
+
+    panel = Explorer([method_menu, view_toggle], compute, draw)
+    panel.method, panel.view = method_menu, view_toggle
+    return panel

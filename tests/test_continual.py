@@ -4,6 +4,7 @@ methods, the metrics, resuming."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -119,6 +120,8 @@ def test_resume_equals_uninterrupted(tiny_llama, default_tok, seq, tmp_path, nam
     resumed = ex.continual(tiny_llama, default_tok, seq, name, CONFIG, checkpoint=tmp_path / "run")
     assert np.array_equal(resumed.scores.values, full.scores.values)
     assert np.array_equal(resumed.nll.values, full.nll.values)
+    assert resumed.sets.keys() == full.sets.keys()
+    assert all(resumed.sets[t] == full.sets[t] for t in full.sets)
     # The weights: a third run from the stage-1 checkpoint's model equals the uninterrupted one.
     uninterrupted = ex.continual(tiny_llama, default_tok, seq, name, CONFIG,
                                  checkpoint=tmp_path / "full")
@@ -126,6 +129,32 @@ def test_resume_equals_uninterrupted(tiny_llama, default_tok, seq, tmp_path, nam
     b = torch.load(tmp_path / "full" / "stage_1" / "model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert np.array_equal(uninterrupted.scores.values, full.scores.values)
+
+
+def test_forgetting_overlap_hand_matrix_and_sets():
+    sizes = {"layers.0.mlp.up": 10}
+    sets = {name: tn.NeuronSet({"layers.0.mlp.up": torch.tensor(idx)}, sizes)
+            for name, idx in (("a", [0, 1, 2, 3]), ("b", [2, 3, 4, 5]), ("c", [0, 9]))}
+    A = pd.DataFrame([[0.8, 0.1, 0.2], [0.6, 0.9, 0.3], [0.5, 0.7, 0.7]],
+                     index=list("abc"), columns=list("abc"))
+    run = ex.ContinualResult("seqft", list("abc"), A, A)
+    with pytest.raises(ValueError, match="no neuron set"):
+        ex.forgetting_overlap(run)
+    df = ex.forgetting_overlap(run, sets)
+    got = {(r.trained, r.task): (r.forgetting, r.overlap) for r in df.itertuples()}
+    assert got.keys() == {("b", "a"), ("c", "a"), ("c", "b")}
+    assert got["b", "a"] == pytest.approx((0.8 - 0.6, 2 / 6))   # {2,3} of {0..5}
+    assert got["c", "a"] == pytest.approx((0.6 - 0.5, 1 / 5))   # {0} of {0,1,2,3,9}
+    assert got["c", "b"] == pytest.approx((0.9 - 0.7, 0 / 6))
+
+
+def test_ncft_run_keeps_the_sets_it_trained(tiny_llama, default_tok, seq):
+    run = ex.continual(tiny_llama, default_tok, seq, "ncft", CONFIG)
+    assert list(run.sets) == [t.name for t in seq]
+    assert all(len(s) > 0 for s in run.sets.values())
+    df = ex.forgetting_overlap(run)
+    assert len(df) == 1 and 0 <= df.overlap.iloc[0] <= 1
+    assert ex.continual(tiny_llama, default_tok, seq, "seqft", CONFIG).sets == {}
 
 
 def test_checkpoint_of_other_settings_is_refused(tiny_llama, default_tok, seq, tmp_path):

@@ -94,3 +94,27 @@ def test_deactivation_explorer_switches_model_and_measure():
 
     panel.value.value = "score"  # metric change, in points
     np.testing.assert_allclose(heatmap_values(panel.figure), [[-80, -40], [-40, -80], [-20, -20]])
+
+
+def test_continual_explorer_switches_method_and_view():
+    def run(method, A):
+        scores = pd.DataFrame(A, index=["a", "b"], columns=["a", "b"])
+        return experiments.ContinualResult(method, ["a", "b"], scores, scores)
+
+    runs = {"seqft": run("seqft", [[0.9, 0.2], [0.3, 0.8]]),
+            "ncft": run("ncft", [[0.7, 0.1], [0.6, 0.75]])}
+    panel = widgets.continual_explorer(runs)
+    assert panel.frame is runs["seqft"].scores
+    np.testing.assert_allclose(heatmap_values(panel.figure), [[90, 20], [30, 80]])
+    assert panel.figure.axes[0].get_title() == "seqft: matrix"
+
+    panel.method.value = "ncft"
+    assert panel.frame is runs["ncft"].scores
+    np.testing.assert_allclose(heatmap_values(panel.figure), [[70, 10], [60, 75]])
+
+    panel.view.value = "trajectories"
+    ax = panel.figure.axes[0]
+    assert ax.get_title() == "ncft: trajectories"
+    solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"]
+    np.testing.assert_allclose(solid[0].get_ydata(), [70, 60])   # task a from stage 0 on
+    np.testing.assert_allclose(solid[1].get_ydata(), [75])       # task b from stage 1

@@ -39,7 +39,7 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
 from .cl_methods import CLMethod
 from .continual import (CL_METHODS, PAPER_ORDERS, PAPER_TABLE5, QUICK_ORDERS, QUICK_SEQUENCE_4,
                         QUICK_SEQUENCE_8, ContinualConfig, ContinualResult, choose_lrs, cl_metrics,
-                        continual, make_method)
+                        continual, forgetting_overlap, make_method)
 from .continual import references as continual_references
 from .deactivation import DeactivationConfig, deactivation, deactivation_summary, table1
 from .detection import (DetectionConfig, detect, exclusive_sets, main_job, main_job_summary,
@@ -63,6 +63,7 @@ __all__ = [
     "layer_correlations", "sweep_view",
     "Profile", "PROFILES",
     "ContinualConfig", "ContinualResult", "continual", "cl_metrics", "continual_references",
-    "choose_lrs", "make_method", "CL_METHODS", "CLMethod", "QUICK_SEQUENCE_4", "QUICK_SEQUENCE_8",
+    "choose_lrs", "make_method", "forgetting_overlap", "CL_METHODS", "CLMethod",
+    "QUICK_SEQUENCE_4", "QUICK_SEQUENCE_8",
     "QUICK_ORDERS", "PAPER_ORDERS", "PAPER_TABLE5",
 ]

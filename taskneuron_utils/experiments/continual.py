@@ -114,7 +114,8 @@ class ContinualConfig(ConfigMixin):
 class ContinualResult:
     """One run: ``scores`` / ``nll`` (stages x tasks DataFrames; row i = after training task i),
     the method's ``trainable_parameters`` and ``optimizer_state_bytes`` (last stage),
-    ``train_seconds`` per stage."""
+    ``train_seconds`` per stage, and ``sets`` ({task: NeuronSet} trained, for the neuron-level
+    methods; empty otherwise)."""
 
     method: str
     order: list[str]
@@ -123,6 +124,7 @@ class ContinualResult:
     trainable_parameters: int = 0
     optimizer_state_bytes: int = 0
     train_seconds: list[float] = field(default_factory=list)
+    sets: dict = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict:
@@ -253,9 +255,40 @@ def continual(model_loader, tok, sequence: list[Task], method, config: Continual
 
                     shutil.rmtree(old, ignore_errors=True)
     index = pd.Index(names[: len(rows)], name="after")
+    sets = {}
+    if getattr(method, "sets", None):
+        from ..architectures import layout_of
+        from ..neurons import NeuronSet
+
+        layout = layout_of(model)
+        sets = {name: NeuronSet(chosen, layout, {"model": layout.model, "method": method.name})
+                for name, chosen in zip(names, method.sets)}
     return ContinualResult(method.name, names, pd.DataFrame(rows, index=index, columns=names),
                            pd.DataFrame(nll_rows, index=index, columns=names),
-                           method.trainable_parameters, method.optimizer_state_bytes, seconds)
+                           method.trainable_parameters, method.optimizer_state_bytes, seconds, sets)
+
+
+def forgetting_overlap(result: ContinualResult, sets: dict | None = None) -> pd.DataFrame:
+    """What training task i does to every earlier task j, beside the overlap of their neurons.
+
+    One row per pair j < i of the sequence: ``trained`` (task i), ``task`` (task j), ``stage``
+    (i), ``forgetting`` = A[i-1, j] - A[i, j] (the score task j loses at stage i; score units,
+    negative = it gained) and ``overlap`` = Jaccard(sets[i], sets[j]) over (site, unit) pairs.
+    ``sets`` ({task: NeuronSet}) default to ``result.sets`` (the sets NCFT / W-NCFT trained);
+    pass sets detected on the starting model to ask the question of any method. Correlate with
+    ``ex.correlations(df, "overlap", "forgetting")``.
+    """
+    sets = result.sets if sets is None else sets
+    A, order = result.scores.to_numpy(), result.order
+    missing = [name for name in order[: len(A)] if name not in sets]
+    if missing:
+        raise ValueError(f"no neuron set for {missing}: pass sets={{task: NeuronSet}} (the run "
+                         f"of {result.method!r} trained no neuron sets)")
+    return pd.DataFrame([
+        {"method": result.method, "trained": order[i], "task": order[j], "stage": i,
+         "forgetting": A[i - 1, j] - A[i, j], "overlap": sets[order[i]].jaccard(sets[order[j]])}
+        for i in range(1, len(A)) for j in range(i)],
+        columns=["method", "trained", "task", "stage", "forgetting", "overlap"])
 
 
 def references(model_loader, tok, sequence: list[Task], config: ContinualConfig =

@@ -1,0 +1,152 @@
+"""The ``continual`` part of ``benchmarks/replication.py``: the paper's Table 5 analog.
+
+Every method of ``ex.CL_METHODS`` on the offline 4-task sequence in orders 1-3 and on the 8-task
+sequence in order 4 (``ex.QUICK_ORDERS``), plus the per-task and multi-task references, all with
+the same training sample, steps and batch size per task. Learning rates are chosen per method on
+dev data of the first task of order 1 (``ex.choose_lrs``; never the test split) and stored in
+``continual/lrs.json``.
+
+Written under ``<out>/continual/`` as each (method, order) finishes: ``<method>_order<i>.csv``
+(the accuracy matrix in long form, with the run's CL / FG / BWT / forgetting) and
+``forgetting_<method>_order<i>.csv`` (what training task i cost every earlier task j, beside the
+overlap of their neuron sets: detected on the starting model for every method, ``sets="start"``,
+and the sets the method trained for NCFT / W-NCFT, ``sets="own"``). Stage checkpoints under
+``continual/checkpoints/`` make an interrupted run resume mid-sequence. Orders 1-3 run first, so
+a stop during the 8-task order loses nothing of the 4-task record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+import taskneuron_utils as tn
+from taskneuron_utils import experiments as ex, plots
+
+CONFIG = ex.PROFILES["quick"].continual.replace(
+    examples=64, steps=8, batch_size=4, n_eval=48, n_dev=24, n_attribution=16, wncft_samples=64,
+    lora_r=4, ewc_samples=16, replay_per_task=8, max_length=128, progress=True)
+ORDERS = (1, 2, 3, 4)
+LRS = (1e-4, 1e-3)
+SUMMARY_COLUMNS = ["method", "order_number", "tasks", "CL", "FG", "BWT", "forgetting",
+                   "trainable_parameters", "optimizer_state_bytes", "train_seconds"]
+
+
+def start_sets(model, tok, suite: dict, folder: Path) -> dict:
+    """Each task's top-k neurons on the starting model (the same k and examples as NCFT's
+    detection), saved under ``folder/start_sets`` so that a resumed run reuses them."""
+    sets = {}
+    (folder / "start_sets").mkdir(parents=True, exist_ok=True)
+    for name, task in suite.items():
+        path = folder / "start_sets" / f"{name}.pt"
+        if not path.exists():
+            rel = tn.attribute(model, tok, task.train[: CONFIG.n_attribution],
+                               batch_size=CONFIG.batch_size, max_length=CONFIG.max_length,
+                               progress=False)
+            rel.top_k(CONFIG.k).save(path)
+        sets[name] = tn.NeuronSet.load(path)
+    return sets
+
+
+def run_continual(out: Path) -> pd.DataFrame:
+    """Run what is missing; return one summary row per (method, order)."""
+    folder = out / "continual"
+    folder.mkdir(parents=True, exist_ok=True)
+    model, tok = tn.load_model(ex.PROFILES["quick"].multitask.model)
+    suite = tn.load_tasks(list(ex.QUICK_SEQUENCE_8))
+    lrs_path = folder / "lrs.json"
+    if not lrs_path.exists():
+        first = suite[ex.QUICK_ORDERS[1][0]]
+        lrs = ex.choose_lrs(model, tok, first, list(ex.CL_METHODS), LRS, CONFIG)
+        lrs_path.write_text(json.dumps(lrs, indent=2) + "\n")
+    lrs = json.loads(lrs_path.read_text())
+    config = CONFIG.replace(method_lrs=tuple(sorted(lrs.items())), lr=lrs.get("seqft", 1e-4))
+    sets = start_sets(model, tok, suite, folder)
+    for number in ORDERS:
+        sequence = [suite[name] for name in ex.QUICK_ORDERS[number]]
+        for method in list(ex.CL_METHODS) + ["references"]:
+            path = folder / f"{method}_order{number}.csv"
+            if path.exists():
+                continue
+            if method == "references":
+                frame = ex.continual_references(model, tok, sequence, config)
+            else:
+                run = ex.continual(model, tok, sequence, method, config,
+                                   checkpoint=folder / "checkpoints" / f"{method}_order{number}")
+                forgetting = [ex.forgetting_overlap(run, sets).assign(sets="start")]
+                if run.sets:
+                    forgetting.append(ex.forgetting_overlap(run).assign(sets="own"))
+                _write(pd.concat(forgetting).assign(order_number=number),
+                       folder / f"forgetting_{method}_order{number}.csv")
+                frame = run.to_frame().assign(**{k: v for k, v in run.summary().items()
+                                                 if k != "method"})
+            _write(frame.assign(order_number=number), path)
+    return continual_summary(folder)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def continual_summary(folder: Path) -> pd.DataFrame:
+    """One row per finished (method, order) run, from the CSVs under ``folder``."""
+    rows = []
+    for path in sorted(folder.glob("*_order*.csv")):
+        if path.name.startswith(("references", "forgetting")):
+            continue
+        frame = pd.read_csv(path)
+        rows.append(frame.iloc[0].to_dict() | {"tasks": frame.task.nunique()})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def table5(folder: Path) -> pd.DataFrame:
+    """CL (x100) per method: mean and std over the 4-task orders, the 8-task order(s), beside
+    the paper's Table 5; FG and forgetting likewise (4-task mean)."""
+    summary = continual_summary(folder)
+    refs = [pd.read_csv(p) for p in folder.glob("references_order*.csv")]
+    if refs:
+        refs = pd.concat(refs).merge(summary[["order_number", "tasks"]].drop_duplicates(),
+                                     on="order_number")
+        per_task = refs[refs.reference == "per_task"].groupby(["order_number", "tasks"]).score \
+            .mean().mul(100).reset_index().rename(columns={"score": "CL"})
+        multi = refs[refs.reference == "multitask"].groupby(["order_number", "tasks"]).score \
+            .mean().mul(100).reset_index().rename(columns={"score": "CL"})
+        summary = pd.concat([summary, per_task.assign(method="per_task"),
+                             multi.assign(method="multitask")], ignore_index=True)
+    rows = []
+    for method, part in summary.groupby("method", sort=False):
+        four, eight = part[part.tasks == 4], part[part.tasks == 8]
+        paper = ex.PAPER_TABLE5.get(method, (float("nan"), float("nan")))
+        rows.append({"method": method, "CL_4": four.CL.mean(), "CL_4_std": four.CL.std(),
+                     "orders_4": len(four), "CL_8": eight.CL.mean(), "paper_CL_4": paper[0],
+                     "paper_CL_8": paper[1], "FG_4": four.FG.mean(),
+                     "forgetting_4": four.forgetting.mean()})
+    return pd.DataFrame(rows)
+
+
+def forgetting_correlations(folder: Path) -> pd.DataFrame:
+    """Overlap vs forgetting across (order, trained task, earlier task) pairs, per method and
+    kind of set: ``ex.correlations`` (Pearson / Spearman, p-values, bootstrap intervals)."""
+    frames = [pd.read_csv(p) for p in sorted(folder.glob("forgetting_*_order*.csv"))]
+    if not frames:
+        return pd.DataFrame()
+    pairs = pd.concat(frames, ignore_index=True)
+    return ex.correlations(pairs, "overlap", "forgetting", by=["method", "sets"])
+
+
+def summarize_continual(out: Path) -> None:
+    """Print Table 5 and the forgetting correlations; draw the record's figures."""
+    folder = out / "continual"
+    summary = continual_summary(folder) if folder.exists() else pd.DataFrame()
+    if summary.empty:
+        return
+    print(table5(folder).round(1).to_string(index=False))
+    print(forgetting_correlations(folder).round(2).to_string(index=False))
+    four = summary[summary.tasks == 4]
+    if not four.empty:
+        plots.plot_cl_summary(four).figure.savefig(out / "continual_cl.png", dpi=110,
+                                                   bbox_inches="tight")
