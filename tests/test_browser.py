@@ -8,7 +8,6 @@ never downloads one. Where none is found the test is skipped and says so.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -25,14 +24,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from scripts import load_script
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TOUR = ROOT / "notebooks" / "00_tour.ipynb"
 # notebooks/run_all.py (a script, not a module of the package): how notebooks are run and cleaned.
-_spec = importlib.util.spec_from_file_location("run_all", ROOT / "notebooks" / "run_all.py")
-run_all = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_all)
+run_all = load_script("notebooks/run_all.py")
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",

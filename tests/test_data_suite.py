@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts import load_script
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 SPLIT_SIZES = {"train": 1000, "dev": 200, "test": 300}
 METRICS = {"classification": {"accuracy"}, "generation": {"exact_match", "rouge_l"}}
@@ -157,11 +159,7 @@ def test_card_shows_scores_when_present(tmp_path):
 
 
 def _build_suite_module():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("build_suite", DATA / "build_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("data/build_suite.py")
 
 
 def test_headroom_rule():

@@ -1,17 +1,13 @@
 """benchmarks/gpu_check.py end to end, in its tiny CPU configuration (what it runs without CUDA)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+from scripts import load_script
+
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/gpu_check.py")
 
 
 def test_gpu_check_runs_tiny_on_the_cpu_and_reports_sane_json(tmp_path, capsys):

@@ -2,12 +2,12 @@
 sets (tests/fixtures/hub, in each data set's own columns and split names), then its detection
 and deactivation configs run on a tiny random Llama."""
 
-import importlib.util
 import time
 from pathlib import Path
 
 import pytest
 
+from scripts import load_script
 from taskneuron_utils import experiments as ex
 from taskneuron_utils.tasks import (CONTINUAL_LONG_TASKS, CONTINUAL_TASKS, HUB_TASKS, PAPER_TASKS,
                                     load_hub_task, load_tasks)
@@ -16,10 +16,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "hub"
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("hub_fixtures", FIXTURES / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tests/fixtures/hub/generate.py")
 
 
 def test_fixtures_are_what_their_generator_writes():
