@@ -5,7 +5,6 @@ import json
 from scripts import load_script
 
 
-
 def _load():
     return load_script("benchmarks/gpu_check.py")
 
