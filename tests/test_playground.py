@@ -10,7 +10,7 @@ import torch
 from matplotlib.axes import Axes
 
 import taskneuron_utils as tn
-from taskneuron_utils import playground
+from taskneuron_utils import conditions, playground
 from taskneuron_utils.playground import (
     RelevanceCache,
     compare_conditions,
@@ -64,13 +64,13 @@ def test_condition_sets(relevance):
 def test_relevance_cache_attributes_each_task_once(tiny_llama, default_tok, sentiment, toy_task,
                                                    monkeypatch):
     calls = []
-    real = playground.attribute
+    real = conditions.attribute
 
     def counting(model, tok, data, **kwargs):
         calls.append((data.task.name, len(data)))
         return real(model, tok, data, **kwargs)
 
-    monkeypatch.setattr(playground, "attribute", counting)
+    monkeypatch.setattr(conditions, "attribute", counting)
     cache = RelevanceCache(tiny_llama, default_tok, n_examples=3)
     first = cache(sentiment)
     assert cache(sentiment) is first
@@ -104,7 +104,7 @@ def test_classification_conditions(tiny_llama, default_tok, sentiment, relevance
     assert frame["p_expected"].iloc[2] == pytest.approx(off)
     assert all(p in sentiment.labels for p in frame["prediction"])
     # "all on" is the unchanged model: the same prediction and probabilities as tn.evaluate's.
-    scores = tn.playground.option_log_likelihoods(
+    scores = tn.evaluation.option_log_likelihoods(
         tiny_llama, default_tok, tn.Split([tn.Example(text, "negative")], sentiment))
     expected = torch.softmax(scores["log_likelihoods"][0], 0)
     np.testing.assert_allclose(probs[0], expected.numpy(), rtol=1e-6)
@@ -177,8 +177,8 @@ def test_condition_scores_and_figures(tiny_llama, default_tok, sentiment, releva
 def test_widget_callbacks_change_what_it_shows(tiny_llama, default_tok, sentiment, toy_task,
                                                monkeypatch):
     calls = []
-    real = playground.attribute
-    monkeypatch.setattr(playground, "attribute",
+    real = conditions.attribute
+    monkeypatch.setattr(conditions, "attribute",
                         lambda *a, **kw: calls.append(a[2].task.name) or real(*a, **kw))
     panel = neuron_playground(tiny_llama, default_tok, [sentiment, toy_task], k=0.1,
                               n_examples=4, max_new_tokens=3)
