@@ -27,7 +27,8 @@ from taskneuron_utils import experiments as ex, plots
 
 CONFIG = ex.PROFILES["quick"].continual.replace(
     examples=64, steps=8, batch_size=4, n_eval=48, n_dev=24, n_attribution=16, wncft_samples=64,
-    lora_r=4, ewc_samples=16, replay_per_task=8, max_length=128, progress=True)
+    lora_r=4, ewc_samples=16, replay_per_task=8, max_length=128, eval_upcoming=False,
+    progress=True)
 ORDERS = (1, 2, 3, 4)
 LRS = (1e-4, 1e-3)
 SUMMARY_COLUMNS = ["method", "order_number", "tasks", "CL", "FG", "BWT", "forgetting",

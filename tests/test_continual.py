@@ -157,6 +157,18 @@ def test_ncft_run_keeps_the_sets_it_trained(tiny_llama, default_tok, seq):
     assert ex.continual(tiny_llama, default_tok, seq, "seqft", CONFIG).sets == {}
 
 
+def test_without_upcoming_tasks_the_lower_triangle_and_metrics_are_unchanged(tiny_llama,
+                                                                             default_tok, seq):
+    full = ex.continual(tiny_llama, default_tok, seq, "seqft", CONFIG)
+    lower = ex.continual(tiny_llama, default_tok, seq, "seqft",
+                         CONFIG.replace(eval_upcoming=False))
+    A, B = full.scores.to_numpy(), lower.scores.to_numpy()
+    assert np.isnan(B[0, 1]) and np.isnan(lower.nll.to_numpy()[0, 1]) and not np.isnan(A[0, 1])
+    seen = np.tril(np.ones_like(A, dtype=bool))
+    assert np.array_equal(A[seen], B[seen])
+    assert lower.metrics == full.metrics
+
+
 def test_checkpoint_of_other_settings_is_refused(tiny_llama, default_tok, seq, tmp_path):
     ex.continual(tiny_llama, default_tok, seq[:1], "seqft", CONFIG, checkpoint=tmp_path)
     with pytest.raises(ValueError, match="other settings"):
