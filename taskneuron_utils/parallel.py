@@ -1,10 +1,12 @@
-"""Data parallelism over ``torch.distributed``: what ``attribute`` needs to split its batches
-over processes and add their sums, and nothing when no process group is initialised.
+"""Data parallelism over ``torch.distributed``: what ``attribute`` and ``finetune`` need to
+split their batches over processes and add their sums, and nothing when no process group is
+initialised.
 
 Launch one process per GPU (``torchrun --nproc_per_node N script.py`` or ``accelerate launch``)
 and call the package as in one process; with a group initialised, ``tn.attribute`` gives batch
-``i`` to rank ``i % world_size`` and every rank returns the same total. Collective tensors live
-on the GPU for nccl and on the CPU otherwise (gloo).
+``i`` to rank ``i % world_size`` and every rank returns the same total, and ``tn.finetune``
+splits each step's batch over the ranks and sums their gradients (``train_loop``). Collective
+tensors live on the GPU for nccl and on the CPU otherwise (gloo).
 """
 
 from __future__ import annotations
@@ -68,6 +70,33 @@ def gather_sum(tensors: list[torch.Tensor], counts: list[int], device: torch.dev
     pieces = torch.split(total, [t.numel() for t in tensors])
     return ([piece.reshape(t.shape).to(device, t.dtype) for piece, t in zip(pieces, tensors)],
             [int(v) for v in total_numbers.tolist()])
+
+
+def sum_gradients(params: list[torch.Tensor]) -> None:
+    """Replace each tensor's ``.grad`` by its sum over ranks, in place (all-reduce, SUM), so
+    that every rank holds the identical gradient. A tensor that got no gradient on some ranks
+    (none of their examples reached it) counts zeros there; one that got none on every rank
+    keeps none, as in one process (where AdamW then leaves it alone)."""
+    distributed = torch.distributed
+    comm = _comm_device(params[0].device)
+    anywhere = torch.tensor([p.grad is not None for p in params], dtype=torch.int64, device=comm)
+    distributed.all_reduce(anywhere, op=distributed.ReduceOp.MAX)
+    for param, present in zip(params, anywhere.tolist()):
+        if not present:
+            continue
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+        grad = param.grad.to(comm)  # the gradient itself, unless gloo meets a GPU tensor
+        distributed.all_reduce(grad)
+        if grad is not param.grad:
+            param.grad.copy_(grad)
+
+
+def sum_over_ranks(value: float, device: torch.device) -> float:
+    """``value`` summed over ranks (in float64), the same on every rank."""
+    total = torch.tensor([value], dtype=torch.float64, device=_comm_device(device))
+    torch.distributed.all_reduce(total)
+    return float(total)
 
 
 def rank_file(path, rank: int, world: int) -> tuple[Path, list[str]]:

@@ -10,6 +10,9 @@ answer-token NLL, in nats), the loss attribution differentiates; the history cal
 The dev NLL in the history, ``dev_nll``, is what ``tn.evaluate`` reports as ``nll``: nats per
 answer token over all answer tokens of the split (``loss.answer_nll``). The optimizer is AdamW with a
 ``transformers`` learning-rate schedule. The model is modified in place and left in eval mode.
+The loop (``train_loop``) runs on an ``accelerate.Accelerator``: mixed precision
+(``mixed_precision="bf16"``), gradient checkpointing, and data parallelism over several
+processes (``accelerate launch`` / ``torchrun``), every method alike.
 
 How neuron-only training works, and why. Every parameter of the model is frozen. For each site
 with selected neurons, a trainable float32 matrix ``R`` (n_selected, in_features [+ 1 bias]) holds
@@ -38,24 +41,23 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 import warnings
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .architectures import family_of, layout_of
 from .hooks import Edit, trace
-from .loss import answer_losses, answer_nll
+from .loss import answer_losses
 from .neurons import NeuronSet
-from .tasks import Split, collate, encode
+from .parallel import rank_and_world
+from .tasks import Split, encode
+from .train_loop import (SCHEDULES, accelerator_for, activation_checkpointing,
+                         check_accelerate_options, check_ranks_agree, train)
 
 METHODS = ("full", "neurons", "lora")
-# Our schedule names -> transformers' (its "constant" ignores warmup; ours honours it).
-SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
 def finetune(
@@ -74,6 +76,8 @@ def finetune(
     warmup: float = 0.1,
     schedule: str = "linear",
     max_grad_norm: float | None = 1.0,
+    mixed_precision: str = "no",
+    gradient_checkpointing: bool = False,
     seed: int = 0,
     dev: Split | None = None,
     eval_every: int | None = None,
@@ -98,10 +102,19 @@ def finetune(
         epochs: passes over ``data`` (fractions allowed); one step uses
             ``batch_size * grad_accum`` examples. Batches are drawn from a stream of shuffled
             epochs, so every batch is full.
+        batch_size, grad_accum: one step's examples are ``grad_accum`` forward passes of
+            ``batch_size``; with W processes (below) each process runs its 1/W share of them,
+            in forward passes of at most ``batch_size``.
         lr: peak learning rate. weight_decay: AdamW's decoupled weight decay (on every trained
             number, biases included). warmup: fraction of the steps spent warming up linearly.
         schedule: ``"linear"``, ``"cosine"`` or ``"constant"`` decay after warmup.
         max_grad_norm: clip the global gradient norm to this (None or 0: no clipping).
+        mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"``: the forward pass runs under
+            ``accelerate``'s autocast (fp16 with its loss scaler, on a GPU only); the trained
+            tensors, gradients and optimizer state keep their dtype (float32 neuron rows).
+        gradient_checkpointing: recompute each decoder layer's activations in the backward
+            pass (transformers' gradient checkpointing, switched off again afterwards): less
+            activation memory for about one more forward pass of compute.
         seed: shuffling, dropout and LoRA initialisation; the same seed gives identical weights.
         dev: a split whose answer NLL (nats per answer token, as ``tn.evaluate`` reports it) is
             measured before training, every ``eval_every`` steps and at the end (all of it: pass
@@ -115,7 +128,16 @@ def finetune(
         with ``dev``, rows with ``step`` and ``dev_nll`` (nats; ``loss`` is NaN there). ``attrs``
         holds ``method``, ``trainable_parameters``, ``optimizer_state_numel`` and
         ``optimizer_state_bytes`` (AdamW state: moments and step counters), ``steps``,
-        ``examples_per_step`` and ``seed``.
+        ``examples_per_step`` (the global batch), ``seed``, ``mixed_precision`` and
+        ``processes``.
+
+    Several processes (``accelerate launch`` or ``torchrun``, one per GPU): with a
+    ``torch.distributed`` group of W > 1 processes (made by the accelerator from the launcher's
+    environment if the script has not made one), every process must call ``finetune`` with the
+    same model weights, data and options (checked before any work); each step's batch is split
+    over them and their gradients summed (``train_loop``), so every process takes the same
+    optimizer step and ends with the same weights: the one-process result up to float
+    rounding. The model is moved to the process's own device (``accelerator.device``) first.
 
     The model's ``requires_grad`` flags are restored and it is left in eval mode. If training
     stops early (an error, or a KeyboardInterrupt in a notebook), the model keeps the updates
@@ -136,6 +158,7 @@ def finetune(
         raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {warmup}")
     if eval_every is not None and eval_every < 1:
         raise ValueError(f"eval_every must be a positive number of steps, got {eval_every}")
+    check_accelerate_options(model, mixed_precision, gradient_checkpointing)
 
     encoded = encode(tok, data, max_length=max_length)
     if len(encoded) == 0:
@@ -149,40 +172,53 @@ def finetune(
     elif int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
 
-    device = next(model.parameters()).device
     flags = [(param, param.requires_grad) for param in model.parameters()]
-    rng_devices = []
-    if device.type == "cuda":  # fork the GPU generator too: dropout draws from it there
-        rng_devices = [device.index if device.index is not None else torch.cuda.current_device()]
     methods = {"full": _full_parameters, "neurons": _neuron_rows, "lora": _lora_adapters}
     options = {"neurons": neurons, "lora_r": lora_r, "lora_alpha": lora_alpha,
                "lora_target": lora_target, "lora_dropout": lora_dropout}
-    try:
-        # Dropout and LoRA's initialisation draw from torch's global generator: fork it, so that
-        # the run is reproducible and the caller's random state is left alone.
-        with torch.random.fork_rng(devices=rng_devices):
-            torch.manual_seed(seed)
-            with methods[method](model, options) as params:
-                optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-                history = _train(model, tok, encoded, dev_encoded, params, optimizer,
-                                 steps=steps, batch_size=batch_size, grad_accum=grad_accum,
-                                 warmup=warmup, schedule=schedule, max_grad_norm=max_grad_norm,
-                                 seed=seed, eval_every=eval_every, device=device,
-                                 desc=f"finetune ({method})", progress=progress)
-                state = [t for s in optimizer.state.values() for t in s.values()
-                         if isinstance(t, torch.Tensor)]
-                history.attrs.update(
-                    method=method, steps=steps, examples_per_step=per_step, seed=seed,
-                    trainable_parameters=sum(p.numel() for p in params),
-                    optimizer_state_numel=sum(t.numel() for t in state),
-                    optimizer_state_bytes=sum(t.numel() * t.element_size() for t in state))
-                optimizer.zero_grad(set_to_none=True)
-                del optimizer, state
-    finally:
-        for param, flag in flags:
-            param.requires_grad_(flag)
-            param.grad = None
-        model.eval()
+    device = next(model.parameters()).device
+    with accelerator_for(device, mixed_precision) as accelerator:
+        if accelerator.num_processes > 1 and device != accelerator.device:
+            model.to(accelerator.device)
+            device = accelerator.device
+        rank, world = rank_and_world()
+        if world > 1:
+            check_ranks_agree(model, encoded, neurons, device, method=method, steps=steps,
+                               batch_size=batch_size, grad_accum=grad_accum, lr=lr, seed=seed,
+                               mixed_precision=mixed_precision)
+        rng_devices = []
+        if device.type == "cuda":  # fork the GPU generator too: dropout draws from it there
+            rng_devices = [torch.cuda.current_device() if device.index is None else device.index]
+        try:
+            # Dropout and LoRA's initialisation draw from torch's global generator: fork it, so
+            # that the run is reproducible and the caller's random state is left alone.
+            with torch.random.fork_rng(devices=rng_devices):
+                torch.manual_seed(seed)
+                with methods[method](model, options) as params, \
+                        activation_checkpointing(model, gradient_checkpointing):
+                    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+                    # answer_losses is looked up here, at call time (tests replace it).
+                    history = train(
+                        model, tok, encoded, dev_encoded, params, optimizer, accelerator,
+                        loss_fn=answer_losses, steps=steps, batch_size=batch_size,
+                        grad_accum=grad_accum, warmup=warmup, schedule=schedule,
+                        max_grad_norm=max_grad_norm, seed=seed, eval_every=eval_every,
+                        rank=rank, world=world, desc=f"finetune ({method})", progress=progress)
+                    state = [t for s in optimizer.state.values() for t in s.values()
+                             if isinstance(t, torch.Tensor)]
+                    history.attrs.update(
+                        method=method, steps=steps, examples_per_step=per_step, seed=seed,
+                        mixed_precision=mixed_precision, processes=world,
+                        trainable_parameters=sum(p.numel() for p in params),
+                        optimizer_state_numel=sum(t.numel() for t in state),
+                        optimizer_state_bytes=sum(t.numel() * t.element_size() for t in state))
+                    optimizer.zero_grad(set_to_none=True)
+                    del optimizer, state
+        finally:
+            for param, flag in flags:
+                param.requires_grad_(flag)
+                param.grad = None
+            model.eval()
     return history
 
 
@@ -195,71 +231,7 @@ def lora_targets(model: nn.Module) -> list[str]:
     return list(dict.fromkeys(names))  # unique, in order
 
 
-# --- the training loop ----------------------------------------------------------------------
-
-
-def _train(model, tok, encoded, dev_encoded, params, optimizer, *, steps, batch_size, grad_accum,
-           warmup, schedule, max_grad_norm, seed, eval_every, device, desc, progress) -> pd.DataFrame:
-    from transformers import get_scheduler
-
-    scheduler = get_scheduler(SCHEDULES[schedule], optimizer,
-                              num_warmup_steps=round(warmup * steps), num_training_steps=steps)
-    batches = _shuffled_batches(len(encoded), batch_size, seed)
-    rows = []
-    if dev_encoded is not None:
-        rows.append({"step": 0, "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)})
-    bar = tqdm(total=steps, desc=desc, disable=not progress)
-    for step in range(1, steps + 1):
-        started = time.perf_counter()
-        model.train()
-        micro = [next(batches) for _ in range(grad_accum)]
-        n_examples = sum(len(chunk) for chunk in micro)
-        loss_sum = 0.0
-        for chunk in micro:
-            batch = _to(collate([encoded[i] for i in chunk], tok.pad_token_id), device)
-            losses, _ = answer_losses(model, batch)  # (B,) mean answer NLL per example
-            # Divide by the step's example count, so the gradient is that of the mean over all
-            # of the step's examples, whatever grad_accum is.
-            (losses.sum() / n_examples).backward()
-            loss_sum += losses.detach().sum().item()
-        loss = loss_sum / n_examples
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss is {loss} at step {step}; lower lr, or train in float32 / "
-                "bfloat16 rather than float16")
-        if max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        lr_now = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        rows.append({"step": step, "loss": loss, "lr": lr_now,
-                     "seconds": time.perf_counter() - started})
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}")
-        if dev_encoded is not None and ((eval_every and step % eval_every == 0) or step == steps):
-            rows.append({"step": step,
-                         "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)})
-            bar.set_postfix(loss=f"{loss:.4f}", dev_nll=f"{rows[-1]['dev_nll']:.4f}")
-    bar.close()
-    model.eval()
-    columns = ["step", "loss", "lr", "seconds"] + (["dev_nll"] if dev_encoded is not None else [])
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _shuffled_batches(n: int, batch_size: int, seed: int):
-    """Endless lists of example indices: consecutive chunks of a stream of shuffled epochs."""
-    generator = torch.Generator().manual_seed(seed)
-    pending: list[int] = []
-    while True:
-        while len(pending) < batch_size:
-            pending.extend(torch.randperm(n, generator=generator).tolist())
-        yield pending[:batch_size]
-        pending = pending[batch_size:]
-
-
-def _to(batch: dict, device) -> dict:
-    return {key: value.to(device) for key, value in batch.items()}
+# --- checks ------------------------------------------------------------------------------------
 
 
 def _check_no_shared_parameters(model: nn.Module, neurons: NeuronSet) -> None:

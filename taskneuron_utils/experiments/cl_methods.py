@@ -40,7 +40,7 @@ import math
 import torch
 
 from ..tasks import Split, collate, encode
-from ..training import _shuffled_batches
+from ..train_loop import _shuffled_batches
 
 
 def train_loop(model, tok, encoded, params, *, steps, lr, batch_size, seed, penalty=None,
