@@ -22,6 +22,15 @@ run resumes at the part it was in):
     gen_sweep_cls, gen_sweep_gen, gen_pairwise, gen_similarity
                      Section 4 (overlap, parameter similarity, generalization): see
                      replication_generalization.py; every trained run cached, so resumable mid-part
+    table1_seeds_linear, table1_seeds_act, k_sweep_linear, k_sweep_act, budget
+                     Tables 1 and 2 with intervals (per-example values, 10 random seeds, 150 test
+                     examples), over k, and over training budgets: see replication_sweeps.py
+                     (about 1 h 48 min on 2 idle cores for the five)
+
+Neurons of the multi-task model are detected on training examples it was not trained on
+(``ex.held_out``, through ``replication_sweeps.detection_tasks``). The deact_mt_* CSVs recorded
+before that change (2026-11-27) were detected on 32 examples that all were among its 48 trained
+ones; rerun those parts to refresh them.
 
 Prints the Table 1 and Table 2 analogs, writes ``times.json`` (wall seconds per part) and draws the
 record's figures (``deact_mt_k10_nll.png``, ``deact_mt_k02_nll.png``, ``deact_mt_excl_nll.png``,
@@ -45,19 +54,21 @@ from harness import add_threads_option, apply_threads  # noqa: E402
 from replication_continual import run_continual, summarize_continual  # noqa: E402
 from replication_generalization import (GEN_PARTS, run_generalization,  # noqa: E402
                                         summarize_generalization)
+from replication_sweeps import (SWEEP_PARTS, detection_tasks, run_sweep,  # noqa: E402
+                                summarize_sweeps)
 from taskneuron_utils import experiments as ex, plots  # noqa: E402
 from taskneuron_utils.neurons import NeuronSet, parse_site_name  # noqa: E402
 
 QUICK = ex.PROFILES["quick"]
 MULTITASK = QUICK.multitask  # the "original" model of Table 1, and the tasks of every part
-DETECTION = QUICK.detection.replace(n_attribution=32)
+DETECTION = QUICK.detection.replace(n_attribution=32)  # on held-out examples: detection_tasks
 DEACTIVATION = QUICK.deactivation.replace(n_eval=48, random_seeds=(0, 1, 2))
 FINETUNING = QUICK.finetuning.replace(steps=12, batch_size=4, examples=200, n_dev=24, n_eval=48,
                                       lrs=(1e-4, 1e-3))
 FINETUNE_TASKS = ("product_sentiment", "country_continent", "addition", "last_word")  # of MULTITASK
 KINDS_TASKS = ("product_sentiment", "addition")
 PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "deact_mt_kinds", "deact_mt_excl",
-         "finetune", "finetune_seeds", "continual") + GEN_PARTS
+         "finetune", "finetune_seeds", "continual") + GEN_PARTS + SWEEP_PARTS
 
 
 def only_kinds(neurons: NeuronSet, kinds: tuple[str, ...]) -> NeuronSet:
@@ -72,12 +83,15 @@ def run_part(part: str, out: Path | None = None):
         return run_continual(out)
     if part in GEN_PARTS:
         return run_generalization(part, out)
+    if part in SWEEP_PARTS:
+        return run_sweep(part, out)
     tasks = tn.load_tasks(list(MULTITASK.tasks))
+    held_out = detection_tasks(tasks)  # same test splits; training splits the model did not see
     own_only = DEACTIVATION.replace(others=False)
     if part in ("deact_mt_k10", "deact_mt_k02"):
         model, tok, _ = ex.multitask_finetune(MULTITASK)
         k = 0.10 if part == "deact_mt_k10" else 0.02
-        return ex.deactivation(model, tok, tasks, DEACTIVATION, label=f"multitask k={k:g}",
+        return ex.deactivation(model, tok, held_out, DEACTIVATION, label=f"multitask k={k:g}",
                                detection=DETECTION.replace(k=k))
     if part == "deact_base_k10":
         model, tok = tn.load_model(MULTITASK.model)
@@ -85,7 +99,7 @@ def run_part(part: str, out: Path | None = None):
                                detection=DETECTION)
     if part == "deact_mt_kinds":
         model, tok, _ = ex.multitask_finetune(MULTITASK)
-        chosen = {name: tasks[name] for name in KINDS_TASKS}
+        chosen = {name: held_out[name] for name in KINDS_TASKS}
         sets = ex.neuron_sets(ex.detect(model, tok, chosen, DETECTION), DETECTION)
         return pd.concat([
             ex.deactivation(model, tok, chosen, own_only, label=f"multitask k=0.1 {label}",
@@ -94,7 +108,7 @@ def run_part(part: str, out: Path | None = None):
     if part == "deact_mt_excl":
         model, tok, _ = ex.multitask_finetune(MULTITASK)
         detection = DETECTION.replace(k=0.02)
-        sets = ex.neuron_sets(ex.detect(model, tok, tasks, detection), detection)
+        sets = ex.neuron_sets(ex.detect(model, tok, held_out, detection), detection)
         return ex.deactivation(model, tok, tasks, DEACTIVATION, label="multitask k=0.02 exclusive",
                                sets=ex.exclusive_sets(sets))
     if part in ("finetune", "finetune_seeds"):
@@ -155,6 +169,7 @@ def main() -> None:
             out / "finetune_nll.png", dpi=110, bbox_inches="tight")
     summarize_continual(out)
     summarize_generalization(out)
+    summarize_sweeps(out)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,51 @@ def correlate(x, y, *, n_boot: int = 2000, confidence: float = 0.95, seed: int =
     return out
 
 
+def bootstrap_interval(statistic, sizes, *, n_resamples: int = 2000, confidence: float = 0.95,
+                       seed: int = 0):
+    """Percentile bootstrap interval of a statistic of several independently resampled units.
+
+    ``sizes`` gives the number of units along each resampled dimension, e.g. (test examples,
+    random seeds): each dimension is resampled with replacement independently of the others
+    (with two, the two-way bootstrap of a crossed design). ``statistic(*indices)`` gets one
+    int array of unit indices per dimension, each of shape (..., size) with the same leading
+    resample axes, and returns the statistic with shape (...), or (Q, ...) for Q statistics
+    at once. A dimension of size 1 cannot be resampled: its index array is all zeros.
+    ``scipy.stats.bootstrap`` (``paired=False``, ``method="percentile"``, ``n_resamples``,
+    seeded by ``seed``) does the resampling.
+
+    Returns:
+        (low, high): floats, or arrays of shape (Q,); both equal the statistic when no
+        dimension has more than one unit.
+    """
+    import numpy as np
+    from scipy import stats
+
+    sizes = [int(n) for n in sizes]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"every resampled dimension needs at least one unit, got sizes {sizes}")
+    varying = [i for i, n in enumerate(sizes) if n > 1]
+
+    def full(*resampled, axis=-1):
+        lead = resampled[0].shape[:-1] if resampled else ()
+        indices, given = [], iter(resampled)
+        for n in sizes:
+            indices.append(next(given) if n > 1 else np.zeros(lead + (1,), dtype=np.int64))
+        return statistic(*indices)
+
+    if not varying:
+        value = np.asarray(full())
+        return (float(value), float(value)) if value.ndim == 0 else (value, value)
+    result = stats.bootstrap(tuple(np.arange(sizes[i]) for i in varying), full, paired=False,
+                             vectorized=True, axis=-1, n_resamples=n_resamples, batch=250,
+                             confidence_level=confidence, method="percentile",
+                             rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval.low, result.confidence_interval.high
+    if np.ndim(low) == 0:
+        return float(low), float(high)
+    return np.asarray(low), np.asarray(high)
+
+
 def _pearson(a, b, axis=-1):
     """Pearson's r along ``axis`` (vectorised over resamples)."""
     import numpy as np

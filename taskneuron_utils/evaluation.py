@@ -45,12 +45,13 @@ import contextlib
 import dataclasses
 import logging
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from .loss import answer_nll, lm_head_logits
+from .loss import answer_nlls, lm_head_logits
 from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, end_marker_id
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def evaluate(
     progress: bool = True,
     share_prefix: bool = True,
     scoring: str = "sum",
+    per_example: bool = False,
 ) -> dict:
     """Score ``model`` on ``split`` (a Split of a task; a Task means its test split).
 
@@ -85,6 +87,8 @@ def evaluate(
             (``"sum"``, the default) or by their mean log-likelihood per token (``"mean"``,
             length-normalised). Both accuracies are reported either way; this chooses the
             ``score`` and the ``predictions``.
+        per_example: also return each example's values (``"examples"``, below), from which
+            ``score`` and ``nll`` are computed: intervals over examples need them.
 
     Batches group examples of similar length (less padding); results are in split order and
     do not depend on ``batch_size`` beyond float rounding.
@@ -94,7 +98,11 @@ def evaluate(
         answer token), "n", "predictions" (list of str)} plus, for classification, "accuracy"
         (options ranked by summed log-likelihood), "accuracy_norm" (by mean log-likelihood per
         token) and "scoring" (which of the two is the score); for generation, "exact_match" and
-        "rouge_l".
+        "rouge_l". With ``per_example``: "examples", {"score": float64 (N,) the metric of each
+        example (1.0 / 0.0 for accuracy and exact match, the F-measure for ROUGE-L), "nll_sum":
+        float64 (N,) nats summed over the example's gold answer tokens, "n_tokens": int64 (N,)
+        its answer tokens}, numpy arrays in split order; ``score`` is the mean of "score" and
+        ``nll`` is sum("nll_sum") / sum("n_tokens") (up to float rounding).
     """
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be 'sum' (summed log-likelihood of an option) or 'mean' "
@@ -119,6 +127,9 @@ def evaluate(
             result["score"] = result[task.metric]
     ordered = {"task": task.name, "split": split.name, "metric": task.metric,
                "score": result.pop("score"), "nll": result.pop("nll"), "n": len(split)}
+    examples = result.pop("examples")
+    if per_example:
+        ordered["examples"] = examples
     return {**ordered, **result}
 
 
@@ -152,11 +163,15 @@ def _evaluate_classification(model, tok, split, batch_size, max_length, progress
     log_lik, n_tokens = scored["log_likelihoods"], scored["n_tokens"]  # (N, K), (K,)
     gold = torch.tensor([labels.index(ex.output) for ex in split])
     predicted = {"sum": log_lik.argmax(dim=1), "mean": (log_lik / n_tokens).argmax(dim=1)}
-    accuracy = {way: float((best == gold).double().mean()) for way, best in predicted.items()}
-    gold_nll = -log_lik[torch.arange(len(split)), gold].sum() / n_tokens[gold].sum()
-    return {"nll": float(gold_nll), "accuracy": accuracy["sum"],
-            "accuracy_norm": accuracy["mean"], "scoring": scoring,
-            "predictions": [labels[i] for i in predicted[scoring].tolist()]}
+    correct = {way: (best == gold).double() for way, best in predicted.items()}
+    nll_sum = -log_lik[torch.arange(len(split)), gold]  # (N,) float64, nats
+    examples = {"score": correct[scoring].numpy(), "nll_sum": nll_sum.numpy(),
+                "n_tokens": n_tokens[gold].numpy()}
+    return {"nll": float(nll_sum.sum() / n_tokens[gold].sum()),
+            "accuracy": float(correct["sum"].mean()),
+            "accuracy_norm": float(correct["mean"].mean()), "scoring": scoring,
+            "predictions": [labels[i] for i in predicted[scoring].tolist()],
+            "examples": examples}
 
 
 def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
@@ -339,9 +354,14 @@ def _evaluate_generation(model, tok, split, batch_size, max_new_tokens, max_leng
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in zip(references, predictions)]
     exact = [_normalise(ref) == _normalise(pred) for ref, pred in zip(references, predictions)]
-    return {"nll": answer_nll(model, tok, encoded, batch_size=batch_size),
+    nll_sum, n_tokens = answer_nlls(model, tok, encoded, batch_size=batch_size)
+    per_metric = {"exact_match": np.array(exact, dtype=np.float64),
+                  "rouge_l": np.array(rouge, dtype=np.float64)}
+    examples = {"score": per_metric[split.task.metric], "nll_sum": nll_sum.numpy(),
+                "n_tokens": n_tokens.numpy()}
+    return {"nll": float(nll_sum.sum() / n_tokens.sum()),
             "exact_match": sum(exact) / len(exact), "rouge_l": sum(rouge) / len(rouge),
-            "predictions": predictions}
+            "predictions": predictions, "examples": examples}
 
 
 def _normalise(text: str) -> str:

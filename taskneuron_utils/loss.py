@@ -48,9 +48,17 @@ def answer_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
 def answer_nll(model, tok, encoded, *, batch_size: int = 16) -> float:
     """Nats per answer token over all answer tokens of ``encoded`` (a list of ``tasks.Encoded``),
     teacher-forced, in eval mode without gradients: the ``nll`` that ``tn.evaluate`` reports and
-    the ``dev_nll`` of a training history."""
+    the ``dev_nll`` of a training history (``answer_nlls`` summed: total nats / total tokens)."""
+    nll_sum, n_tokens = answer_nlls(model, tok, encoded, batch_size=batch_size)
+    return float(nll_sum.sum() / n_tokens.sum())
+
+
+def answer_nlls(model, tok, encoded, *, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example of ``encoded``, in order: the answer NLL summed over its answer tokens
+    (float64 (N,), nats) and its number of answer tokens (long (N,)); teacher-forced, in eval
+    mode without gradients. Their sums' ratio is ``answer_nll``."""
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    sums, counts = [], []
     was_training = model.training
     model.eval()
     try:
@@ -60,11 +68,11 @@ def answer_nll(model, tok, encoded, *, batch_size: int = 16) -> float:
                 batch = {key: value.to(device) for key, value in batch.items()}
                 per_example, _ = answer_losses(model, batch)  # (b,) mean over its answer tokens
                 n_answer = (batch["labels"] != -100).sum(1)  # tokens scored, per example
-                total += float((per_example.double() * n_answer).sum())
-                count += int(n_answer.sum())
+                sums.append((per_example.double() * n_answer).cpu())
+                counts.append(n_answer.cpu())
     finally:
         model.train(was_training)
-    return total / count
+    return torch.cat(sums), torch.cat(counts)
 
 
 def lm_head_logits(model, hidden: torch.Tensor) -> torch.Tensor:

@@ -156,6 +156,68 @@ def plot_finetuning(df: pd.DataFrame, *, value: str = "score", ax=None) -> Axes:
     return ax
 
 
+def plot_k_sweep(df: pd.DataFrame, *, value: str = "nll", ax=None, model: str | None = None,
+                 n_resamples: int = 2000) -> Axes:
+    """Effect of switching off the own, random and other tasks' sets against the fraction k
+    (log axis), mean over tasks, with bootstrap 95% bands over test examples and seeds
+    (``experiments.k_sweep``'s frame, through ``experiments.table1_intervals``). ``value``:
+    "nll" (change in nats per answer token) or "score" (change of the metric, x100)."""
+    from .experiments.intervals import table1_intervals
+
+    model = model or df["model"].iloc[0]
+    table = table1_intervals(df[df["model"] == model], n_resamples=n_resamples)
+    table = table[(table["measure"] == value) & (table["task"] == "all")]
+    overall = table[table["category"] == "all"]
+    table = (overall if len(overall) else table).sort_values("k")
+    scale = 100 if value == "score" else 1
+    ax = _axes(ax, size=(6, 4))
+    for group, color in (("own", "#c44e52"), ("random", "#4c72b0"), ("other", "#8c8c8c")):
+        column = f"{group}_effect"
+        if table[column].notna().any():
+            ax.plot(table["k"], table[column] * scale, marker="o", color=color,
+                    label=f"{group} neurons off")
+            ax.fill_between(table["k"], table[f"{column}_low"] * scale,
+                            table[f"{column}_high"] * scale, color=color, alpha=0.2)
+    ax.set_xscale("log")
+    ax.axhline(0, color="#999999", lw=0.8)
+    ax.set_xlabel("fraction k of neurons per site switched off")
+    ax.set_ylabel("change of metric (points)" if value == "score" else
+                  "change of answer NLL (nats)")
+    ax.set_title(f"Deactivation against k, {model} model (bands: 95% bootstrap)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_budget(df: pd.DataFrame, *, value: str = "nll", ax=None) -> Axes:
+    """``value`` at each training budget per method (``experiments.budget_sweep``): the mean
+    over tasks per seed, then the mean over seeds (line) and the range over seeds (band); the
+    untrained model dashed. ``value``: "nll" / "dev_nll" (nats per answer token), "score"
+    (x100), "dev_auc_mean" (mean dev NLL over the steps so far)."""
+    labels = {"neurons": "task neurons", "random": "random neurons", "full": "full fine-tuning"}
+    at = df[df["is_budget"]]
+    per_seed = at.groupby(["method", "step", "seed"], sort=False)[value].mean().reset_index()
+    scale = 100 if value == "score" else 1
+    ax = _axes(ax, size=(6, 4))
+    for method, color in zip(labels, ("#c44e52", "#4c72b0", "#55a868")):
+        part = per_seed[(per_seed["method"] == method) & (per_seed["step"] > 0)]
+        if not len(part):
+            continue
+        stats = part.groupby("step")[value].agg(["mean", "min", "max"]).sort_index() * scale
+        ax.plot(stats.index, stats["mean"], marker="o", color=color, label=labels[method])
+        ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2)
+    start = per_seed[per_seed["step"] == 0][value]
+    if len(start) and start.notna().any():
+        ax.axhline(start.mean() * scale, color="#999999", ls="--", lw=1, label="untrained")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training steps (budget)")
+    names = {"score": "test metric (x100)", "nll": "test answer NLL (nats)",
+             "dev_nll": "dev answer NLL (nats)", "dev_auc_mean": "mean dev NLL so far (nats)"}
+    ax.set_ylabel(names.get(value, value))
+    ax.set_title("Fine-tuning against the budget (bands: range over seeds)")
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_training_curves(histories: dict, *, ax=None, smooth: int = 3) -> Axes:
     """Training loss per step of several ``finetune`` histories ({label: DataFrame})."""
     ax = _axes(ax, size=(6, 4))

@@ -134,13 +134,14 @@ def _input_grad_hooks(model):
 
 def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, loss_fn, steps,
           batch_size, grad_accum, warmup, schedule, max_grad_norm, seed, eval_every, rank, world,
-          desc, progress) -> pd.DataFrame:
+          desc, progress, callback=None) -> pd.DataFrame:
     """Run ``steps`` optimizer steps on ``params`` (the history ``finetune`` returns).
 
     ``encoded``: the training examples (``tasks.encode``); ``loss_fn(model, batch)`` gives each
     example's mean answer NLL (B,) in nats (``loss.answer_losses``); ``optimizer`` is a torch
     optimizer over ``params``, prepared here; (``rank``, ``world``): this process and the
-    process count (module docstring). The model is left in eval mode.
+    process count (module docstring); ``callback(step)``, if given, runs after every step.
+    The model is left in eval mode.
     """
     from transformers import get_scheduler
 
@@ -201,6 +202,8 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
             rows.append({"step": step,
                          "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)})
             bar.set_postfix(loss=f"{loss:.4f}", dev_nll=f"{rows[-1]['dev_nll']:.4f}")
+        if callback is not None:
+            callback(step)
     bar.close()
     model.eval()
     columns = ["step", "loss", "lr", "seconds"] + (["dev_nll"] if dev_encoded is not None else [])

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -87,6 +88,7 @@ def finetune(
     lora_dropout: float = 0.0,
     max_length: int = 512,
     progress: bool = True,
+    callback: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` in place on ``data``; return the training history.
 
@@ -121,6 +123,11 @@ def finetune(
             a slice such as ``task.dev[:64]`` to keep it cheap).
         max_length: prompt + answer tokens per example (``tasks.encode`` truncates).
         progress: show a tqdm progress bar.
+        callback: called as ``callback(step)`` after every optimizer step (1-based), with the
+            model as trained so far (neuron-only training: the trained rows are spliced in by
+            the hooks, so evaluating ``model`` inside the callback sees them). Whatever it does
+            to the model must be undone before it returns (``tn.evaluate`` restores the
+            training flag); it is how a budget sweep scores one run at several step counts.
 
     Returns:
         DataFrame with one row per optimizer step: ``step`` (1-based), ``loss`` (mean answer
@@ -203,7 +210,8 @@ def finetune(
                         loss_fn=answer_losses, steps=steps, batch_size=batch_size,
                         grad_accum=grad_accum, warmup=warmup, schedule=schedule,
                         max_grad_norm=max_grad_norm, seed=seed, eval_every=eval_every,
-                        rank=rank, world=world, desc=f"finetune ({method})", progress=progress)
+                        rank=rank, world=world, desc=f"finetune ({method})", progress=progress,
+                        callback=callback)
                     state = [t for s in optimizer.state.values() for t in s.values()
                              if isinstance(t, torch.Tensor)]
                     history.attrs.update(

@@ -6,9 +6,16 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
                    (``DetectionConfig``; ``detect``, ``neuron_sets``, ``exclusive_sets``,
                    ``main_job``)
     multitask      the multi-task fine-tuned "original" model of Table 1, cached
-                   (``MultitaskConfig``; ``multitask_finetune``, ``multitask_mixture``)
+                   (``MultitaskConfig``; ``multitask_finetune``, ``multitask_mixture``; the
+                   training examples it did not see, for detection on it: ``held_out``)
     deactivation   Table 1: own vs random vs other tasks' neurons switched off
-                   (``DeactivationConfig``; ``deactivation``, ``deactivation_summary``, ``table1``)
+                   (``DeactivationConfig``; ``deactivation``, ``deactivation_summary``, ``table1``;
+                   per example: ``deactivation(per_example=True)``, ``aggregate_examples``)
+    intervals      Table 1 with bootstrap intervals over test examples and random seeds, and a
+                   "beyond random" verdict read off them (``table1_intervals``)
+    sweeps         Table 1 over the fraction k switched off (``k_sweep``); Table 2 over training
+                   budgets, one constant-lr run scored at every budget (``BudgetConfig``;
+                   ``budget_sweep``, ``budget_table``)
     specificity    task-specific or merely important? every set of one or more families off
                    on every task, the set x task effect matrix, diagonal dominance and
                    selectivity (``specificity``, ``deactivation_matrix``, ``specificity_scores``);
@@ -41,21 +48,26 @@ from .continual import (CL_METHODS, PAPER_ORDERS, PAPER_TABLE5, QUICK_ORDERS, QU
                         QUICK_SEQUENCE_8, ContinualConfig, ContinualResult, choose_lrs, cl_metrics,
                         continual, forgetting_overlap, make_method)
 from .continual import references as continual_references
-from .deactivation import DeactivationConfig, deactivation, deactivation_summary, table1
+from .deactivation import (DeactivationConfig, aggregate_examples, deactivation,
+                           deactivation_summary, table1)
 from .detection import (DetectionConfig, detect, exclusive_sets, main_job, main_job_summary,
                         neuron_sets)
 from .finetuning import FT_METHODS, FinetuningConfig, neuron_finetuning, table2
 from .generalization import (GROUPS, PAPER_LAYER_CORRELATION, GeneralizationConfig,
                              pairwise_transfer, proportion_sweep, similarity_vs_gain)
-from .multitask import MultitaskConfig, multitask_finetune, multitask_mixture
+from .intervals import table1_intervals
+from .multitask import (MultitaskConfig, held_out, mixture_indices, multitask_finetune,
+                        multitask_mixture)
 from .profiles import PROFILES, Profile
 from .specificity import core_profile, deactivation_matrix, specificity, specificity_scores
+from .sweeps import BudgetConfig, budget_sweep, budget_table, k_sweep
 from .transfer_stats import correlations, layer_correlations, sweep_correlations, sweep_view
 
 __all__ = [
     "DetectionConfig", "detect", "neuron_sets", "exclusive_sets", "main_job", "main_job_summary",
-    "MultitaskConfig", "multitask_finetune", "multitask_mixture",
-    "DeactivationConfig", "deactivation", "deactivation_summary", "table1",
+    "MultitaskConfig", "multitask_finetune", "multitask_mixture", "mixture_indices", "held_out",
+    "DeactivationConfig", "deactivation", "deactivation_summary", "table1", "aggregate_examples",
+    "table1_intervals", "k_sweep", "BudgetConfig", "budget_sweep", "budget_table",
     "specificity", "deactivation_matrix", "specificity_scores", "core_profile",
     "FinetuningConfig", "FT_METHODS", "neuron_finetuning", "table2",
     "GeneralizationConfig", "GROUPS", "PAPER_LAYER_CORRELATION", "proportion_sweep",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -40,8 +41,8 @@ class DeactivationConfig(ConfigMixin):
 
 def deactivation(model, tok, tasks: dict[str, Task],
                  config: DeactivationConfig = DeactivationConfig(), *, label: str = "multitask",
-                 sets: dict | None = None,
-                 detection: DetectionConfig | None = None) -> pd.DataFrame:
+                 sets: dict | None = None, detection: DetectionConfig | None = None,
+                 per_example: bool = False) -> pd.DataFrame:
     """Each task's test score and answer NLL with neuron sets deactivated (the paper's Table 1).
 
     For every task in ``tasks``: nothing deactivated (``none``), its own set (``own``), as many
@@ -49,7 +50,7 @@ def deactivation(model, tok, tasks: dict[str, Task],
     other task's set (``other:<task>``, when ``config.others``). The sets are ``sets`` when
     given, else detected on ``model`` itself with ``detection`` (default ``DetectionConfig()``:
     128 training examples, top 10% per site). Each task is evaluated on ``config.n_eval`` test
-    examples.
+    examples. The cost is one evaluation per (task, condition): linear in the number of seeds.
 
     Returns:
         long DataFrame, one row per (task, condition[, seed]): ``model`` (= ``label``), ``task``,
@@ -57,15 +58,33 @@ def deactivation(model, tok, tasks: dict[str, Task],
         ``deactivated`` (the set's task, "random" or "none"), ``seed`` (random rows; else -1),
         ``n_neurons``, ``score`` (metric, in [0, 1]), ``nll`` (nats per answer token), ``n``
         (examples), ``seconds`` (wall time of the evaluation).
+
+        With ``per_example=True``, one row per (task, condition[, seed], test example) instead:
+        the same columns up to ``n_neurons``, then ``example`` (position in the evaluated
+        sample), ``score`` (that example's metric, in [0, 1]), ``nll_sum`` (nats summed over
+        its answer tokens), ``n_tokens`` (its answer tokens) and ``nll`` (nats per answer
+        token). ``aggregate_examples`` turns it into the frame above (without ``seconds``);
+        ``table1_intervals`` gives bootstrap intervals from it.
     """
+    if sets is None:
+        detection = DetectionConfig() if detection is None else detection
+        sets = neuron_sets(detect(model, tok, tasks, detection), detection)
+    rows = list(deactivation_rows(model, tok, tasks, sets, config, label))
+    if per_example:
+        return examples_frame(rows)
+    return pd.DataFrame([{key: value for key, value in row.items() if key != "examples"}
+                         for row in rows])
+
+
+def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
+                      config: DeactivationConfig, label: str, none: dict | None = None):
+    """Yield ``deactivation``'s rows, each with its per-example values under ``"examples"``
+    (``evaluate(per_example=True)``). ``none``: a dict {task: row} of already evaluated
+    ``none`` rows to reuse (and to fill), so that a sweep over k scores the intact model once."""
     from ..evaluation import evaluate
     from ..interventions import deactivate
     from ..neurons import NeuronSet
 
-    if sets is None:
-        detection = DetectionConfig() if detection is None else detection
-        sets = neuron_sets(detect(model, tok, tasks, detection), detection)
-    rows = []
     for name, task in tasks.items():
         split = eval_split(task, config.n_eval, config.seed)
         own = sets[name]
@@ -76,18 +95,56 @@ def deactivation(model, tok, tasks: dict[str, Task],
         if config.others:
             conditions += [(f"other:{o}", o, -1, s) for o, s in sets.items() if o != name]
         for condition, deactivated, seed, neurons in conditions:
+            if condition == "none" and none is not None and name in none:
+                yield none[name]
+                continue
             started = time.perf_counter()
             with deactivate(model, neurons, mode=config.mode):
-                result = evaluate(model, tok, split, batch_size=config.batch_size, progress=False)
-            rows.append({"model": label, "task": name, "category": task.category,
-                         "metric": task.metric, "condition": condition,
-                         "deactivated": deactivated, "seed": seed, "n_neurons": len(neurons),
-                         "score": result["score"], "nll": result["nll"], "n": result["n"],
-                         "seconds": round(time.perf_counter() - started, 2)})
+                result = evaluate(model, tok, split, batch_size=config.batch_size,
+                                  progress=False, per_example=True)
+            row = {"model": label, "task": name, "category": task.category,
+                   "metric": task.metric, "condition": condition, "deactivated": deactivated,
+                   "seed": seed, "n_neurons": len(neurons), "score": result["score"],
+                   "nll": result["nll"], "n": result["n"],
+                   "seconds": round(time.perf_counter() - started, 2),
+                   "examples": result["examples"]}
+            if condition == "none" and none is not None:
+                none[name] = row
             if config.progress:
                 tqdm.write(f"[{label}] {name:<20} {condition:<28} score {result['score']:.3f} "
-                      f"nll {result['nll']:.3f}")
-    return pd.DataFrame(rows)
+                           f"nll {result['nll']:.3f}")
+            yield row
+
+
+
+
+def examples_frame(rows) -> pd.DataFrame:
+    """One row per (condition row, example) from ``deactivation_rows``' rows."""
+    frames = []
+    for row in rows:
+        values = row["examples"]
+        frame = pd.DataFrame({"example": np.arange(len(values["score"])),
+                              "score": values["score"], "nll_sum": values["nll_sum"],
+                              "n_tokens": values["n_tokens"]})
+        frame["nll"] = frame["nll_sum"] / frame["n_tokens"]
+        keys = {key: row[key] for key in row if key not in frame and key not in
+                ("examples", "nll", "n", "seconds")}
+        frames.append(frame.assign(**keys)[[*keys, *frame.columns]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def aggregate_examples(examples: pd.DataFrame) -> pd.DataFrame:
+    """``deactivation``'s frame from its ``per_example=True`` frame: per condition row, ``score``
+    = mean of the examples' scores, ``nll`` = their summed NLL / their answer tokens (nats per
+    token, as ``evaluate`` computes it), ``n`` = examples. Extra key columns (e.g. ``k``) are
+    kept."""
+    keys = [c for c in examples.columns if c not in ("example", "score", "nll_sum", "n_tokens",
+                                                      "nll")]
+    grouped = examples.groupby(keys, sort=False, dropna=False)
+    out = grouped.agg(score=("score", "mean"), nll_sum=("nll_sum", "sum"),
+                      n_tokens=("n_tokens", "sum"), n=("score", "size")).reset_index()
+    out["nll"] = out.pop("nll_sum") / out.pop("n_tokens")
+    return out[[*keys, "score", "nll", "n"]]
 
 
 def _group(condition: str) -> str:

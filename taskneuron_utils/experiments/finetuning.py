@@ -78,7 +78,8 @@ def neuron_finetuning(model_loader, tok, tasks: dict[str, Task],
         ``score`` (metric, in [0, 1]), ``nll`` (nats per answer token), ``n`` (test examples),
         ``train_seconds``, ``first_loss`` / ``final_loss`` (chosen run's first and last fifth).
     """
-    from ..evaluation import answer_nll, evaluate
+    from ..evaluation import evaluate
+    from ..loss import answer_nll
     from ..neurons import NeuronSet
     from ..training import finetune
 

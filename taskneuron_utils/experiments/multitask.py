@@ -4,6 +4,7 @@ a mixture of the tasks' training data), cached with its provenance."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -56,14 +57,37 @@ def multitask_mixture(tasks: dict[str, Task], examples: int, seed: int = 0) -> S
     """
     records = []
     for name, task in tasks.items():
-        n = min(examples, len(task.train))
-        for ex in task.train.sample(n, seed=seed):
+        for ex in (task.train[i] for i in mixture_indices(task, examples, seed)):
             text = f"{task.instruction}\n\n{ex.input}" if task.instruction else ex.input
             records.append({"input": text, "output": ex.output})
     mixture = Task.from_records("multitask", {"train": records}, instruction="",
                                 category="generation",
                                 description="mixture of " + ", ".join(tasks))
     return mixture.train
+
+
+def mixture_indices(task: Task, examples: int, seed: int = 0) -> list[int]:
+    """Positions in ``task.train`` of the examples ``multitask_mixture`` takes from ``task``."""
+    return task.train.sample_indices(min(examples, len(task.train)), seed=seed)
+
+
+def held_out(tasks: dict[str, Task], config: MultitaskConfig = MultitaskConfig()) -> dict[str, Task]:
+    """Each task with its training split cut to the examples the multi-task model of ``config``
+    did not train on (``mixture_indices``; also dropped: any example equal in input and output
+    to a trained one). Dev and test splits are kept.
+
+    Detect neurons on the multi-task model with these: relevance measured on the examples it
+    was fitted to reflects memorised examples, not the task. (Without this, the quick profile's 32
+    detection examples would all be among the 48 trained ones: with the same seed,
+    ``Split.sample`` draws a smaller sample as a subset of a larger one.)
+    """
+    out = {}
+    for name, task in tasks.items():
+        trained = set(mixture_indices(task, config.examples, config.seed))
+        seen = {task.train[i] for i in trained}
+        kept = [ex for i, ex in enumerate(task.train) if i not in trained and ex not in seen]
+        out[name] = dataclasses.replace(task, train=kept)
+    return out
 
 
 def multitask_finetune(config: MultitaskConfig = MultitaskConfig(), *,

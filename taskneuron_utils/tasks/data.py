@@ -90,11 +90,15 @@ class Split(Sequence):
 
     def sample(self, n: int, seed: int = 0) -> Split:
         """``n`` examples drawn without replacement, deterministic in ``seed``, in split order."""
+        return Split([self._examples[i] for i in self.sample_indices(n, seed)], self.task,
+                     self.name)
+
+    def sample_indices(self, n: int, seed: int = 0) -> list[int]:
+        """The sorted positions of the examples ``sample(n, seed)`` draws."""
         if not 0 <= n <= len(self):
             raise ValueError(f"cannot sample {n} examples from {self._describe()} "
                              f"which has {len(self)}")
-        chosen = sorted(random.Random(seed).sample(range(len(self)), n))
-        return Split([self._examples[i] for i in chosen], self.task, self.name)
+        return sorted(random.Random(seed).sample(range(len(self)), n))
 
     @property
     def records(self) -> list[dict[str, str]]:
