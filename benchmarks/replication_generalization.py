@@ -4,6 +4,9 @@
     gen_sweep_gen    proportion sweep, generation group
     gen_pairwise     each training task's top-10% neurons trained alone, gain on all 12 tasks
     gen_similarity   per-layer parameter similarity vs out-of-domain gain (same runs as pairwise)
+    gen_pairwise_specific
+                     the pairwise gains again (cached runs) beside the overlap of specific sets
+                     of the same size (contrastive and entropy selection, ``tn.select``)
 
 Every trained model's results are cached (``ex.GeneralizationConfig.out_dir``, default
 ``cache_dir()/generalization``), so an interrupted part resumes at the run it was in; each part's
@@ -21,7 +24,9 @@ import pandas as pd
 import taskneuron_utils as tn
 from taskneuron_utils import experiments as ex, plots
 
-GEN_PARTS = ("gen_sweep_cls", "gen_sweep_gen", "gen_pairwise", "gen_similarity")
+GEN_PARTS = ("gen_sweep_cls", "gen_sweep_gen", "gen_pairwise", "gen_similarity",
+             "gen_pairwise_specific")
+SELECTIONS = ("contrastive", "entropy")
 SWEEP_PART = {"classification": "gen_sweep_cls", "generation": "gen_sweep_gen"}
 CONFIG = ex.PROFILES["quick"].generalization.replace(
     proportions=(0.1, 0.3, 0.5, 0.7, 1.0), random_seeds=(0, 1, 2), n_attribution=32,
@@ -48,6 +53,9 @@ def run_generalization(part: str, out: Path) -> pd.DataFrame:
         lr = _neuron_lr(out, name)
         if part == "gen_pairwise":
             frames.append(ex.pairwise_transfer(model, tok, tasks, CONFIG, sources=train, lr=lr))
+        elif part == "gen_pairwise_specific":
+            frames.append(ex.pairwise_transfer(model, tok, tasks, CONFIG, sources=train, lr=lr,
+                                               selections=SELECTIONS))
         elif part == "gen_similarity":
             frames.append(ex.similarity_vs_gain(model, tok, tasks, CONFIG, sources=train, lr=lr))
         else:
@@ -76,6 +84,13 @@ def summarize_generalization(out: Path) -> None:
                          + [ex.correlations(pair, "overlap", y, by="same_family")
                             for y in ("gain", "nll_gain")], ignore_index=True)
         corr.to_csv(out / "gen_pairwise_correlations.csv", index=False)
+        print(corr.round(3).to_string(index=False))
+    if (out / "gen_pairwise_specific.csv").exists():
+        pair = pd.read_csv(out / "gen_pairwise_specific.csv")
+        corr = pd.concat([ex.correlations(pair, x, y).assign(subset="all")
+                          for x in ["overlap"] + [f"overlap_{m}" for m in SELECTIONS]
+                          for y in ("gain", "nll_gain")], ignore_index=True)
+        corr.to_csv(out / "gen_pairwise_specific_correlations.csv", index=False)
         print(corr.round(3).to_string(index=False))
     if (out / "gen_similarity.csv").exists():
         sim = pd.read_csv(out / "gen_similarity.csv")

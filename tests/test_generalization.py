@@ -181,6 +181,11 @@ def test_pairwise_similarity_and_correlations(tiny, default_tok, tasks, sweep_ru
     assert len(pair) == 4 * 3
     assert set(pair.columns) >= {"source", "task", "same_family", "overlap", "gain", "nll_gain"}
     assert pair.set_index(["source", "task"]).loc[("sent_a", "sent_b"), "same_family"]
+    # Specific sets' overlap beside it: the same cached runs, the same gains.
+    specific = ex.pairwise_transfer(tiny, default_tok, tasks, config, selections=("contrastive",))
+    assert specific[pair.columns].equals(pair)
+    assert specific.overlap_contrastive.between(0, 1).all()
+    assert (specific.overlap_contrastive != pair.overlap).any()
     sim = ex.similarity_vs_gain(tiny, default_tok, tasks, config)
     assert set(sim.source) == {"sent_a", "swap"} and set(sim.task) == {"sent_b", "upper"}
     assert set(sim.layer) == {0, 1}

@@ -356,18 +356,28 @@ def _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr):
 
 def pairwise_transfer(model_loader, tok, tasks: dict[str, Task],
                       config: GeneralizationConfig = GeneralizationConfig(), *,
-                      sources=None, targets=None, lr: float | None = None) -> pd.DataFrame:
+                      sources=None, targets=None, lr: float | None = None,
+                      selections: tuple[str, ...] = ()) -> pd.DataFrame:
     """Train one task's top-``config.pairwise_p`` neurons on its own training data, measure the
     gain on every target task (default: every task of the groups, for sources and targets).
 
     ``lr`` fixes the learning rate; None chooses it per source among ``config.lrs`` on the
     source's dev NLL. Returns one row per (source, task), task != source: ``source``, ``task``,
     ``same_family`` (bool), ``overlap`` (Jaccard of the two top-p sets), ``score_before``,
-    ``score``, ``gain``, ``nll_before``, ``nll``, ``nll_gain``, ``lr``, ``n``.
+    ``score``, ``gain``, ``nll_before``, ``nll``, ``nll_gain``, ``lr``, ``n``; plus, for every
+    method of ``selections`` (``tn.select``: "contrastive", "entropy", "exclusive"), the column
+    ``overlap_<method>``: the Jaccard of the two tasks' sets of that method, same size, selected
+    among all sources and targets. The trained neurons stay the top-p set: this asks whether the
+    overlap of *specific* neurons predicts the transfer better than that of top-p sets.
     """
     sources = list(sources or config.group_tasks())
     targets = list(targets or config.group_tasks())
     ctx, before, runs = _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr)
+    from ..selection import select
+
+    everyone = list(dict.fromkeys(sources + targets))
+    specific = {m: select({t: ctx.relevance(t) for t in everyone}, m, k=config.pairwise_p)
+                for m in selections}
     rows = []
     for source, (run, chosen, _) in runs.items():
         for name in targets:
@@ -375,6 +385,8 @@ def pairwise_transfer(model_loader, tok, tasks: dict[str, Task],
                 continue
             b, a = before[name], run["eval"][name]
             rows.append({"source": source, "task": name,
+                         **{f"overlap_{m}": sets[source].jaccard(sets[name])
+                            for m, sets in specific.items()},
                          "same_family": tasks[source].family == tasks[name].family,
                          "overlap": ctx.top(source, config.pairwise_p).jaccard(
                              ctx.top(name, config.pairwise_p)),
