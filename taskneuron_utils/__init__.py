@@ -35,6 +35,7 @@ from .loss import AnswerMaskError
 from .memory import MemoryEstimate, estimate_memory, estimate_table, measure_peak
 from .models import ModelNotAvailableError, cache_dir, load_model
 from .neurons import NeuronSet
+from .placement import OffloadedWeightsError
 from .selection import matched_top, select, shared_core
 from .storage import ArtefactFileError
 from .tasks import (

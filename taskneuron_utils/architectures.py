@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .placement import named_parameter_values
 from .sites import Site
 
 
@@ -366,10 +367,12 @@ def weight_fingerprint(model) -> str:
 
     Hashes every parameter's name, shape, dtype, float32 sum and L2 norm, and its first and last
     16 values: a training step or an edit of a neuron's row changes it (a change below float32
-    resolution of the sums might not). Not a cryptographic digest of the bytes.
+    resolution of the sums might not). Not a cryptographic digest of the bytes. Offloaded
+    weights (``device_map`` with "disk" or "cpu" entries) are read from their offload storage,
+    so a split model has the fingerprint of the same weights loaded in one piece.
     """
     digest = hashlib.sha256()
-    for name, param in model.named_parameters():
+    for name, param in named_parameter_values(model):
         flat = param.detach().reshape(-1)
         stats = torch.stack([flat.sum(dtype=torch.float32), torch.linalg.vector_norm(flat.float())])
         edges = torch.cat([flat[:16], flat[-16:]]).float()

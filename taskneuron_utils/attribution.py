@@ -42,6 +42,7 @@ from .hooks import Trace, trace
 from .loss import answer_losses
 from .neurons import NeuronSet
 from .parallel import gather_sum, rank_and_world, rank_file, ranks_disagree
+from .placement import input_device
 from .storage import load_artefact, save_artefact
 from .tasks import Split, collate, encode
 
@@ -235,7 +236,7 @@ def attribute(
     if len(encoded) == 0:
         raise AttributionError(
             f"no examples to attribute on ({_describe(data)} is empty); pass a non-empty split")
-    device = next(model.parameters()).device
+    device = input_device(model)
     if accumulate_dtype is None:
         accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64
     provenance = {
@@ -315,7 +316,7 @@ def per_example_relevance(model, tok, data: Split, *, kinds=None,
     """
     sites = list(layout_of(model, kinds).sites)
     encoded = encode(tok, data, max_length=max_length)
-    device = next(model.parameters()).device
+    device = input_device(model)
     rows = {site.name: [] for site in sites}
     with _analysis_mode(model), trace(model, sites, grad=True) as tr:
         for example in encoded:
@@ -342,8 +343,9 @@ def _accumulate(model, batch, tr: Trace, state: dict, device, batch_index: int) 
             raise AttributionError(
                 f"non-finite gradients at {name} in batch {batch_index}; the model may "
                 "overflow in this dtype: try dtype=torch.float32 or bfloat16 instead of float16")
-        state["sum_abs"][name] += r.abs().sum(0).to(state["sum_abs"][name].dtype)
-        state["sum_signed"][name] += r.sum(0).to(state["sum_signed"][name].dtype)
+        # .to(sums): dtype and device (a device_map may run the site on another device).
+        state["sum_abs"][name] += r.abs().sum(0).to(state["sum_abs"][name])
+        state["sum_signed"][name] += r.sum(0).to(state["sum_signed"][name])
     state["n_examples"] += batch_size
     state["n_tokens"] += n_tokens
     tr.clear()

@@ -7,6 +7,12 @@
 
 Every argument is checked before a model is loaded. A mistake in the arguments prints one or two
 lines and exits with status 2; ``--debug`` shows the full traceback instead.
+
+``detect`` also runs data parallel, one process per GPU (gloo processes on a CPU), under
+``torchrun``: ``torchrun --nproc_per_node 2 -m taskneuron_utils.cli detect --task NAME
+--examples 128 --out DIR`` (``--examples`` is ``--n``, which torchrun would take for one of its
+own options). The ranks split the batches (``tn.attribute``), every rank holds the same
+relevance, and rank 0 alone writes the output files and prints.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     detect = commands.add_parser("detect", help="detect one task's neurons",
                                  description="Detect one task's neurons; write its neuron set, "
-                                 "relevance and layer figure to --out.")
+                                 "relevance and layer figure to --out. Under torchrun, the "
+                                 "processes share the batches (one GPU each, or gloo on CPUs) "
+                                 "and rank 0 writes the files.")
     detect.add_argument("--task", required=True, help="a shipped task name, or a .jsonl/.csv file")
     detect.add_argument("--model", help="hub id or local folder (default: the embedded model)")
     detect.add_argument("--k", type=float, default=0.1,
@@ -56,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--kinds", nargs="+", metavar="KIND",
                         help="site kinds to score: gate, up, down, fc_in, fc_out (the linear "
                         "sites, the default), act (the FFN's intermediate activation), or all")
-    detect.add_argument("--n", type=int, default=128, help="training examples (default 128; 0 = all)")
+    # --examples: torchrun reads a bare --n as an abbreviation of its own --nnodes/--nproc...
+    detect.add_argument("--n", "--examples", type=int, default=128, dest="n",
+                        help="training examples (default 128; 0 = all)")
     detect.add_argument("--batch-size", type=int, default=8, help="examples per pass (default 8)")
     detect.add_argument("--out", required=True, help="output folder")
 
@@ -147,6 +157,9 @@ def _check_tasks(names) -> None:
 def _main_job(args) -> int:
     from .experiments import PROFILES
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("main runs in one process; under torchrun, run `taskneurons detect` "
+                         "for each task")
     _check_count("--n", args.n, 0)
     config = PROFILES[args.profile].detection
     config = config.replace(
@@ -216,16 +229,30 @@ def _detect(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    import torch
+
     from . import plots
     from .analysis import layer_profile
     from .experiments import PROFILES, detect
     from .models import load_model
+    from .parallel import init_from_environment
 
     config = PROFILES["quick"].detection.replace(
         model=args.model, k=args.k, per=args.per, kinds=kinds, n_attribution=args.n or None,
         batch_size=args.batch_size, out_dir=str(out))
-    model, tok = load_model(args.model)
-    relevance = detect(model, tok, {task.name: task}, config)[task.name]
+    # Under torchrun: the group, and this process's GPU (init_from_environment selected it).
+    rank, world = init_from_environment()
+    on_gpu = world > 1 and torch.cuda.is_available()
+    try:
+        model, tok = load_model(args.model,
+                                device=f"cuda:{torch.cuda.current_device()}" if on_gpu else "cpu")
+        # Every rank returns the same relevance; each keeps its own checkpoint in --out.
+        relevance = detect(model, tok, {task.name: task}, config)[task.name]
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+    if rank != 0:
+        return 0
     relevance.save(out / f"{task.name}.relevance.safetensors")
     neurons = relevance.top_k(config.k, per=config.per)
     neurons.save(out / f"{task.name}.neurons.safetensors")

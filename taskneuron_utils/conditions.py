@@ -24,6 +24,7 @@ from .evaluation import evaluate, generate_answers, option_log_likelihoods
 from .interventions import deactivate
 from .loss import answer_losses
 from .neurons import NeuronSet
+from .placement import input_device
 from .tasks import Example, Split, Task, answer_ids, collate, encode, prompt_ids
 
 CONDITIONS = ("all on", "task off", "random off")
@@ -104,10 +105,6 @@ def condition_sets(relevance: Relevance, k: float, *, per: str = "site",
     return {"all on": empty, "task off": task, "random off": NeuronSet.random_like(task, seed)}
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _match_label(expected: str | None, labels: Sequence[str]) -> str | None:
     """The label ``expected`` names (exact, else case- and space-insensitive), or None."""
     if expected is None:
@@ -121,7 +118,7 @@ def _match_label(expected: str | None, labels: Sequence[str]) -> str | None:
 def _answer_log_probability(model, tok, task: Task, text: str, answer: str) -> float:
     """log P(answer tokens + end marker | prompt), nats, teacher-forced."""
     encoded = encode(tok, [Example(text, answer)], instruction=task.instruction)
-    batch = {key: value.to(_device(model))
+    batch = {key: value.to(input_device(model))
              for key, value in collate(encoded, tok.pad_token_id).items()}
     with torch.inference_mode():
         per_token, n_tokens = answer_losses(model, batch)

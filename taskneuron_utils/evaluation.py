@@ -52,6 +52,7 @@ from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
 from .loss import answer_nlls, lm_head_logits
+from .placement import input_device
 from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, end_marker_id
 
 logger = logging.getLogger(__name__)
@@ -145,10 +146,6 @@ def _inference(model):
         model.train(was_training)
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 # ----------------------------------------------------------------------------------------------
 # Classification
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +203,7 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
         tok, Split([Example(ex.input, longest) for ex in split], task, split.name),
         max_length=max_length)]
 
-    device = _device(model)
+    device = input_device(model)
     path = "shared_prefix" if share_prefix else "plain"
     scores = torch.empty(len(prompts), len(labels), dtype=torch.float64)
     # Similar lengths in a batch waste less padding; results go back to their own rows.
@@ -240,7 +237,7 @@ def _score_plain(model, prompts: list[list[int]], options: list[list[int]], pad_
     hidden = model.base_model(input_ids=pairs["input_ids"].to(device),
                               attention_mask=pairs["attention_mask"].to(device),
                               use_cache=False).last_hidden_state  # (B*K, T, d)
-    labels = pairs["labels"].to(device)
+    labels = pairs["labels"].to(hidden.device)  # a device_map may end on another device
     predicts = labels[:, 1:] != -100  # the state at t predicts the option token at t + 1
     totals = _summed_log_probs(model, hidden[:, :-1][predicts], labels[:, 1:][predicts],
                                predicts.nonzero()[:, 0], len(prompts) * len(options))
@@ -311,8 +308,9 @@ def _score_shared_prefix(model, prompts: list[list[int]], options: list[list[int
     # The hidden state before option token j predicts it: the prompt's last state for j = 0,
     # option state j - 1 after that. The LM head runs on real option tokens only.
     before = torch.cat([last.repeat_interleave(n_options, 0)[:, None], opt_hidden[:, :-1]], dim=1)
-    real = opt_mask.bool()
-    totals = _summed_log_probs(model, before[real], opt_ids[real], real.nonzero()[:, 0],
+    real = opt_mask.bool().to(before.device)  # a device_map may end on another device
+    totals = _summed_log_probs(model, before[real], opt_ids.to(before.device)[real],
+                               real.nonzero()[:, 0],
                                n_examples * n_options)
     return totals.view(n_examples, n_options)
 
@@ -320,9 +318,10 @@ def _score_shared_prefix(model, prompts: list[list[int]], options: list[list[int
 def _summed_log_probs(model, hidden: torch.Tensor, targets: torch.Tensor, row_of: torch.Tensor,
                       n_rows: int) -> torch.Tensor:
     """Sum over tokens, per row, of log p(target | hidden state): hidden (N, d), targets (N,),
-    row_of (N,) the row of each token; returns (n_rows,) float32. The LM head runs on these N
-    states only."""
+    row_of (N,) the row of each token; returns (n_rows,) float32 on the LM head's device. The
+    LM head runs on these N states only."""
     logits = lm_head_logits(model, hidden)  # (N, V)
+    targets, row_of = targets.to(logits.device), row_of.to(logits.device)
     token_lp = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None])[:, 0]
     return torch.zeros(n_rows, device=token_lp.device).index_add(0, row_of, token_lp)
 
@@ -375,7 +374,7 @@ def generate_answers(model, tok, prompts: list[list[int]], *, max_new_tokens: in
     tokens dropped) and stripped; each stops at the end marker or eos, or after
     ``max_new_tokens``. Batched with left padding (every prompt ends at the same column, so
     the new tokens line up); results keep the order of ``prompts``."""
-    device = _device(model)
+    device = input_device(model)
     stop = sorted({t for t in (end_marker_id(tok), tok.eos_token_id) if t is not None})
     outputs: list[str | None] = [None] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))

@@ -38,6 +38,7 @@ from torch import nn
 from .architectures import Site, layout_of
 from .hooks import Edit, trace
 from .neurons import NeuronSet
+from .placement import check_in_memory
 
 MODES = ("activation", "weight")
 
@@ -89,6 +90,8 @@ def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
     Raises:
         NeuronSetMismatchError: ``neurons`` was made for another layout.
         ValueError: unknown ``mode``.
+        OffloadedWeightsError: ``mode="weight"`` on neurons whose parameters a ``device_map``
+            offloads (``placement``); activation mode works on such models.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -97,14 +100,15 @@ def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
             yield model
         return
     neurons.check_fits(model)
+    entries = [entry for site, idx in _selected_sites(model, neurons) for entry in site.entries(idx)]
+    check_in_memory([param for param, _, _ in entries], "deactivate(mode='weight')")
     saved = []  # (parameter, dim, index, original values), in the order they were zeroed
     try:
         with torch.no_grad():
-            for site, idx in _selected_sites(model, neurons):
-                for param, dim, index in site.entries(idx):
-                    # Save in the parameter's own dtype: restoring is then bit-exact.
-                    saved.append((param, dim, index, param.index_select(dim, index).clone()))
-                    param.index_fill_(dim, index, 0)
+            for param, dim, index in entries:
+                # Save in the parameter's own dtype: restoring is then bit-exact.
+                saved.append((param, dim, index, param.index_select(dim, index).clone()))
+                param.index_fill_(dim, index, 0)
         yield model
     finally:
         with torch.no_grad():

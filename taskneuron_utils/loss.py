@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .architectures import FAMILIES
+from .placement import input_device
 from .tasks import collate
 
 
@@ -19,22 +20,26 @@ class AnswerMaskError(ValueError):
 
 
 def answer_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Per-example answer loss (mean NLL in nats over answer tokens), shape (B,), and the
-    number of answer tokens. The LM head is applied to answer positions only.
+    """Per-example answer loss (mean NLL in nats over answer tokens), shape (B,), on the
+    batch's device, and the number of answer tokens. The LM head is applied to answer positions
+    only.
 
     ``batch`` is a collated batch (input_ids, attention_mask, labels with -100 off-answer).
     """
-    labels = batch["labels"]
     hidden = model.base_model(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
     ).last_hidden_state  # (B, T, d)
+    # Under a device_map the last layers and the LM head may run on other devices than the
+    # batch: the loss is computed beside the hidden states, and returned on the batch's device.
+    labels = batch["labels"].to(hidden.device)
     # The logits at position t predict token t + 1, hence the shift.
     predicts_answer = torch.zeros_like(labels, dtype=torch.bool)
     predicts_answer[:, :-1] = labels[:, 1:] != -100
     example_of = predicts_answer.nonzero()[:, 0]  # (N,)
     logits = lm_head_logits(model, hidden[predicts_answer])  # (N, V)
     targets = labels[:, 1:][predicts_answer[:, :-1]]
-    nll = F.cross_entropy(logits.float(), targets, reduction="none")  # (N,)
+    nll = F.cross_entropy(logits.float(), targets.to(logits.device), reduction="none")  # (N,)
+    nll = nll.to(hidden.device)
     batch_size = labels.shape[0]
     counts = torch.bincount(example_of, minlength=batch_size)
     if (counts == 0).any():
@@ -42,7 +47,7 @@ def answer_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
             "an example has no answer tokens left to score (all masked); check that its "
             "output is non-empty and that max_length leaves room for the answer")
     totals = torch.zeros(batch_size, device=nll.device).index_add(0, example_of, nll)
-    return totals / counts, int(counts.sum())
+    return (totals / counts).to(batch["labels"].device), int(counts.sum())
 
 
 def answer_nll(model, tok, encoded, *, batch_size: int = 16) -> float:
@@ -57,7 +62,7 @@ def answer_nlls(model, tok, encoded, *, batch_size: int = 16) -> tuple[torch.Ten
     """Per example of ``encoded``, in order: the answer NLL summed over its answer tokens
     (float64 (N,), nats) and its number of answer tokens (long (N,)); teacher-forced, in eval
     mode without gradients. Their sums' ratio is ``answer_nll``."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     sums, counts = [], []
     was_training = model.training
     model.eval()

@@ -54,6 +54,7 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
     device_map: str | dict | None = None,
+    offload_folder: str | os.PathLike | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
 ):
@@ -63,11 +64,20 @@ def load_model(
         name_or_path: ``None`` for the embedded default model; otherwise a hub id
             (``"meta-llama/Llama-2-7b-hf"``) or a local folder with a transformers checkpoint.
         dtype: ``torch.float32``, ``torch.bfloat16``, ``"float16"``... or ``"auto"``
-            (bfloat16 on a GPU that supports it, float32 otherwise). Default: float32.
+            (bfloat16 when the model goes to a GPU that supports it, float32 otherwise).
+            Default: float32.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... Default: ``"cpu"``. Ignored with
             ``device_map``.
-        device_map: passed to transformers (``"auto"`` spreads a 7B model over GPUs; needs
-            accelerate).
+        device_map: passed to transformers, which splits the model with accelerate:
+            ``"auto"`` fills the GPUs, then the CPU, then the disk; a dict {module name: GPU
+            index, ``"cpu"`` or ``"disk"``} places each module (e.g. ``{"model.layers.1":
+            "disk", ...}``). Modules on ``"disk"``, and on ``"cpu"`` when a GPU is in the map,
+            are offloaded: loaded for their forward pass only (``placement``). Attribution,
+            ``tn.deactivate`` in activation mode and evaluation work on a split model
+            (``tests/test_device_map.py``); what writes weights in place (weight-mode
+            deactivation, fine-tuning) needs them in memory and refuses offloaded ones.
+        offload_folder: where the weights of ``"disk"`` modules are written (needed when the
+            map has ``"disk"``; transformers' ``offload_folder``).
 
     Returns:
         (model, tokenizer). The model is in eval mode; ``tokenizer.pad_token`` is set.
@@ -79,7 +89,7 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = default_model_path() if name_or_path is None else name_or_path
-    torch_dtype = _resolve_dtype(dtype, device)
+    torch_dtype = _resolve_dtype(dtype, device, device_map)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             path, revision=revision, trust_remote_code=trust_remote_code
@@ -89,6 +99,7 @@ def load_model(
             dtype=torch_dtype,
             revision=revision,
             device_map=device_map,
+            offload_folder=offload_folder,
             trust_remote_code=trust_remote_code,
         )
     except OSError as err:
@@ -113,11 +124,16 @@ def default_model_path() -> Path:
     return target
 
 
-def _resolve_dtype(dtype, device) -> torch.dtype:
+def _resolve_dtype(dtype, device, device_map=None) -> torch.dtype:
     if dtype is None:
         return torch.float32
     if dtype == "auto":
-        on_gpu = str(device or "cpu").startswith("cuda") and torch.cuda.is_available()
+        # A device_map other than "cpu" puts the model on the GPUs there are (device is ignored).
+        if device_map is None:
+            wanted = str(device or "cpu").startswith("cuda")
+        else:
+            wanted = device_map != "cpu"
+        on_gpu = wanted and torch.cuda.is_available()
         return torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
     if isinstance(dtype, str):
         return getattr(torch, dtype)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -24,6 +25,24 @@ def rank_and_world() -> tuple[int, int]:
     if distributed.is_available() and distributed.is_initialized():
         return distributed.get_rank(), distributed.get_world_size()
     return 0, 1
+
+
+def init_from_environment() -> tuple[int, int]:
+    """Make the process group a launcher asks for, if there is none yet; return (rank, world).
+
+    ``torchrun`` and ``accelerate launch`` start each process with ``WORLD_SIZE``, ``RANK``,
+    ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in its environment; with
+    ``WORLD_SIZE`` > 1 the group is made from them: nccl when CUDA is available (this process
+    then uses GPU ``LOCAL_RANK``), gloo otherwise. Without a launcher, or with a group already
+    made, nothing changes ((0, 1) in one process).
+    """
+    distributed = torch.distributed
+    if (int(os.environ.get("WORLD_SIZE", "1")) > 1 and distributed.is_available()
+            and not distributed.is_initialized()):
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return rank_and_world()
 
 
 def _comm_device(device: torch.device) -> torch.device:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .placement import check_in_memory, loaded
+
 
 @dataclass(frozen=True, eq=False)
 class Site:
@@ -91,18 +93,23 @@ class Site:
         The vectorisation is, per ``entries``, each weight row (or column) followed by its bias
         entry, if any: ``[row, bias]`` for a linear site; ``[gate row, gate bias, up row, up
         bias, down column]`` for act (only the parts and biases the model has). Returns a
-        float32 copy on the module's device.
+        float32 copy on the module's device (its execution device, when a ``device_map``
+        offloads it: the stored values are read, ``placement.loaded``).
         """
         parts = []
-        for param, dim, index in self.entries(indices):
-            values = param.detach().index_select(dim, index).float()
-            parts.append(values[:, None] if values.dim() == 1 else values.T if dim == 1 else values)
+        with loaded(self._modules()):
+            for param, dim, index in self.entries(indices):
+                values = param.detach().index_select(dim, index).float()
+                parts.append(values[:, None] if values.dim() == 1 else values.T if dim == 1
+                             else values)
         return torch.cat(parts, dim=1)
 
     @torch.no_grad()
     def write(self, indices: torch.Tensor | list[int] | int, values: torch.Tensor) -> None:
         """Set the parameters of the given neurons from ``values`` (layout of ``read``)."""
         entries = self.entries(indices)
+        check_in_memory([param for param, _, _ in entries],
+                        f"writing the parameters of {self.name}")
         values = torch.as_tensor(values).reshape(len(entries[0][2]), -1)
         widths = [_width(param, dim) for param, dim, _ in entries]
         if values.shape[1] != sum(widths):
@@ -112,6 +119,10 @@ class Site:
         for (param, dim, index), chunk in zip(entries, values.split(widths, dim=1)):
             chunk = chunk[:, 0] if param.dim() == 1 else chunk.T if dim == 1 else chunk
             param.index_copy_(dim, index, chunk.to(param))
+
+    def _modules(self) -> list[nn.Module]:
+        """The modules whose parameters ``entries`` names (the input projections too, for act)."""
+        return [part.module for part in self.parts[:-1]] + [self.module]
 
     def _index(self, indices) -> torch.Tensor:
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)

@@ -1,7 +1,10 @@
-"""The training loop behind ``tn.finetune``, run on an ``accelerate.Accelerator``.
+"""The training loop behind ``tn.finetune`` and the continual-learning methods, run on an
+``accelerate.Accelerator``.
 
-``training.finetune`` decides what is trained (every parameter, neuron rows, LoRA adapters) and
-hands this loop the trainable tensors ``params``; the loop runs the optimizer steps. The
+``fit`` is what they share: ``training.finetune`` hands it what is trained (every parameter,
+neuron rows, LoRA adapters), ``experiments.cl_methods`` the tensors of its method and, for EWC
+and O-LoRA, a penalty added to the loss. ``fit`` sets up the accelerator, the seeded random
+state, activation checkpointing and AdamW, and ``train`` runs the optimizer steps. The
 accelerator supplies mixed precision (``accelerator.autocast()`` around the forward pass; for
 fp16 also the loss scaler, through ``accelerator.backward``, ``accelerator.clip_grad_norm_`` and
 the prepared optimizer), each process's device, and the process group when the script was
@@ -15,7 +18,9 @@ ranks (``parallel.sum_gradients``, an all-reduce) those gradients are the gradie
 global batch's mean loss, the one a single process computes from the whole batch, up to float
 rounding; every rank then clips and steps on identical gradients. The reduction runs over
 ``params`` rather than through DDP because neuron-only training's row matrices are not
-parameters of the model, which is what DDP wraps.
+parameters of the model, which is what DDP wraps. A penalty (a function of the trained tensors,
+not of the examples) is added once per step, by the last rank, whose share is never empty: the
+summed gradients then hold it once, as in one process.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from tqdm.auto import tqdm
 
 from .architectures import weight_fingerprint
 from .attribution import _hash_encoded
-from .loss import answer_nll
+from .loss import answer_losses, answer_nll
 from .parallel import rank_and_world, ranks_disagree, sum_gradients, sum_over_ranks
+from .placement import check_in_memory, input_device
 from .tasks import collate
 
 # Our schedule names -> transformers' (its "constant" ignores warmup; ours honours it).
@@ -39,12 +45,99 @@ SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
-def check_accelerate_options(model, mixed_precision: str, gradient_checkpointing: bool) -> None:
-    """Raise before any work on options this model or device cannot train with."""
+def fit(model, tok, encoded, trainable, *, steps: int, lr: float, batch_size: int, seed: int,
+        grad_accum: int = 1, weight_decay: float = 0.0, warmup: float = 0.1,
+        schedule: str = "linear", max_grad_norm: float | None = 1.0,
+        mixed_precision: str = "no", gradient_checkpointing: bool = False, penalty=None,
+        dev_encoded=None, eval_every: int | None = None, agree: dict | None = None,
+        loss_fn=answer_losses, desc: str = "train", progress: bool = False,
+        callback=None) -> pd.DataFrame:
+    """Train the tensors ``trainable`` yields for ``steps`` AdamW steps on ``encoded``.
+
+    Args:
+        encoded: training examples (``tasks.encode``).
+        trainable: a context manager, not yet entered, that yields the list of tensors to train
+            (setting ``requires_grad`` as it needs) and undoes its own setup on exit
+            (``training``'s methods, ``cl_methods``'s tensors). It is entered with the random
+            state seeded, so a LoRA initialisation inside it is reproducible.
+        penalty: None, or a function () -> scalar tensor, in the loss's units, added to the
+            objective once per step (EWC's and O-LoRA's regularisers); its gradient reaches
+            every tensor it reads.
+        agree: more settings that every rank of a data-parallel run must share (e.g. the
+            method), checked with the model's weights, the data and the loop's options.
+        loss_fn: ``loss_fn(model, batch)`` -> ((B,) mean answer NLL per example, answer token
+            count), ``loss.answer_losses``.
+        callback: None, or ``callback(step)`` called after every optimizer step (1-based).
+        The other options are ``tn.finetune``'s, with its defaults.
+
+    Around ``train``: the options are checked before any work (offloaded weights are refused:
+    a ``device_map`` that offloads modules keeps no weights to update); the accelerator;
+    with several processes, the model moved to this process's device and the ranks'
+    agreement checked; the random state forked and seeded with ``seed`` (the caller's is left
+    alone); ``trainable`` entered; activation checkpointing; AdamW. Afterwards every
+    ``requires_grad`` flag of the model is restored, gradients dropped, the model in eval mode,
+    also when training stops early (the updates made so far are kept).
+
+    Returns:
+        ``train``'s history; its ``attrs``: ``steps``, ``examples_per_step`` (the global
+        batch), ``seed``, ``mixed_precision``, ``processes``, ``trainable_parameters``,
+        ``optimizer_state_numel`` and ``optimizer_state_bytes`` (AdamW's moments and steps).
+    """
+    check_options(model, mixed_precision, gradient_checkpointing)
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    device = input_device(model)
+    with accelerator_for(device, mixed_precision) as accelerator:
+        if accelerator.num_processes > 1 and device != accelerator.device:
+            model.to(accelerator.device)
+            device = accelerator.device
+        rank, world = rank_and_world()
+        if world > 1:
+            check_ranks_agree(model, encoded, device, steps=steps, batch_size=batch_size,
+                              grad_accum=grad_accum, lr=lr, seed=seed,
+                              mixed_precision=mixed_precision, **(agree or {}))
+        rng_devices = []
+        if device.type == "cuda":  # fork the GPU generator too: dropout draws from it there
+            rng_devices = [torch.cuda.current_device() if device.index is None else device.index]
+        try:
+            # Dropout and LoRA's initialisation draw from torch's global generator: fork it, so
+            # that the run is reproducible and the caller's random state is left alone.
+            with torch.random.fork_rng(devices=rng_devices):
+                torch.manual_seed(seed)
+                with trainable as params, activation_checkpointing(model, gradient_checkpointing):
+                    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+                    history = train(
+                        model, tok, encoded, dev_encoded, params, optimizer, accelerator,
+                        loss_fn=loss_fn, steps=steps, batch_size=batch_size,
+                        grad_accum=grad_accum, warmup=warmup, schedule=schedule,
+                        max_grad_norm=max_grad_norm, seed=seed, eval_every=eval_every,
+                        rank=rank, world=world, penalty=penalty, desc=desc, progress=progress,
+                        callback=callback)
+                    state = [t for s in optimizer.state.values() for t in s.values()
+                             if isinstance(t, torch.Tensor)]
+                    history.attrs.update(
+                        steps=steps, examples_per_step=batch_size * grad_accum, seed=seed,
+                        mixed_precision=mixed_precision, processes=world,
+                        trainable_parameters=sum(p.numel() for p in params),
+                        optimizer_state_numel=sum(t.numel() for t in state),
+                        optimizer_state_bytes=sum(t.numel() * t.element_size() for t in state))
+                    optimizer.zero_grad(set_to_none=True)
+                    del optimizer, state
+        finally:
+            for param, flag in flags:
+                param.requires_grad_(flag)
+                param.grad = None
+            model.eval()
+    return history
+
+
+def check_options(model, mixed_precision: str, gradient_checkpointing: bool) -> None:
+    """Raise before any work on weights (offloaded ones) or options this model or device cannot
+    train with."""
+    check_in_memory(model.parameters(), "training")
     if mixed_precision not in MIXED_PRECISION:
         raise ValueError(
             f"mixed_precision must be one of {MIXED_PRECISION}, got {mixed_precision!r}")
-    if mixed_precision == "fp16" and next(model.parameters()).device.type == "cpu":
+    if mixed_precision == "fp16" and input_device(model).type == "cpu":
         # accelerate would not raise: on the CPU it silently trains without autocast.
         raise ValueError(
             "mixed_precision='fp16' needs a GPU (accelerate autocasts to float16 and scales the "
@@ -54,13 +147,12 @@ def check_accelerate_options(model, mixed_precision: str, gradient_checkpointing
                          "pass gradient_checkpointing=False")
 
 
-def check_ranks_agree(model, encoded, neurons, device, **options) -> None:
-    """Raise on every rank, before any work, if the ranks' models, data or options differ
-    (they would otherwise hang in a collective or train apart)."""
+def check_ranks_agree(model, encoded, device, **options) -> None:
+    """Raise on every rank, before any work, if the ranks' models, data or ``options`` (ints, or
+    anything ``str`` describes) differ: they would otherwise hang in a collective or train
+    apart."""
     fields = {"weights": weight_fingerprint(model), "data_hash": _hash_encoded(encoded),
-              "n_examples": len(encoded),
-              "neurons": str(neurons and [(n, idx.tolist()) for n, idx in neurons.indices.items()]),
-              **options}
+              "n_examples": len(encoded), **options}
     differs = ranks_disagree(fields, device)  # ints compared as they are, the rest hashed
     if differs:
         raise RuntimeError(
@@ -134,18 +226,19 @@ def _input_grad_hooks(model):
 
 def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, loss_fn, steps,
           batch_size, grad_accum, warmup, schedule, max_grad_norm, seed, eval_every, rank, world,
-          desc, progress, callback=None) -> pd.DataFrame:
+          penalty, desc, progress, callback=None) -> pd.DataFrame:
     """Run ``steps`` optimizer steps on ``params`` (the history ``finetune`` returns).
 
     ``encoded``: the training examples (``tasks.encode``); ``loss_fn(model, batch)`` gives each
     example's mean answer NLL (B,) in nats (``loss.answer_losses``); ``optimizer`` is a torch
     optimizer over ``params``, prepared here; (``rank``, ``world``): this process and the
-    process count (module docstring); ``callback(step)``, if given, runs after every step.
-    The model is left in eval mode.
+    process count (module docstring); ``penalty``: None or () -> scalar tensor, added to the
+    objective once per step (``fit``), its value logged in a ``penalty`` column;
+    ``callback(step)``, if given, runs after every step. The model is left in eval mode.
     """
     from transformers import get_scheduler
 
-    device = next(model.parameters()).device
+    device = input_device(model)
     scheduler = get_scheduler(SCHEDULES[schedule], optimizer,
                               num_warmup_steps=round(warmup * steps), num_training_steps=steps)
     # No device placement: AdamW makes its state on the parameters' devices.
@@ -168,7 +261,7 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
         started = time.perf_counter()
         model.train()
         mine = next(batches)[share]
-        loss_sum = 0.0
+        loss_sum = penalty_value = 0.0
         for start in range(0, len(mine), batch_size):
             chunk = mine[start:start + batch_size]
             batch = _to(collate([encoded[i] for i in chunk], tok.pad_token_id), device)
@@ -176,13 +269,21 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
                 losses, _ = loss_fn(model, batch)  # (b,) mean answer NLL per example, float32
             # Divided by the global batch's example count, so that the gradients (summed over
             # micro-batches and ranks) are those of the mean over all of the step's examples.
-            accelerator.backward(losses.sum() / per_step)
+            objective = losses.sum() / per_step
+            if penalty is not None and rank == world - 1 and start == 0:
+                # Once per step, in the same backward pass as the first micro-batch.
+                extra = penalty()
+                objective = objective + extra
+                penalty_value = float(extra.detach())
+            accelerator.backward(objective)
             loss_sum += losses.detach().sum().item()
         if world > 1:
             sum_gradients(params)
             loss_sum = sum_over_ranks(loss_sum, device)
+            if penalty is not None:
+                penalty_value = sum_over_ranks(penalty_value, device)
         loss = loss_sum / per_step
-        if not math.isfinite(loss):
+        if not math.isfinite(loss + penalty_value):
             raise FloatingPointError(
                 f"the training loss is {loss} at step {step}; lower lr, or train in float32 / "
                 "bfloat16 rather than float16")
@@ -195,6 +296,8 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
         optimizer.zero_grad(set_to_none=True)
         rows.append({"step": step, "loss": loss, "lr": lr_now,
                      "seconds": time.perf_counter() - started})
+        if penalty is not None:
+            rows[-1]["penalty"] = penalty_value
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}")
         if dev_encoded is not None and ((eval_every and step % eval_every == 0) or step == steps):
@@ -206,7 +309,8 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
             callback(step)
     bar.close()
     model.eval()
-    columns = ["step", "loss", "lr", "seconds"] + (["dev_nll"] if dev_encoded is not None else [])
+    columns = (["step", "loss", "lr", "seconds"] + (["penalty"] if penalty is not None else [])
+               + (["dev_nll"] if dev_encoded is not None else []))
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -53,10 +53,8 @@ from .architectures import family_of, layout_of
 from .hooks import Edit, trace
 from .loss import answer_losses
 from .neurons import NeuronSet
-from .parallel import rank_and_world
 from .tasks import Split, encode
-from .train_loop import (SCHEDULES, accelerator_for, activation_checkpointing,
-                         check_accelerate_options, check_ranks_agree, train)
+from .train_loop import SCHEDULES, fit
 
 METHODS = ("full", "neurons", "lora")
 
@@ -165,7 +163,6 @@ def finetune(
         raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {warmup}")
     if eval_every is not None and eval_every < 1:
         raise ValueError(f"eval_every must be a positive number of steps, got {eval_every}")
-    check_accelerate_options(model, mixed_precision, gradient_checkpointing)
 
     encoded = encode(tok, data, max_length=max_length)
     if len(encoded) == 0:
@@ -179,54 +176,21 @@ def finetune(
     elif int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
 
-    flags = [(param, param.requires_grad) for param in model.parameters()]
     methods = {"full": _full_parameters, "neurons": _neuron_rows, "lora": _lora_adapters}
     options = {"neurons": neurons, "lora_r": lora_r, "lora_alpha": lora_alpha,
                "lora_target": lora_target, "lora_dropout": lora_dropout}
-    device = next(model.parameters()).device
-    with accelerator_for(device, mixed_precision) as accelerator:
-        if accelerator.num_processes > 1 and device != accelerator.device:
-            model.to(accelerator.device)
-            device = accelerator.device
-        rank, world = rank_and_world()
-        if world > 1:
-            check_ranks_agree(model, encoded, neurons, device, method=method, steps=steps,
-                               batch_size=batch_size, grad_accum=grad_accum, lr=lr, seed=seed,
-                               mixed_precision=mixed_precision)
-        rng_devices = []
-        if device.type == "cuda":  # fork the GPU generator too: dropout draws from it there
-            rng_devices = [torch.cuda.current_device() if device.index is None else device.index]
-        try:
-            # Dropout and LoRA's initialisation draw from torch's global generator: fork it, so
-            # that the run is reproducible and the caller's random state is left alone.
-            with torch.random.fork_rng(devices=rng_devices):
-                torch.manual_seed(seed)
-                with methods[method](model, options) as params, \
-                        activation_checkpointing(model, gradient_checkpointing):
-                    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-                    # answer_losses is looked up here, at call time (tests replace it).
-                    history = train(
-                        model, tok, encoded, dev_encoded, params, optimizer, accelerator,
-                        loss_fn=answer_losses, steps=steps, batch_size=batch_size,
-                        grad_accum=grad_accum, warmup=warmup, schedule=schedule,
-                        max_grad_norm=max_grad_norm, seed=seed, eval_every=eval_every,
-                        rank=rank, world=world, desc=f"finetune ({method})", progress=progress,
-                        callback=callback)
-                    state = [t for s in optimizer.state.values() for t in s.values()
-                             if isinstance(t, torch.Tensor)]
-                    history.attrs.update(
-                        method=method, steps=steps, examples_per_step=per_step, seed=seed,
-                        mixed_precision=mixed_precision, processes=world,
-                        trainable_parameters=sum(p.numel() for p in params),
-                        optimizer_state_numel=sum(t.numel() for t in state),
-                        optimizer_state_bytes=sum(t.numel() * t.element_size() for t in state))
-                    optimizer.zero_grad(set_to_none=True)
-                    del optimizer, state
-        finally:
-            for param, flag in flags:
-                param.requires_grad_(flag)
-                param.grad = None
-            model.eval()
+    selected = neurons and [(name, idx.tolist()) for name, idx in neurons.indices.items()]
+    history = fit(
+        model, tok, encoded, methods[method](model, options), steps=steps, lr=lr,
+        batch_size=batch_size, seed=seed, grad_accum=grad_accum, weight_decay=weight_decay,
+        warmup=warmup, schedule=schedule, max_grad_norm=max_grad_norm,
+        mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing,
+        dev_encoded=dev_encoded, eval_every=eval_every,
+        agree={"method": method, "neurons": selected},
+        # answer_losses is looked up here, at call time (tests replace it).
+        loss_fn=answer_losses, desc=f"finetune ({method})", progress=progress,
+        callback=callback)
+    history.attrs["method"] = method
     return history
 
 

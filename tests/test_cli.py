@@ -1,10 +1,12 @@
 """The `taskneurons` command and the README's main job, on the real default model."""
 
+import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+import torch
 
 import taskneuron_utils as tn
 from taskneuron_utils import experiments
@@ -175,3 +177,47 @@ def test_detect_kinds_are_checked_early_and_on_the_model(tmp_path, monkeypatch, 
     assert list(neurons.sizes) == ["layers.0.mlp.act", "layers.1.mlp.act"]
     relevance = tn.Relevance.load(out / "addition.relevance.safetensors")
     assert relevance.provenance["kinds"] == ["act"] and relevance.top_k(0.1) == neurons
+
+
+def test_detect_under_torchrun_equals_one_process(tmp_path, tiny_llama, default_tok):
+    """`torchrun --standalone --nproc_per_node 2 -m taskneuron_utils.cli detect ...` (gloo
+    processes on the CPU; --standalone needs no network): the relevance file of one process;
+    rank 0 alone writes the outputs and prints, each rank keeps its own checkpoint."""
+    folder = tmp_path / "tiny"
+    tiny_llama.save_pretrained(folder)
+    default_tok.save_pretrained(folder)
+    args = ["detect", "--task", "addition", "--model", str(folder), "--examples", "8",
+            "--batch-size", "2"]  # 4 batches: 2 a rank
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the weights' fingerprint sums alike
+    launch = {"one": [sys.executable, "-m", "taskneuron_utils.cli"],
+              "two": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                      "--nproc_per_node", "2", "-m", "taskneuron_utils.cli"]}
+    stdout = {}
+    for name, command in launch.items():
+        result = subprocess.run([*command, *args, "--out", str(tmp_path / name)], env=env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        stdout[name] = result.stdout
+    assert stdout["one"].count("relevance ->") == stdout["two"].count("relevance ->") == 1
+    files = {name: sorted(p.name for p in (tmp_path / name).iterdir()) for name in launch}
+    assert files["one"] == files["two"] == [
+        "addition.layers.png", "addition.neurons.safetensors", "addition.relevance.safetensors",
+        "relevance"]
+    assert sorted(p.name for p in (tmp_path / "two" / "relevance").iterdir()) == [
+        f"addition.checkpoint.rank{r}-of-2.safetensors" for r in range(2)]
+    one, two = (tn.Relevance.load(tmp_path / name / "addition.relevance.safetensors")
+                for name in launch)
+    assert two.provenance == one.provenance and two.n_examples == one.n_examples == 8
+    for site, total in one.sum_abs.items():
+        torch.testing.assert_close(two.sum_abs[site], total, rtol=1e-9, atol=0)
+        torch.testing.assert_close(two.sum_signed[site], one.sum_signed[site], rtol=1e-9,
+                                   atol=1e-9 * float(total.max()))
+    assert (tn.NeuronSet.load(tmp_path / "two" / "addition.neurons.safetensors")
+            == tn.NeuronSet.load(tmp_path / "one" / "addition.neurons.safetensors"))
+
+
+def test_main_refuses_several_processes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, _, err = cli_here(capsys, "main", "--out", str(tmp_path / "m"))
+    assert code == 2 and "main runs in one process" in err and "taskneurons detect" in err
+    assert not (tmp_path / "m").exists()

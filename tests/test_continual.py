@@ -1,6 +1,7 @@
 """Continual learning (experiments.continual, cl_methods) on tiny random Llamas: the loop, the
 methods, the metrics, resuming."""
 
+import copy
 import math
 
 import numpy as np
@@ -11,24 +12,17 @@ import torch
 import taskneuron_utils as tn
 from taskneuron_utils import experiments as ex
 from taskneuron_utils.experiments import cl_methods, cl_neurons
+from taskneuron_utils.tasks import encode
+from tiny_models import label_sequence
 
 CONFIG = ex.ContinualConfig(examples=8, steps=2, batch_size=4, lr=1e-2, n_eval=4, k=0.1,
                             n_attribution=4, lora_r=2, ewc_samples=2, replay_per_task=2,
                             wncft_samples=4, max_length=64, eval_batch_size=4, progress=False)
 
 
-def _cls_task(name, words, labels):
-    records = [{"input": f"{w} {i}", "output": labels[i % len(labels)]}
-               for i in range(16) for w in words[i % len(words):][:1]]
-    return tn.Task.from_records(name, records, instruction=f"Label ({name}).",
-                                category="classification", metric="accuracy",
-                                splits=(0.5, 0.25, 0.25))
-
-
 @pytest.fixture(scope="module")
 def seq():
-    return [_cls_task("colour", ["red", "blue"], ["yes", "no"]),
-            _cls_task("animal", ["cat", "dog", "cow"], ["one", "two"])]
+    return label_sequence()
 
 
 def test_cl_metrics_hand_matrix():
@@ -95,6 +89,74 @@ def test_every_method_runs_two_tasks(tiny_llama, default_tok, seq, name):
     assert ((run.scores.values >= 0) & (run.scores.values <= 1)).all()
     assert run.trainable_parameters > 0 and run.optimizer_state_bytes > 0
     assert set(run.summary()) >= {"CL", "FG", "BWT", "forgetting"}
+
+
+def test_the_penalty_is_added_once_a_step_on_the_shared_loop(tiny_llama, default_tok, seq):
+    """cl_methods.train_tensors runs tn.finetune's loop with a penalty: logged beside the loss
+    (which stays the answer NLL), and its gradient reaches the trained tensors."""
+    encoded = encode(default_tok, seq[0].train, max_length=CONFIG.max_length)
+
+    def run(strength):
+        model = copy.deepcopy(tiny_llama)
+        params = [p for name, p in model.named_parameters() if ".mlp." in name]
+        start = float(sum(p.detach().square().sum() for p in params))
+
+        def penalty():  # pulls the FFN weights towards 0
+            return strength * sum(p.square().sum() for p in params)
+
+        history = cl_methods.train_tensors(model, default_tok, encoded, params, CONFIG, steps=3,
+                                           lr=1e-2, seed=0, method="test",
+                                           penalty=penalty if strength else None)
+        return model, history, start
+
+    plain, plain_history, start = run(0)
+    pulled, history, _ = run(1.0)
+    assert "penalty" not in plain_history and history["penalty"].notna().all()
+    assert history["penalty"].iloc[0] == pytest.approx(start, rel=1e-5)
+    assert history["loss"].iloc[0] == plain_history["loss"].iloc[0]  # same weights at step 1
+    assert history.attrs["trainable_parameters"] == sum(
+        p.numel() for name, p in pulled.named_parameters() if ".mlp." in name)
+    for (name, a), b in zip(plain.named_parameters(), pulled.parameters()):
+        if ".mlp." in name:
+            assert b.norm() < a.norm(), name
+        else:  # not trained: bit-identical
+            assert torch.equal(a, b) and torch.equal(a, dict(tiny_llama.named_parameters())[name])
+
+
+@pytest.mark.parametrize("name", ["ewc", "olora"])
+def test_accelerate_options_reach_the_cl_methods(tiny_llama, default_tok, seq, name):
+    """ContinualConfig.mixed_precision / gradient_checkpointing train EWC and O-LoRA (whose
+    second stage adds a penalty) on tn.finetune's loop: checkpointing gives the same weights
+    to float rounding, bf16 autocast other weights, still float32."""
+
+    def trained(**options):
+        models = []
+        ex.continual(lambda: models.append(copy.deepcopy(tiny_llama)) or models[-1], default_tok,
+                     seq, name, CONFIG.replace(eval_upcoming=False, **options))
+        return models[0]
+
+    plain = trained()
+    checkpointed = trained(gradient_checkpointing=True)
+    bf16 = trained(mixed_precision="bf16")
+    for (param, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=param)
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), bf16.parameters()))
+    assert not any(torch.equal(a, b) for a, b in zip(plain.parameters(), tiny_llama.parameters())
+                   if a.shape[0] == 64)  # the FFN's gate/up rows moved
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast needs a GPU")
+@pytest.mark.parametrize("name", ["ewc", "olora"])
+def test_fp16_trains_the_penalty_methods_on_a_gpu(tiny_llama, default_tok, seq, name):
+    models = []
+    run = ex.continual(lambda: models.append(copy.deepcopy(tiny_llama).cuda()) or models[-1],
+                       default_tok, seq, name, CONFIG.replace(mixed_precision="fp16"))
+    assert np.isfinite(run.nll.values).all()
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all()
+               for p in models[0].parameters())
+    assert any(not torch.equal(a.cpu(), b) for a, b in zip(models[0].parameters(),
+                                                            tiny_llama.parameters()))
 
 
 class _Stop(Exception):

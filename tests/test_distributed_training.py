@@ -1,5 +1,5 @@
 """finetune on accelerate: 2 CPU processes (gloo) against one, mixed precision, gradient
-checkpointing.
+checkpointing; the continual-learning methods with a penalty (EWC, O-LoRA) on the same loop.
 
 The data-parallel test launches its processes with ``torch.multiprocessing.spawn`` and gives
 them the environment ``torchrun`` gives (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, ...) but no
@@ -12,18 +12,26 @@ import os
 import socket
 import traceback
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import taskneuron_utils as tn
+from taskneuron_utils import experiments as ex
 from taskneuron_utils.neurons import NeuronSet, layout_of
-from tiny_models import swap_task, tiny_model
+from tiny_models import label_sequence, swap_task, tiny_model
 
 WORLD = 2
 # A global batch of 5: ranks take 2 and 3 examples (uneven shares); 4 steps.
 RUN = dict(steps=4, lr=1e-2, batch_size=5, progress=False)
+# The same global batch of 5 for every stage of a continual run; two tasks, so the second stage
+# trains with EWC's or O-LoRA's penalty.
+CL_CONFIG = ex.ContinualConfig(examples=8, steps=3, batch_size=5, lr=1e-2, n_eval=4, lora_r=2,
+                               ewc_samples=2, max_length=64, eval_batch_size=4,
+                               eval_upcoming=False, progress=False)
+CL_METHODS = ("ewc", "olora")
 
 
 def free_port() -> int:
@@ -58,6 +66,18 @@ def train(method, tok, **options):
     return model, history
 
 
+def continual(method, tok, checkpoint=None):
+    """(trained model, ContinualResult) of a continual run from a fresh tiny Llama (seed 1)."""
+    models = []
+
+    def loader():
+        models.append(tiny_model("llama", seed=1, vocab_size=len(tok)))
+        return models[-1]
+
+    run = ex.continual(loader, tok, label_sequence(), method, CL_CONFIG, checkpoint=checkpoint)
+    return models[0], run
+
+
 def worker(rank, world, port, out, tok_path):
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
@@ -69,6 +89,10 @@ def worker(rank, world, port, out, tok_path):
             model, history = train(method, tok)
             torch.save({"weights": model.state_dict(), "loss": history["loss"].tolist(),
                         "attrs": history.attrs},
+                       os.path.join(out, f"{method}.rank{rank}.pt"))
+        for method in CL_METHODS:  # rank 0 alone writes the checkpoint folder
+            model, run = continual(method, tok, checkpoint=os.path.join(out, f"cl_{method}"))
+            torch.save({"weights": model.state_dict(), "nll": run.nll.to_numpy()},
                        os.path.join(out, f"{method}.rank{rank}.pt"))
         try:  # ranks that pass different options all raise, before any step (no hang)
             train("neurons", tok, seed=rank)
@@ -100,36 +124,68 @@ def assert_only_selected_changed(weights, before, masks):
     assert any(not torch.equal(weights[n][m], before[n][m]) for n, m in masks.items() if m.any())
 
 
-def test_two_processes_equal_one_with_the_same_global_batch(default_tok, tmp_path):
+@pytest.fixture(scope="module")
+def two_processes(default_tok, tmp_path_factory):
+    """The folder the two workers wrote their results to (one launch for the module)."""
     from taskneuron_utils.models import default_model_path
 
-    tok_path = str(default_model_path())
-    mp.spawn(worker, args=(WORLD, free_port(), str(tmp_path), tok_path), nprocs=WORLD, join=True)
+    out = tmp_path_factory.mktemp("ranks")
+    mp.spawn(worker, args=(WORLD, free_port(), str(out), str(default_model_path())),
+             nprocs=WORLD, join=True)
+    return out
 
+
+@pytest.fixture
+def one_thread():
+    """One thread, as the workers: float sums then round alike."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the workers: float sums then round alike
-    try:
-        for method in ("neurons", "full"):
-            one, history = train(method, default_tok)
-            ranks = [torch.load(tmp_path / f"{method}.rank{r}.pt") for r in range(WORLD)]
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(default_tok, two_processes,
+                                                            one_thread):
+    for method in ("neurons", "full"):
+        one, history = train(method, default_tok)
+        ranks = [torch.load(two_processes / f"{method}.rank{r}.pt") for r in range(WORLD)]
+        for run in ranks:
+            assert run["attrs"]["processes"] == WORLD and history.attrs["processes"] == 1
+            assert run["attrs"]["examples_per_step"] == 5
+            assert run["loss"] == pytest.approx(history["loss"].tolist(), rel=1e-5)
+            for name, value in one.state_dict().items():
+                assert torch.equal(run["weights"][name], ranks[0]["weights"][name]), name
+                torch.testing.assert_close(run["weights"][name], value, rtol=1e-5, atol=1e-5)
+        if method == "neurons":
+            model, options = model_and_options(method, default_tok)
+            before = {name: p.detach().clone() for name, p in model.named_parameters()}
+            masks = changeable(model, options["neurons"])
             for run in ranks:
-                assert run["attrs"]["processes"] == WORLD and history.attrs["processes"] == 1
-                assert run["attrs"]["examples_per_step"] == 5
-                assert run["loss"] == pytest.approx(history["loss"].tolist(), rel=1e-5)
-                for name, value in one.state_dict().items():
-                    assert torch.equal(run["weights"][name], ranks[0]["weights"][name]), name
-                    torch.testing.assert_close(run["weights"][name], value, rtol=1e-5, atol=1e-5)
-            if method == "neurons":
-                model, options = model_and_options(method, default_tok)
-                before = {name: p.detach().clone() for name, p in model.named_parameters()}
-                masks = changeable(model, options["neurons"])
-                for run in ranks:
-                    assert_only_selected_changed(run["weights"], before, masks)
-    finally:
-        torch.set_num_threads(threads)
+                assert_only_selected_changed(run["weights"], before, masks)
     for r in range(WORLD):
-        message = (tmp_path / f"mismatch.rank{r}.txt").read_text()
+        message = (two_processes / f"mismatch.rank{r}.txt").read_text()
         assert f"the {WORLD} processes disagree on seed" in message
+
+
+@pytest.mark.parametrize("method", CL_METHODS)
+def test_continual_learning_with_a_penalty_on_two_processes(method, default_tok, two_processes,
+                                                            one_thread):
+    """EWC and O-LoRA add their penalty once a step; rank 0 alone writes the checkpoints."""
+    one, run = continual(method, default_tok)
+    ranks = [torch.load(two_processes / f"{method}.rank{r}.pt", weights_only=False)
+             for r in range(WORLD)]
+    folder = two_processes / f"cl_{method}"
+    assert sorted(p.name for p in folder.iterdir()) == ["stage_1"]
+    saved = torch.load(folder / "stage_1" / "model.pt")
+    for name, value in one.state_dict().items():
+        assert torch.equal(ranks[1]["weights"][name], ranks[0]["weights"][name]), name
+        assert torch.equal(saved[name], ranks[0]["weights"][name]), name
+        # AdamW's first steps move an entry by about lr * sign(gradient), so rounding can move
+        # one with a near-zero gradient by ~2e-5; a penalty added on every rank (counted twice)
+        # moves hundreds of entries by 5e-4 to 3e-3.
+        torch.testing.assert_close(ranks[0]["weights"][name], value, rtol=1e-5, atol=1e-4,
+                                   msg=lambda m: f"{name}: {m}")
+    np.testing.assert_allclose(ranks[0]["nll"], run.nll.to_numpy(), rtol=1e-5)
 
 
 def test_bf16_mixed_precision_trains_only_the_selected_rows(default_tok):

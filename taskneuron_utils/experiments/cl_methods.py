@@ -13,6 +13,12 @@ W-NCFT overrides it: its inference mixes stored rows per input). ``state_dict`` 
 numbers), which the loop checkpoints next to the model weights. ``trainable_parameters`` and
 ``optimizer_state_bytes`` are those of the latest stage.
 
+Every method trains on ``tn.finetune``'s loop (``train_tensors`` here, ``tn.finetune`` itself for
+the neuron-level methods), so ``ContinualConfig.mixed_precision`` and
+``gradient_checkpointing`` apply to all of them, and so does data parallelism when the run is
+launched with ``torchrun`` (``continual``); EWC's and O-LoRA's penalties enter as the loop's
+``penalty``.
+
 Methods here (the neuron-level ones, ``random_neurons``, ``ncft``, ``wncft``, are in
 ``cl_neurons``; ``continual.CL_METHODS`` names them all):
 
@@ -35,54 +41,35 @@ Methods here (the neuron-level ones, ``random_neurons``, ``ncft``, ``wncft``, ar
 from __future__ import annotations
 
 import contextlib
-import math
 
+import pandas as pd
 import torch
 
+from ..placement import input_device
 from ..tasks import Split, collate, encode
-from ..train_loop import _shuffled_batches
+from ..train_loop import fit
 
 
-def train_loop(model, tok, encoded, params, *, steps, lr, batch_size, seed, penalty=None,
-               warmup=0.1, max_grad_norm=1.0):
-    """The loop ``tn.finetune`` runs (AdamW, linear decay after 10% warmup, gradient clipping,
-    batches from a stream of seeded shuffled epochs) plus an optional ``penalty()`` term added to
-    the mean answer loss. Returns (losses per step, optimizer-state bytes)."""
-    from transformers import get_scheduler
-
-    from ..loss import answer_losses
-
-    device = next(model.parameters()).device
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=round(warmup * steps),
-                              num_training_steps=steps)
-    batches = _shuffled_batches(len(encoded), batch_size, seed)
-    losses = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for _ in range(steps):
-            model.train()
-            batch = collate([encoded[i] for i in next(batches)], tok.pad_token_id)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            loss = answer_losses(model, batch)[0].mean()
-            total = loss + penalty() if penalty is not None else loss
-            total.backward()
-            if not math.isfinite(float(total.detach())):
-                raise FloatingPointError(f"training loss is {float(total.detach())}; lower the lr")
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
-    state = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
-    nbytes = sum(t.numel() * t.element_size() for t in state)
-    model.eval()
-    return losses, nbytes
+def train_tensors(model, tok, encoded, params, config, *, steps, lr, seed, method,
+                  penalty=None) -> pd.DataFrame:
+    """Train ``params`` (tensors of ``model``, adapters included) on ``encoded`` the way
+    ``tn.finetune`` trains, on its loop (``train_loop.fit``: AdamW, linear decay after 10%
+    warmup, gradient clipping at norm 1, batches of ``config.batch_size`` from a stream of
+    seeded shuffled epochs; ``config.mixed_precision``, ``config.gradient_checkpointing``,
+    data parallel over processes), with ``penalty()`` (None, or () -> scalar tensor) added to
+    each step's mean answer loss. ``method`` names the method for the ranks' agreement check.
+    Returns the history (``attrs``: ``trainable_parameters``, ``optimizer_state_bytes``, ...)."""
+    return fit(model, tok, encoded, _trainable(model, params), steps=steps, lr=lr,
+               batch_size=config.batch_size, seed=seed, penalty=penalty,
+               mixed_precision=config.mixed_precision,
+               gradient_checkpointing=config.gradient_checkpointing,
+               agree={"method": method}, desc=method)
 
 
 @contextlib.contextmanager
 def _trainable(model, params):
+    """Inside the block only ``params`` require grad; on exit every flag is restored, gradients
+    dropped and the model put in eval mode."""
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
@@ -135,11 +122,10 @@ class CLMethod:
 
     def _run(self, model, tok, encoded, params, stage, penalty=None):
         c = self.config
-        with _trainable(model, params):
-            _, nbytes = train_loop(model, tok, encoded, params, steps=c.steps, lr=self.lr(),
-                                   batch_size=c.batch_size, seed=c.seed + stage, penalty=penalty)
-        self.trainable_parameters = sum(p.numel() for p in params)
-        self.optimizer_state_bytes = nbytes
+        history = train_tensors(model, tok, encoded, params, c, steps=c.steps, lr=self.lr(),
+                                seed=c.seed + stage, method=self.name, penalty=penalty)
+        self.trainable_parameters = history.attrs["trainable_parameters"]
+        self.optimizer_state_bytes = history.attrs["optimizer_state_bytes"]
 
 
 class SeqFT(CLMethod):
@@ -190,13 +176,13 @@ class EWC(CLMethod):
         lam = self.config.ewc_lambda
 
         def penalty():
-            if not self.fisher:
-                return torch.zeros(())
             return lam / 2 * sum((self.fisher[n] * (named[n] - self.anchor[n]) ** 2).sum()
                                  for n in self.fisher)
 
         encoded = encode(tok, train, max_length=self.config.max_length)
-        self._run(model, tok, encoded, list(named.values()), stage, penalty)
+        # No Fisher before the first task is done: nothing to hold on to.
+        self._run(model, tok, encoded, list(named.values()), stage,
+                  penalty if self.fisher else None)
 
     def after_task(self, model, tok, task, train, stage):
         from ..loss import answer_losses
@@ -204,7 +190,7 @@ class EWC(CLMethod):
         encoded = encode(tok, list(train)[: self.config.ewc_samples],
                          max_length=self.config.max_length, instruction=task.instruction)
         named = dict(model.named_parameters())
-        device = next(model.parameters()).device
+        device = input_device(model)
         fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in named.items()}
         with _trainable(model, list(named.values())):
             for e in encoded:

@@ -16,6 +16,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from ..placement import input_device
 from ..tasks import collate, encode
 from .cl_methods import CLMethod
 
@@ -45,6 +46,8 @@ class NCFT(CLMethod):
         c = self.config
         history = finetune(model, tok, train, neurons=self.neurons, steps=c.steps, lr=self.lr(),
                            batch_size=c.batch_size, seed=c.seed + stage,
+                           mixed_precision=c.mixed_precision,
+                           gradient_checkpointing=c.gradient_checkpointing,
                            max_length=c.max_length, progress=False)
         self.trainable_parameters = history.attrs["trainable_parameters"]
         self.optimizer_state_bytes = history.attrs["optimizer_state_bytes"]
@@ -168,7 +171,7 @@ class WNCFT(NCFT):
         encoded = encode(tok, data, max_length=self.config.max_length)
         base = {n: (torch.tensor(sorted(b), dtype=torch.long), torch.stack([b[u] for u in sorted(b)]))
                 for n, b in self.base.items()}
-        device = next(model.parameters()).device
+        device = input_device(model)
         out = []
         with self._rows_edit(model, base):
             for start in range(0, len(encoded), self.config.eval_batch_size):
@@ -178,6 +181,7 @@ class WNCFT(NCFT):
                                           attention_mask=batch["attention_mask"],
                                           use_cache=False).last_hidden_state.float()
                 prompt = ((batch["labels"] == -100) & (batch["attention_mask"] == 1)).float()
+                prompt = prompt.to(hidden.device)  # a device_map may end on another device
                 out.append((hidden * prompt[..., None]).sum(1) / prompt.sum(1, keepdim=True))
         return torch.cat(out)
 

@@ -14,11 +14,18 @@ Every stage trains on the same seeded sample (``config.examples`` training examp
 With ``checkpoint=`` a folder is written after each stage (model weights, the method's state,
 the rows of A so far), atomically; a rerun with the same arguments resumes from the latest stage
 and gives the identical result (nothing random is drawn outside the seeded pieces).
+
+Several processes (``torchrun --nproc_per_node N script.py``, one per GPU): every rank calls
+``continual`` with the same arguments; each stage's training is data parallel (``tn.finetune``'s
+loop: the batch split over the ranks, gradients summed, a penalty added once), NCFT's detection
+too (``tn.attribute``), and every rank evaluates and returns the same result (the one-process
+result up to float rounding). Only rank 0 writes the checkpoint folder.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +35,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 import torch
 
+from ..parallel import init_from_environment
 from ..tasks import Task
-from .cl_methods import EWC, OLoRA, CLMethod, Replay, SeqFT, SeqLoRA, train_loop
+from .cl_methods import EWC, OLoRA, CLMethod, Replay, SeqFT, SeqLoRA, train_tensors
 from .cl_neurons import NCFT, WNCFT, RandomNeurons
 from .common import ConfigMixin, data_hash, eval_split, fresh, sample, settings_key, write_folder
 
@@ -87,6 +95,9 @@ class ContinualConfig(ConfigMixin):
         eval_upcoming: also score, after stage i, the tasks not trained yet (j > i, the upper
             triangle of A). CL, FG, BWT and forgetting never read it; False leaves it NaN and
             saves (N - 1) / 2N of the evaluations.
+        mixed_precision, gradient_checkpointing: ``tn.finetune``'s options, for every method's
+            training ("no" | "bf16" | "fp16" on a GPU; recompute decoder layers' activations in
+            the backward pass).
     """
 
     examples: int = 200
@@ -111,6 +122,8 @@ class ContinualConfig(ConfigMixin):
     seed: int = 0
     eval_batch_size: int = 16
     eval_upcoming: bool = True
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
     progress: bool = True
 
 
@@ -207,13 +220,18 @@ def continual(model_loader, tok, sequence: list[Task], method, config: Continual
     names = [t.name for t in sequence]
     if len(set(names)) != len(names):
         raise ValueError(f"the sequence names a task twice: {names}")
+    # Under torchrun, the group exists from the start: detection and checkpoints need it too.
+    rank, world = init_from_environment()
     method = make_method(method, config)
     model = fresh(model_loader)
     trains = [sample(t.train, config.examples, config.seed) for t in sequence]
     tests = [eval_split(t, config.n_eval, config.seed) for t in sequence]
+    # Options added later enter the key only when set, so older checkpoints still resume.
+    later = ("mixed_precision", "gradient_checkpointing")
     key = settings_key({"method": method.name, "tasks": names,
                         "data": [data_hash(s) for s in trains],
-                        "config": {k: v for k, v in config.__dict__.items() if k != "progress"}})
+                        "config": {k: v for k, v in config.__dict__.items() if k != "progress"
+                                   and not (k in later and v == getattr(ContinualConfig, k))}})
     rows, nll_rows, seconds, start = [], [], [], 0
     folder = Path(checkpoint) if checkpoint is not None else None
     if folder is not None:
@@ -254,12 +272,13 @@ def continual(model_loader, tok, sequence: list[Task], method, config: Continual
                 torch.save(method.state_dict(), tmp / "method.pt")
                 (tmp / "meta.json").write_text(json.dumps(meta))
 
-            write_folder(folder / f"stage_{stage}", write)
-            for old in folder.glob("stage_*"):  # keep the latest only
-                if old.is_dir() and old.name != f"stage_{stage}":
-                    import shutil
-
-                    shutil.rmtree(old, ignore_errors=True)
+            if rank == 0:  # one writer: every rank holds the same weights and state
+                write_folder(folder / f"stage_{stage}", write)
+                for old in folder.glob("stage_*"):  # keep the latest only
+                    if old.is_dir() and old.name != f"stage_{stage}":
+                        shutil.rmtree(old, ignore_errors=True)
+            if world > 1:  # a rank that resumes later reads what rank 0 has written
+                torch.distributed.barrier()
     index = pd.Index(names[: len(rows)], name="after")
     sets = {}
     if getattr(method, "sets", None):
@@ -312,12 +331,9 @@ def references(model_loader, tok, sequence: list[Task], config: ContinualConfig 
     if "per_task" in which:
         for stage, (task, train, test) in enumerate(zip(sequence, trains, tests)):
             model = fresh(model_loader)
-            params = list(model.parameters())
-            for p in params:
-                p.requires_grad_(True)
-            train_loop(model, tok, encode(tok, train, max_length=config.max_length), params,
-                       steps=config.steps, lr=lr, batch_size=config.batch_size,
-                       seed=config.seed + stage)
+            train_tensors(model, tok, encode(tok, train, max_length=config.max_length),
+                          list(model.parameters()), config, steps=config.steps, lr=lr,
+                          seed=config.seed + stage, method="per_task")
             r = method.evaluate(model, tok, test)
             rows.append({"reference": "per_task", "task": task.name, "score": r["score"],
                          "nll": r["nll"]})
@@ -325,11 +341,9 @@ def references(model_loader, tok, sequence: list[Task], config: ContinualConfig 
     if "multitask" in which:
         model = fresh(model_loader)
         encoded = [e for train in trains for e in encode(tok, train, max_length=config.max_length)]
-        params = list(model.parameters())
-        for p in params:
-            p.requires_grad_(True)
-        train_loop(model, tok, encoded, params, steps=config.steps * len(sequence), lr=lr,
-                   batch_size=config.batch_size, seed=config.seed)
+        train_tensors(model, tok, encoded, list(model.parameters()), config,
+                      steps=config.steps * len(sequence), lr=lr, seed=config.seed,
+                      method="multitask")
         for task, test in zip(sequence, tests):
             r = method.evaluate(model, tok, test)
             rows.append({"reference": "multitask", "task": task.name, "score": r["score"],

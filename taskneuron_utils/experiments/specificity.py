@@ -94,11 +94,12 @@ def core_profile(model, tok, tasks: dict[str, Task], core, *, n_examples: int = 
     """
     from ..architectures import layout_for
     from ..hooks import trace
+    from ..placement import input_device
     from ..tasks import collate, encode
 
     layout = layout_for(model, core.sizes)
     core.check_fits(model)
-    device = next(model.parameters()).device
+    device = input_device(model)
     sums = {site.name: torch.zeros(site.n_neurons, dtype=torch.float64) for site in layout.sites}
     tokens = 0
     for task in tasks.values():
@@ -109,7 +110,7 @@ def core_profile(model, tok, tasks: dict[str, Task], core, *, n_examples: int = 
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         for name in sums:  # (B, T, n) -> (n,): |output| summed over real tokens
             out = tr[name].output.to(torch.float64).abs()
-            sums[name] += (out * mask[..., None]).sum((0, 1)).cpu()
+            sums[name] += (out * mask.to(out.device)[..., None]).sum((0, 1)).cpu()
         tokens += int(mask.sum())
     rows = []
     for site in layout.sites:
