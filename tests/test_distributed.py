@@ -6,7 +6,6 @@ batches: uneven shares). The processes write what they return to files the paren
 """
 
 import os
-import socket
 import traceback
 
 import pytest
@@ -15,23 +14,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from taskneuron_utils.attribution import AttributionError, Relevance, attribute
+from launch import free_port, load_tok
 from tiny_models import swap_task, tiny_model
 
 N_EXAMPLES, BATCH = 10, 2
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def setup(tok_path):
-    import transformers
-
-    tok = transformers.AutoTokenizer.from_pretrained(tok_path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = load_tok(tok_path)
     model = tiny_model("llama", seed=1, vocab_size=len(tok))
     return model, tok, swap_task().train[:N_EXAMPLES]
 

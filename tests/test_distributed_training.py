@@ -9,7 +9,6 @@ the weights go to files the parent compares with a one-process run of the same g
 """
 
 import os
-import socket
 import traceback
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch.multiprocessing as mp
 import taskneuron_utils as tn
 from taskneuron_utils import experiments as ex
 from taskneuron_utils.neurons import NeuronSet, layout_of
+from launch import free_port, load_tok
 from tiny_models import label_sequence, swap_task, tiny_model
 
 WORLD = 2
@@ -32,21 +32,6 @@ CL_CONFIG = ex.ContinualConfig(examples=8, steps=3, batch_size=5, lr=1e-2, n_eva
                                ewc_samples=2, max_length=64, eval_batch_size=4,
                                eval_upcoming=False, progress=False)
 CL_METHODS = ("ewc", "olora")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def load_tok(tok_path):
-    import transformers
-
-    tok = transformers.AutoTokenizer.from_pretrained(tok_path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
 
 
 def model_and_options(method, tok):

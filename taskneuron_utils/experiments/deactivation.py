@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ..tasks import Task
 from .common import ConfigMixin, eval_split
-from .detection import DetectionConfig, detect, neuron_sets
+from .detection import DetectionConfig, detected_sets
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,7 @@ def deactivation(model, tok, tasks: dict[str, Task],
         ``table1_intervals`` gives bootstrap intervals from it.
     """
     if sets is None:
-        detection = DetectionConfig() if detection is None else detection
-        sets = neuron_sets(detect(model, tok, tasks, detection), detection)
+        sets = detected_sets(model, tok, tasks, detection)
     rows = list(deactivation_rows(model, tok, tasks, sets, config, label))
     if per_example:
         return examples_frame(rows)

@@ -15,7 +15,7 @@ from ..analysis import expected_random_jaccard, layer_profile, overlap_matrix
 from ..architectures import resolve_kinds
 from ..attribution import Relevance, attribute
 from ..tasks import Task
-from .common import ConfigMixin, check_fraction, sample
+from .common import ConfigMixin, check_fraction, fresh, sample
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,18 @@ def detect(model, tok, tasks: dict[str, Task],
 def neuron_sets(relevances: dict[str, Relevance], config: DetectionConfig = DetectionConfig()):
     """{task: NeuronSet}: each task's top ``config.k`` neurons, selected ``config.per``."""
     return {name: rel.top_k(config.k, per=config.per) for name, rel in relevances.items()}
+
+
+def detected_sets(model_loader, tok, tasks: dict[str, Task],
+                  detection: DetectionConfig | None = None) -> dict:
+    """{task: NeuronSet} detected with ``detection`` (default ``DetectionConfig()``) on the
+    starting model: ``model_loader`` itself when it is a model (attribution leaves its weights
+    as they are), else the model it returns (``common.fresh``)."""
+    import torch
+
+    detection = DetectionConfig() if detection is None else detection
+    model = model_loader if isinstance(model_loader, torch.nn.Module) else fresh(model_loader)
+    return neuron_sets(detect(model, tok, tasks, detection), detection)
 
 
 def exclusive_sets(sets: dict) -> dict:

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ..tasks import Task, encode
 from .common import ConfigMixin, eval_split, fresh, sample
-from .detection import DetectionConfig, detect, neuron_sets
+from .detection import DetectionConfig, detected_sets
 
 FT_METHODS = ("none", "neurons", "random", "full")
 
@@ -84,10 +84,7 @@ def neuron_finetuning(model_loader, tok, tasks: dict[str, Task],
     from ..training import finetune
 
     if sets is None:
-        detection = DetectionConfig() if detection is None else detection
-        start = fresh(model_loader)
-        sets = neuron_sets(detect(start, tok, tasks, detection), detection)
-        del start
+        sets = detected_sets(model_loader, tok, tasks, detection)
     rows = []
     for name, task in tasks.items():
         train = sample(task.train, config.examples, config.seed)

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ..tasks import Task, encode
 from .common import ConfigMixin, check_fraction, eval_split, fresh, sample
 from .deactivation import DeactivationConfig, deactivation_rows, examples_frame
-from .detection import DetectionConfig, detect, neuron_sets
+from .detection import DetectionConfig, detect, detected_sets
 
 
 def k_sweep(model, tok, tasks: dict[str, Task], ks=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
@@ -138,10 +138,7 @@ def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16
     points = set(budgets) | set(range(config.dev_every, last + 1, config.dev_every)
                                 if config.dev_every else ())
     if sets is None:
-        detection = DetectionConfig() if detection is None else detection
-        start = fresh(model_loader)
-        sets = neuron_sets(detect(start, tok, tasks, detection), detection)
-        del start
+        sets = detected_sets(model_loader, tok, tasks, detection)
     rows = []
     bar = tqdm(total=len(tasks) * len(config.seeds) * len(config.methods), desc="budget sweep",
                disable=not config.progress)
