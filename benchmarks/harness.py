@@ -1,5 +1,5 @@
-"""What every benchmark here shares: a --threads option, a timer, a random 10% neuron set, and
-printing the result as JSON.
+"""What every benchmark here shares: a --threads option, a timer, a random 10% neuron set,
+printing the result as JSON, and writing a result table atomically.
 
 The scripts import it as a sibling module (``python benchmarks/<name>.py`` puts this folder on
 ``sys.path``).
@@ -49,3 +49,11 @@ def emit(result: dict, out: str | None = None) -> None:
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text + "\n")
+
+
+def write_csv(frame, path: Path) -> None:
+    """Write the DataFrame ``frame`` to ``path`` atomically (a stopped run leaves no half file,
+    and a part whose CSV exists counts as done)."""
+    tmp = Path(path).with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)

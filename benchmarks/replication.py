@@ -50,7 +50,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
 import taskneuron_utils as tn  # noqa: E402
-from harness import add_threads_option, apply_threads  # noqa: E402
+from harness import add_threads_option, apply_threads, write_csv  # noqa: E402
 from replication_continual import run_continual, summarize_continual  # noqa: E402
 from replication_generalization import (GEN_PARTS, run_generalization,  # noqa: E402
                                         summarize_generalization)
@@ -148,9 +148,7 @@ def main() -> None:
         started = time.perf_counter()
         frame = run_part(part, out)
         times[part] = round(time.perf_counter() - started, 1)
-        tmp = path.with_suffix(".tmp")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(path)
+        write_csv(frame, path)
         times_path.write_text(json.dumps(times, indent=2) + "\n")
     deact = {p: pd.read_csv(out / f"{p}.csv") for p in PARTS if p.startswith("deact")
              and (out / f"{p}.csv").exists()}

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 import taskneuron_utils as tn
+from harness import write_csv
 from taskneuron_utils import experiments as ex, plots
 
 CONFIG = ex.PROFILES["quick"].continual.replace(
@@ -79,18 +80,12 @@ def run_continual(out: Path) -> pd.DataFrame:
                 forgetting = [ex.forgetting_overlap(run, sets).assign(sets="start")]
                 if run.sets:
                     forgetting.append(ex.forgetting_overlap(run).assign(sets="own"))
-                _write(pd.concat(forgetting).assign(order_number=number),
+                write_csv(pd.concat(forgetting).assign(order_number=number),
                        folder / f"forgetting_{method}_order{number}.csv")
                 frame = run.to_frame().assign(**{k: v for k, v in run.summary().items()
                                                  if k != "method"})
-            _write(frame.assign(order_number=number), path)
+            write_csv(frame.assign(order_number=number), path)
     return continual_summary(folder)
-
-
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
 
 
 def continual_summary(folder: Path) -> pd.DataFrame:
