@@ -53,7 +53,8 @@ def emit(result: dict, out: str | None = None) -> None:
 
 def write_csv(frame, path: Path) -> None:
     """Write the DataFrame ``frame`` to ``path`` atomically (a stopped run leaves no half file,
-    and a part whose CSV exists counts as done)."""
-    tmp = Path(path).with_suffix(".tmp")
-    frame.to_csv(tmp, index=False)
+    and a part whose CSV exists counts as done); gzip-compressed when ``path`` ends in .gz."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False, compression="gzip" if path.suffix == ".gz" else None)
     tmp.replace(path)

@@ -26,6 +26,11 @@ run resumes at the part it was in):
                      Tables 1 and 2 with intervals (per-example values, 10 random seeds, 150 test
                      examples), over k, and over training budgets: see replication_sweeps.py
                      (about 1 h 48 min on 2 idle cores for the five)
+    specific_linear_k01 ... specific_act_k10
+                     task-specific or merely important? every selection method (top_k,
+                     contrastive, entropy, exclusive) at k = 1, 2, 5, 10% under both neuron
+                     definitions, 10 random seeds, and the shared core switched off: see
+                     replication_specificity.py (about 80 min on 2 idle cores for the eight)
 
 Neurons of the multi-task model are detected on training examples it was not trained on
 (``ex.held_out``, through ``replication_sweeps.detection_tasks``). The deact_mt_* CSVs recorded
@@ -54,6 +59,7 @@ from harness import add_threads_option, apply_threads, write_csv  # noqa: E402
 from replication_continual import run_continual, summarize_continual  # noqa: E402
 from replication_generalization import (GEN_PARTS, run_generalization,  # noqa: E402
                                         summarize_generalization)
+from replication_specificity import SPECIFIC_PARTS, run_specific, summarize_specific  # noqa: E402
 from replication_sweeps import (SWEEP_PARTS, detection_tasks, run_sweep,  # noqa: E402
                                 summarize_sweeps)
 from taskneuron_utils import experiments as ex, plots  # noqa: E402
@@ -68,7 +74,7 @@ FINETUNING = QUICK.finetuning.replace(steps=12, batch_size=4, examples=200, n_de
 FINETUNE_TASKS = ("product_sentiment", "country_continent", "addition", "last_word")  # of MULTITASK
 KINDS_TASKS = ("product_sentiment", "addition")
 PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "deact_mt_kinds", "deact_mt_excl",
-         "finetune", "finetune_seeds", "continual") + GEN_PARTS + SWEEP_PARTS
+         "finetune", "finetune_seeds", "continual") + GEN_PARTS + SWEEP_PARTS + SPECIFIC_PARTS
 
 
 def only_kinds(neurons: NeuronSet, kinds: tuple[str, ...]) -> NeuronSet:
@@ -85,6 +91,8 @@ def run_part(part: str, out: Path | None = None):
         return run_generalization(part, out)
     if part in SWEEP_PARTS:
         return run_sweep(part, out)
+    if part in SPECIFIC_PARTS:
+        return run_specific(part, out)
     tasks = tn.load_tasks(list(MULTITASK.tasks))
     held_out = detection_tasks(tasks)  # same test splits; training splits the model did not see
     own_only = DEACTIVATION.replace(others=False)
@@ -168,6 +176,7 @@ def main() -> None:
     summarize_continual(out)
     summarize_generalization(out)
     summarize_sweeps(out)
+    summarize_specific(out)
 
 
 if __name__ == "__main__":

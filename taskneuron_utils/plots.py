@@ -416,3 +416,27 @@ def plot_specificity(matrix: pd.DataFrame, *, value: str = "nll", ax=None,
     ax.set_ylabel("switched-off set")
     ax.set_title(title or "Harm of each set beyond random neurons (own set outlined)")
     return ax
+
+
+def plot_dominance_vs_k(scores: pd.DataFrame, *, value: str = "dominance", ax=None,
+                        title: str | None = None) -> Axes:
+    """Diagonal dominance (or ``value="selectivity"``) of each family of sets against k:
+    the ``task == "mean"`` rows of ``experiments.specificity_scores`` with a ``k`` column (a
+    fraction), one line per ``family`` with its bootstrap interval as error bars. 1 = only the
+    own set harms its task, 0 = the other tasks' sets harm it as much."""
+    means = scores[scores["task"] == "mean"] if "task" in scores else scores
+    ax = _axes(ax)
+    for family, part in means.groupby("family", sort=False):
+        part = part.sort_values("k")
+        low, high = part[f"{value}_low"], part[f"{value}_high"]
+        ax.errorbar(100 * part["k"], part[value], yerr=[part[value] - low, high - part[value]],
+                    marker="o", capsize=3, label=family)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(100 * means["k"].unique()), labels=[f"{100 * k:g}%" for k in
+                                                             sorted(means["k"].unique())])
+    ax.set_xlabel("k (neurons per site)")
+    ax.set_ylabel(value)
+    ax.set_title(title or f"{value.capitalize()} of each selection method")
+    ax.legend(fontsize=8)
+    return ax

@@ -20,6 +20,7 @@ from taskneuron_utils import experiments, plots, selection  # noqa: E402
 from taskneuron_utils.experiments import deactivation_matrix, specificity_scores  # noqa: E402
 from taskneuron_utils.tasks import collate, encode  # noqa: E402
 
+from scripts import ROOT, load_script  # noqa: E402
 from tiny_models import tiny_model  # noqa: E402
 
 TASKS = ["a", "b", "c"]
@@ -201,6 +202,24 @@ def test_specificity_experiment_on_a_tiny_model(default_tok):
     nll = scores[scores.value == "nll"]
     assert nll[["own", "others", "off_target"]].notna().all().all()
     assert scores.dominance.dropna().between(-1, 1).all()
+    # The families' sets have equal sizes, so they share one random baseline, and it is the
+    # one a separate deactivation of that family computes.
+    alone = experiments.deactivation(model, default_tok, suite, config, label="model",
+                                     sets=selection.select(relevances, "contrastive"))
+    key = ["task", "condition", "seed"]
+    for family in ("top", "contrastive"):
+        part = df[(df.family == family) & df.condition.isin(["none", "random"])]
+        expected = alone[alone.condition.isin(["none", "random"])]
+        pd.testing.assert_frame_equal(part.sort_values(key)[[*key, "score", "nll"]]
+                                      .reset_index(drop=True),
+                                      expected.sort_values(key)[[*key, "score", "nll"]]
+                                      .reset_index(drop=True))
+    examples = experiments.specificity(model, default_tok, suite, {"top": {**top, "core": core}},
+                                       config, per_example=True)
+    pd.testing.assert_frame_equal(
+        experiments.aggregate_examples(examples.drop(columns="family")),
+        df[df.family == "top"].drop(columns=["family", "seconds"]).reset_index(drop=True),
+        check_exact=False, rtol=1e-6)
     with pytest.raises(KeyError, match="no set for the tasks"):
         experiments.specificity(model, default_tok, suite, {"x": {"addition": top["addition"]}},
                                 config)
@@ -396,3 +415,40 @@ def test_core_profile_matches_hooked_activations(default_tok, kinds):
     assert row.other_act == pytest.approx(float(mean[~inside].mean()), rel=1e-9)
     assert row.ratio == pytest.approx(row.set_act / row.other_act)
     assert len(profile) == len(layout) and (profile.n_set == [len(v) for v in chosen.values()]).all()
+
+
+# -- the record (benchmarks/replication_specificity.py) -----------------------------------------
+
+
+def test_specificity_record_parts_and_summary_on_a_tiny_model(tmp_path, default_tok, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the script imports its siblings
+    record = load_script("benchmarks/replication_specificity.py")
+    monkeypatch.setattr(record, "DETECTION", record.DETECTION.replace(
+        n_attribution=2, batch_size=2, max_length=96, progress=False))
+    monkeypatch.setattr(record, "CONFIG", record.CONFIG.replace(
+        n_eval=2, random_seeds=(0, 1), progress=False))
+    # Two tasks, so that the tiny model's shared core (the intersection) is not empty.
+    monkeypatch.setattr(record, "TASKS", ("product_sentiment", "last_word"))
+    model = tiny_model("llama", seed=0, vocab_size=len(default_tok))
+    for part in ("specific_linear_k10", "specific_act_k10"):
+        rows = record.run_specific(part, tmp_path, model, default_tok)
+        rows.to_csv(tmp_path / f"{part}.csv", index=False)
+        examples = pd.read_csv(tmp_path / f"{part}_examples.csv.gz")
+        pd.testing.assert_frame_equal(experiments.aggregate_examples(examples), rows,
+                                      check_exact=False, rtol=1e-9)
+        assert set(rows.family) == {*record.METHODS, "shared core"}
+        # Matched counts: every family's own set, and the random sets, have the top-k count.
+        own = rows[(rows.condition == "own") & (rows.family != "shared core")]
+        assert own.groupby("task").n_neurons.nunique().eq(1).all()
+        core = rows[rows.family == "shared core"]
+        assert (core[core.condition == "random"].n_neurons
+                == core[core.condition == "own"].n_neurons.iloc[0]).all()
+    # The relevance is computed once per definition and reused from disk.
+    assert len(list((tmp_path / "specific_relevance" / "act").glob("*.safetensors"))) == 2
+    record.summarize_specific(tmp_path)
+    scores = pd.read_csv(tmp_path / "specific_scores.csv")
+    assert set(scores.definition) == {"linear", "act"} and set(scores.family) == set(record.METHODS)
+    assert scores.dominance.dropna().between(-1, 1).all()
+    table = pd.read_csv(tmp_path / "specific_table1.csv")
+    assert set(table.family) == set(record.METHODS) and {"score", "nll"} <= set(table.measure)
+    assert (tmp_path / "specific_dominance.png").stat().st_size > 0

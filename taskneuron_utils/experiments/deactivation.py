@@ -76,10 +76,13 @@ def deactivation(model, tok, tasks: dict[str, Task],
 
 
 def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
-                      config: DeactivationConfig, label: str, none: dict | None = None):
+                      config: DeactivationConfig, label: str, reuse: dict | None = None):
     """Yield ``deactivation``'s rows, each with its per-example values under ``"examples"``
-    (``evaluate(per_example=True)``). ``none``: a dict {task: row} of already evaluated
-    ``none`` rows to reuse (and to fill), so that a sweep over k scores the intact model once."""
+    (``evaluate(per_example=True)``). ``reuse``: a dict of already evaluated rows to reuse (and
+    to fill) for the conditions that do not depend on which set is the task's: ``none``, and
+    ``random`` for the same seed and the same count per site. A sweep over k thus scores the
+    intact model once, and families of equal-sized sets (``specificity``) share their random
+    baselines."""
     from ..evaluation import evaluate
     from ..interventions import deactivate
     from ..neurons import NeuronSet
@@ -93,9 +96,11 @@ def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
             conditions.append(("random", "random", seed, NeuronSet.random_like(own, seed=seed)))
         if config.others:
             conditions += [(f"other:{o}", o, -1, s) for o, s in sets.items() if o != name]
+        counts = tuple(len(own.indices[site]) for site in own.sizes)
         for condition, deactivated, seed, neurons in conditions:
-            if condition == "none" and none is not None and name in none:
-                yield none[name]
+            key = (name, condition, seed, counts if condition == "random" else None)
+            if condition in ("none", "random") and reuse is not None and key in reuse:
+                yield reuse[key]
                 continue
             started = time.perf_counter()
             with deactivate(model, neurons, mode=config.mode):
@@ -107,8 +112,8 @@ def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
                    "nll": result["nll"], "n": result["n"],
                    "seconds": round(time.perf_counter() - started, 2),
                    "examples": result["examples"]}
-            if condition == "none" and none is not None:
-                none[name] = row
+            if condition in ("none", "random") and reuse is not None:
+                reuse[key] = row
             if config.progress:
                 tqdm.write(f"[{label}] {name:<20} {condition:<28} score {result['score']:.3f} "
                            f"nll {result['nll']:.3f}")

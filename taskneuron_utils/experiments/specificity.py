@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from ..tasks import Task
-from .deactivation import DeactivationConfig, deactivation
+from .deactivation import DeactivationConfig, deactivation_rows, examples_frame
 
 VALUES = ("nll", "score")
 _GROUPS = ("model", "family")
@@ -42,7 +42,7 @@ _GROUPS = ("model", "family")
 
 def specificity(model, tok, tasks: dict[str, Task], sets: dict,
                 config: DeactivationConfig = DeactivationConfig(), *,
-                label: str = "model") -> pd.DataFrame:
+                label: str = "model", per_example: bool = False) -> pd.DataFrame:
     """Every set of one or more families switched off on every task (``deactivation`` with
     ``others=True``, whatever ``config.others`` says).
 
@@ -51,8 +51,11 @@ def specificity(model, tok, tasks: dict[str, Task], sets: dict,
             ``{family: {task: NeuronSet}}``. Every family needs a set for every task of
             ``tasks``; a set under another name (for example ``"shared core"``) is switched off
             on every task too and becomes an extra row of the matrix, outside the scores.
-            The random baseline of each task matches the size of that family's own set.
+            The random baseline of each task matches the size of that family's own set; it
+            is scored once for all families whose own sets have the same count per site.
         label: the ``model`` column of the rows.
+        per_example: rows per test example, as ``deactivation(per_example=True)`` (for
+            ``table1_intervals`` or bootstrap intervals over examples).
 
     Returns:
         ``deactivation``'s rows of every family, with a ``family`` column; read it with
@@ -61,6 +64,7 @@ def specificity(model, tok, tasks: dict[str, Task], sets: dict,
     from ..neurons import NeuronSet
 
     families = {"sets": sets} if all(isinstance(s, NeuronSet) for s in sets.values()) else sets
+    reuse: dict = {}  # none and random rows, shared by families whose sets have equal sizes
     frames = []
     for family, members in families.items():
         if not isinstance(members, dict) or not all(isinstance(s, NeuronSet)
@@ -70,9 +74,11 @@ def specificity(model, tok, tasks: dict[str, Task], sets: dict,
         missing = [task for task in tasks if task not in members]
         if missing:
             raise KeyError(f"family {family!r} has no set for the tasks {missing}")
-        rows = deactivation(model, tok, tasks, config.replace(others=True), label=label,
-                            sets=members)
-        frames.append(rows.assign(family=family))
+        rows = deactivation_rows(model, tok, tasks, members, config.replace(others=True),
+                                 label, reuse)
+        frame = examples_frame(rows) if per_example else pd.DataFrame(
+            [{key: value for key, value in row.items() if key != "examples"} for row in rows])
+        frames.append(frame.assign(family=family))
     return pd.concat(frames, ignore_index=True)
 
 

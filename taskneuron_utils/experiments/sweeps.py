@@ -46,12 +46,12 @@ def k_sweep(model, tok, tasks: dict[str, Task], ks=(0.005, 0.01, 0.02, 0.05, 0.1
     detection = (DetectionConfig() if detection is None else detection).replace(kinds=kinds)
     if relevances is None:
         relevances = detect(model, tok, tasks, detection)
-    none: dict = {}  # the intact model's rows, scored at the first k and reused
+    reuse: dict = {}  # the intact model's rows, scored at the first k and reused
     rows = []
     for k in tqdm(ks, desc="k sweep", disable=not config.progress):
         sets = {name: relevances[name].top_k(k, per=detection.per) for name in tasks}
         rows += [{**row, "k": k}
-                 for row in deactivation_rows(model, tok, tasks, sets, config, label, none)]
+                 for row in deactivation_rows(model, tok, tasks, sets, config, label, reuse)]
     return examples_frame(rows)
 
 
