@@ -277,3 +277,24 @@ def test_every_plot_returns_its_axes(draw):
     assert isinstance(new, Axes) and new in new.figure.axes
     _, given = plt.subplots()
     assert draw(given) is given
+
+
+def test_dominance_vs_k_one_line_per_family_at_the_ks_with_its_interval():
+    scores = pd.DataFrame({
+        "family": ["top_k", "top_k", "contrastive", "contrastive", "top_k"],
+        "task": ["mean", "mean", "mean", "mean", "news_topic"],  # a task row is not drawn
+        "k": [0.02, 0.10, 0.02, 0.10, 0.02],
+        "dominance": [0.1, -0.2, 0.5, 0.3, 0.9],
+        "dominance_low": [0.0, -0.4, 0.2, 0.1, 0.9],
+        "dominance_high": [0.3, 0.0, 0.7, 0.6, 0.9]})
+    ax = plots.plot_dominance_vs_k(scores)
+    lines = {bars.get_label(): bars.lines[0] for bars in ax.containers}  # ErrorbarContainers
+    assert set(lines) == {"top_k", "contrastive"}
+    assert list(lines["top_k"].get_xdata()) == [2.0, 10.0]
+    assert list(lines["contrastive"].get_ydata()) == [0.5, 0.3]
+    # Error bars span [low, high]: one vertical segment per point.
+    segments = [c for c in ax.collections if len(c.get_segments()) == 2]
+    spans = sorted(sorted((s[0][1], s[1][1])) for c in segments for s in c.get_segments())
+    assert [tuple(np.round(s, 6)) for s in spans] == [(-0.4, 0.0), (0.0, 0.3), (0.1, 0.6),
+                                                       (0.2, 0.7)]
+    plt.close("all")
