@@ -365,16 +365,19 @@ def model_name(model) -> str:
 def weight_fingerprint(model) -> str:
     """A short hash of the model's weights, cheap enough to compute on a 7B model on a GPU.
 
-    Hashes every parameter's name, shape, dtype, float32 sum and L2 norm, and its first and last
-    16 values: a training step or an edit of a neuron's row changes it (a change below float32
-    resolution of the sums might not). Not a cryptographic digest of the bytes. Offloaded
+    Hashes every parameter's name, shape, dtype, sum and L2 norm, and its first and last 16
+    values: a training step or an edit of a neuron's row changes it (a change below float32
+    resolution of the sums might not). The sums are taken in float64 and rounded to float32, so
+    that the order of the reduction, which follows the number of threads, does not change the
+    hash. Not a cryptographic digest of the bytes. Offloaded
     weights (``device_map`` with "disk" or "cpu" entries) are read from their offload storage,
     so a split model has the fingerprint of the same weights loaded in one piece.
     """
     digest = hashlib.sha256()
     for name, param in named_parameter_values(model):
         flat = param.detach().reshape(-1)
-        stats = torch.stack([flat.sum(dtype=torch.float32), torch.linalg.vector_norm(flat.float())])
+        stats = torch.stack([flat.sum(dtype=torch.float64),
+                             torch.linalg.vector_norm(flat.double())]).float()
         edges = torch.cat([flat[:16], flat[-16:]]).float()
         digest.update(f"{name}{tuple(param.shape)}{param.dtype}".encode())
         digest.update(stats.cpu().numpy().tobytes())

@@ -188,7 +188,7 @@ def test_detect_under_torchrun_equals_one_process(tmp_path, tiny_llama, default_
     default_tok.save_pretrained(folder)
     args = ["detect", "--task", "addition", "--model", str(folder), "--examples", "8",
             "--batch-size", "2"]  # 4 batches: 2 a rank
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the weights' fingerprint sums alike
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # both runs reduce their sums alike
     launch = {"one": [sys.executable, "-m", "taskneuron_utils.cli"],
               "two": [sys.executable, "-m", "torch.distributed.run", "--standalone",
                       "--nproc_per_node", "2", "-m", "taskneuron_utils.cli"]}

@@ -79,8 +79,8 @@ def test_data_parallel_equals_one_process(world, default_tok, tmp_path):
     tok_path = str(default_model_path())
     mp.spawn(worker, args=(world, free_port(), str(tmp_path), tok_path), nprocs=world, join=True)
 
-    # The workers run one thread each; so does the reference, because the weights' fingerprint
-    # in the provenance sums float32 values, whose rounding depends on the thread count.
+    # The workers run one thread each; so does the reference, so that both reduce their sums in
+    # the same order.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

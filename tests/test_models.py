@@ -111,3 +111,17 @@ def test_weight_fingerprint_changes_with_one_weight(default_model):
     finally:
         site.write(3, saved)
     assert tn.weight_fingerprint(model) == before
+
+
+def test_weight_fingerprint_does_not_depend_on_the_thread_count(default_model):
+    """A cache key must not change with torch's threads (a float32 sum of 135M values does)."""
+    model, _ = default_model
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = tn.weight_fingerprint(model)
+        torch.set_num_threads(2)
+        two = tn.weight_fingerprint(model)
+    finally:
+        torch.set_num_threads(threads)
+    assert one == two
