@@ -57,6 +57,14 @@ def fresh(model_loader):
     return copy.deepcopy(model_loader)
 
 
+def starting_model(model_loader):
+    """The starting model to read (attribute, evaluate, fingerprint), never to train:
+    ``model_loader`` itself when it is a model (not copied), else the model it returns."""
+    import torch
+
+    return model_loader if isinstance(model_loader, torch.nn.Module) else fresh(model_loader)
+
+
 def data_hash(split: Split) -> str:
     """16 hex digits of sha256 over the examples' (input, output) pairs, in order."""
     digest = hashlib.sha256()

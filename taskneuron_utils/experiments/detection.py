@@ -15,7 +15,7 @@ from ..analysis import expected_random_jaccard, layer_profile, overlap_matrix
 from ..architectures import resolve_kinds
 from ..attribution import Relevance, attribute
 from ..tasks import Task
-from .common import ConfigMixin, check_fraction, fresh, sample
+from .common import ConfigMixin, check_fraction, sample, starting_model
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,9 @@ def detected_sets(model_loader, tok, tasks: dict[str, Task],
                   detection: DetectionConfig | None = None) -> dict:
     """{task: NeuronSet} detected with ``detection`` (default ``DetectionConfig()``) on the
     starting model: ``model_loader`` itself when it is a model (attribution leaves its weights
-    as they are), else the model it returns (``common.fresh``)."""
-    import torch
-
+    as they are), else the model it returns (``common.starting_model``)."""
     detection = DetectionConfig() if detection is None else detection
-    model = model_loader if isinstance(model_loader, torch.nn.Module) else fresh(model_loader)
-    return neuron_sets(detect(model, tok, tasks, detection), detection)
+    return neuron_sets(detect(starting_model(model_loader), tok, tasks, detection), detection)
 
 
 def exclusive_sets(sets: dict) -> dict:

@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..tasks import Task, encode
-from .common import ConfigMixin, eval_split, fresh, sample, settings_key
+from .common import ConfigMixin, eval_split, fresh, sample, settings_key, starting_model
 from .detection import DetectionConfig, detect
 from .multitask import multitask_mixture
 
@@ -151,7 +151,7 @@ class _Context:
 
         check_tasks(tasks, config)
         self.loader, self.tok, self.tasks, self.config = model_loader, tok, tasks, config
-        self.base = model_loader if _is_model(model_loader) else fresh(model_loader)
+        self.base = starting_model(model_loader)
         self.fingerprint = weight_fingerprint(self.base)
         self.name = model_name(self.base)
         self._relevance = {}
@@ -237,12 +237,6 @@ class _Context:
         search = {lr: self.train(train_tasks, neurons, lr, eval_names, similarity)["dev_nll"]
                   for lr in grid}
         return min(search, key=search.get), search
-
-
-def _is_model(obj) -> bool:
-    import torch
-
-    return isinstance(obj, torch.nn.Module)
 
 
 def _full_set(like):

@@ -18,7 +18,7 @@ def plot_overlap_gain(df: pd.DataFrame, *, x: str = "overlap", y: str = "gain",
     ``pairwise_transfer`` rows), coloured by condition (or same/other family), with Pearson and
     Spearman (``analysis.correlate``, 95% bootstrap interval) in the title. Also overlap vs
     forgetting: ``ex.forgetting_overlap`` rows with ``y="forgetting"``."""
-    from .analysis import correlate
+    from ..analysis import correlate
 
     part = df[df["domain"] == domain] if domain is not None and "domain" in df else df
     ax = new_axes(ax, size=(6, 4.2))
@@ -77,7 +77,7 @@ def plot_layer_correlation(corr: pd.DataFrame, *, ax=None) -> Axes:
     """Per-layer Pearson and Spearman correlation of similarity and gain
     (``layer_correlations``), one line per vectorisation, with the paper's ranges shaded
     (Pearson 0.79-0.97, Spearman 0.71-0.83)."""
-    from .experiments.generalization import PAPER_LAYER_CORRELATION
+    from ..experiments.generalization import PAPER_LAYER_CORRELATION
 
     ax = new_axes(ax, size=(7, 4))
     colors = {"pearson": "#c44e52", "spearman": "#4c72b0"}

@@ -98,7 +98,7 @@ def plot_k_sweep(df: pd.DataFrame, *, value: str = "nll", ax=None, model: str | 
     (log axis), mean over tasks, with bootstrap 95% bands over test examples and seeds
     (``experiments.k_sweep``'s frame, through ``experiments.table1_intervals``). ``value``:
     "nll" (change in nats per answer token) or "score" (change of the metric, x100)."""
-    from .experiments.intervals import table1_intervals
+    from ..experiments.intervals import table1_intervals
 
     model = model or df["model"].iloc[0]
     table = table1_intervals(df[df["model"] == model], n_resamples=n_resamples)
