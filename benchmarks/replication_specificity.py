@@ -24,8 +24,9 @@ family, task and condition: score in [0, 1], answer NLL in nats per token) and
 summary writes ``specific_scores.csv`` (``ex.specificity_scores`` on the NLL and the metric:
 diagonal dominance and selectivity per task and their mean with a bootstrap interval over the
 tasks), ``specific_table1.csv`` (``ex.table1_intervals`` per family: own vs random and own vs
-the other tasks' sets, bootstrap over examples and seeds), ``specific_core.csv`` and the
-figure ``specific_dominance.png``.
+the other tasks' sets, bootstrap over examples and seeds), ``specific_matrices.csv`` (every
+set x task effect matrix, beyond the random baseline, long form), ``specific_core.csv`` and
+the figures ``specific_dominance.png`` and ``specific_matrices_k<pct>.png`` (NLL matrices).
 
 Estimated cost on 2 idle cores, from the record's per-example times (0.08 s per
 classification example and condition, 0.25 s per last_word example): per part and task, 1
@@ -127,6 +128,29 @@ def summarize_specific(out: Path) -> None:
     write_csv(core, out / "specific_core.csv")
     print(core[["definition", "k", "task", "group", "n_neurons", "score", "nll", "d_nll",
                 "nll_std"]].round(3).to_string(index=False))
+    matrices = []
+    for (d, k, family), part in families.groupby(["definition", "k", "family"], sort=False):
+        for value in ("nll", "score"):
+            matrix = ex.deactivation_matrix(part, value)
+            matrices.append(matrix.rename_axis(index="set", columns="task").stack()
+                            .rename("effect").reset_index()
+                            .assign(definition=d, k=k, family=family, value=value))
+    matrices = pd.concat(matrices, ignore_index=True)
+    write_csv(matrices, out / "specific_matrices.csv")
+    for k in sorted(matrices.k.unique()):
+        chosen = matrices[(matrices.k == k) & (matrices.value == "nll")]
+        panels = list(chosen.groupby(["definition", "family"], sort=False))
+        fig, axes = plt.subplots(2, 4, figsize=(20, 7.5), squeeze=False, layout="constrained")
+        for ax, ((definition, family), part) in zip(axes.flat, panels):
+            matrix = part.pivot(index="set", columns="task", values="effect")
+            order = list(dict.fromkeys(part.task))
+            plots.plot_specificity(matrix.loc[order, order], ax=ax,
+                                   title=f"{definition}, {family}, k = {100 * k:g}%")
+            ax.tick_params(axis="x", rotation=90)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.set_visible(False)
+        fig.savefig(out / f"specific_matrices_k{round(100 * k):02d}.png", dpi=80)
+        plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for ax, (definition, part) in zip(axes, mean[mean.value == "nll"].groupby("definition")):
         plots.plot_dominance_vs_k(part, ax=ax, title=f"{definition} units: diagonal dominance")
