@@ -28,8 +28,7 @@ The peak is that of one steady-state step (``measure_peak`` on CPU, or
 ``torch.cuda.max_memory_allocated`` on a GPU, counts the same thing)::
 
     attribution  params + max(activations + head,            (start of backward)
-                              every site's output and gradient,  (end of backward)
-                              float32 copy of the largest weight)  (weight_fingerprint, < fp32)
+                              every site's output and gradient)  (end of backward)
     training     params + trained copies + optimizer
                  + max(activations + head,                    (start of backward)
                        gradients + optimizer-step temporaries)   (AdamW: one moment-sized

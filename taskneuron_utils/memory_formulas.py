@@ -307,12 +307,7 @@ def estimate_components(model, name, method, dtype, batch_size, seq_len, answer_
         product = tokens * sh.d_ff * 4 * (3 if s != 4 else 1)  # grad.float() * act.float()
         start = activations + head
         end = 2 * kept + product
-        # Before the first batch, weight_fingerprint takes the float32 norm of every parameter:
-        # a float32 copy of the largest one below float32 (only on a small batch the peak).
-        fingerprint = 4 * largest if s != 4 else 0
-        phase = ("backward start" if start >= max(end, fingerprint) else
-                 "backward end" if end >= fingerprint else "weight fingerprint")
-        end = max(end, fingerprint)
+        phase = "backward start" if start >= end else "backward end"
         transient = max(start, end) - activations
         static = param_bytes
     else:
@@ -349,8 +344,6 @@ _FORMULAS = {
     (False, "backward start"): "parameters + activations + transient (start of backward)",
     (False, "backward end"): "parameters + activations + transient (end of backward: every "
                              "site's output and gradient kept)",
-    (False, "weight fingerprint"): "parameters + activations + transient (weight_fingerprint's "
-                                   "float32 copy of the largest parameter)",
     (True, "backward start"): "parameters + optimizer + activations + transient (start of "
                               "backward)",
     (True, "optimizer step"): "parameters + optimizer + gradients + transient (optimizer step)",
