@@ -58,3 +58,11 @@ def write_csv(frame, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp, index=False, compression="gzip" if path.suffix == ".gz" else None)
     tmp.replace(path)
+
+
+def write_json(path: Path, value) -> None:
+    """Write ``value`` as indented JSON to ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    tmp.replace(path)

@@ -3,8 +3,10 @@
 Every method of ``ex.CL_METHODS`` on the offline 4-task sequence in orders 1-3 and on the 8-task
 sequence in order 4 (``ex.QUICK_ORDERS``), plus the per-task and multi-task references, all with
 the same training sample, steps and batch size per task. Learning rates are chosen per method on
-dev data of the first task of order 1 (``ex.choose_lrs``; never the test split) and stored in
-``continual/lrs.json``.
+dev data of the first two tasks of order 1, trained in order (``ex.choose_lrs``: the lowest mean
+dev NLL after the second stage; never the test split), and stored in ``continual/lrs.json``. (A
+first version chose on the first task alone: it picked 1e-3 for every method, and full
+fine-tuning at 1e-3 then failed to learn the second task at all.)
 
 Written under ``<out>/continual/`` as each (method, order) finishes: ``<method>_order<i>.csv``
 (the accuracy matrix in long form, with the run's CL / FG / BWT / forgetting) and
@@ -23,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 import taskneuron_utils as tn
-from harness import write_csv
+from harness import write_csv, write_json
 from taskneuron_utils import experiments as ex, plots
 
 CONFIG = ex.PROFILES["quick"].continual.replace(
@@ -59,11 +61,12 @@ def run_continual(out: Path) -> pd.DataFrame:
     model, tok = tn.load_model(ex.PROFILES["quick"].multitask.model)
     suite = tn.load_tasks(list(ex.QUICK_SEQUENCE_8))
     lrs_path = folder / "lrs.json"
-    if not lrs_path.exists():
-        first = suite[ex.QUICK_ORDERS[1][0]]
-        lrs = ex.choose_lrs(model, tok, first, list(ex.CL_METHODS), LRS, CONFIG)
-        lrs_path.write_text(json.dumps(lrs, indent=2) + "\n")
-    lrs = json.loads(lrs_path.read_text())
+    lrs = json.loads(lrs_path.read_text()) if lrs_path.exists() else {}
+    first_two = [suite[name] for name in ex.QUICK_ORDERS[1][:2]]
+    for method in ex.CL_METHODS:  # one method at a time, saved as it is chosen (resumable)
+        if method not in lrs:
+            lrs |= ex.choose_lrs(model, tok, first_two, [method], LRS, CONFIG)
+            write_json(lrs_path, lrs)
     config = CONFIG.replace(method_lrs=tuple(sorted(lrs.items())), lr=lrs.get("seqft", 1e-4))
     sets = start_sets(model, tok, suite, folder)
     for number in ORDERS:

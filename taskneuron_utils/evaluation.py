@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from .loss import answer_nlls, lm_head_logits
+from .loss import answer_nlls, batch_examples, lm_head_logits
 from .placement import input_device
 from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, end_marker_id
 
@@ -214,15 +214,16 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
             rows = order[start:start + batch_size]
             batch = [prompts[i] for i in rows]
             scored = None
-            if path == "shared_prefix":
-                scored = _score_shared_prefix(model, batch, options, tok.pad_token_id, device)
+            with batch_examples(rows):
+                if path == "shared_prefix":
+                    scored = _score_shared_prefix(model, batch, options, tok.pad_token_id, device)
+                    if scored is None:
+                        logger.info("%s does not take a key/value cache in its forward; scoring "
+                                    "the options of %s/%s without prefix sharing",
+                                    type(model).__name__, task.name, split.name)
+                        path = "plain"
                 if scored is None:
-                    logger.info("%s does not take a key/value cache in its forward; scoring "
-                                "the options of %s/%s without prefix sharing",
-                                type(model).__name__, task.name, split.name)
-                    path = "plain"
-            if scored is None:
-                scored = _score_plain(model, batch, options, tok.pad_token_id, device)
+                    scored = _score_plain(model, batch, options, tok.pad_token_id, device)
             scores[rows] = scored.double().cpu()
     return {"log_likelihoods": scores,
             "n_tokens": torch.tensor([len(o) for o in options], dtype=torch.long),
@@ -384,11 +385,13 @@ def generate_answers(model, tok, prompts: list[list[int]], *, max_new_tokens: in
             rows = order[start:start + batch_size]
             batch = collate([Encoded(prompts[i], len(prompts[i])) for i in rows],
                             tok.pad_token_id, "left")
-            generated = model.generate(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-                do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                eos_token_id=stop or None, temperature=None, top_p=None, top_k=None)
+            with batch_examples(rows):
+                generated = model.generate(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    do_sample=False, max_new_tokens=max_new_tokens,
+                    pad_token_id=tok.pad_token_id, eos_token_id=stop or None, temperature=None,
+                    top_p=None, top_k=None)
             new = generated[:, batch["input_ids"].shape[1]:].cpu()  # (b, new tokens)
             for row, ids in zip(rows, new):
                 outputs[row] = tok.decode(ids, skip_special_tokens=True).strip()

@@ -7,6 +7,9 @@ the answers are short).
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 
@@ -58,6 +61,25 @@ def answer_nll(model, tok, encoded, *, batch_size: int = 16) -> float:
     return float(nll_sum.sum() / n_tokens.sum())
 
 
+# The examples of the forward pass in progress: their indices in what is being scored, one per
+# batch row, in row order (in evaluation's plain classification path an example's K options are
+# K consecutive model rows). Set by ``answer_nlls`` and by ``evaluation``'s classification and
+# generation loops, so that an intervention can differ per example (W-NCFT mixes its neurons
+# per input). None outside those loops. The shared-prefix path runs the common prefix once for
+# the whole batch (one row), so per-example interventions need ``share_prefix=False``.
+BATCH_EXAMPLES: ContextVar[list[int] | None] = ContextVar("batch_examples", default=None)
+
+
+@contextlib.contextmanager
+def batch_examples(indices):
+    """Within the block, ``BATCH_EXAMPLES.get()`` is ``list(indices)``."""
+    token = BATCH_EXAMPLES.set(list(indices))
+    try:
+        yield
+    finally:
+        BATCH_EXAMPLES.reset(token)
+
+
 def answer_nlls(model, tok, encoded, *, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Per example of ``encoded``, in order: the answer NLL summed over its answer tokens
     (float64 (N,), nats) and its number of answer tokens (long (N,)); teacher-forced, in eval
@@ -71,7 +93,8 @@ def answer_nlls(model, tok, encoded, *, batch_size: int = 16) -> tuple[torch.Ten
             for start in range(0, len(encoded), batch_size):
                 batch = collate(encoded[start:start + batch_size], tok.pad_token_id)
                 batch = {key: value.to(device) for key, value in batch.items()}
-                per_example, _ = answer_losses(model, batch)  # (b,) mean over its answer tokens
+                with batch_examples(range(start, start + len(batch["input_ids"]))):
+                    per_example, _ = answer_losses(model, batch)  # (b,) mean over answer tokens
                 n_answer = (batch["labels"] != -100).sum(1)  # tokens scored, per example
                 sums.append((per_example.double() * n_answer).cpu())
                 counts.append(n_answer.cpu())

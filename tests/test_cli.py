@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -25,6 +26,11 @@ def test_main_job_writes_figures_and_summary(tmp_path):
     stdout = run("main", "--out", str(out), "--n", "16", "--tasks", *tasks)
     for name in ("overlap.png", "layers.png", "overlap.csv", "layers.csv", "summary.txt"):
         assert (out / name).stat().st_size > 0, name
+    # The README's main job: byte for byte the committed reference (tests/reference/).
+    reference = Path(__file__).parent / "reference"
+    assert tasks == ("product_sentiment", "film_sentiment", "news_topic")
+    for name in ("overlap", "layers"):
+        assert (out / f"{name}.csv").read_bytes() == (reference / f"main_{name}.csv").read_bytes()
     overlap = pd.read_csv(out / "overlap.csv", index_col=0)
     assert list(overlap.index) == list(tasks) and list(overlap.columns) == list(tasks)
     assert (overlap.values.diagonal() == 1).all()

@@ -284,3 +284,74 @@ def test_offline_sequences_are_distinct_classification_tasks():
     assert len(suite["entity_type"].labels) == 10
     for number, order in ex.QUICK_ORDERS.items():
         assert sorted(order) == sorted(ex.QUICK_SEQUENCE_4 if number <= 3 else ex.QUICK_SEQUENCE_8)
+
+
+def test_choose_lrs_takes_the_lowest_mean_dev_nll_over_the_stages(tiny_llama, default_tok, seq):
+    """Two stages, two lrs: the choice is the lr whose sequential run (the method's own
+    inference) leaves the lower mean dev NLL over both tasks, recomputed here by hand."""
+    from taskneuron_utils.experiments.common import sample
+
+    tasks, lrs = seq[:2], (1e-4, 1e-1)
+    chosen = ex.choose_lrs(tiny_llama, default_tok, tasks, ["seqft", "ncft"], lrs, CONFIG)
+    assert set(chosen) == {"seqft", "ncft"} and set(chosen.values()) <= set(lrs)
+    nll = {}
+    for lr in lrs:
+        method = ex.make_method("seqft", CONFIG.replace(method_lrs=(("seqft", lr),)))
+        model = copy.deepcopy(tiny_llama)
+        for stage, task in enumerate(tasks):
+            train = sample(task.train, CONFIG.examples, CONFIG.seed)
+            method.before_task(model, default_tok, task, stage)
+            method.train(model, default_tok, task, train, stage)
+            method.after_task(model, default_tok, task, train, stage)
+        nll[lr] = np.mean([method.evaluate(model, default_tok, sample(
+            t.dev, CONFIG.n_dev, CONFIG.seed))["nll"] for t in tasks])
+    assert nll[1e-4] != nll[1e-1]  # the two lrs lead to different models
+    assert chosen["seqft"] == min(lrs, key=nll.get)
+    # One task: the one-stage choice, the same function.
+    assert set(ex.choose_lrs(tiny_llama, default_tok, tasks[0], ["seqft"], lrs, CONFIG)) == {"seqft"}
+
+
+@pytest.mark.parametrize("generation", [False, True])
+def test_wncft_batched_inference_equals_one_example_at_a_time(tiny_llama, default_tok, seq,
+                                                              generation):
+    """W-NCFT scores a batch with per-row mixtures; the ground truth scores each example alone
+    with its combined rows sum_s w_s theta_s written into an edit (the definition), per example
+    and with mixtures that differ between the examples of a batch."""
+    from taskneuron_utils.evaluation import evaluate
+    from tiny_models import swap_task
+
+    method = ex.make_method("wncft", CONFIG.replace(wncft_temperature=0.5))
+    model = copy.deepcopy(tiny_llama)
+    for stage, task in enumerate(seq):
+        method.before_task(model, default_tok, task, stage)
+        method.train(model, default_tok, task, task.train[:8], stage)
+        method.after_task(model, default_tok, task, task.train[:8], stage)
+    split = swap_task().test if generation else seq[0].test
+    snaps = method._snapshots()
+    # Mixtures that differ from example to example: each example its own stage, alternating.
+    weights = torch.eye(len(seq))[torch.arange(len(split)) % len(seq)]
+    with method._mixed_edit(model, snaps, weights):
+        batched = evaluate(model, default_tok, split, batch_size=4, progress=False,
+                           share_prefix=False, per_example=True)["examples"]
+    alone = []
+    for i in range(len(split)):
+        combined = {n: (u, torch.einsum("s,sui->ui", weights[i].to(r), r))
+                    for n, (u, r) in snaps.items()}
+        with method._rows_edit(model, combined):
+            alone.append(evaluate(model, default_tok, split[i:i + 1], batch_size=1,
+                                  progress=False, per_example=True)["examples"]["nll_sum"][0])
+    assert np.allclose(batched["nll_sum"], alone, rtol=1e-4)
+    # The stages' rows differ: the odd examples (stage 1 above) score otherwise on stage 0.
+    with method._mixed_edit(model, snaps, torch.eye(len(seq))[[0] * len(split)]):
+        first = evaluate(model, default_tok, split, batch_size=4, progress=False,
+                         share_prefix=False, per_example=True)["examples"]["nll_sum"]
+    assert not np.allclose(first[1::2], batched["nll_sum"][1::2], rtol=1e-4)
+    # The method's own inference is the same mechanism with its own weights.
+    own = method.weights(model, default_tok, split)
+    with method._mixed_edit(model, snaps, own):
+        direct = evaluate(model, default_tok, split, batch_size=4, progress=False,
+                          share_prefix=False)
+    assert method.evaluate(model, default_tok, split)["nll"] == pytest.approx(direct["nll"])
+    with pytest.raises(RuntimeError, match="share_prefix=False"), \
+            method._mixed_edit(model, snaps, weights):
+        model(input_ids=torch.tensor([[1, 2, 3]]))

@@ -2,11 +2,11 @@
 
 ``tests/reference/`` holds files written by the pre-redesign package (commit 33bf499) on the
 real default model: the main job's overlap and layer CSVs (3 tasks, 16 examples each) and the
-top-5% neuron set of the shipped ``addition`` task on its first 16 training examples.
+top-5% neuron set of the shipped ``addition`` task on its first 16 training examples. The main
+job's CSVs are compared in ``test_cli.py::test_main_job_writes_figures_and_summary``, which runs
+that job anyway.
 """
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +16,6 @@ import taskneuron_utils as tn
 
 REFERENCE = Path(__file__).parent / "reference"
 pytestmark = pytest.mark.slow
-
-
-def test_main_job_overlap_is_bit_identical(tmp_path):
-    out = tmp_path / "main"
-    result = subprocess.run(
-        [sys.executable, "-m", "taskneuron_utils.cli", "main", "--out", str(out), "--n", "16",
-         "--tasks", "product_sentiment", "film_sentiment", "news_topic"],
-        capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (out / "overlap.csv").read_bytes() == (REFERENCE / "main_overlap.csv").read_bytes()
-    assert (out / "layers.csv").read_bytes() == (REFERENCE / "main_layers.csv").read_bytes()
 
 
 def test_neuron_set_of_the_suite_is_bit_identical(default_model):

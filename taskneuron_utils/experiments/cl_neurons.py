@@ -97,7 +97,10 @@ class WNCFT(NCFT):
     and every unit u of U recomputed from sum_s w_s theta_s[u] (``Edit.replace``). So an
     overlapping neuron (trained at several stages) is combined across those stages' rows with
     the input's weights; one trained only at stage s contributes theta_s from stage s on and its
-    earlier value before. Examples are scored one at a time (their weights differ).
+    earlier value before. Examples are scored in batches: a unit's output is linear in its row,
+    so sum_s w_s (x . theta_s[u]) is computed per batch row with that row's example's weights
+    (``loss.BATCH_EXAMPLES`` says which example a row holds); equal, up to float rounding, to
+    scoring each example alone with its combined rows.
     """
 
     name = "wncft"
@@ -195,21 +198,42 @@ class WNCFT(NCFT):
 
         if not self.rows:
             return super().evaluate(model, tok, split)
-        snaps = self._snapshots()
-        weights = self.weights(model, tok, split)
-        encoded = encode(tok, split, max_length=self.config.max_length)
-        scores, nll, tokens = [], 0.0, 0
-        for i in range(len(split)):
-            w = weights[i]
-            combined = {n: (u, torch.einsum("s,sui->ui", w.to(r), r)) for n, (u, r) in snaps.items()}
-            with self._rows_edit(model, combined):
-                result = evaluate(model, tok, split[i:i + 1], batch_size=1,
-                                  max_length=self.config.max_length, progress=False)
-            scores.append(result["score"])
-            n_answer = len(encoded[i].input_ids) - encoded[i].answer_start
-            nll += result["nll"] * n_answer
-            tokens += n_answer
-        return {"score": sum(scores) / len(scores), "nll": nll / tokens, "n": len(split)}
+        weights = self.weights(model, tok, split)  # (n, S)
+        with self._mixed_edit(model, self._snapshots(), weights):
+            # The shared-prefix path runs the batch's common prefix once for all its examples:
+            # their mixtures differ, so every example is scored on its own rows (plain path).
+            result = evaluate(model, tok, split, batch_size=self.config.eval_batch_size,
+                              max_length=self.config.max_length, progress=False,
+                              share_prefix=False)
+        return {"score": result["score"], "nll": result["nll"], "n": len(split)}
+
+    @contextlib.contextmanager
+    def _mixed_edit(self, model, snaps, weights):
+        """Every stored unit recomputed as sum_s weights[e, s] (x . theta_s[u]) for the batch
+        rows of example e (``loss.BATCH_EXAMPLES``); snaps: ``_snapshots()``, weights (n, S)."""
+        from ..architectures import layout_of
+        from ..hooks import Edit, trace
+        from ..loss import BATCH_EXAMPLES
+
+        sites = layout_of(model).by_name
+        edits = {}
+        for name, (units, stages) in snaps.items():
+            n_in = sites[name].in_features
+
+            def values(x, stages=stages, n_in=n_in):
+                examples = BATCH_EXAMPLES.get()
+                if examples is None or x.shape[0] % len(examples):
+                    raise RuntimeError("W-NCFT's mixture is per example: score through "
+                                       "evaluation.evaluate(share_prefix=False)")
+                per_row = weights[examples].repeat_interleave(x.shape[0] // len(examples), 0)
+                bias = stages[:, :, n_in] if stages.shape[2] == n_in + 1 else [None] * len(stages)
+                outs = torch.stack([F.linear(x.to(rows.dtype), rows[:, :n_in], b)
+                                    for rows, b in zip(stages, bias)])  # (S, R, ..., |U|)
+                return torch.einsum("sr...u,rs->r...u", outs, per_row.to(outs))
+
+            edits[name] = Edit.replace(units, values)
+        with trace(model, keep=False, edit=edits):
+            yield
 
     def state_dict(self):
         return {**super().state_dict(), "rows": self.rows, "base": self.base,

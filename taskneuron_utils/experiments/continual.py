@@ -351,26 +351,32 @@ def references(model_loader, tok, sequence: list[Task], config: ContinualConfig 
     return pd.DataFrame(rows)
 
 
-def choose_lrs(model_loader, tok, task: Task, methods, lrs=(1e-4, 1e-3),
+def choose_lrs(model_loader, tok, tasks, methods, lrs=(1e-4, 1e-3),
                config: ContinualConfig = ContinualConfig()) -> dict[str, float]:
-    """Per method, the lr of ``lrs`` with the lowest answer NLL on ``config.n_dev`` dev examples
-    of ``task`` after training on it alone (one stage, from the starting model): dev data only,
-    never the test split. Returns {method: lr}, to pass as ``config.method_lrs``."""
-    from ..loss import answer_nll
-    from ..tasks import encode
+    """Per method, the lr of ``lrs`` with the lowest mean answer NLL on ``config.n_dev`` dev
+    examples of each of ``tasks`` after training them in order, from the starting model, as
+    ``continual`` would (the same sample, steps and seeds). Dev data only, never the test split.
 
-    dev = encode(tok, sample(task.dev, config.n_dev, config.seed), max_length=config.max_length)
-    train = sample(task.train, config.examples, config.seed)
+    ``tasks``: one Task, or the first tasks of the sequence. With two or more, an lr that learns
+    the first task but wrecks it (or fails to learn) at the second stage loses: one stage alone
+    cannot see forgetting, and picks the largest lr that fits the first task. The NLL is read
+    through the method's own inference (``method.evaluate``: W-NCFT's mixed neurons, the LoRA
+    methods' adapters). Returns {method: lr}, to pass as ``config.method_lrs``.
+    """
+    tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
+    trains = [sample(t.train, config.examples, config.seed) for t in tasks]
+    devs = [sample(t.dev, config.n_dev, config.seed) for t in tasks]
     chosen = {}
     for name in methods:
         best = (float("inf"), None)
         for lr in lrs:
-            cfg = config.replace(method_lrs=((name, lr),))
-            m = make_method(name, cfg)
+            method = make_method(name, config.replace(method_lrs=((name, lr),)))
             model = fresh(model_loader)
-            m.before_task(model, tok, task, 0)
-            m.train(model, tok, task, train, 0)
-            nll = answer_nll(model, tok, dev, batch_size=config.eval_batch_size)
+            for stage, (task, train) in enumerate(zip(tasks, trains)):
+                method.before_task(model, tok, task, stage)
+                method.train(model, tok, task, train, stage)
+                method.after_task(model, tok, task, train, stage)
+            nll = sum(method.evaluate(model, tok, dev)["nll"] for dev in devs) / len(devs)
             best = min(best, (nll, lr))
             del model
         chosen[name] = best[1]
