@@ -69,7 +69,7 @@ def evaluate(
     max_new_tokens: int | None = None,
     max_length: int = 512,
     progress: bool = True,
-    share_prefix: bool = True,
+    share_prefix: bool | str = True,
     scoring: str = "sum",
     per_example: bool = False,
 ) -> dict:
@@ -82,7 +82,9 @@ def evaluate(
         max_length: prompt + answer tokens per example; longer inputs are truncated
             (``tasks.encode``).
         share_prefix: classification only: score the label options through a shared prompt
-            prefix (fast; the default) or one plain sequence per (example, option) pair
+            prefix (fast; the default), ``"prompt"`` (each prompt once for all its options,
+            nothing shared between examples: for interventions that differ per example), or
+            ``False``, one plain sequence per (example, option) pair
             (``option_log_likelihoods``). Same results up to float rounding.
         scoring: classification only: rank the options by their summed log-likelihood
             (``"sum"``, the default) or by their mean log-likelihood per token (``"mean"``,
@@ -173,7 +175,7 @@ def _evaluate_classification(model, tok, split, batch_size, max_length, progress
 
 def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
                            max_length: int = 512, progress: bool = False,
-                           share_prefix: bool = True) -> dict:
+                           share_prefix: bool | str = True) -> dict:
     """Summed log-likelihood of every label option of every example of a classification split.
 
     Args:
@@ -182,8 +184,9 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
             whose forward does not take a cache are detected on the first batch and scored by
             the plain path instead (logged at INFO). ``False``: always the plain path, one
             right-padded (prompt + option) sequence per pair, which needs nothing but
-            ``model.base_model(input_ids=..., attention_mask=...)``. Both give the same values
-            up to float rounding.
+            ``model.base_model(input_ids=..., attention_mask=...)``. ``"prompt"``: the cache
+            path without its first step, so that every forward row belongs to one example
+            (``loss.BATCH_EXAMPLES``). All give the same values up to float rounding.
 
     Returns:
         {"log_likelihoods": float64 (N, K) tensor, nats, summed over the option's answer tokens
@@ -204,6 +207,8 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
         max_length=max_length)]
 
     device = input_device(model)
+    if share_prefix not in (True, False, "prompt"):
+        raise ValueError(f"share_prefix must be True, False or 'prompt', got {share_prefix!r}")
     path = "shared_prefix" if share_prefix else "plain"
     scores = torch.empty(len(prompts), len(labels), dtype=torch.float64)
     # Similar lengths in a batch waste less padding; results go back to their own rows.
@@ -216,7 +221,8 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
             scored = None
             with batch_examples(rows):
                 if path == "shared_prefix":
-                    scored = _score_shared_prefix(model, batch, options, tok.pad_token_id, device)
+                    scored = _score_shared_prefix(model, batch, options, tok.pad_token_id,
+                                                  device, across=share_prefix is True)
                     if scored is None:
                         logger.info("%s does not take a key/value cache in its forward; scoring "
                                     "the options of %s/%s without prefix sharing",
@@ -254,10 +260,11 @@ def _cache_keyword() -> str:
 
 
 def _score_shared_prefix(model, prompts: list[list[int]], options: list[list[int]], pad_id: int,
-                         device) -> torch.Tensor | None:
+                         device, across: bool = True) -> torch.Tensor | None:
     """(B, K) summed log-probabilities of each option after each prompt, via the prefix tree,
     with a ``transformers.DynamicCache`` and explicit ``position_ids``. None when the model's
-    forward does not take the cache (it raises TypeError, or leaves the cache empty)."""
+    forward does not take the cache (it raises TypeError, or leaves the cache empty).
+    ``across=False`` skips step 1: nothing is shared between the prompts."""
     n_examples, n_options = len(prompts), len(options)
     body = model.base_model
     cache = DynamicCache()
@@ -277,7 +284,7 @@ def _score_shared_prefix(model, prompts: list[list[int]], options: list[list[int
 
     # 1. The prefix every prompt of the batch shares (leave >= 1 token per prompt for step 2,
     #    whose last hidden state predicts the first option token).
-    shared = _common_prefix_length(prompts, limit=min(len(p) for p in prompts) - 1)
+    shared = _common_prefix_length(prompts, limit=min(len(p) for p in prompts) - 1) if across else 0
     mask = torch.ones(1, shared, dtype=torch.long, device=device)
     if shared:
         prefix = torch.tensor([prompts[0][:shared]], device=device)

@@ -332,7 +332,10 @@ def test_wncft_batched_inference_equals_one_example_at_a_time(tiny_llama, defaul
     weights = torch.eye(len(seq))[torch.arange(len(split)) % len(seq)]
     with method._mixed_edit(model, snaps, weights):
         batched = evaluate(model, default_tok, split, batch_size=4, progress=False,
-                           share_prefix=False, per_example=True)["examples"]
+                           share_prefix="prompt", per_example=True)["examples"]
+        plain = evaluate(model, default_tok, split, batch_size=4, progress=False,
+                         share_prefix=False, per_example=True)["examples"]
+    assert np.allclose(batched["nll_sum"], plain["nll_sum"], rtol=1e-4)
     alone = []
     for i in range(len(split)):
         combined = {n: (u, torch.einsum("s,sui->ui", weights[i].to(r), r))
@@ -344,14 +347,14 @@ def test_wncft_batched_inference_equals_one_example_at_a_time(tiny_llama, defaul
     # The stages' rows differ: the odd examples (stage 1 above) score otherwise on stage 0.
     with method._mixed_edit(model, snaps, torch.eye(len(seq))[[0] * len(split)]):
         first = evaluate(model, default_tok, split, batch_size=4, progress=False,
-                         share_prefix=False, per_example=True)["examples"]["nll_sum"]
+                         share_prefix="prompt", per_example=True)["examples"]["nll_sum"]
     assert not np.allclose(first[1::2], batched["nll_sum"][1::2], rtol=1e-4)
     # The method's own inference is the same mechanism with its own weights.
     own = method.weights(model, default_tok, split)
     with method._mixed_edit(model, snaps, own):
         direct = evaluate(model, default_tok, split, batch_size=4, progress=False,
-                          share_prefix=False)
+                          share_prefix="prompt")
     assert method.evaluate(model, default_tok, split)["nll"] == pytest.approx(direct["nll"])
-    with pytest.raises(RuntimeError, match="share_prefix=False"), \
+    with pytest.raises(RuntimeError, match="per example"), \
             method._mixed_edit(model, snaps, weights):
         model(input_ids=torch.tensor([[1, 2, 3]]))

@@ -68,7 +68,8 @@ def tiny_gpt2(tok):
     return model
 
 
-@pytest.mark.parametrize("share_prefix", [True, False], ids=["shared_prefix", "plain"])
+@pytest.mark.parametrize("share_prefix", [True, "prompt", False],
+                         ids=["shared_prefix", "per_prompt", "plain"])
 def test_classification_equals_per_example_per_option_loop(tiny_llama, default_tok, choice_task,
                                                            share_prefix):
     tok, model = default_tok, tiny_llama

@@ -200,11 +200,11 @@ class WNCFT(NCFT):
             return super().evaluate(model, tok, split)
         weights = self.weights(model, tok, split)  # (n, S)
         with self._mixed_edit(model, self._snapshots(), weights):
-            # The shared-prefix path runs the batch's common prefix once for all its examples:
-            # their mixtures differ, so every example is scored on its own rows (plain path).
+            # The default path runs the batch's common prefix once for all its examples: their
+            # mixtures differ, so each prompt is run on its own ("prompt"), once for its options.
             result = evaluate(model, tok, split, batch_size=self.config.eval_batch_size,
                               max_length=self.config.max_length, progress=False,
-                              share_prefix=False)
+                              share_prefix="prompt")
         return {"score": result["score"], "nll": result["nll"], "n": len(split)}
 
     @contextlib.contextmanager
@@ -224,7 +224,7 @@ class WNCFT(NCFT):
                 examples = BATCH_EXAMPLES.get()
                 if examples is None or x.shape[0] % len(examples):
                     raise RuntimeError("W-NCFT's mixture is per example: score through "
-                                       "evaluation.evaluate(share_prefix=False)")
+                                       "evaluation.evaluate(share_prefix='prompt' or False)")
                 per_row = weights[examples].repeat_interleave(x.shape[0] // len(examples), 0)
                 bias = stages[:, :, n_in] if stages.shape[2] == n_in + 1 else [None] * len(stages)
                 outs = torch.stack([F.linear(x.to(rows.dtype), rows[:, :n_in], b)
