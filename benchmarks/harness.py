@@ -51,18 +51,22 @@ def emit(result: dict, out: str | None = None) -> None:
         Path(out).write_text(text + "\n")
 
 
-def write_csv(frame, path: Path) -> None:
-    """Write the DataFrame ``frame`` to ``path`` atomically (a stopped run leaves no half file,
-    and a part whose CSV exists counts as done); gzip-compressed when ``path`` ends in .gz."""
+def _write_atomically(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary sibling, then move it onto ``path``: a stopped run leaves
+    no half file."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False, compression="gzip" if path.suffix == ".gz" else None)
+    write(tmp)
     tmp.replace(path)
+
+
+def write_csv(frame, path: Path) -> None:
+    """Write the DataFrame ``frame`` to ``path`` atomically (a part whose CSV exists counts as
+    done); gzip-compressed when ``path`` ends in .gz."""
+    _write_atomically(path, lambda tmp: frame.to_csv(
+        tmp, index=False, compression="gzip" if str(path).endswith(".gz") else None))
 
 
 def write_json(path: Path, value) -> None:
     """Write ``value`` as indented JSON to ``path`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    tmp.replace(path)
+    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2) + "\n"))

@@ -65,8 +65,8 @@ def answer_nll(model, tok, encoded, *, batch_size: int = 16) -> float:
 # batch row, in row order (in evaluation's plain classification path an example's K options are
 # K consecutive model rows). Set by ``answer_nlls`` and by ``evaluation``'s classification and
 # generation loops, so that an intervention can differ per example (W-NCFT mixes its neurons
-# per input). None outside those loops. The shared-prefix path runs the common prefix once for
-# the whole batch (one row), so per-example interventions need ``share_prefix=False``.
+# per input). None outside those loops. The default shared-prefix path runs the batch's common
+# prefix once (one row), so per-example interventions need ``share_prefix="prompt"`` (or False).
 BATCH_EXAMPLES: ContextVar[list[int] | None] = ContextVar("batch_examples", default=None)
 
 

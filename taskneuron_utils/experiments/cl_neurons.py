@@ -12,6 +12,7 @@ W-NCFT, and the random-neuron control), on the interface of ``cl_methods.CLMetho
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -151,20 +152,9 @@ class WNCFT(NCFT):
 
     @contextlib.contextmanager
     def _rows_edit(self, model, combined):
-        from ..architectures import layout_of
-        from ..hooks import Edit, trace
-
-        sites = layout_of(model).by_name
-        edits = {}
-        for name, (units, rows) in combined.items():
-            n_in = sites[name].in_features
-
-            def values(x, rows=rows, n_in=n_in):
-                bias = rows[:, n_in] if rows.shape[1] == n_in + 1 else None
-                return F.linear(x.to(rows.dtype), rows[:, :n_in], bias)
-
-            edits[name] = Edit.replace(units, values)
-        with trace(model, keep=False, edit=edits):
+        """Every stored unit recomputed from fixed rows; combined {site: (units, rows)}."""
+        with _units_edit(model, {name: (units, functools.partial(_unit_outputs, rows=rows))
+                                 for name, (units, rows) in combined.items()}):
             yield
 
     @torch.no_grad()
@@ -211,28 +201,19 @@ class WNCFT(NCFT):
     def _mixed_edit(self, model, snaps, weights):
         """Every stored unit recomputed as sum_s weights[e, s] (x . theta_s[u]) for the batch
         rows of example e (``loss.BATCH_EXAMPLES``); snaps: ``_snapshots()``, weights (n, S)."""
-        from ..architectures import layout_of
-        from ..hooks import Edit, trace
         from ..loss import BATCH_EXAMPLES
 
-        sites = layout_of(model).by_name
-        edits = {}
-        for name, (units, stages) in snaps.items():
-            n_in = sites[name].in_features
+        def mixed(x, n_in, stages):
+            examples = BATCH_EXAMPLES.get()
+            if examples is None or x.shape[0] % len(examples):
+                raise RuntimeError("W-NCFT's mixture is per example: score through "
+                                   "evaluation.evaluate(share_prefix='prompt' or False)")
+            per_row = weights[examples].repeat_interleave(x.shape[0] // len(examples), 0)
+            outs = torch.stack([_unit_outputs(x, n_in, rows) for rows in stages])  # (S, R, ..., U)
+            return torch.einsum("sr...u,rs->r...u", outs, per_row.to(outs))
 
-            def values(x, stages=stages, n_in=n_in):
-                examples = BATCH_EXAMPLES.get()
-                if examples is None or x.shape[0] % len(examples):
-                    raise RuntimeError("W-NCFT's mixture is per example: score through "
-                                       "evaluation.evaluate(share_prefix='prompt' or False)")
-                per_row = weights[examples].repeat_interleave(x.shape[0] // len(examples), 0)
-                bias = stages[:, :, n_in] if stages.shape[2] == n_in + 1 else [None] * len(stages)
-                outs = torch.stack([F.linear(x.to(rows.dtype), rows[:, :n_in], b)
-                                    for rows, b in zip(stages, bias)])  # (S, R, ..., |U|)
-                return torch.einsum("sr...u,rs->r...u", outs, per_row.to(outs))
-
-            edits[name] = Edit.replace(units, values)
-        with trace(model, keep=False, edit=edits):
+        with _units_edit(model, {name: (units, functools.partial(mixed, stages=stages))
+                                 for name, (units, stages) in snaps.items()}):
             yield
 
     def state_dict(self):
@@ -243,3 +224,24 @@ class WNCFT(NCFT):
         super().load_state_dict(state)
         self.rows, self.vectors = list(state["rows"]), list(state["vectors"])
         self.base = {n: dict(b) for n, b in state["base"].items()}
+
+
+def _unit_outputs(x: torch.Tensor, n_in: int, rows: torch.Tensor) -> torch.Tensor:
+    """(..., |U|): the units' outputs for input x (..., n_in) from their rows (|U|, n_in[+1]:
+    the weights, then the bias when the site has one)."""
+    bias = rows[:, n_in] if rows.shape[1] == n_in + 1 else None
+    return F.linear(x.to(rows.dtype), rows[:, :n_in], bias)
+
+
+@contextlib.contextmanager
+def _units_edit(model, outputs: dict):
+    """Within the block, the given units of each site are replaced by ``fn(x, n_in)``:
+    outputs {site: (units, fn)}, x the site module's input."""
+    from ..architectures import layout_of
+    from ..hooks import Edit, trace
+
+    sites = layout_of(model).by_name
+    edits = {name: Edit.replace(units, functools.partial(fn, n_in=sites[name].in_features))
+             for name, (units, fn) in outputs.items()}
+    with trace(model, keep=False, edit=edits):
+        yield
