@@ -2,19 +2,24 @@
 
 Every method of ``ex.CL_METHODS`` on the offline 4-task sequence in orders 1-3 and on the 8-task
 sequence in order 4 (``ex.QUICK_ORDERS``), plus the per-task and multi-task references, all with
-the same training sample, steps and batch size per task. Learning rates are chosen per method on
-dev data of the first two tasks of order 1, trained in order (``ex.choose_lrs``: the lowest mean
-dev NLL after the second stage; never the test split), and stored in ``continual/lrs.json``. (A
-first version chose on the first task alone: it picked 1e-3 for every method, and full
-fine-tuning at 1e-3 then failed to learn the second task at all.)
+the same training sample, steps and batch size per task. Learning rates are chosen on dev data of
+the first two tasks of order 1, trained in order (``ex.choose_lrs``: the lowest mean dev NLL
+after the second stage; never the test split), once per way of training and stored in
+``continual/lrs.json``: full fine-tuning (seqft; ewc and replay train the same parameters with a
+penalty or a buffer and use its lr), each LoRA method, and neuron-only training (ncft;
+random_neurons, its control, and wncft, whose training is NCFT's, use its lr). (A first version
+chose on the first task alone: it picked 1e-3 for every method, and full fine-tuning at 1e-3 then
+failed to learn the second task at all.)
 
 Written under ``<out>/continual/`` as each (method, order) finishes: ``<method>_order<i>.csv``
 (the accuracy matrix in long form, with the run's CL / FG / BWT / forgetting) and
 ``forgetting_<method>_order<i>.csv`` (what training task i cost every earlier task j, beside the
 overlap of their neuron sets: detected on the starting model for every method, ``sets="start"``,
-and the sets the method trained for NCFT / W-NCFT, ``sets="own"``). Stage checkpoints under
-``continual/checkpoints/`` make an interrupted run resume mid-sequence. Orders 1-3 run first, so
-a stop during the 8-task order loses nothing of the 4-task record.
+and the sets the method trained for NCFT / W-NCFT, ``sets="own"``). The references do not depend
+on the order: ``references_4.csv`` / ``references_8.csv`` hold them once per sequence (each task
+alone, and all tasks mixed). Stage checkpoints under ``continual/checkpoints/`` make an
+interrupted run resume mid-sequence. Orders 1-3 run first, then the references, so a stop during
+the 8-task order loses nothing of the 4-task record.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ CONFIG = ex.PROFILES["quick"].continual.replace(
     progress=True)
 ORDERS = (1, 2, 3, 4)
 LRS = (1e-4, 1e-3)
+# Methods that train exactly as another one does use that one's lr (see the docstring).
+SHARED_LR = {"ewc": "seqft", "replay": "seqft", "random_neurons": "ncft", "wncft": "ncft"}
 SUMMARY_COLUMNS = ["method", "order_number", "tasks", "CL", "FG", "BWT", "forgetting",
                    "trainable_parameters", "optimizer_state_bytes", "train_seconds"]
 
@@ -64,31 +71,47 @@ def run_continual(out: Path) -> pd.DataFrame:
     lrs = json.loads(lrs_path.read_text()) if lrs_path.exists() else {}
     first_two = [suite[name] for name in ex.QUICK_ORDERS[1][:2]]
     for method in ex.CL_METHODS:  # one method at a time, saved as it is chosen (resumable)
-        if method not in lrs:
+        if method not in lrs and method not in SHARED_LR:
             lrs |= ex.choose_lrs(model, tok, first_two, [method], LRS, CONFIG)
             write_json(lrs_path, lrs)
-    config = CONFIG.replace(method_lrs=tuple(sorted(lrs.items())), lr=lrs.get("seqft", 1e-4))
+    lrs |= {method: lrs[source] for method, source in SHARED_LR.items()}
+    config = CONFIG.replace(method_lrs=tuple(sorted(lrs.items())), lr=lrs["seqft"])
     sets = start_sets(model, tok, suite, folder)
     for number in ORDERS:
+        if number == 4:  # the references before the long 8-task order
+            run_references(model, tok, suite, config, folder)
         sequence = [suite[name] for name in ex.QUICK_ORDERS[number]]
-        for method in list(ex.CL_METHODS) + ["references"]:
+        for method in ex.CL_METHODS:
             path = folder / f"{method}_order{number}.csv"
             if path.exists():
                 continue
-            if method == "references":
-                frame = ex.continual_references(model, tok, sequence, config)
-            else:
-                run = ex.continual(model, tok, sequence, method, config,
-                                   checkpoint=folder / "checkpoints" / f"{method}_order{number}")
-                forgetting = [ex.forgetting_overlap(run, sets).assign(sets="start")]
-                if run.sets:
-                    forgetting.append(ex.forgetting_overlap(run).assign(sets="own"))
-                write_csv(pd.concat(forgetting).assign(order_number=number),
-                       folder / f"forgetting_{method}_order{number}.csv")
-                frame = run.to_frame().assign(**{k: v for k, v in run.summary().items()
-                                                 if k != "method"})
+            run = ex.continual(model, tok, sequence, method, config,
+                               checkpoint=folder / "checkpoints" / f"{method}_order{number}")
+            forgetting = [ex.forgetting_overlap(run, sets).assign(sets="start")]
+            if run.sets:
+                forgetting.append(ex.forgetting_overlap(run).assign(sets="own"))
+            write_csv(pd.concat(forgetting).assign(order_number=number),
+                      folder / f"forgetting_{method}_order{number}.csv")
+            frame = run.to_frame().assign(**{k: v for k, v in run.summary().items()
+                                             if k != "method"})
             write_csv(frame.assign(order_number=number), path)
     return continual_summary(folder)
+
+
+def run_references(model, tok, suite: dict, config, folder: Path) -> None:
+    """``references_8.csv``: every task of the 8-task sequence fine-tuned alone, and all 8 mixed;
+    ``references_4.csv``: the 4-task sequence's tasks alone (the same runs: the 4 tasks come
+    first in ``QUICK_SEQUENCE_8``, so their seeds agree) and the 4 mixed."""
+    eight, four = folder / "references_8.csv", folder / "references_4.csv"
+    if not eight.exists():
+        write_csv(ex.continual_references(model, tok, [suite[n] for n in ex.QUICK_SEQUENCE_8],
+                                          config).assign(tasks=8), eight)
+    if not four.exists():
+        alone = pd.read_csv(eight).query("reference == 'per_task'")
+        alone = alone[alone.task.isin(ex.QUICK_SEQUENCE_4)].assign(tasks=4)
+        mixed = ex.continual_references(model, tok, [suite[n] for n in ex.QUICK_SEQUENCE_4],
+                                        config, which=("multitask",)).assign(tasks=4)
+        write_csv(pd.concat([alone, mixed], ignore_index=True), four)
 
 
 def continual_summary(folder: Path) -> pd.DataFrame:
@@ -106,16 +129,11 @@ def table5(folder: Path) -> pd.DataFrame:
     """CL (x100) per method: mean and std over the 4-task orders, the 8-task order(s), beside
     the paper's Table 5; FG and forgetting likewise (4-task mean)."""
     summary = continual_summary(folder)
-    refs = [pd.read_csv(p) for p in folder.glob("references_order*.csv")]
-    if refs:
-        refs = pd.concat(refs).merge(summary[["order_number", "tasks"]].drop_duplicates(),
-                                     on="order_number")
-        per_task = refs[refs.reference == "per_task"].groupby(["order_number", "tasks"]).score \
-            .mean().mul(100).reset_index().rename(columns={"score": "CL"})
-        multi = refs[refs.reference == "multitask"].groupby(["order_number", "tasks"]).score \
-            .mean().mul(100).reset_index().rename(columns={"score": "CL"})
-        summary = pd.concat([summary, per_task.assign(method="per_task"),
-                             multi.assign(method="multitask")], ignore_index=True)
+    refs = [pd.read_csv(p) for p in sorted(folder.glob("references_[48].csv"))]
+    if refs:  # one CL per (reference, sequence length): the mean over that sequence's tasks
+        cl = pd.concat(refs).groupby(["reference", "tasks"]).score.mean().mul(100).reset_index()
+        summary = pd.concat([summary, cl.rename(columns={"reference": "method", "score": "CL"})],
+                            ignore_index=True)
     rows = []
     for method, part in summary.groupby("method", sort=False):
         four, eight = part[part.tasks == 4], part[part.tasks == 8]
