@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 import taskneuron_utils as tn
@@ -165,5 +166,30 @@ def summarize_continual(out: Path) -> None:
     print(forgetting_correlations(folder).round(2).to_string(index=False))
     four = summary[summary.tasks == 4]
     if not four.empty:
-        plots.plot_cl_summary(four).figure.savefig(out / "continual_cl.png", dpi=110,
-                                                   bbox_inches="tight")
+        table = table5(folder).set_index("method")
+        reference = table.CL_4.get("per_task")
+        plots.plot_cl_summary(four, reference=reference).figure.savefig(
+            out / "continual_cl.png", dpi=110, bbox_inches="tight")
+    for number in sorted(summary.order_number.unique()):
+        matrices(folder, out, int(number))
+
+
+def matrices(folder: Path, out: Path, number: int) -> None:
+    """``continual_matrices_order<i>.png`` (every method's accuracy matrix) and
+    ``continual_trajectories_order<i>.png`` (each task's score along the sequence, per method)."""
+    runs = {method: pd.read_csv(folder / f"{method}_order{number}.csv")
+            for method in ex.CL_METHODS if (folder / f"{method}_order{number}.csv").exists()}
+    size = 4.2 if number < 4 else 6.5
+    for name, draw in (("matrices", plots.plot_cl_matrix), ("trajectories",
+                                                            plots.plot_cl_trajectories)):
+        fig, axes = plt.subplots(2, 4, figsize=(4 * size, 2 * size * 0.8), squeeze=False,
+                                 layout="constrained")
+        for ax, (method, frame) in zip(axes.flat, runs.items()):
+            order = list(dict.fromkeys(frame.trained))
+            scores = frame.pivot(index="trained", columns="task", values="score") \
+                .loc[order, order]
+            draw(scores, ax=ax, title=f"{method}, order {number}")
+        for ax in list(axes.flat)[len(runs):]:
+            ax.set_visible(False)
+        fig.savefig(out / f"continual_{name}_order{number}.png", dpi=70)
+        plt.close(fig)

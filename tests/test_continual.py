@@ -358,3 +358,45 @@ def test_wncft_batched_inference_equals_one_example_at_a_time(tiny_llama, defaul
     with pytest.raises(RuntimeError, match="per example"), \
             method._mixed_edit(model, snaps, weights):
         model(input_ids=torch.tensor([[1, 2, 3]]))
+
+
+def test_record_table5_and_figures_from_hand_made_runs(tmp_path, monkeypatch):
+    """The record's Table 5: CL per method is the mean (and std) over orders of each run's last
+    row; the references' CL is the mean of their per-task scores; the figures are written."""
+    import importlib
+    from pathlib import Path
+
+    import matplotlib
+    matplotlib.use("Agg")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    record = importlib.import_module("replication_continual")
+    folder = tmp_path / "continual"
+    folder.mkdir()
+    order = list(ex.QUICK_SEQUENCE_4)
+    last_rows = {("seqft", 1): [0.2, 0.4, 0.6, 0.8], ("seqft", 2): [0.4, 0.4, 0.4, 0.4],
+                 ("ncft", 1): [0.5, 0.5, 0.5, 0.9]}
+    for (method, number), last in last_rows.items():
+        A = np.tril(np.full((4, 4), 0.9))
+        A[-1] = last
+        index = pd.Index(order, name="after")
+        run = ex.ContinualResult(method, order, pd.DataFrame(A, index=index, columns=order),
+                                 pd.DataFrame(1 - A, index=index, columns=order))
+        frame = run.to_frame().assign(**{k: v for k, v in run.summary().items() if k != "method"})
+        frame.assign(order_number=number).to_csv(folder / f"{method}_order{number}.csv",
+                                                 index=False)
+    pd.DataFrame({"reference": ["per_task"] * 4 + ["multitask"] * 4, "task": order * 2,
+                  "score": [1.0, 0.8, 0.6, 0.4, 0.5, 0.5, 0.5, 0.7], "nll": 0.1, "tasks": 4}) \
+        .to_csv(folder / "references_4.csv", index=False)
+    table = record.table5(folder).set_index("method")
+    assert table.loc["seqft", "CL_4"] == pytest.approx(45.0)  # (50 + 40) / 2
+    assert table.loc["seqft", "CL_4_std"] == pytest.approx(np.std([50, 40], ddof=1))
+    assert table.loc["seqft", "orders_4"] == 2 and table.loc["ncft", "CL_4"] == pytest.approx(60)
+    assert table.loc["per_task", "CL_4"] == pytest.approx(70.0)
+    assert table.loc["multitask", "CL_4"] == pytest.approx(55.0)
+    assert table.loc["ncft", "paper_CL_4"] == ex.PAPER_TABLE5["ncft"][0]
+    # FG: the mean of last row / diagonal, x100 (ncft's diagonal is 0.9 throughout)
+    assert table.loc["ncft", "FG_4"] == pytest.approx((0.5 + 0.5 + 0.5 + 0.9) / 0.9 / 4 * 100)
+    record.summarize_continual(tmp_path)
+    for name in ("continual_cl.png", "continual_matrices_order1.png",
+                 "continual_trajectories_order2.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
