@@ -146,6 +146,40 @@ def table5(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The paper's ordering of CL (Table 5, both sequences) as adjacent pairs, each method below the
+# per-task reference, and NCFT against its random-neuron control (ours).
+PAPER_PAIRS = [("olora", "wncft"), ("wncft", "ncft"), ("ncft", "seqlora"), ("seqlora", "seqft")] \
+    + [("per_task", m) for m in ("olora", "wncft", "ncft", "seqlora", "seqft")] \
+    + [("ncft", "random_neurons")]
+
+
+def orderings(folder: Path) -> pd.DataFrame:
+    """For every pair (a, b) of ``PAPER_PAIRS``: CL(a) - CL(b) (x100) in each 4-task order
+    (paired: the same order for both; the per-task reference is the same in every order), its
+    mean, min and max, and whether a > b in every order; the 8-task difference beside it."""
+    summary = continual_summary(folder)
+    for path in sorted(folder.glob("references_[48].csv")):
+        refs = pd.read_csv(path)
+        per_task = 100 * refs[refs.reference == "per_task"].score.mean()
+        orders = summary[summary.tasks == refs.tasks.iloc[0]].order_number.unique()
+        summary = pd.concat([summary, pd.DataFrame({
+            "method": "per_task", "order_number": orders, "tasks": refs.tasks.iloc[0],
+            "CL": per_task})], ignore_index=True)
+    cl = summary.pivot_table(index="order_number", columns="method", values="CL")
+    tasks = summary.groupby("order_number").tasks.first()
+    rows = []
+    for a, b in PAPER_PAIRS:
+        if a not in cl or b not in cl:
+            continue
+        diff = (cl[a] - cl[b]).dropna()
+        four, eight = diff[tasks[diff.index] == 4], diff[tasks[diff.index] == 8]
+        rows.append({"a": a, "b": b, "orders_4": len(four), "diff_4": four.mean(),
+                     "min_4": four.min(), "max_4": four.max(),
+                     "a_above_b_every_order": bool(len(four) and (four > 0).all()),
+                     "diff_8": eight.mean() if len(eight) else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def forgetting_correlations(folder: Path) -> pd.DataFrame:
     """Overlap vs forgetting across (order, trained task, earlier task) pairs, per method and
     kind of set: ``ex.correlations`` (Pearson / Spearman, p-values, bootstrap intervals)."""
@@ -162,12 +196,18 @@ def summarize_continual(out: Path) -> None:
     summary = continual_summary(folder) if folder.exists() else pd.DataFrame()
     if summary.empty:
         return
-    print(table5(folder).round(1).to_string(index=False))
-    print(forgetting_correlations(folder).round(2).to_string(index=False))
+    table = table5(folder)
+    write_csv(table, out / "continual_table5.csv")
+    print(table.round(1).to_string(index=False))
+    correlations = forgetting_correlations(folder)
+    write_csv(correlations, out / "continual_forgetting_overlap.csv")
+    print(correlations.round(2).to_string(index=False))
+    pairs = orderings(folder)
+    write_csv(pairs, out / "continual_orderings.csv")
+    print(pairs.round(1).to_string(index=False))
     four = summary[summary.tasks == 4]
     if not four.empty:
-        table = table5(folder).set_index("method")
-        reference = table.CL_4.get("per_task")
+        reference = table.set_index("method").CL_4.get("per_task")
         plots.plot_cl_summary(four, reference=reference).figure.savefig(
             out / "continual_cl.png", dpi=110, bbox_inches="tight")
     for number in sorted(summary.order_number.unique()):

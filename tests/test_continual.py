@@ -374,7 +374,7 @@ def test_record_table5_and_figures_from_hand_made_runs(tmp_path, monkeypatch):
     folder.mkdir()
     order = list(ex.QUICK_SEQUENCE_4)
     last_rows = {("seqft", 1): [0.2, 0.4, 0.6, 0.8], ("seqft", 2): [0.4, 0.4, 0.4, 0.4],
-                 ("ncft", 1): [0.5, 0.5, 0.5, 0.9]}
+                 ("ncft", 1): [0.5, 0.5, 0.5, 0.9], ("seqlora", 1): [0.9] * 4}
     for (method, number), last in last_rows.items():
         A = np.tril(np.full((4, 4), 0.9))
         A[-1] = last
@@ -396,6 +396,15 @@ def test_record_table5_and_figures_from_hand_made_runs(tmp_path, monkeypatch):
     assert table.loc["ncft", "paper_CL_4"] == ex.PAPER_TABLE5["ncft"][0]
     # FG: the mean of last row / diagonal, x100 (ncft's diagonal is 0.9 throughout)
     assert table.loc["ncft", "FG_4"] == pytest.approx((0.5 + 0.5 + 0.5 + 0.9) / 0.9 / 4 * 100)
+    pairs = record.orderings(folder).set_index(["a", "b"])
+    assert pairs.loc[("seqlora", "seqft"), "orders_4"] == 1  # seqlora has order 1 only
+    assert pairs.loc[("seqlora", "seqft"), "diff_4"] == pytest.approx(40.0)  # 90 - 50
+    assert pairs.loc[("ncft", "seqlora"), "diff_4"] == pytest.approx(-30.0)  # 60 - 90
+    assert pairs.loc[("per_task", "seqft"), "diff_4"] == pytest.approx(25.0)  # 70 - (50 + 40) / 2
+    assert pairs.loc[("per_task", "seqft")][["min_4", "max_4"]].tolist() == pytest.approx([20, 30])
+    assert pairs.loc[("per_task", "seqft"), "a_above_b_every_order"]
+    assert pairs.loc[("per_task", "seqlora"), "diff_4"] == pytest.approx(-20.0)  # 70 - 90
+    assert not pairs.loc[("per_task", "seqlora"), "a_above_b_every_order"]
     record.summarize_continual(tmp_path)
     for name in ("continual_cl.png", "continual_matrices_order1.png",
                  "continual_trajectories_order2.png"):
