@@ -12,7 +12,8 @@ The modules, by concern (everything is importable from ``taskneuron_utils.tasks`
 
     data.py       Example, Split, Task (from_records / from_jsonl / from_csv), readers, errors
     encoding.py   format_prompt, encode, collate, batches: the prompt + answer token layout
-    hub.py        HUB_TASKS (the paper's Hugging Face Hub data sets) and load_hub_task
+    hub.py        load_hub_task: a hub data set (or local copies of it) as a Task
+    hub_specs.py  HUB_TASKS (the paper's Hugging Face Hub data sets, as HubSpecs)
     suite.py      the shipped suite: default_data_dir, load_tasks
 
 Data sources: the shipped suite in ``data/`` (``load_tasks``), your own records (dicts, a pandas
@@ -47,7 +48,8 @@ from .encoding import (
     has_chat_template,
     prompt_ids,
 )
-from .hub import (
+from .hub import load_hub_task
+from .hub_specs import (
     CONTINUAL_LONG_TASKS,
     CONTINUAL_TASKS,
     GLUE,
@@ -58,7 +60,6 @@ from .hub import (
     TRAIN_VAL,
     TRAIN_VAL_TEST,
     HubSpec,
-    load_hub_task,
 )
 from .suite import default_data_dir, load_tasks
 

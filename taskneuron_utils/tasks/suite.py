@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .data import SPLIT_NAMES, Task, TaskDataError, UnknownTaskError, read_jsonl
-from .hub import HUB_TASKS, PAPER_TASKS, load_hub_task
+from .hub import load_hub_task
+from .hub_specs import HUB_TASKS, PAPER_TASKS
 
 
 def default_data_dir() -> Path:
