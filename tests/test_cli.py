@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -26,11 +27,20 @@ def test_main_job_writes_figures_and_summary(tmp_path):
     stdout = run("main", "--out", str(out), "--n", "16", "--tasks", *tasks)
     for name in ("overlap.png", "layers.png", "overlap.csv", "layers.csv", "summary.txt"):
         assert (out / name).stat().st_size > 0, name
-    # The README's main job: byte for byte the committed reference (tests/reference/).
+    # The README's main job against the committed reference (tests/reference/): the same
+    # tasks, sites, layers and neuron counts exactly; the numbers to 4 decimals. Not byte for
+    # byte: the last digit moves with library versions (CI installs the newest transformers and
+    # pandas; transformers 5.24 / pandas 3.1 moved one overlap by 1e-4 and reformat floats).
     reference = Path(__file__).parent / "reference"
     assert tasks == ("product_sentiment", "film_sentiment", "news_topic")
     for name in ("overlap", "layers"):
-        assert (out / f"{name}.csv").read_bytes() == (reference / f"main_{name}.csv").read_bytes()
+        got, want = (pd.read_csv(path) for path in (out / f"{name}.csv",
+                                                     reference / f"main_{name}.csv"))
+        assert list(got.columns) == list(want.columns) and len(got) == len(want)
+        numbers = want.select_dtypes("float").columns
+        pd.testing.assert_frame_equal(got.drop(columns=numbers), want.drop(columns=numbers))
+        np.testing.assert_allclose(got[numbers].to_numpy(), want[numbers].to_numpy(),
+                                   rtol=1e-4, atol=2e-4)
     overlap = pd.read_csv(out / "overlap.csv", index_col=0)
     assert list(overlap.index) == list(tasks) and list(overlap.columns) == list(tasks)
     assert (overlap.values.diagonal() == 1).all()
