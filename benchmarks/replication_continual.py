@@ -126,15 +126,22 @@ def continual_summary(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+def reference_cl(folder: Path) -> pd.DataFrame:
+    """The references' CL (x100): one row per (reference, sequence length) with the mean score
+    over that sequence's tasks, from ``references_4.csv`` / ``references_8.csv``; columns
+    ``method`` (per_task, multitask), ``tasks``, ``CL``."""
+    refs = [pd.read_csv(p) for p in sorted(folder.glob("references_[48].csv"))]
+    if not refs:
+        return pd.DataFrame(columns=["method", "tasks", "CL"])
+    cl = pd.concat(refs).groupby(["reference", "tasks"]).score.mean().mul(100).reset_index()
+    return cl.rename(columns={"reference": "method", "score": "CL"})
+
+
 def table5(folder: Path) -> pd.DataFrame:
     """CL (x100) per method: mean and std over the 4-task orders, the 8-task order(s), beside
     the paper's Table 5; FG and forgetting likewise (4-task mean)."""
     summary = continual_summary(folder)
-    refs = [pd.read_csv(p) for p in sorted(folder.glob("references_[48].csv"))]
-    if refs:  # one CL per (reference, sequence length): the mean over that sequence's tasks
-        cl = pd.concat(refs).groupby(["reference", "tasks"]).score.mean().mul(100).reset_index()
-        summary = pd.concat([summary, cl.rename(columns={"reference": "method", "score": "CL"})],
-                            ignore_index=True)
+    summary = pd.concat([summary, reference_cl(folder)], ignore_index=True)
     rows = []
     for method, part in summary.groupby("method", sort=False):
         four, eight = part[part.tasks == 4], part[part.tasks == 8]
@@ -158,13 +165,9 @@ def orderings(folder: Path) -> pd.DataFrame:
     (paired: the same order for both; the per-task reference is the same in every order), its
     mean, min and max, and whether a > b in every order; the 8-task difference beside it."""
     summary = continual_summary(folder)
-    for path in sorted(folder.glob("references_[48].csv")):
-        refs = pd.read_csv(path)
-        per_task = 100 * refs[refs.reference == "per_task"].score.mean()
-        orders = summary[summary.tasks == refs.tasks.iloc[0]].order_number.unique()
-        summary = pd.concat([summary, pd.DataFrame({
-            "method": "per_task", "order_number": orders, "tasks": refs.tasks.iloc[0],
-            "CL": per_task})], ignore_index=True)
+    orders = summary[["order_number", "tasks"]].drop_duplicates()
+    summary = pd.concat([summary, reference_cl(folder).merge(orders, on="tasks")],
+                        ignore_index=True)  # each reference's CL repeated in every order
     cl = summary.pivot_table(index="order_number", columns="method", values="CL")
     tasks = summary.groupby("order_number").tasks.first()
     rows = []

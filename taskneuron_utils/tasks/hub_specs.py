@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .data import TaskDataError
 
+
 @dataclass(frozen=True)
 class HubSpec:
     """How to turn one hub data set into a Task.
