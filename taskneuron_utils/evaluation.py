@@ -102,7 +102,9 @@ def evaluate(
         (options ranked by summed log-likelihood), "accuracy_norm" (by mean log-likelihood per
         token) and "scoring" (which of the two is the score); for generation, "exact_match" and
         "rouge_l". With ``per_example``: "examples", {"score": float64 (N,) the metric of each
-        example (1.0 / 0.0 for accuracy and exact match, the F-measure for ROUGE-L), "nll_sum":
+        example (1.0 / 0.0 for accuracy and exact match, the F-measure for ROUGE-L),
+        "score_norm": float64 (N,) the same with length-normalised option ranking (accuracy_norm;
+        equal to "score" for generation), "nll_sum":
         float64 (N,) nats summed over the example's gold answer tokens, "n_tokens": int64 (N,)
         its answer tokens}, numpy arrays in split order; ``score`` is the mean of "score" and
         ``nll`` is sum("nll_sum") / sum("n_tokens") (up to float rounding).
@@ -164,8 +166,8 @@ def _evaluate_classification(model, tok, split, batch_size, max_length, progress
     predicted = {"sum": log_lik.argmax(dim=1), "mean": (log_lik / n_tokens).argmax(dim=1)}
     correct = {way: (best == gold).double() for way, best in predicted.items()}
     nll_sum = -log_lik[torch.arange(len(split)), gold]  # (N,) float64, nats
-    examples = {"score": correct[scoring].numpy(), "nll_sum": nll_sum.numpy(),
-                "n_tokens": n_tokens[gold].numpy()}
+    examples = {"score": correct[scoring].numpy(), "score_norm": correct["mean"].numpy(),
+                "nll_sum": nll_sum.numpy(), "n_tokens": n_tokens[gold].numpy()}
     return {"nll": float(nll_sum.sum() / n_tokens[gold].sum()),
             "accuracy": float(correct["sum"].mean()),
             "accuracy_norm": float(correct["mean"].mean()), "scoring": scoring,
@@ -364,7 +366,9 @@ def _evaluate_generation(model, tok, split, batch_size, max_new_tokens, max_leng
     nll_sum, n_tokens = answer_nlls(model, tok, encoded, batch_size=batch_size)
     per_metric = {"exact_match": np.array(exact, dtype=np.float64),
                   "rouge_l": np.array(rouge, dtype=np.float64)}
-    examples = {"score": per_metric[split.task.metric], "nll_sum": nll_sum.numpy(),
+    score = per_metric[split.task.metric]
+    # Nothing to length-normalise in a generated answer: score_norm is the metric itself.
+    examples = {"score": score, "score_norm": score, "nll_sum": nll_sum.numpy(),
                 "n_tokens": n_tokens.numpy()}
     return {"nll": float(nll_sum.sum() / n_tokens.sum()),
             "exact_match": sum(exact) / len(exact), "rouge_l": sum(rouge) / len(rouge),

@@ -3,6 +3,7 @@ logits, no shared prefixes, no padding."""
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -134,6 +135,11 @@ def test_sum_and_mean_scoring_pick_different_labels_when_built_to(tiny_llama, de
         assert result["nll"] == by_sum["nll"]
     assert (by_sum["scoring"], by_sum["score"]) == ("sum", by_sum["accuracy"])
     assert (by_mean["scoring"], by_mean["score"]) == ("mean", by_mean["accuracy_norm"])
+    # Per example, both rankings too (Tables 1 and 2 report both): right or wrong by hand.
+    values = evaluate(model, tok, task.test, batch_size=3, progress=False,
+                      per_example=True)["examples"]
+    np.testing.assert_array_equal(values["score"], (gold == 0).double().numpy())
+    np.testing.assert_array_equal(values["score_norm"], (gold == 1).double().numpy())
 
 
 def test_unknown_scoring_is_refused(tiny_llama, default_tok, choice_task):

@@ -107,8 +107,13 @@ def test_table1_intervals_points_and_bounds(tiny, default_tok, suite):
                                         per_example=True)
     summary = experiments.deactivation_summary(experiments.aggregate_examples(examples))
     table = experiments.table1_intervals(examples, n_resamples=300)
-    # Rows: 3 tasks, 2 categories, all tasks; 2 measures each.
-    assert len(table) == (3 + 2 + 1) * 2
+    # Rows: 3 tasks, 2 categories, all tasks; 3 measures each (score, score_norm, nll).
+    assert len(table) == (3 + 2 + 1) * 3
+    by_measure = table.set_index(["task", "measure"])
+    # Generation has nothing to length-normalise: score_norm is its score.
+    assert by_measure.loc[("last_word", "score_norm"), "own_off"] == pytest.approx(
+        by_measure.loc[("last_word", "score"), "own_off"])
+    assert experiments.aggregate_examples(examples)["score_norm"].between(0, 1).all()
     one = table[(table.task == "addition") & (table.measure == "nll")].iloc[0]
     by_group = summary[summary.task == "addition"].set_index("group")
     assert one.original == pytest.approx(by_group.loc["none", "nll"])

@@ -56,12 +56,15 @@ def deactivation(model, tok, tasks: dict[str, Task],
         long DataFrame, one row per (task, condition[, seed]): ``model`` (= ``label``), ``task``,
         ``category``, ``metric``, ``condition`` (none / own / random / other:<task>),
         ``deactivated`` (the set's task, "random" or "none"), ``seed`` (random rows; else -1),
-        ``n_neurons``, ``score`` (metric, in [0, 1]), ``nll`` (nats per answer token), ``n``
-        (examples), ``seconds`` (wall time of the evaluation).
+        ``n_neurons``, ``score`` (metric, in [0, 1]), ``score_norm`` (the same with
+        length-normalised classification scoring, ``accuracy_norm``; = ``score`` for
+        generation), ``nll`` (nats per answer token), ``n`` (examples), ``seconds`` (wall time
+        of the evaluation).
 
         With ``per_example=True``, one row per (task, condition[, seed], test example) instead:
         the same columns up to ``n_neurons``, then ``example`` (position in the evaluated
-        sample), ``score`` (that example's metric, in [0, 1]), ``nll_sum`` (nats summed over
+        sample), ``score`` (that example's metric, in [0, 1]), ``score_norm`` (the same with
+        length-normalised option ranking; = ``score`` for generation), ``nll_sum`` (nats summed over
         its answer tokens), ``n_tokens`` (its answer tokens) and ``nll`` (nats per answer
         token). ``aggregate_examples`` turns it into the frame above (without ``seconds``);
         ``table1_intervals`` gives bootstrap intervals from it.
@@ -109,6 +112,7 @@ def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
             row = {"model": label, "task": name, "category": task.category,
                    "metric": task.metric, "condition": condition, "deactivated": deactivated,
                    "seed": seed, "n_neurons": len(neurons), "score": result["score"],
+                   "score_norm": result.get("accuracy_norm", result["score"]),
                    "nll": result["nll"], "n": result["n"],
                    "seconds": round(time.perf_counter() - started, 2),
                    "examples": result["examples"]}
@@ -128,8 +132,8 @@ def examples_frame(rows) -> pd.DataFrame:
     for row in rows:
         values = row["examples"]
         frame = pd.DataFrame({"example": np.arange(len(values["score"])),
-                              "score": values["score"], "nll_sum": values["nll_sum"],
-                              "n_tokens": values["n_tokens"]})
+                              "score": values["score"], "score_norm": values["score_norm"],
+                              "nll_sum": values["nll_sum"], "n_tokens": values["n_tokens"]})
         frame["nll"] = frame["nll_sum"] / frame["n_tokens"]
         keys = {key: row[key] for key in row if key not in frame and key not in
                 ("examples", "nll", "n", "seconds")}
@@ -142,13 +146,15 @@ def aggregate_examples(examples: pd.DataFrame) -> pd.DataFrame:
     = mean of the examples' scores, ``nll`` = their summed NLL / their answer tokens (nats per
     token, as ``evaluate`` computes it), ``n`` = examples. Extra key columns (e.g. ``k``) are
     kept."""
-    keys = [c for c in examples.columns if c not in ("example", "score", "nll_sum", "n_tokens",
-                                                      "nll")]
+    values = ("example", "score", "score_norm", "nll_sum", "n_tokens", "nll")
+    keys = [c for c in examples.columns if c not in values]
+    # Frames recorded before score_norm existed (2026-11-29) aggregate without it.
+    norm = {"score_norm": ("score_norm", "mean")} if "score_norm" in examples else {}
     grouped = examples.groupby(keys, sort=False, dropna=False)
-    out = grouped.agg(score=("score", "mean"), nll_sum=("nll_sum", "sum"),
+    out = grouped.agg(score=("score", "mean"), **norm, nll_sum=("nll_sum", "sum"),
                       n_tokens=("n_tokens", "sum"), n=("score", "size")).reset_index()
     out["nll"] = out.pop("nll_sum") / out.pop("n_tokens")
-    return out[[*keys, "score", "nll", "n"]]
+    return out[[*keys, "score", *norm, "nll", "n"]]
 
 
 def _group(condition: str) -> str:

@@ -8,8 +8,9 @@ crossed with seeds), and the same example draw is used for every condition of th
 effects and differences are paired by example. A category (or all tasks) resamples each task's
 units independently and averages the tasks' statistics.
 
-The statistics, per measure (``score``: the task metric in [0, 1]; ``nll``: nats per answer
-token, the summed NLL of the drawn examples over their answer tokens):
+The statistics, per measure (``score``: the task metric in [0, 1]; ``score_norm``: the same
+with length-normalised classification scoring, accuracy_norm, when the frame has it; ``nll``:
+nats per answer token, the summed NLL of the drawn examples over their answer tokens):
 
     original, own_off, random_off, other_off    the level with nothing / own / random (mean over
                                                 seeds) / other sets (mean over sets) switched off
@@ -30,13 +31,13 @@ import pandas as pd
 LEVELS = {"none": "original", "own": "own_off", "random": "random_off", "other": "other_off"}
 QUANTITIES = ("original", "own_off", "random_off", "other_off", "own_effect", "random_effect",
               "other_effect", "own_vs_random", "own_vs_other")
-MEASURES = ("score", "nll")
+MEASURES = ("score", "score_norm", "nll")
 
 
 def _cell(part: pd.DataFrame, measure: str) -> dict:
     """One task's per-example values: {group: (G, N) array} (groups none, own, random (rows by
     seed), other (rows by set)), and the answer tokens per example (nll) or None (score)."""
-    value = "nll_sum" if measure == "nll" else "score"
+    value = "nll_sum" if measure == "nll" else measure
     group = part["condition"].where(~part["condition"].str.startswith("other:"), "other")
     frame = part.assign(group=group, unit=np.where(group == "random", part["seed"].astype(str),
                                                    part["deactivated"]))
@@ -119,7 +120,7 @@ def table1_intervals(examples: pd.DataFrame, *, n_resamples: int = 2000,
     Returns:
         one row per (model[, k], scope, measure), scope = each task, each category (the mean
         over its tasks; ``task`` = "all") and all tasks (``category`` = ``task`` = "all"):
-        ``measure`` (score: metric in [0, 1]; nll: nats per answer token), ``tasks``,
+        ``measure`` (score, score_norm: metric in [0, 1]; nll: nats per answer token), ``tasks``,
         ``examples`` (test examples, summed over tasks), ``seeds`` (random seeds per task),
         ``others`` (other sets per task), each of QUANTITIES with ``_low`` / ``_high``, and
         the verdicts ``beyond_random`` / ``beyond_other`` (False where the interval is NaN).
@@ -135,7 +136,7 @@ def table1_intervals(examples: pd.DataFrame, *, n_resamples: int = 2000,
             scopes.append((category, "all", [t for t in tasks if categories[t] == category]))
         if len(set(categories.values())) > 1:
             scopes.append(("all", "all", list(tasks)))
-        for measure in MEASURES:
+        for measure in [m for m in MEASURES if m == "nll" or m in frame]:
             cells = {t: _cell(tasks[t], measure) for t in tasks}
             for category, task, members in scopes:
                 chosen = [cells[t] for t in members]

@@ -123,6 +123,7 @@ def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16
         the step, evaluations excluded); at budgets also ``dev_auc`` (trapezoid area under
         dev_nll over steps 0..step, nats x steps), ``dev_auc_mean`` (dev_auc / step: the mean
         dev NLL over the run so far, nats per answer token), ``score`` (metric, in [0, 1]),
+        ``score_norm`` (the same with length-normalised classification scoring),
         ``nll`` (nats per answer token) and ``n`` (test examples).
     """
     from scipy.integrate import trapezoid
@@ -183,7 +184,9 @@ def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16
                         auc = float(trapezoid(dev_nll[:i + 1], steps[:i + 1]))
                         result = tested[step]
                         row.update(dev_auc=auc, dev_auc_mean=auc / step if step else np.nan,
-                                   score=result["score"], nll=result["nll"], n=result["n"])
+                                   score=result["score"],
+                                   score_norm=result.get("accuracy_norm", result["score"]),
+                                   nll=result["nll"], n=result["n"])
                     rows.append(row)
                 bar.update(1)
                 if config.progress:
@@ -220,12 +223,13 @@ def _scored_run(model, tok, train, neurons, lr: float, seed: int, budgets, point
 
 def budget_table(df: pd.DataFrame) -> pd.DataFrame:
     """``budget_sweep``'s budgets per (category, method, step): the mean over tasks, then the
-    mean and the std over seeds, of ``score`` (x100), ``nll`` and ``dev_auc_mean`` (nats per
-    answer token)."""
+    mean and the std over seeds, of ``score`` and ``score_norm`` (x100, where recorded), ``nll``
+    and ``dev_auc_mean`` (nats per answer token)."""
     at = df[df["is_budget"]]
+    scores = [c for c in ("score", "score_norm") if c in at]
     per_seed = at.groupby(["category", "method", "step", "seed"], sort=False)[
-        ["score", "nll", "dev_auc_mean"]].mean()
-    per_seed["score"] *= 100
+        [*scores, "nll", "dev_auc_mean"]].mean()
+    per_seed[scores] *= 100
     out = per_seed.groupby(["category", "method", "step"], sort=False).agg(["mean", "std"])
     out.columns = [f"{value}_{stat}" if stat == "std" else value for value, stat in out.columns]
     return out.reset_index().sort_values(["category", "method", "step"], kind="stable")
