@@ -224,7 +224,11 @@ def test_budget_sweep_auc_is_the_trapezoid_of_its_own_curve(tiny, default_tok, s
     assert (at3.xs("neurons", level="method").n_neurons ==
             at3.xs("random", level="method").n_neurons).all()
     table = experiments.budget_table(df)
-    assert set(table.step) == {0, 2, 3} and {"score", "nll", "dev_auc_mean"} <= set(table.columns)
+    assert set(table.step) == {0, 2, 3}
+    assert {"score", "score_norm", "nll", "dev_auc_mean"} <= set(table.columns)
+    # Generation (addition) has no options to normalise: score_norm is its score.
+    generated = df[(df.task == "addition") & df.is_budget]
+    assert (generated.score_norm == generated.score).all()
     ax = plots.plot_budget(df, value="nll")
     assert ax.get_xscale() == "log" and len(ax.lines) == 4  # 3 methods + untrained
     matplotlib.pyplot.close(ax.figure)
