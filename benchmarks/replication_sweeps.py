@@ -19,7 +19,9 @@ training budget.
                          and random runs) / full fine-tuning (lr 1e-4, chosen in all 4), seeds
                          0 and 1 for every method, constant lr (one run scored at every budget);
                          dev NLL on 16 examples at 0, every 8 steps and the budgets; 24 test
-                         examples (score and score_norm); figures budget_nll.png,
+                         examples (score and score_norm); task neurons against random
+                         neurons and full fine-tuning, paired by run, with bootstrap intervals
+                         over the runs in budget_contrasts.csv; figures budget_nll.png,
                          budget_dev_auc.png
 
 Detection on the multi-task model uses training examples it was not trained on
@@ -123,6 +125,9 @@ def summarize_sweeps(out: Path) -> None:
     if (out / "budget.csv").exists():
         budget = pd.read_csv(out / "budget.csv")
         print(ex.budget_table(budget).round(3).to_string(index=False))
+        contrasts = ex.budget_contrasts(budget)
+        contrasts.to_csv(out / "budget_contrasts.csv", index=False)
+        print(contrasts[contrasts.category == "all"].round(3).to_string(index=False))
         for value, name in (("nll", "budget_nll"), ("dev_auc_mean", "budget_dev_auc")):
             plots.plot_budget(budget, value=value).figure.savefig(
                 out / f"{name}.png", dpi=110, bbox_inches="tight")

@@ -304,3 +304,31 @@ def test_main_job_reference_writes_the_cited_files(tmp_path, default_tok, monkey
     layers = pd.read_csv(out / "layers.csv")
     assert set(layers.task) == set(names) and set(layers.layer) == {0, 1}
     assert "random baseline 0.053" in (out / "summary.txt").read_text()
+
+
+def test_budget_contrasts_pair_runs_by_task_and_seed():
+    """Hand-made budget frame: at step 4 the neuron runs' NLL is the random runs' minus 0.5 in
+    every run (a constant difference: the interval is that point), and their score differs by
+    amounts whose mean is computed by hand."""
+    rows = []
+    score_gap = {("a", 0): 0.1, ("a", 1): 0.3, ("b", 0): -0.2, ("b", 1): 0.0}
+    for (task, seed), gap in score_gap.items():
+        for method in ("neurons", "random", "full"):
+            nll = 1.0 + seed - (0.5 if method == "neurons" else 0.0)
+            score = 0.5 + (gap if method == "neurons" else 0.0)
+            for step in (0, 4):
+                rows.append({"task": task, "category": "classification" if task == "a"
+                             else "generation", "method": method, "seed": seed, "step": step,
+                             "is_budget": True, "score": score, "nll": nll,
+                             "dev_auc_mean": np.nan if step == 0 else nll})
+    table = experiments.budget_contrasts(pd.DataFrame(rows), n_resamples=200)
+    assert set(table.step) == {4}  # step 0 is the untrained model, the same for every method
+    one = table.set_index(["category", "against", "value"])
+    nll = one.loc[("all", "random", "nll")]
+    assert (nll["diff"], nll["low"], nll["high"], nll["runs"]) == pytest.approx((-0.5, -0.5,
+                                                                                 -0.5, 4))
+    score = one.loc[("all", "random", "score")]
+    assert score["diff"] == pytest.approx(100 * np.mean(list(score_gap.values())))
+    assert score["low"] < score["diff"] < score["high"]
+    assert one.loc[("classification", "full", "score"), "diff"] == pytest.approx(20.0)
+    assert one.loc[("classification", "full", "score"), "runs"] == 2

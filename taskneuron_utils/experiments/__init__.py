@@ -15,7 +15,7 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
                    "beyond random" verdict read off them (``table1_intervals``)
     sweeps         Table 1 over the fraction k switched off (``k_sweep``); Table 2 over training
                    budgets, one constant-lr run scored at every budget (``BudgetConfig``;
-                   ``budget_sweep``, ``budget_table``)
+                   ``budget_sweep``, ``budget_table``, ``budget_contrasts``)
     specificity    task-specific or merely important? every set of one or more families off
                    on every task, the set x task effect matrix, diagonal dominance and
                    selectivity (``specificity``, ``deactivation_matrix``, ``specificity_scores``);
@@ -60,7 +60,7 @@ from .multitask import (MultitaskConfig, held_out, mixture_indices, multitask_fi
                         multitask_mixture)
 from .profiles import PROFILES, Profile
 from .specificity import core_profile, deactivation_matrix, specificity, specificity_scores
-from .sweeps import BudgetConfig, budget_sweep, budget_table, k_sweep
+from .sweeps import BudgetConfig, budget_contrasts, budget_sweep, budget_table, k_sweep
 from .transfer_stats import correlations, layer_correlations, sweep_correlations, sweep_view
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "MultitaskConfig", "multitask_finetune", "multitask_mixture", "mixture_indices", "held_out",
     "DeactivationConfig", "deactivation", "deactivation_summary", "table1", "aggregate_examples",
     "table1_intervals", "k_sweep", "BudgetConfig", "budget_sweep", "budget_table",
+    "budget_contrasts",
     "specificity", "deactivation_matrix", "specificity_scores", "core_profile",
     "FinetuningConfig", "FT_METHODS", "neuron_finetuning", "table2",
     "GeneralizationConfig", "GROUPS", "PAPER_LAYER_CORRELATION", "proportion_sweep",

@@ -233,3 +233,45 @@ def budget_table(df: pd.DataFrame) -> pd.DataFrame:
     out = per_seed.groupby(["category", "method", "step"], sort=False).agg(["mean", "std"])
     out.columns = [f"{value}_{stat}" if stat == "std" else value for value, stat in out.columns]
     return out.reset_index().sort_values(["category", "method", "step"], kind="stable")
+
+
+def budget_contrasts(df: pd.DataFrame, *, against=("random", "full"), n_resamples: int = 2000,
+                     confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Task neurons against each method of ``against`` at every budget of ``budget_sweep``'s
+    frame, paired by run: per (task, seed), the neurons run's value minus the other method's
+    (same examples, same order), then the mean over the runs of a category (and of all tasks)
+    with a percentile bootstrap interval over those runs (``analysis.bootstrap_interval``; the
+    test and dev samples are fixed, so the interval is over tasks and training seeds).
+
+    Returns:
+        one row per (category, against, step, value): ``category`` (or "all"), ``against``,
+        ``step``, ``value`` (score and score_norm x100, nll and dev_auc_mean in nats per answer
+        token), ``runs`` (paired runs), ``diff`` (mean of neurons - other), ``low``, ``high``.
+        Negative NLL / dev AUC differences and positive score differences favour task neurons.
+    """
+    from ..analysis import bootstrap_interval
+
+    values = [c for c in ("score", "score_norm", "nll", "dev_auc_mean") if c in df]
+    at = df[df["is_budget"] & (df["step"] > 0)]
+    wide = at.pivot_table(index=["category", "task", "seed", "step"], columns="method",
+                          values=values).reset_index()
+    groups = [(c, part) for c, part in wide.groupby("category", sort=False)]
+    if len(groups) > 1:
+        groups.append(("all", wide))
+    rows = []
+    for category, part in groups:
+        for other in against:
+            for step, runs in part.groupby("step"):
+                for value in values:
+                    scale = 100 if value.startswith("score") else 1
+                    diff = ((runs[(value, "neurons")] - runs[(value, other)]) * scale).to_numpy()
+                    diff = diff[np.isfinite(diff)]
+                    if not len(diff):
+                        continue
+                    low, high = bootstrap_interval(lambda i: diff[i].mean(-1), [len(diff)],
+                                                   n_resamples=n_resamples,
+                                                   confidence=confidence, seed=seed)
+                    rows.append({"category": category, "against": other, "step": int(step),
+                                 "value": value, "runs": len(diff), "diff": diff.mean(),
+                                 "low": float(low), "high": float(high)})
+    return pd.DataFrame(rows)
