@@ -27,7 +27,9 @@ training budget.
 Detection on the multi-task model uses training examples it was not trained on
 (``ex.held_out``): 32 per task, seed 0.
 
-Time, estimated for 2 idle cores (not run). Measured in the record (``deact_mt_k10.csv``'s
+Time, estimated for 2 idle cores before the run; measured (``times.json``, 2026-11-29):
+table1_seeds_linear 1,545 s (about 3 min of it lost to a test run beside it), table1_seeds_act
+1,304 s, k_sweep_linear 347 s, k_sweep_act 355 s, budget 2,251 s: 5,802 s in all. Measured in the record (``deact_mt_k10.csv``'s
 ``seconds``, ``finetune.csv``'s ``train_seconds``): scoring one test example under one
 condition takes 0.073-0.086 s for the classification tasks and 0.22-0.29 s for the generation
 tasks (0.98 s summed over the six); a training step of 4 examples 1.1 s for neuron training,
