@@ -27,14 +27,15 @@ training budget.
 Detection on the multi-task model uses training examples it was not trained on
 (``ex.held_out``): 32 per task, seed 0.
 
-Time, estimated for 2 idle cores before the run; measured (``times.json``, 2026-11-29):
-table1_seeds_linear 1,545 s (about 3 min of it lost to a test run beside it), table1_seeds_act
-1,304 s, k_sweep_linear 347 s, k_sweep_act 355 s, budget 2,251 s: 5,802 s in all. Measured in the record (``deact_mt_k10.csv``'s
-``seconds``, ``finetune.csv``'s ``train_seconds``): scoring one test example under one
-condition takes 0.073-0.086 s for the classification tasks and 0.22-0.29 s for the generation
-tasks (0.98 s summed over the six); a training step of 4 examples 1.1 s for neuron training,
-1.9 s for full fine-tuning. Derived: detection about 18 s a task at 32 examples (the README's
-70 s a task at 128). Assumed: the dev NLL of 24 examples (teacher-forced, no generation) 2.5 s.
+Time, measured (``times.json``, 2026-11-29): table1_seeds_linear 1,545 s (about 3 min of it lost
+to a test run beside it), table1_seeds_act 1,304 s, k_sweep_linear 347 s, k_sweep_act 355 s,
+budget 2,251 s: 5,802 s in all. Estimated for 2 idle cores before the run, from the record
+(``deact_mt_k10.csv``'s ``seconds``, ``finetune.csv``'s ``train_seconds``): scoring one test
+example under one condition takes 0.073-0.086 s for the classification tasks and 0.22-0.29 s for
+the generation tasks (0.98 s summed over the six); a training step of 4 examples 1.1 s for
+neuron training, 1.9 s for full fine-tuning. Derived: detection about 18 s a task at 32 examples
+(the README's 70 s a task at 128). Assumed: the dev NLL of 24 examples (teacher-forced, no
+generation) 2.5 s.
 
     table1_seeds_linear  12 conditions x 150 examples x 0.98 s + 110 s detection   ~ 1,870 s
     table1_seeds_act     the same                                                  ~ 1,870 s
@@ -44,10 +45,10 @@ tasks (0.98 s summed over the six); a training step of 4 examples 1.1 s for neur
                          (36 runs x 5 budgets + 6 starts) x 24 test examples x 0.165 s
                          (740 s), 6 dev points x 36 runs (250 s), detection (110 s) ~ 2,700 s
 
-in all about 7,200 s (2 h), plus 127 s when the multi-task model is not cached yet. The k
-sweeps took 347 s and 355 s (2026-11-29). The budget sweep was first written for two tasks and
-three seeds; the issue asks for all six tasks, which fit the two hours with two seeds, 24 test
-examples and budgets up to 32 steps (64 would double the training time).
+in all about 7,200 s (2 h), plus 127 s when the multi-task model is not cached yet. The budget
+sweep was first written for two tasks and three seeds; the issue asks for all six tasks, which
+fit the two hours with two seeds, 24 test examples and budgets up to 32 steps (64 would double
+the training time).
 Each part writes its CSV when it finishes and is skipped when that CSV exists; a part
 interrupted midway starts again.
 """

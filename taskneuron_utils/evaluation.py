@@ -97,17 +97,18 @@ def evaluate(
     do not depend on ``batch_size`` beyond float rounding.
 
     Returns:
-        {"task", "split", "metric", "score" (the task's metric, in [0, 1]), "nll" (nats per gold
-        answer token), "n", "predictions" (list of str)} plus, for classification, "accuracy"
-        (options ranked by summed log-likelihood), "accuracy_norm" (by mean log-likelihood per
-        token) and "scoring" (which of the two is the score); for generation, "exact_match" and
-        "rouge_l". With ``per_example``: "examples", {"score": float64 (N,) the metric of each
-        example (1.0 / 0.0 for accuracy and exact match, the F-measure for ROUGE-L),
-        "score_norm": float64 (N,) the same with length-normalised option ranking (accuracy_norm;
-        equal to "score" for generation), "nll_sum":
-        float64 (N,) nats summed over the example's gold answer tokens, "n_tokens": int64 (N,)
-        its answer tokens}, numpy arrays in split order; ``score`` is the mean of "score" and
-        ``nll`` is sum("nll_sum") / sum("n_tokens") (up to float rounding).
+        {"task", "split", "metric", "score" (the task's metric, in [0, 1]), "score_norm" (the
+        same with length-normalised option ranking: accuracy_norm for classification, the score
+        for generation), "nll" (nats per gold answer token), "n", "predictions" (list of str)}
+        plus, for classification, "accuracy" (options ranked by summed log-likelihood),
+        "accuracy_norm" (by mean log-likelihood per token) and "scoring" (which of the two is
+        the score); for generation, "exact_match" and "rouge_l". With ``per_example``:
+        "examples", {"score": float64 (N,) the metric of each example (1.0 / 0.0 for accuracy
+        and exact match, the F-measure for ROUGE-L), "score_norm": float64 (N,) the same with
+        length-normalised option ranking (accuracy_norm; equal to "score" for generation),
+        "nll_sum": float64 (N,) nats summed over the example's gold answer tokens, "n_tokens":
+        int64 (N,) its answer tokens}, numpy arrays in split order; ``score`` is the mean of
+        "score" and ``nll`` is sum("nll_sum") / sum("n_tokens") (up to float rounding).
     """
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be 'sum' (summed log-likelihood of an option) or 'mean' "
@@ -130,8 +131,11 @@ def evaluate(
             result = _evaluate_generation(model, tok, split, batch_size, max_new_tokens,
                                           max_length, progress)
             result["score"] = result[task.metric]
-    ordered = {"task": task.name, "split": split.name, "metric": task.metric,
-               "score": result.pop("score"), "nll": result.pop("nll"), "n": len(split)}
+    score = result.pop("score")
+    # Generation has no options to rank, so its length-normalised score is the score.
+    ordered = {"task": task.name, "split": split.name, "metric": task.metric, "score": score,
+               "score_norm": result.get("accuracy_norm", score), "nll": result.pop("nll"),
+               "n": len(split)}
     examples = result.pop("examples")
     if per_example:
         ordered["examples"] = examples

@@ -133,6 +133,7 @@ def test_sum_and_mean_scoring_pick_different_labels_when_built_to(tiny_llama, de
         assert result["accuracy"] == pytest.approx(float((gold == 0).double().mean()))  # 4/7
         assert result["accuracy_norm"] == pytest.approx(float((gold == 1).double().mean()))  # 3/7
         assert result["nll"] == by_sum["nll"]
+        assert result["score_norm"] == result["accuracy_norm"]
     assert (by_sum["scoring"], by_sum["score"]) == ("sum", by_sum["accuracy"])
     assert (by_mean["scoring"], by_mean["score"]) == ("mean", by_mean["accuracy_norm"])
     # Per example, both rankings too (Tables 1 and 2 report both): right or wrong by hand.

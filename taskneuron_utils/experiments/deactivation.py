@@ -64,8 +64,8 @@ def deactivation(model, tok, tasks: dict[str, Task],
         With ``per_example=True``, one row per (task, condition[, seed], test example) instead:
         the same columns up to ``n_neurons``, then ``example`` (position in the evaluated
         sample), ``score`` (that example's metric, in [0, 1]), ``score_norm`` (the same with
-        length-normalised option ranking; = ``score`` for generation), ``nll_sum`` (nats summed over
-        its answer tokens), ``n_tokens`` (its answer tokens) and ``nll`` (nats per answer
+        length-normalised option ranking; = ``score`` for generation), ``nll_sum`` (nats summed
+        over its answer tokens), ``n_tokens`` (its answer tokens) and ``nll`` (nats per answer
         token). ``aggregate_examples`` turns it into the frame above (without ``seconds``);
         ``table1_intervals`` gives bootstrap intervals from it.
     """
@@ -112,7 +112,7 @@ def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
             row = {"model": label, "task": name, "category": task.category,
                    "metric": task.metric, "condition": condition, "deactivated": deactivated,
                    "seed": seed, "n_neurons": len(neurons), "score": result["score"],
-                   "score_norm": result.get("accuracy_norm", result["score"]),
+                   "score_norm": result["score_norm"],
                    "nll": result["nll"], "n": result["n"],
                    "seconds": round(time.perf_counter() - started, 2),
                    "examples": result["examples"]}

@@ -185,7 +185,7 @@ def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16
                         result = tested[step]
                         row.update(dev_auc=auc, dev_auc_mean=auc / step if step else np.nan,
                                    score=result["score"],
-                                   score_norm=result.get("accuracy_norm", result["score"]),
+                                   score_norm=result["score_norm"],
                                    nll=result["nll"], n=result["n"])
                     rows.append(row)
                 bar.update(1)
