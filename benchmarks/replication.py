@@ -30,7 +30,7 @@ run resumes at the part it was in):
                      task-specific or merely important? every selection method (top_k,
                      contrastive, entropy, exclusive) at k = 1, 2, 5, 10% under both neuron
                      definitions, 10 random seeds, and the shared core switched off: see
-                     replication_specificity.py (about 110 min on 2 idle cores for the eight)
+                     replication_specificity.py (2,846 s on 2 cores for the eight, 2026-11-29)
 
 Neurons of the multi-task model are detected on training examples it was not trained on
 (``ex.held_out``, through ``replication_sweeps.detection_tasks``). The deact_mt_* CSVs recorded

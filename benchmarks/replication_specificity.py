@@ -28,13 +28,10 @@ the other tasks' sets, bootstrap over examples and seeds), ``specific_matrices.c
 set x task effect matrix, beyond the random baseline, long form), ``specific_core.csv`` and
 the figures ``specific_dominance.png`` and ``specific_matrices_k<pct>.png`` (NLL matrices).
 
-Estimated cost on 2 idle cores, from the record's per-example times (0.08 s per
-classification example and condition, 0.25 s per last_word example): per part and task, 1
-intact + 10 random + 4 families x 4 sets = 27 scorings, 27 x 32 x (3 x 0.08 + 0.25) s = 423 s
-a part; the core (1 + 1 + 10 scorings a task) adds 188 s to the four k = 2% and 10% parts; in
-all about 68 min, plus 2 x 4 x 18 s detection. Measured on 2 idle cores (2026-11-28): 680-700 s
-for a part without the core, 940-977 s with it: about 110 min for the eight, 60% above the
-estimate.
+Cost: per part and task, 1 intact + 10 random + 4 families x 4 sets = 27 scorings of 32
+examples; the core adds 1 + 1 + 10 a task at k = 2% and 10%. Measured on 2 idle cores
+(2026-11-29, times.json): 276-313 s for a part without the core, 404-425 s with it, 2,846 s
+(47 min) for the eight, relevance detection included.
 """
 
 from __future__ import annotations
