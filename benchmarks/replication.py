@@ -33,9 +33,9 @@ run resumes at the part it was in):
                      replication_specificity.py (2,846 s on 2 cores for the eight, 2026-11-29)
 
 Neurons of the multi-task model are detected on training examples it was not trained on
-(``ex.held_out``, through ``replication_sweeps.detection_tasks``). The deact_mt_* CSVs recorded
-before that change (2026-11-27) were detected on 32 examples that all were among its 48 trained
-ones; rerun those parts to refresh them.
+(``ex.held_out``, through ``replication_sweeps.detection_tasks``). The deact_mt_* CSVs were
+first recorded (2026-11-27) with detection on 32 trained examples; they were rerun with held-out
+detection on 2026-11-29 (1,313 s for the four).
 
 Prints the Table 1 and Table 2 analogs, writes ``times.json`` (wall seconds per part) and draws the
 record's figures (``deact_mt_k10_nll.png``, ``deact_mt_k02_nll.png``, ``deact_mt_excl_nll.png``,
