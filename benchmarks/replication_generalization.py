@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 import taskneuron_utils as tn
+from harness import write_csv
 from taskneuron_utils import experiments as ex, plots
 
 GEN_PARTS = ("gen_sweep_cls", "gen_sweep_gen", "gen_pairwise", "gen_similarity",
@@ -70,7 +71,7 @@ def summarize_generalization(out: Path) -> None:
         sweep = pd.concat(sweeps, ignore_index=True)
         for y in ("gain", "nll_gain"):
             corr = ex.sweep_correlations(sweep, y=y)
-            corr.to_csv(out / f"gen_sweep_correlations_{y}.csv", index=False)
+            write_csv(corr, out / f"gen_sweep_correlations_{y}.csv")
             print(corr.round(3).to_string(index=False))
         for group, part in sweep.groupby("group"):
             plots.plot_overlap_gain(part, y="nll_gain").figure.savefig(
@@ -83,20 +84,20 @@ def summarize_generalization(out: Path) -> None:
                           for y in ("gain", "nll_gain")]
                          + [ex.correlations(pair, "overlap", y, by="same_family")
                             for y in ("gain", "nll_gain")], ignore_index=True)
-        corr.to_csv(out / "gen_pairwise_correlations.csv", index=False)
+        write_csv(corr, out / "gen_pairwise_correlations.csv")
         print(corr.round(3).to_string(index=False))
     if (out / "gen_pairwise_specific.csv").exists():
         pair = pd.read_csv(out / "gen_pairwise_specific.csv")
         corr = pd.concat([ex.correlations(pair, x, y).assign(subset="all")
                           for x in ["overlap"] + [f"overlap_{m}" for m in SELECTIONS]
                           for y in ("gain", "nll_gain")], ignore_index=True)
-        corr.to_csv(out / "gen_pairwise_specific_correlations.csv", index=False)
+        write_csv(corr, out / "gen_pairwise_specific_correlations.csv")
         print(corr.round(3).to_string(index=False))
     if (out / "gen_similarity.csv").exists():
         sim = pd.read_csv(out / "gen_similarity.csv")
         for y in ("gain", "nll_gain"):
             layers = ex.layer_correlations(sim, y=y)
-            layers.to_csv(out / f"gen_layer_correlations_{y}.csv", index=False)
+            write_csv(layers, out / f"gen_layer_correlations_{y}.csv")
             plots.plot_layer_correlation(layers).figure.savefig(
                 out / f"gen_layer_correlation_{y}.png", dpi=110, bbox_inches="tight")
         plots.plot_similarity_heatmap(sim).figure.savefig(

@@ -60,6 +60,7 @@ from pathlib import Path
 import pandas as pd
 
 import taskneuron_utils as tn
+from harness import write_csv
 from taskneuron_utils import experiments as ex, plots
 
 QUICK = ex.PROFILES["quick"]
@@ -119,7 +120,7 @@ def summarize_sweeps(out: Path) -> None:
             continue
         examples = pd.read_csv(path)
         intervals = ex.table1_intervals(examples)
-        intervals.to_csv(out / f"{part}_intervals.csv", index=False)
+        write_csv(intervals, out / f"{part}_intervals.csv")
         shown = intervals[intervals.task == "all"] if "k" in intervals else intervals
         print(shown[[c for c in ("k", *columns) if c in shown]].round(3).to_string(index=False))
         if part.startswith("k_sweep_"):
@@ -129,7 +130,7 @@ def summarize_sweeps(out: Path) -> None:
         budget = pd.read_csv(out / "budget.csv")
         print(ex.budget_table(budget).round(3).to_string(index=False))
         contrasts = ex.budget_contrasts(budget)
-        contrasts.to_csv(out / "budget_contrasts.csv", index=False)
+        write_csv(contrasts, out / "budget_contrasts.csv")
         print(contrasts[contrasts.category == "all"].round(3).to_string(index=False))
         for value, name in (("nll", "budget_nll"), ("dev_auc_mean", "budget_dev_auc")):
             plots.plot_budget(budget, value=value).figure.savefig(
