@@ -306,7 +306,7 @@ def _news_headline(rng: random.Random, label: str) -> str:
             lambda: f"{rng.choice(SCI_FIELDS).capitalize()} in {town} build faster quantum chip",
             lambda: f"Probe sends back first pictures of {rng.choice(SCI_PLACES)}",
             lambda: f"Team finds {rng.choice(SCI_THINGS)} using underwater robot",
-            lambda: f"Sports scientists measure how sprinters burn energy",
+            lambda: "Sports scientists measure how sprinters burn energy",
             lambda: f"Experiment suggests {rng.choice(SCI_THINGS)} is older than thought",
         ]
     else:  # politics
@@ -347,7 +347,7 @@ def _topic_question(rng: random.Random, label: str) -> str:
         ]
     elif label == "science":
         opts = [
-            lambda: f"Why is the sky blue but sunsets red?",
+            lambda: "Why is the sky blue but sunsets red?",
             lambda: f"How did {rng.choice(SCI_FIELDS)} find {rng.choice(SCI_THINGS)} in {rng.choice(SCI_PLACES)}?",
             lambda: f"What causes earthquakes near {rng.choice(TOWNS)}?",
             lambda: f"How does a vaccine teach the immune system to fight {rng.choice(['flu', 'measles', 'a virus', 'bacteria'])}?",
@@ -957,7 +957,7 @@ def build_task(task: dict) -> dict[str, list[dict]]:
             per_label[label] = rows
         for label in labels:  # stratified split: every split has the same label balance
             start = 0
-            for split, n in SPLITS:
+            for split, _ in SPLITS:
                 k = quota[label][split]
                 splits[split].extend(per_label[label][start:start + k])
                 start += k

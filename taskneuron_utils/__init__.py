@@ -55,4 +55,32 @@ from . import playground  # tn.playground.neuron_playground: the interactive neu
 from . import selection  # tn.selection: contrastive, entropy, exclusive sets, shared core
 from . import memory  # tn.memory: estimate_memory's formula, KNOWN_CONFIGS (7B configs offline)
 
+# The one place the version is written: pyproject.toml reads it from here (setuptools' attr:),
+# and CHANGELOG.md has a section for it.
 __version__ = "0.1.0"
+
+# The public API: what `from taskneuron_utils import *` gives, what the API reference documents
+# (docs/api/, checked by tests/test_docs.py) and what type checkers treat as re-exported.
+__all__ = [
+    "__version__",
+    # models and their neurons
+    "load_model", "cache_dir", "ModelNotAvailableError",
+    "ffn_sites", "Site", "site_map", "layout_of", "layout_for", "NeuronLayout", "model_name",
+    "weight_fingerprint", "Family", "FAMILIES", "register_family",
+    "UnsupportedArchitectureError", "SiteKindError", "NeuronSetMismatchError",
+    "OffloadedWeightsError",
+    # tasks
+    "load_tasks", "load_hub_task", "Task", "Split", "Example", "format_prompt",
+    "TaskDataError", "UnknownTaskError", "HubUnavailableError", "EncodingError",
+    # relevance, neuron sets, selections
+    "attribute", "Relevance", "AttributionError", "AnswerMaskError", "NeuronSet",
+    "ArtefactFileError", "select", "matched_top", "shared_core",
+    # looking inside and intervening
+    "trace", "Trace", "Edit", "deactivate", "scale",
+    # evaluation and training
+    "evaluate", "finetune",
+    # memory
+    "estimate_memory", "estimate_table", "measure_peak", "MemoryEstimate",
+    # modules
+    "playground", "selection", "memory",
+]

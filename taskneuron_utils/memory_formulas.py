@@ -154,7 +154,7 @@ def _shapes(model) -> _Shapes:
     gated = any(s.kind == "gate" for s in first)
     d_ff = next(s.n_neurons for s in first if s.kind in ("up", "fc_in"))
     d = model.get_input_embeddings().weight.shape[1]
-    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head")
+    heads = getattr(config, "num_attention_heads", None) or config.n_head
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or d // heads
     impl = getattr(config, "_attn_implementation", None) or "eager"

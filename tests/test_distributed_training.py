@@ -169,7 +169,7 @@ def test_continual_learning_with_a_penalty_on_two_processes(method, default_tok,
         # one with a near-zero gradient by ~2e-5; a penalty added on every rank (counted twice)
         # moves hundreds of entries by 5e-4 to 3e-3.
         torch.testing.assert_close(ranks[0]["weights"][name], value, rtol=1e-5, atol=1e-4,
-                                   msg=lambda m: f"{name}: {m}")
+                                   msg=lambda m, name=name: f"{name}: {m}")
     np.testing.assert_allclose(ranks[0]["nll"], run.nll.to_numpy(), rtol=1e-5)
 
 

@@ -202,7 +202,7 @@ def test_budget_sweep_auc_is_the_trapezoid_of_its_own_curve(tiny, default_tok, s
     df = experiments.budget_sweep(tiny, default_tok, tasks, (2, 3), BUDGET, detection=DETECT)
     runs = df.groupby(["task", "method", "seed"])
     assert len(runs) == 2 * 3 * 2
-    for (task, method, seed), run in runs:
+    for _, run in runs:
         run = run.sort_values("step")
         assert run.step.tolist() == [0, 1, 2, 3]
         assert run.is_budget.tolist() == [True, False, True, True]

@@ -255,7 +255,7 @@ def test_truncation_cuts_the_input_keeps_answer_and_warns_once(default_tok, word
     assert [str(w.message) for w in caught if "truncated" in str(w.message)] == [
         f"encode: 2 of 6 examples exceeded max_length={limit} tokens; their inputs were "
         "truncated (instruction and answer kept whole)"]
-    for example, before, after in zip(words_task.train, full, cut):
+    for before, after in zip(full, cut):
         assert len(after.input_ids) <= limit
         assert after.input_ids[after.answer_start:] == before.input_ids[before.answer_start:]
         prompt = tok.decode(after.input_ids[:after.answer_start])

@@ -56,7 +56,7 @@ def multitask_mixture(tasks: dict[str, Task], examples: int, seed: int = 0) -> S
     small difference.) The order is shuffled by ``finetune``'s batch stream.
     """
     records = []
-    for name, task in tasks.items():
+    for task in tasks.values():
         for ex in (task.train[i] for i in mixture_indices(task, examples, seed)):
             text = f"{task.instruction}\n\n{ex.input}" if task.instruction else ex.input
             records.append({"input": text, "output": ex.output})

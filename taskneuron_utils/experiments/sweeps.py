@@ -148,7 +148,7 @@ def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16
                      max_length=config.max_length)
         test = eval_split(task, config.n_eval, config.seed)
 
-        def score(model):
+        def score(model, test=test):  # test bound now: the closure outlives no iteration
             return evaluate(model, tok, test, batch_size=config.eval_batch_size,
                             max_length=config.max_length, progress=False)
 
@@ -165,7 +165,8 @@ def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16
                 started = time.perf_counter()
                 history, curve, tested = _scored_run(
                     fresh(model_loader), tok, train, neurons[method], lr, seed, budgets, points,
-                    lambda model: answer_nll(model, tok, dev, batch_size=config.eval_batch_size),
+                    lambda model, dev=dev: answer_nll(model, tok, dev,
+                                                      batch_size=config.eval_batch_size),
                     score, config)
                 curve[0], tested[0] = dev_start, test_start
                 wall = time.perf_counter() - started
@@ -268,8 +269,8 @@ def budget_contrasts(df: pd.DataFrame, *, against=("random", "full"), n_resample
                     diff = diff[np.isfinite(diff)]
                     if not len(diff):
                         continue
-                    low, high = bootstrap_interval(lambda i: diff[i].mean(-1), [len(diff)],
-                                                   n_resamples=n_resamples,
+                    low, high = bootstrap_interval(lambda i, diff=diff: diff[i].mean(-1),
+                                                   [len(diff)], n_resamples=n_resamples,
                                                    confidence=confidence, seed=seed)
                     rows.append({"category": category, "against": other, "step": int(step),
                                  "value": value, "runs": len(diff), "diff": diff.mean(),

@@ -342,7 +342,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, str]]:
             except json.JSONDecodeError as err:
                 raise TaskDataError(f"{path}:{lineno}: invalid JSON ({err.msg} at column "
                                     f"{err.colno})") from None
-            records.extend(_to_examples([record], lambda i: f"{path}:{lineno}"))
+            records.extend(_to_examples([record], lambda i, where=f"{path}:{lineno}": where))
     if not records:
         raise TaskDataError(f"{path}: no examples (empty split)")
     return [{"input": ex.input, "output": ex.output} for ex in records]
