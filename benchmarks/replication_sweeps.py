@@ -19,7 +19,7 @@ training budget.
                          and random runs) / full fine-tuning (lr 1e-4, chosen in all 4), seeds
                          0 and 1 for every method, constant lr (one run scored at every budget);
                          dev NLL on 16 examples at 0, every 8 steps and the budgets; 24 test
-                         examples (score and score_norm); task neurons against random
+                         examples (score and score_norm, the per-token score); task neurons against random
                          neurons and full fine-tuning, paired by run, with bootstrap intervals
                          over the runs in budget_contrasts.csv; figures budget_nll.png,
                          budget_dev_auc.png

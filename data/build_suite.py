@@ -1057,12 +1057,13 @@ def render_card(tasks_json: list[dict], examples: dict[str, dict[str, list[dict]
              "stripped text, or ROUGE-L).")
     L.append("")
     L.append("Classification is scored two ways from the same forward pass: `accuracy` ranks the labels by their "
-             "summed log-likelihood (the default `score`; the `acc` of evaluation harnesses), `accuracy_norm` by "
-             "the mean log-likelihood per label token (their `acc_norm`; `tn.evaluate(..., scoring=\"mean\")` makes "
-             "it the `score`). A sum favours short labels (\"Asia\" over \"South America\"); a mean favours long "
+             "summed log-likelihood (the default `score`; the `acc` of evaluation harnesses), `accuracy_per_token` "
+             "by the mean log-likelihood per answer token (`tn.evaluate(..., scoring=\"per_token\")` makes it the "
+             "`score`; it is not the harnesses' `acc_norm`, which divides by the label's characters and is "
+             "`accuracy_norm` in `tn.evaluate`). A sum favours short labels (\"Asia\" over \"South America\"); a mean favours long "
              "ones whose later tokens are easy to predict once the first is given. The sum stays the default: it "
              "is the probability the model gives the whole label, and every recorded number was made with it. "
-             "The table shows both where they were measured (`acc_norm`); they differ where a task's labels "
+             "The table shows both where they were measured (`acc_per_token`); they differ where a task's labels "
              "differ in length.")
     L.append("")
     L.append("## How the data was made, and license")
@@ -1121,8 +1122,8 @@ def render_card(tasks_json: list[dict], examples: dict[str, dict[str, list[dict]
                 if s.get("nll") is not None:
                     sc += f", NLL {float(s['nll']):.3f}"
                 sc += ")"
-                if s.get("accuracy_norm") is not None:
-                    sc += f"; acc_norm {float(s['accuracy_norm']):.3f}"
+                if s.get("accuracy_per_token") is not None:
+                    sc += f"; acc_per_token {float(s['accuracy_per_token']):.3f}"
                 n_scored += 1
                 if has_headroom(score, chance, n):
                     room, n_headroom = "yes", n_headroom + 1

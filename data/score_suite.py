@@ -5,7 +5,7 @@
 
 Scores are zero-shot, on the first --n examples of each test split, greedy and deterministic.
 Classification tasks get both rankings of their labels: `score` (summed log-likelihood, the
-default) and `accuracy_norm` (mean per label token). Tasks already in scores.json with the same n
+default) and `accuracy_per_token` (mean per answer token). Tasks already in scores.json with the same n
 and metric (and, for classification, both rankings) are kept, so an interrupted run can be resumed.
 """
 
@@ -37,7 +37,7 @@ def main() -> None:
         done = scores.get(name, {})
         if (not args.force and done.get("n") == min(args.n, len(task.test))
                 and done.get("metric") == task.metric
-                and (task.category != "classification" or "accuracy_norm" in done)):
+                and (task.category != "classification" or "accuracy_per_token" in done)):
             continue
         started = time.perf_counter()
         result = tn.evaluate(model, tok, task.test[: args.n], batch_size=args.batch_size)
@@ -49,7 +49,7 @@ def main() -> None:
         if task.category == "generation":
             scores[name]["rouge_l"] = round(result["rouge_l"], 4)
         else:  # labels ranked by mean log-likelihood per token as well (the card shows both)
-            scores[name]["accuracy_norm"] = round(result["accuracy_norm"], 4)
+            scores[name]["accuracy_per_token"] = round(result["accuracy_per_token"], 4)
         print(name, scores[name], flush=True)
         fd, tmp = tempfile.mkstemp(dir=SCORES.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as f:

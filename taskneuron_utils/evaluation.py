@@ -9,14 +9,25 @@ the answer tokens of all examples: the same loss attribution differentiates and 
 minimises.
 
 Classification: every label option of every example is scored by the log-likelihood of its
-answer tokens (``tasks.answer_ids``: the label's tokens plus the end marker), summed over them
-(``scoring="sum"``, the default) or averaged over them (``scoring="mean"``, nats per option
-token, the length-normalised ``acc_norm`` of evaluation harnesses: a summed score favours short
-labels, since every extra token can only lower it). The prediction is the best-scoring option
-(the first of equal ones). Both accuracies come from the same log-likelihoods, so the result
-always carries both: ``accuracy`` (sum) and ``accuracy_norm`` (mean); ``scoring`` picks which
-one is the ``score`` and which predictions are listed. Two paths compute the log-likelihoods,
-with the same values up to float rounding (``option_log_likelihoods(share_prefix=...)``):
+answer tokens (``tasks.answer_ids``: the label's tokens plus the end marker), summed over them.
+The prediction is the best option (the first of equal ones) under one of four rankings, named
+as lm-evaluation-harness names them (``SCORINGS``):
+
+- ``"sum"`` -> ``accuracy`` (the harness's ``acc``): the summed log-likelihood; the default.
+- ``"norm"`` -> ``accuracy_norm`` (``acc_norm``): the sum divided by the option's length in
+  characters; ``"bytes"`` -> ``accuracy_bytes`` (``acc_bytes``): by its length in UTF-8 bytes.
+  The option is the text that is scored, the label plus the end marker's text (``option_text``,
+  e.g. ``"positive<|im_end|>"``), which is also the choice ``tn.export_lm_eval_task`` writes.
+- ``"per_token"`` -> ``accuracy_per_token``: the mean log-likelihood per answer token. It is
+  none of the harness's metrics. Records made before 2026-12-03 call it ``accuracy_norm``
+  (data/scores.json) and ``score_norm`` (benchmarks/results/replication/, docs/replication.md);
+  the experiments' readers take that column under either name.
+
+A summed score favours short labels (every extra token can only lower it); the normalised ones
+correct for length. All four come from the same log-likelihoods, so the result always carries
+all of them; ``scoring`` picks which one is the ``score`` and which predictions are listed.
+Two paths compute the log-likelihoods, with the same values up to float rounding
+(``option_log_likelihoods(share_prefix=...)``):
 
 - plain: one right-padded sequence per (prompt, option) pair, batched; it needs nothing but
   ``model.base_model(input_ids=..., attention_mask=...)``.
@@ -34,30 +45,31 @@ with the same values up to float rounding (``option_log_likelihoods(share_prefix
 
 Either way the LM head runs on the option positions only (``loss.lm_head_logits``).
 
-Generation: batched greedy decoding with left padding, stopping at the end marker; the prediction
-is the decoded new text, stripped. Exact match compares after lower-casing and collapsing
-whitespace; ROUGE-L is the F-measure of ``rouge_score``'s "rougeL" (no stemming).
+Generation (``generation.py``): greedy decoding, scored by exact match or ROUGE-L.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from .loss import answer_nlls, batch_examples, lm_head_logits
+from .generation import evaluate_generation, generate_answers, inference
+from .loss import batch_examples, lm_head_logits
 from .placement import input_device
 from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, end_marker_id
 
+__all__ = ["SCORINGS", "evaluate", "generate_answers", "option_log_likelihoods", "option_text"]
+
 logger = logging.getLogger(__name__)
 
-SCORINGS = ("sum", "mean")
+# scoring -> the accuracy it ranks by (the harness's name in the module docstring).
+SCORINGS = {"sum": "accuracy", "norm": "accuracy_norm", "bytes": "accuracy_bytes",
+            "per_token": "accuracy_per_token"}
 
 
 def evaluate(
@@ -86,10 +98,9 @@ def evaluate(
             nothing shared between examples: for interventions that differ per example), or
             ``False``, one plain sequence per (example, option) pair
             (``option_log_likelihoods``). Same results up to float rounding.
-        scoring: classification only: rank the options by their summed log-likelihood
-            (``"sum"``, the default) or by their mean log-likelihood per token (``"mean"``,
-            length-normalised). Both accuracies are reported either way; this chooses the
-            ``score`` and the ``predictions``.
+        scoring: classification only: ``"sum"`` (default), ``"norm"`` (per character),
+            ``"bytes"`` or ``"per_token"`` (module docstring). Every accuracy is reported
+            either way; this chooses the ``score`` and the ``predictions``.
         per_example: also return each example's values (``"examples"``, below), from which
             ``score`` and ``nll`` are computed: intervals over examples need them.
 
@@ -97,22 +108,21 @@ def evaluate(
     do not depend on ``batch_size`` beyond float rounding.
 
     Returns:
-        {"task", "split", "metric", "score" (the task's metric, in [0, 1]), "score_norm" (the
-        same with length-normalised option ranking: accuracy_norm for classification, the score
+        {"task", "split", "metric", "score" (the task's metric, in [0, 1]), "score_norm" and
+        "score_per_token" (accuracy_norm and accuracy_per_token for classification, the score
         for generation), "nll" (nats per gold answer token), "n", "predictions" (list of str)}
-        plus, for classification, "accuracy" (options ranked by summed log-likelihood),
-        "accuracy_norm" (by mean log-likelihood per token) and "scoring" (which of the two is
-        the score); for generation, "exact_match" and "rouge_l". With ``per_example``:
-        "examples", {"score": float64 (N,) the metric of each example (1.0 / 0.0 for accuracy
-        and exact match, the F-measure for ROUGE-L), "score_norm": float64 (N,) the same with
-        length-normalised option ranking (accuracy_norm; equal to "score" for generation),
-        "nll_sum": float64 (N,) nats summed over the example's gold answer tokens, "n_tokens":
-        int64 (N,) its answer tokens}, numpy arrays in split order; ``score`` is the mean of
-        "score" and ``nll`` is sum("nll_sum") / sum("n_tokens") (up to float rounding).
+        plus, for classification, "accuracy", "accuracy_norm", "accuracy_bytes",
+        "accuracy_per_token" and "scoring"; for generation, "exact_match" and "rouge_l". With
+        ``per_example``: "examples", {"score", "score_norm", "score_per_token": float64 (N,)
+        each example's value (1.0 / 0.0 for accuracy and exact match, the F-measure for
+        ROUGE-L), "nll_sum": float64 (N,) nats summed over the example's gold answer tokens,
+        "n_tokens": int64 (N,) its answer tokens}, numpy arrays in split order; ``score`` is the
+        mean of "score" and ``nll`` is sum("nll_sum") / sum("n_tokens") (up to float rounding).
     """
     if scoring not in SCORINGS:
-        raise ValueError(f"scoring must be 'sum' (summed log-likelihood of an option) or 'mean' "
-                         f"(per option token, length-normalised), got {scoring!r}")
+        raise ValueError(f"scoring must be one of {sorted(SCORINGS)} (sum: summed "
+                         f"log-likelihood; norm / bytes: per character / byte of the option; "
+                         f"per_token: per answer token), got {scoring!r}")
     if isinstance(split, Task):
         split = split.test
     task = getattr(split, "task", None)
@@ -121,42 +131,32 @@ def evaluate(
                         "knows its instruction, category and labels")
     if len(split) == 0:
         raise ValueError(f"cannot evaluate on {split!r}: it has no examples")
-    with _inference(model):
+    with inference(model):
         if task.category == "classification":
             result = _evaluate_classification(model, tok, split, batch_size, max_length, progress,
                                               share_prefix, scoring)
-            # A classification task's metric is accuracy; the scoring says which one.
-            result["score"] = result["accuracy_norm" if scoring == "mean" else "accuracy"]
+            result["score"] = result[SCORINGS[scoring]]  # a classification metric is accuracy
         else:
-            result = _evaluate_generation(model, tok, split, batch_size, max_new_tokens,
-                                          max_length, progress)
+            result = evaluate_generation(model, tok, split, batch_size, max_new_tokens,
+                                         max_length, progress)
             result["score"] = result[task.metric]
     score = result.pop("score")
-    # Generation has no options to rank, so its length-normalised score is the score.
+    # Generation has no options to rank, so its normalised scores are the score.
     ordered = {"task": task.name, "split": split.name, "metric": task.metric, "score": score,
-               "score_norm": result.get("accuracy_norm", score), "nll": result.pop("nll"),
-               "n": len(split)}
+               "score_norm": result.get("accuracy_norm", score),
+               "score_per_token": result.get("accuracy_per_token", score),
+               "nll": result.pop("nll"), "n": len(split)}
     examples = result.pop("examples")
     if per_example:
         ordered["examples"] = examples
     return {**ordered, **result}
 
 
-@contextlib.contextmanager
-def _inference(model):
-    """Eval mode and no autograd; the model's training flag is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
-
-
-# ----------------------------------------------------------------------------------------------
-# Classification
-# ----------------------------------------------------------------------------------------------
+def option_text(tok, label: str) -> str:
+    """The text an option's answer tokens spell: the label plus the end marker's text (e.g.
+    ``"positive<|im_end|>"``); its length is what ``accuracy_norm`` divides by."""
+    end = end_marker_id(tok)
+    return label + (tok.decode([end]) if end is not None else "")
 
 
 def _evaluate_classification(model, tok, split, batch_size, max_length, progress,
@@ -166,16 +166,20 @@ def _evaluate_classification(model, tok, split, batch_size, max_length, progress
                                     share_prefix=share_prefix)
     labels = split.task.labels
     log_lik, n_tokens = scored["log_likelihoods"], scored["n_tokens"]  # (N, K), (K,)
+    texts = [option_text(tok, label) for label in labels]
+    length = {"sum": torch.ones(len(labels), dtype=torch.float64), "per_token": n_tokens,
+              "norm": torch.tensor([len(t) for t in texts], dtype=torch.float64),
+              "bytes": torch.tensor([len(t.encode("utf-8")) for t in texts], dtype=torch.float64)}
     gold = torch.tensor([labels.index(ex.output) for ex in split])
-    predicted = {"sum": log_lik.argmax(dim=1), "mean": (log_lik / n_tokens).argmax(dim=1)}
+    predicted = {way: (log_lik / length[way]).argmax(dim=1) for way in SCORINGS}
     correct = {way: (best == gold).double() for way, best in predicted.items()}
     nll_sum = -log_lik[torch.arange(len(split)), gold]  # (N,) float64, nats
-    examples = {"score": correct[scoring].numpy(), "score_norm": correct["mean"].numpy(),
+    examples = {"score": correct[scoring].numpy(), "score_norm": correct["norm"].numpy(),
+                "score_per_token": correct["per_token"].numpy(),
                 "nll_sum": nll_sum.numpy(), "n_tokens": n_tokens[gold].numpy()}
     return {"nll": float(nll_sum.sum() / n_tokens[gold].sum()),
-            "accuracy": float(correct["sum"].mean()),
-            "accuracy_norm": float(correct["mean"].mean()), "scoring": scoring,
-            "predictions": [labels[i] for i in predicted[scoring].tolist()],
+            **{SCORINGS[way]: float(c.mean()) for way, c in correct.items()},
+            "scoring": scoring, "predictions": [labels[i] for i in predicted[scoring].tolist()],
             "examples": examples}
 
 
@@ -220,7 +224,7 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
     # Similar lengths in a batch waste less padding; results go back to their own rows.
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     starts = range(0, len(order), batch_size)
-    with _inference(model):
+    with inference(model):
         for start in tqdm(starts, desc=f"eval {task.name}/{split.name}", disable=not progress):
             rows = order[start:start + batch_size]
             batch = [prompts[i] for i in rows]
@@ -346,68 +350,3 @@ def _common_prefix_length(sequences: list[list[int]], limit: int) -> int:
     while n < limit and all(seq[n] == first[n] for seq in sequences):
         n += 1
     return n
-
-
-# ----------------------------------------------------------------------------------------------
-# Generation
-# ----------------------------------------------------------------------------------------------
-
-
-def _evaluate_generation(model, tok, split, batch_size, max_new_tokens, max_length,
-                         progress) -> dict:
-    from rouge_score import rouge_scorer
-
-    encoded = encode(tok, split, max_length=max_length)
-    if max_new_tokens is None:
-        max_new_tokens = max(e.n_answer for e in encoded) + 8
-    predictions = generate_answers(model, tok, [e.input_ids[:e.answer_start] for e in encoded],
-                           max_new_tokens=max_new_tokens, batch_size=batch_size,
-                           progress=progress, desc=f"eval {split.task.name}/{split.name}")
-    references = [ex.output for ex in split]
-    scorer = rouge_scorer.RougeScorer(["rougeL"])
-    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in zip(references, predictions)]
-    exact = [_normalise(ref) == _normalise(pred) for ref, pred in zip(references, predictions)]
-    nll_sum, n_tokens = answer_nlls(model, tok, encoded, batch_size=batch_size)
-    per_metric = {"exact_match": np.array(exact, dtype=np.float64),
-                  "rouge_l": np.array(rouge, dtype=np.float64)}
-    score = per_metric[split.task.metric]
-    # Nothing to length-normalise in a generated answer: score_norm is the metric itself.
-    examples = {"score": score, "score_norm": score, "nll_sum": nll_sum.numpy(),
-                "n_tokens": n_tokens.numpy()}
-    return {"nll": float(nll_sum.sum() / n_tokens.sum()),
-            "exact_match": sum(exact) / len(exact), "rouge_l": sum(rouge) / len(rouge),
-            "predictions": predictions, "examples": examples}
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def generate_answers(model, tok, prompts: list[list[int]], *, max_new_tokens: int,
-                     batch_size: int = 16, progress: bool = False,
-                     desc: str = "generate") -> list[str]:
-    """Greedy continuations of tokenized prompts (e.g. ``tasks.prompt_ids``), decoded (special
-    tokens dropped) and stripped; each stops at the end marker or eos, or after
-    ``max_new_tokens``. Batched with left padding (every prompt ends at the same column, so
-    the new tokens line up); results keep the order of ``prompts``."""
-    device = input_device(model)
-    stop = sorted({t for t in (end_marker_id(tok), tok.eos_token_id) if t is not None})
-    outputs: list[str | None] = [None] * len(prompts)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    starts = range(0, len(order), batch_size)
-    with _inference(model):
-        for start in tqdm(starts, desc=desc, disable=not progress):
-            rows = order[start:start + batch_size]
-            batch = collate([Encoded(prompts[i], len(prompts[i])) for i in rows],
-                            tok.pad_token_id, "left")
-            with batch_examples(rows):
-                generated = model.generate(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                    do_sample=False, max_new_tokens=max_new_tokens,
-                    pad_token_id=tok.pad_token_id, eos_token_id=stop or None, temperature=None,
-                    top_p=None, top_k=None)
-            new = generated[:, batch["input_ids"].shape[1]:].cpu()  # (b, new tokens)
-            for row, ids in zip(rows, new):
-                outputs[row] = tok.decode(ids, skip_special_tokens=True).strip()
-    return outputs

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .architectures import NeuronSetMismatchError, layout_difference, layout_for, layout_of
-from .storage import load_artefact, save_artefact
+from .storage import atomic_write, load_artefact, save_artefact
 
 __all__ = ["NeuronSet", "NeuronSetMismatchError", "layout_of", "parse_site_name"]
 
@@ -127,13 +127,46 @@ class NeuronSet:
         return by_layer.reset_index()
 
     def to_frame(self) -> pd.DataFrame:
-        """One row a neuron: site, layer, kind, neuron."""
+        """One row a neuron: site, layer, kind, neuron (int64 columns but site and kind)."""
         frames = []
         for site, idx in self.indices.items():
             layer, kind = parse_site_name(site)
             frames.append(pd.DataFrame({"site": site, "layer": layer, "kind": kind,
                                         "neuron": idx.numpy()}))
         return pd.concat(frames, ignore_index=True)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, model, meta: dict | None = None, *,
+                   kinds=None) -> NeuronSet:
+        """The set whose neurons are ``frame``'s (site, neuron) rows (``to_frame``, a CSV or
+        Parquet file of ``to_csv`` / ``to_parquet``, read back), over ``model``'s layout of
+        ``kinds`` (default: the kinds the sites name). Raises NeuronSetMismatchError naming a
+        site the model lacks."""
+        missing = {"site", "neuron"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"a neuron frame needs the columns site and neuron; {sorted(missing)} missing")
+        names = list(dict.fromkeys(frame["site"]))
+        for name in names:
+            parse_site_name(name)
+        layout = (layout_of(model, kinds) if kinds is not None
+                  else layout_for(model, dict.fromkeys(names, 0)))
+        unknown = [name for name in names if name not in layout]
+        if unknown:
+            raise NeuronSetMismatchError(f"site {unknown[0]} is not a site of {layout.model!r} "
+                                         f"({len(layout)} sites, e.g. {next(iter(layout))})")
+        indices = {name: torch.tensor(part.to_numpy(), dtype=torch.long)
+                   for name, part in frame.groupby("site", sort=False)["neuron"]}
+        return cls(indices, layout, {"model": layout.model, **(meta or {})})
+
+    def to_csv(self, path: str | os.PathLike):
+        """``to_frame`` as a CSV file (one row a neuron), atomically; ``from_frame`` reads it."""
+        frame = self.to_frame()
+        return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+    def to_parquet(self, path: str | os.PathLike):
+        """``to_frame`` as a Parquet file (needs pyarrow, which ``datasets`` brings), atomically."""
+        frame = self.to_frame()
+        return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
     # --- set algebra --------------------------------------------------------------------
 
@@ -197,3 +230,40 @@ class NeuronSet:
         if model is not None:
             neurons.check_fits(model)
         return neurons
+
+    # --- other tools' formats (taskneuron_utils.interop) ---------------------------------
+
+    @classmethod
+    def from_lape(cls, source, model, names=None) -> dict[str, NeuronSet]:
+        """{name: NeuronSet} from LAPE's ``torch.save`` file (or the list it holds): one set a
+        language / task, over ``model``'s ``act`` units (``interop.lape.load_lape``)."""
+        from .interop.lape import load_lape
+
+        return load_lape(source, model, names)
+
+    def to_lape(self) -> list[torch.Tensor]:
+        """LAPE's mask of this ``act``-unit set: one index tensor a layer. Several sets, as
+        LAPE's file: ``NeuronSet.save_lape([a, b], path)``."""
+        from .interop.lape import lape_masks
+
+        return lape_masks(self)[0]
+
+    @staticmethod
+    def save_lape(sets, path: str | os.PathLike):
+        """Write NeuronSets (a list, a {name: set} dict or one set) as one LAPE file."""
+        from .interop.lape import save_lape
+
+        return save_lape(sets, path)
+
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        """Upload to a Hub model repository with a model card (``interop.hub.push_to_hub``)."""
+        from .interop.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+    @classmethod
+    def from_hub(cls, repo_id, model=None, **kwargs) -> NeuronSet:
+        """Download a set pushed by ``push_to_hub`` (or read a local folder of that layout)."""
+        from .interop.hub import from_hub
+
+        return from_hub(repo_id, model, kind="NeuronSet", **kwargs)

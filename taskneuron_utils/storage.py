@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,20 +26,26 @@ class ArtefactFileError(ValueError):
 
 def save_artefact(path: str | os.PathLike, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     """Write ``tensors`` and JSON-serialisable ``meta`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {
         "taskneuron_utils_kind": kind,
         "format_version": FORMAT_VERSION,
         "meta": json.dumps(meta, sort_keys=True),
     }
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(contiguous, tmp, metadata=header))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary name in ``path``'s folder, then rename it to ``path``
+    (created folders included): a crash leaves the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(contiguous, tmp, metadata=header)
-        # mkstemp (and safetensors, which re-creates the file) leave it private (0600); give it
-        # the mode any other file written here gets. After the write, so nothing resets it.
+        write(tmp)
+        # mkstemp (and writers that re-create the file) leave it private (0600); give it the
+        # mode any other file written here gets. After the write, so nothing resets it.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:

@@ -149,12 +149,12 @@ def test_card_shows_scores_when_present(tmp_path):
     out.mkdir()
     (out / "scores.json").write_text(json.dumps(
         {NAMES[0]: {"metric": "accuracy", "score": 0.625, "nll": 1.5, "n": 300,
-                    "accuracy_norm": 0.7}}), encoding="utf-8")
+                    "accuracy_per_token": 0.7}}), encoding="utf-8")
     subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--out", str(out)],
                    check=True, capture_output=True, timeout=120)
     card = (out / "README.md").read_text(encoding="utf-8")
     row = next(line for line in card.splitlines() if line.startswith(f"| `{NAMES[0]}` |"))
-    assert "0.625" in row and "n=300" in row and "acc_norm 0.700" in row
+    assert "0.625" in row and "n=300" in row and "acc_per_token 0.700" in row
     row2 = next(line for line in card.splitlines() if line.startswith(f"| `{NAMES[1]}` |"))
     assert "not yet measured" in row2
 

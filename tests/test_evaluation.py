@@ -90,8 +90,14 @@ def test_classification_equals_per_example_per_option_loop(tiny_llama, default_t
     assert result["accuracy"] == result["score"] == pytest.approx(accuracy)
     n_tokens = torch.tensor([len(answer_tokens(tok, label)) for label in choice_task.labels])
     best_per_token = (expected / n_tokens).argmax(1)
-    accuracy_norm = float((best_per_token == gold).double().mean())
-    assert result["accuracy_norm"] == pytest.approx(accuracy_norm)
+    assert result["accuracy_per_token"] == pytest.approx(float((best_per_token == gold).double().mean()))
+    # The harness's acc_norm / acc_bytes: the sum over the option's characters / bytes, the
+    # option being the label plus the end marker's text (ASCII here: bytes = characters).
+    n_chars = torch.tensor([len(label + "<|im_end|>") for label in choice_task.labels])
+    by_chars = float(((expected / n_chars).argmax(1) == gold).double().mean())
+    assert result["accuracy_norm"] == result["accuracy_bytes"] == pytest.approx(by_chars)
+    assert result["score_norm"] == result["accuracy_norm"]
+    assert result["score_per_token"] == result["accuracy_per_token"]
     assert result["scoring"] == "sum"
     gold_tokens = sum(len(answer_tokens(tok, ex.output)) for ex in split)
     nll = -float(expected[torch.arange(len(split)), gold].sum()) / gold_tokens
@@ -126,25 +132,28 @@ def test_sum_and_mean_scoring_pick_different_labels_when_built_to(tiny_llama, de
     gold = torch.tensor([i % 2 for i in range(len(INPUTS))])
 
     by_sum = evaluate(model, tok, task.test, batch_size=3, progress=False)
-    by_mean = evaluate(model, tok, task.test, batch_size=3, progress=False, scoring="mean")
+    by_mean = evaluate(model, tok, task.test, batch_size=3, progress=False,
+                       scoring="per_token")
     assert by_sum["predictions"] == [short] * len(INPUTS)
     assert by_mean["predictions"] == [long] * len(INPUTS)
     for result in (by_sum, by_mean):  # both accuracies from the one pass, either way
         assert result["accuracy"] == pytest.approx(float((gold == 0).double().mean()))  # 4/7
-        assert result["accuracy_norm"] == pytest.approx(float((gold == 1).double().mean()))  # 3/7
+        assert result["accuracy_per_token"] == pytest.approx(
+            float((gold == 1).double().mean()))  # 3/7
         assert result["nll"] == by_sum["nll"]
-        assert result["score_norm"] == result["accuracy_norm"]
+        assert result["score_per_token"] == result["accuracy_per_token"]
     assert (by_sum["scoring"], by_sum["score"]) == ("sum", by_sum["accuracy"])
-    assert (by_mean["scoring"], by_mean["score"]) == ("mean", by_mean["accuracy_norm"])
+    assert (by_mean["scoring"], by_mean["score"]) == ("per_token", by_mean["accuracy_per_token"])
     # Per example, both rankings too (Tables 1 and 2 report both): right or wrong by hand.
     values = evaluate(model, tok, task.test, batch_size=3, progress=False,
                       per_example=True)["examples"]
     np.testing.assert_array_equal(values["score"], (gold == 0).double().numpy())
-    np.testing.assert_array_equal(values["score_norm"], (gold == 1).double().numpy())
+    np.testing.assert_array_equal(values["score_per_token"], (gold == 1).double().numpy())
 
 
 def test_unknown_scoring_is_refused(tiny_llama, default_tok, choice_task):
-    with pytest.raises(ValueError, match="scoring must be 'sum' .* or 'mean'.*got 'avg'"):
+    with pytest.raises(ValueError, match=r"scoring must be one of \['bytes', 'norm', 'per_token', "
+                                         r"'sum'\].*got 'avg'"):
         evaluate(tiny_llama, default_tok, choice_task.test, scoring="avg", progress=False)
 
 
@@ -262,3 +271,21 @@ def test_default_model_knows_the_capital_of_france(default_model):
     result = evaluate(model, tok, task.test, max_new_tokens=20, progress=False)
     assert "Paris" in result["predictions"][0]
     assert result["rouge_l"] > 0
+
+
+def test_recorded_frames_keep_their_per_token_column():
+    """Records made before the rename call the per-token score ``score_norm``: the readers
+    aggregate and bootstrap it under that name, equal to the mean computed by hand."""
+    import pandas as pd
+
+    from taskneuron_utils import experiments
+    from scripts import ROOT
+
+    recorded = pd.read_csv(ROOT / "benchmarks/results/replication/table1_seeds_linear.csv")
+    assert "score_norm" in recorded and "score_per_token" not in recorded
+    one = recorded[recorded.task == recorded.task.iloc[0]]
+    table = experiments.aggregate_examples(one)
+    keys = [c for c in table.columns if c in one.columns and c not in
+            ("score", "score_norm", "nll", "n")]
+    by_hand = one.groupby(keys, sort=False)["score_norm"].mean().to_numpy()
+    np.testing.assert_allclose(table["score_norm"].to_numpy(), by_hand)

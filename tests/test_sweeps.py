@@ -107,13 +107,13 @@ def test_table1_intervals_points_and_bounds(tiny, default_tok, suite):
                                         per_example=True)
     summary = experiments.deactivation_summary(experiments.aggregate_examples(examples))
     table = experiments.table1_intervals(examples, n_resamples=300)
-    # Rows: 3 tasks, 2 categories, all tasks; 3 measures each (score, score_norm, nll).
+    # Rows: 3 tasks, 2 categories, all tasks; 3 measures each (score, score_per_token, nll).
     assert len(table) == (3 + 2 + 1) * 3
     by_measure = table.set_index(["task", "measure"])
-    # Generation has nothing to length-normalise: score_norm is its score.
-    assert by_measure.loc[("last_word", "score_norm"), "own_off"] == pytest.approx(
+    # Generation has nothing to length-normalise: score_per_token is its score.
+    assert by_measure.loc[("last_word", "score_per_token"), "own_off"] == pytest.approx(
         by_measure.loc[("last_word", "score"), "own_off"])
-    assert experiments.aggregate_examples(examples)["score_norm"].between(0, 1).all()
+    assert experiments.aggregate_examples(examples)["score_per_token"].between(0, 1).all()
     one = table[(table.task == "addition") & (table.measure == "nll")].iloc[0]
     by_group = summary[summary.task == "addition"].set_index("group")
     assert one.original == pytest.approx(by_group.loc["none", "nll"])
@@ -225,10 +225,10 @@ def test_budget_sweep_auc_is_the_trapezoid_of_its_own_curve(tiny, default_tok, s
             at3.xs("random", level="method").n_neurons).all()
     table = experiments.budget_table(df)
     assert set(table.step) == {0, 2, 3}
-    assert {"score", "score_norm", "nll", "dev_auc_mean"} <= set(table.columns)
-    # Generation (addition) has no options to normalise: score_norm is its score.
+    assert {"score", "score_per_token", "nll", "dev_auc_mean"} <= set(table.columns)
+    # Generation (addition) has no options to normalise: score_per_token is its score.
     generated = df[(df.task == "addition") & df.is_budget]
-    assert (generated.score_norm == generated.score).all()
+    assert (generated.score_per_token == generated.score).all()
     ax = plots.plot_budget(df, value="nll")
     assert ax.get_xscale() == "log" and len(ax.lines) == 4  # 3 methods + untrained
     matplotlib.pyplot.close(ax.figure)

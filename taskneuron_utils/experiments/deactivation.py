@@ -14,6 +14,10 @@ from ..tasks import Task
 from .common import ConfigMixin, eval_split
 from .detection import DetectionConfig, detected_sets
 
+# The per-token score's column (``evaluate``'s ``score_per_token``), and its name in frames
+# recorded before 2026-12-03 (benchmarks/results/replication/): readers take either.
+PER_TOKEN = ("score_per_token", "score_norm")
+
 
 @dataclass(frozen=True)
 class DeactivationConfig(ConfigMixin):
@@ -56,15 +60,16 @@ def deactivation(model, tok, tasks: dict[str, Task],
         long DataFrame, one row per (task, condition[, seed]): ``model`` (= ``label``), ``task``,
         ``category``, ``metric``, ``condition`` (none / own / random / other:<task>),
         ``deactivated`` (the set's task, "random" or "none"), ``seed`` (random rows; else -1),
-        ``n_neurons``, ``score`` (metric, in [0, 1]), ``score_norm`` (the same with
-        length-normalised classification scoring, ``accuracy_norm``; = ``score`` for
-        generation), ``nll`` (nats per answer token), ``n`` (examples), ``seconds`` (wall time
+        ``n_neurons``, ``score`` (metric, in [0, 1]), ``score_per_token`` (the same with
+        options ranked per answer token, ``accuracy_per_token``; = ``score`` for generation;
+        recorded frames call it ``score_norm``, ``PER_TOKEN``), ``nll`` (nats per answer
+        token), ``n`` (examples), ``seconds`` (wall time
         of the evaluation).
 
         With ``per_example=True``, one row per (task, condition[, seed], test example) instead:
         the same columns up to ``n_neurons``, then ``example`` (position in the evaluated
-        sample), ``score`` (that example's metric, in [0, 1]), ``score_norm`` (the same with
-        length-normalised option ranking; = ``score`` for generation), ``nll_sum`` (nats summed
+        sample), ``score`` (that example's metric, in [0, 1]), ``score_per_token`` (the same with
+        options ranked per answer token; = ``score`` for generation), ``nll_sum`` (nats summed
         over its answer tokens), ``n_tokens`` (its answer tokens) and ``nll`` (nats per answer
         token). ``aggregate_examples`` turns it into the frame above (without ``seconds``);
         ``table1_intervals`` gives bootstrap intervals from it.
@@ -112,7 +117,7 @@ def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
             row = {"model": label, "task": name, "category": task.category,
                    "metric": task.metric, "condition": condition, "deactivated": deactivated,
                    "seed": seed, "n_neurons": len(neurons), "score": result["score"],
-                   "score_norm": result["score_norm"],
+                   "score_per_token": result["score_per_token"],
                    "nll": result["nll"], "n": result["n"],
                    "seconds": round(time.perf_counter() - started, 2),
                    "examples": result["examples"]}
@@ -132,7 +137,8 @@ def examples_frame(rows) -> pd.DataFrame:
     for row in rows:
         values = row["examples"]
         frame = pd.DataFrame({"example": np.arange(len(values["score"])),
-                              "score": values["score"], "score_norm": values["score_norm"],
+                              "score": values["score"],
+                              "score_per_token": values["score_per_token"],
                               "nll_sum": values["nll_sum"], "n_tokens": values["n_tokens"]})
         frame["nll"] = frame["nll_sum"] / frame["n_tokens"]
         keys = {key: row[key] for key in row if key not in frame and key not in
@@ -146,10 +152,10 @@ def aggregate_examples(examples: pd.DataFrame) -> pd.DataFrame:
     = mean of the examples' scores, ``nll`` = their summed NLL / their answer tokens (nats per
     token, as ``evaluate`` computes it), ``n`` = examples. Extra key columns (e.g. ``k``) are
     kept."""
-    values = ("example", "score", "score_norm", "nll_sum", "n_tokens", "nll")
+    values = ("example", "score", *PER_TOKEN, "nll_sum", "n_tokens", "nll")
     keys = [c for c in examples.columns if c not in values]
-    # Frames recorded before score_norm existed (2026-11-29) aggregate without it.
-    norm = {"score_norm": ("score_norm", "mean")} if "score_norm" in examples else {}
+    # Frames recorded before 2026-11-29 have no per-token score; later ones under either name.
+    norm = {c: (c, "mean") for c in PER_TOKEN if c in examples}
     grouped = examples.groupby(keys, sort=False, dropna=False)
     out = grouped.agg(score=("score", "mean"), **norm, nll_sum=("nll_sum", "sum"),
                       n_tokens=("n_tokens", "sum"), n=("score", "size")).reset_index()

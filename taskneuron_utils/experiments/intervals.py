@@ -8,8 +8,9 @@ crossed with seeds), and the same example draw is used for every condition of th
 effects and differences are paired by example. A category (or all tasks) resamples each task's
 units independently and averages the tasks' statistics.
 
-The statistics, per measure (``score``: the task metric in [0, 1]; ``score_norm``: the same
-with length-normalised classification scoring, accuracy_norm, when the frame has it; ``nll``:
+The statistics, per measure (``score``: the task metric in [0, 1]; ``score_per_token``: the
+same with options ranked per answer token, when the frame has it (``score_norm`` in frames
+recorded before 2026-12-03); ``nll``:
 nats per answer token, the summed NLL of the drawn examples over their answer tokens):
 
     original, own_off, random_off, other_off    the level with nothing / own / random (mean over
@@ -31,7 +32,7 @@ import pandas as pd
 LEVELS = {"none": "original", "own": "own_off", "random": "random_off", "other": "other_off"}
 QUANTITIES = ("original", "own_off", "random_off", "other_off", "own_effect", "random_effect",
               "other_effect", "own_vs_random", "own_vs_other")
-MEASURES = ("score", "score_norm", "nll")
+MEASURES = ("score", "score_per_token", "score_norm", "nll")  # score_norm: recorded name
 
 
 def _cell(part: pd.DataFrame, measure: str) -> dict:
@@ -120,7 +121,7 @@ def table1_intervals(examples: pd.DataFrame, *, n_resamples: int = 2000,
     Returns:
         one row per (model[, k], scope, measure), scope = each task, each category (the mean
         over its tasks; ``task`` = "all") and all tasks (``category`` = ``task`` = "all"):
-        ``measure`` (score, score_norm: metric in [0, 1]; nll: nats per answer token), ``tasks``,
+        ``measure`` (score, score_per_token: metric in [0, 1]; nll: nats per answer token), ``tasks``,
         ``examples`` (test examples, summed over tasks), ``seeds`` (random seeds per task),
         ``others`` (other sets per task), each of QUANTITIES with ``_low`` / ``_high``, and
         the verdicts ``beyond_random`` / ``beyond_other`` (False where the interval is NaN).

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ..tasks import Task, encode
 from .common import ConfigMixin, check_fraction, eval_split, fresh, sample
-from .deactivation import DeactivationConfig, deactivation_rows, examples_frame
+from .deactivation import PER_TOKEN, DeactivationConfig, deactivation_rows, examples_frame
 from .detection import DetectionConfig, detect, detected_sets
 
 
@@ -123,7 +123,7 @@ def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16
         the step, evaluations excluded); at budgets also ``dev_auc`` (trapezoid area under
         dev_nll over steps 0..step, nats x steps), ``dev_auc_mean`` (dev_auc / step: the mean
         dev NLL over the run so far, nats per answer token), ``score`` (metric, in [0, 1]),
-        ``score_norm`` (the same with length-normalised classification scoring),
+        ``score_per_token`` (the same with options ranked per answer token),
         ``nll`` (nats per answer token) and ``n`` (test examples).
     """
     from scipy.integrate import trapezoid
@@ -186,7 +186,7 @@ def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16
                         result = tested[step]
                         row.update(dev_auc=auc, dev_auc_mean=auc / step if step else np.nan,
                                    score=result["score"],
-                                   score_norm=result["score_norm"],
+                                   score_per_token=result["score_per_token"],
                                    nll=result["nll"], n=result["n"])
                     rows.append(row)
                 bar.update(1)
@@ -224,10 +224,11 @@ def _scored_run(model, tok, train, neurons, lr: float, seed: int, budgets, point
 
 def budget_table(df: pd.DataFrame) -> pd.DataFrame:
     """``budget_sweep``'s budgets per (category, method, step): the mean over tasks, then the
-    mean and the std over seeds, of ``score`` and ``score_norm`` (x100, where recorded), ``nll``
+    mean and the std over seeds, of ``score`` and ``score_per_token`` (x100, where recorded; ``score_norm`` in older
+    records), ``nll``
     and ``dev_auc_mean`` (nats per answer token)."""
     at = df[df["is_budget"]]
-    scores = [c for c in ("score", "score_norm") if c in at]
+    scores = [c for c in ("score", *PER_TOKEN) if c in at]
     per_seed = at.groupby(["category", "method", "step", "seed"], sort=False)[
         [*scores, "nll", "dev_auc_mean"]].mean()
     per_seed[scores] *= 100
@@ -246,13 +247,13 @@ def budget_contrasts(df: pd.DataFrame, *, against=("random", "full"), n_resample
 
     Returns:
         one row per (category, against, step, value): ``category`` (or "all"), ``against``,
-        ``step``, ``value`` (score and score_norm x100, nll and dev_auc_mean in nats per answer
+        ``step``, ``value`` (score and score_per_token x100, nll and dev_auc_mean in nats per answer
         token), ``runs`` (paired runs), ``diff`` (mean of neurons - other), ``low``, ``high``.
         Negative NLL / dev AUC differences and positive score differences favour task neurons.
     """
     from ..analysis import bootstrap_interval
 
-    values = [c for c in ("score", "score_norm", "nll", "dev_auc_mean") if c in df]
+    values = [c for c in ("score", *PER_TOKEN, "nll", "dev_auc_mean") if c in df]
     at = df[df["is_budget"] & (df["step"] > 0)]
     wide = at.pivot_table(index=["category", "task", "seed", "step"], columns="method",
                           values=values).reset_index()
