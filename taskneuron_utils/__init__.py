@@ -35,6 +35,9 @@ from .loss import AnswerMaskError
 from .memory import MemoryEstimate, estimate_memory, estimate_table, measure_peak
 from .models import ModelNotAvailableError, cache_dir, load_model
 from .neurons import NeuronSet
+from .neuron_pages import neuron_stats, top_examples
+from .neuron_report import export_neuron_pages, neuron_page
+from .vocab import vocab_projection
 from .placement import OffloadedWeightsError
 from .selection import matched_top, select, shared_core
 from .storage import ArtefactFileError

@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 
 from .analysis import expected_random_jaccard, overlap_matrix
 from .attribution import Relevance
+from .neuron_report import neuron_page
+from .neurons import NeuronSet
 from .plots import plot_deactivation_heatmap, plot_overlap
 
 
@@ -143,3 +145,95 @@ def continual_explorer(runs: dict) -> Explorer:
     panel = Explorer([method_menu, view_toggle], compute, draw)
     panel.method, panel.view = method_menu, view_toggle
     return panel
+
+
+class NeuronBrowser(widgets.VBox):
+    """The panel ``neuron_browser`` returns. Controls: ``task``, ``site``, ``neuron``, ``next``
+    (the next neuron of the task's set); ``view`` (an HTML widget) shows ``page``, the
+    ``NeuronPage`` of the chosen neuron; ``order`` is each task's neurons in browsing order."""
+
+    def __init__(self, model, tok, data, sets, order, page_options):
+        self.model, self.tok, self.data, self.sets, self.order = model, tok, data, sets, order
+        self.page_options, self.pages, self.page = page_options, {}, None
+        self.task = widgets.Dropdown(options=list(sets), description="task")
+        self.site = widgets.Dropdown(description="site")
+        self.neuron = widgets.Dropdown(description="neuron")
+        self.next = widgets.Button(description="next in this task's set")
+        self.status, self.view = widgets.HTML(), widgets.HTML()
+        for control, name in ((self.task, "tn-task"), (self.site, "tn-site"),
+                              (self.neuron, "tn-neuron"), (self.next, "tn-next"),
+                              (self.view, "tn-page"), (self.status, "tn-status")):
+            control.add_class(name)
+        super().__init__([widgets.HBox([self.task, self.site, self.neuron, self.next]),
+                          self.status, self.view])
+        self.add_class("tn-neuron-browser")
+        self._quiet = False
+        self.task.observe(lambda _change: self.show(*self.order[self.task.value][0]), names="value")
+        self.site.observe(lambda _change: self._unless_quiet(
+            lambda: self.show(self.site.value, self._indices(self.site.value)[0])), names="value")
+        self.neuron.observe(lambda _change: self._unless_quiet(
+            lambda: self.show(self.site.value, self.neuron.value)), names="value")
+        self.next.on_click(lambda _button: self.show(*self._following()))
+        self.show(*self.order[self.task.value][0])
+
+    def _unless_quiet(self, callback) -> None:
+        if not self._quiet:
+            callback()
+
+    def _indices(self, site: str) -> list[int]:
+        return [index for name, index in self.order[self.task.value] if name == site]
+
+    def _following(self) -> tuple[str, int]:
+        order = self.order[self.task.value]
+        here = order.index((self.site.value, self.neuron.value))
+        return order[(here + 1) % len(order)]
+
+    def show(self, site: str, neuron: int) -> None:
+        """Set the controls to (site, neuron) and show its page (computed once per neuron)."""
+        self._quiet = True
+        try:
+            sites = list(dict.fromkeys(name for name, _ in self.order[self.task.value]))
+            self.site.options, self.site.value = sites, site
+            self.neuron.options, self.neuron.value = self._indices(site), neuron
+        finally:
+            self._quiet = False
+        if (site, neuron) not in self.pages:
+            self.status.value = f"computing the page of {site} #{neuron}…"
+            self.pages[(site, neuron)] = neuron_page(self.model, self.tok, self.data, site,
+                                                     neuron, **self.page_options)
+        self.page = self.pages[(site, neuron)]
+        self.view.value = self.page.html
+        position = self.order[self.task.value].index((site, neuron))
+        self.status.value = (f"{self.task.value}: neuron {position + 1} of "
+                             f"{len(self.order[self.task.value])} in its set")
+
+
+def neuron_browser(model, tok, tasks, sets, *, relevances=None, n_examples: int = 16,
+                   k: int = 10, effect_examples: int = 4) -> NeuronBrowser:
+    """Browse the neurons of each task's set: pick the task, the site and the neuron (or
+    "next in this task's set") and see its page (``tn.neuron_page``) over ``n_examples`` test
+    examples of every task.
+
+    Args:
+        tasks: {name: Task} or a list of Tasks: the data every page is computed on.
+        sets: {task name: NeuronSet} (a NeuronSet alone: one entry named by its ``name``).
+        relevances: {task name: Relevance}: pages show the relevance ranks, and a task's
+            neurons are browsed most relevant first (else in site order).
+        k, effect_examples: as ``tn.neuron_page``.
+    """
+    if not isinstance(tasks, dict):
+        tasks = {task.name: task for task in tasks}
+    if isinstance(sets, NeuronSet):
+        sets = {sets.name or "neurons": sets}
+    data = [task.test[:n_examples] for task in tasks.values()]
+    order = {}
+    for name, neurons in sets.items():
+        pairs = [(site, int(i)) for site, idx in neurons.indices.items() for i in idx]
+        if not pairs:
+            raise ValueError(f"the neuron set of {name!r} is empty")
+        if relevances and name in relevances:
+            scores = relevances[name].scores
+            pairs.sort(key=lambda pair: -float(scores[pair[0]][pair[1]]))
+        order[name] = pairs
+    return NeuronBrowser(model, tok, data, sets, order,
+                         {"k": k, "relevances": relevances, "effect_examples": effect_examples})

@@ -1,0 +1,424 @@
+"""What does a neuron do? Its top-activating examples and its statistics over a data set.
+
+    ns = rel.top_k(0.01)                                   # a NeuronSet (or [(site, index), ...])
+    top = tn.top_examples(model, tok, suite["addition"], ns, k=20)     # a long DataFrame
+    stats = tn.neuron_stats(model, tok, [suite["addition"], suite["nli"]], ns)
+
+The activation of a unit is what ``tn.trace`` keeps at its site: for the ``act`` site
+(``layers.3.mlp.act``, ``act_fn(gate) * up``, the input of the down projection) that is
+Neuronpedia's MLP neuron; a linear site's unit is its output. One forward pass a batch traces
+only the sites of the given neurons and keeps, per neuron, a running top ``k`` (largest) and
+bottom ``k`` (most negative: GLU units are signed) over token positions, and running sums for
+the statistics, so memory is O(neurons x k), never O(tokens) (``benchmarks/top_examples.py``).
+
+Which positions count: every real token (padding never) but position 0 (as Neuronpedia: the
+first position is an attention sink whose activations are outliers) and, for task data with
+``skip_template=True``, the prompt template before the input (system prompt and instruction),
+which is the same in every example and would fill the top k with copies of one position.
+Ties are broken deterministically: equal activations rank by data order (example, then
+position).
+
+Data: a ``Split``, a ``Task`` (its test split, as in ``tn.evaluate``), a list or dict of them,
+or a list of plain strings (tokenized with the tokenizer's special tokens; task ``None``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .architectures import Site, layout_of, weight_fingerprint
+from .hooks import trace
+from .neurons import NeuronSet
+from .placement import input_device
+from .storage import load_artefact, save_artefact
+from .tasks import Encoded, Split, Task, collate, encode, prompt_ids
+
+_POSITION_BITS = 20  # a position key is example << 20 | position (max_length < 2**20)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One scanned sequence: ``ids`` (token ids), ``start`` (first counted position), its
+    ``task`` (None for plain strings) and ``example`` (its index in that task's data)."""
+
+    ids: list[int]
+    start: int
+    task: str | None
+    example: int
+
+
+def resolve_neurons(model, neurons) -> list[tuple[Site, int]]:
+    """(Site, unit index) pairs, unique, in the given order (a NeuronSet: model order).
+
+    Raises (one line, before any forward pass): NeuronSetMismatchError for a set made for
+    another model; ValueError for an unknown site or no neurons; IndexError for an index out
+    of range.
+    """
+    if isinstance(neurons, NeuronSet):
+        neurons.check_fits(model)
+        pairs = [(site, int(i)) for site, idx in neurons.indices.items() for i in idx]
+    elif isinstance(neurons, tuple) and len(neurons) == 2 and isinstance(neurons[0], str):
+        pairs = [neurons]
+    else:
+        pairs = list(neurons)
+    layout = layout_of(model, "all")
+    resolved, seen = [], set()
+    for name, index in pairs:
+        try:
+            site = layout.site(name)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        if not 0 <= int(index) < site.n_neurons:
+            raise IndexError(f"{name} has neurons 0..{site.n_neurons - 1}; got {int(index)}")
+        if (name, int(index)) not in seen:
+            seen.add((name, int(index)))
+            resolved.append((site, int(index)))
+    if not resolved:
+        raise ValueError("no neurons given: pass a non-empty NeuronSet or [(site, index), ...]")
+    return resolved
+
+
+def data_items(tok, data, *, max_length: int = 512, skip_template: bool = True) -> list[Item]:
+    """The sequences ``data`` stands for (see the module docstring), with their first counted
+    position; raises ValueError when there are none."""
+    if isinstance(data, Mapping):
+        data = list(data.values())
+    if isinstance(data, (Split, Task)) or (isinstance(data, list) and data
+                                           and isinstance(data[0], str)):
+        data = [data]
+    items = []
+    for part in data:
+        if isinstance(part, list) and all(isinstance(text, str) for text in part):
+            items += [Item(tok(text).input_ids, 1, None, i) for i, text in enumerate(part)]
+            continue
+        split = part.test if isinstance(part, Task) else part
+        if not isinstance(split, Split) or split.task is None:
+            raise TypeError(f"data must be Splits, Tasks or lists of strings, got "
+                            f"{type(part).__name__}")
+        template = prompt_ids(tok, split.task.instruction, "")
+        for i, example in enumerate(encode(tok, split, max_length=max_length)):
+            start = _common_prefix(template, example.input_ids) if skip_template else 1
+            items.append(Item(example.input_ids, max(start, 1), split.task.name, i))
+    if not items:
+        raise ValueError("the data set is empty: pass a non-empty Split, Task or list of strings")
+    return items
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+class Scan:
+    """The result of one pass of ``scan``: running top/bottom k and sums, per neuron.
+
+    Attributes:
+        neurons: [(Site, index)], in column order. items: the scanned sequences. k: kept.
+        top_values / bottom_values: float32 (k, M) activations, rank order (bottom: most
+        negative first); top_keys / bottom_keys: long (k, M) position keys
+        (``example << 20 | position``; -1 where fewer than k positions exist).
+        sums: {"sum", "sumsq": float64 (M,), "positive": long (M,), "min", "max": float64 (M,),
+        "task_sum": float64 (n_tasks, M), "task_count": long (n_tasks,), "count": long ()}.
+        tasks: task names in ``task_sum`` row order.
+        kept: with ``keep_values``, [(task row (n,) long, -1 for strings; values (n, M))] of
+        every counted position, batch by batch; else None.
+    """
+
+    def __init__(self, neurons, items, k, tasks, state):
+        self.neurons, self.items, self.k, self.tasks = neurons, items, k, tasks
+        self.kept = state.get("kept")
+        self.top_values, self.top_keys = state["top_values"], state["top_keys"]
+        self.bottom_values, self.bottom_keys = -state["bottom_values"], state["bottom_keys"]
+        self.sums = {name: state[name] for name in _SUM_NAMES}
+
+    def stats(self) -> pd.DataFrame:
+        """One row a neuron: site, neuron, mean, std, firing_rate (share of counted positions
+        > 0), min, max, positions, and ``mean_<task>`` per task (activation units)."""
+        s, n = self.sums, int(self.sums["count"])
+        mean = s["sum"] / max(n, 1)
+        frame = pd.DataFrame({
+            "site": [site.name for site, _ in self.neurons],
+            "neuron": [index for _, index in self.neurons],
+            "mean": mean.numpy(),
+            "std": (s["sumsq"] / max(n, 1) - mean.square()).clamp(min=0).sqrt().numpy(),
+            "firing_rate": (s["positive"].double() / max(n, 1)).numpy(),
+            "min": s["min"].numpy(), "max": s["max"].numpy(), "positions": n})
+        for row, task in enumerate(self.tasks):
+            count = max(int(s["task_count"][row]), 1)
+            frame[f"mean_{task}"] = (s["task_sum"][row] / count).numpy()
+        return frame
+
+    def values(self, column: int = 0) -> pd.DataFrame:
+        """Every counted activation of neuron ``column`` (needs ``keep_values``): task,
+        activation."""
+        if self.kept is None:
+            raise ValueError("this scan kept no values; run scan(..., keep_values=True)")
+        rows = torch.cat([rows for rows, _ in self.kept])
+        values = torch.cat([values[:, column] for _, values in self.kept])
+        names = [*self.tasks, None]  # row -1: plain strings
+        return pd.DataFrame({"task": [names[r] for r in rows.tolist()],
+                             "activation": values.numpy()})
+
+    def examples(self, tok, window: int = 8) -> pd.DataFrame:
+        """The long frame ``top_examples`` returns (see there)."""
+        rows = []
+        for sign, values, keys in (("top", self.top_values, self.top_keys),
+                                   ("bottom", self.bottom_values, self.bottom_keys)):
+            for column, (site, index) in enumerate(self.neurons):
+                for rank in range(self.k):
+                    key = int(keys[rank, column])
+                    if key < 0 or not torch.isfinite(values[rank, column]):
+                        break  # fewer counted positions than k
+                    data_index, position = key >> _POSITION_BITS, key & ((1 << _POSITION_BITS) - 1)
+                    item = self.items[data_index]
+                    rows.append({"site": site.name, "neuron": index, "sign": sign,
+                                 "rank": rank + 1, "activation": float(values[rank, column]),
+                                 "task": item.task, "example": item.example,
+                                 "data_index": data_index, "position": position,
+                                 "token_id": item.ids[position],
+                                 "token": tok.decode([item.ids[position]]),
+                                 "context": _context(tok, item.ids, position, window)})
+        return pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
+
+
+EXAMPLE_COLUMNS = ["site", "neuron", "sign", "rank", "activation", "task", "example",
+                   "data_index", "position", "token_id", "token", "context"]
+_SUM_NAMES = ("sum", "sumsq", "positive", "min", "max", "task_sum", "task_count", "count")
+
+
+def _context(tok, ids: list[int], position: int, window: int) -> str:
+    """Text of ``window`` tokens either side, the token itself in ⟦ ⟧."""
+    before = tok.decode(ids[max(position - window, 0):position])
+    after = tok.decode(ids[position + 1:position + 1 + window])
+    return f"{before}⟦{tok.decode([ids[position]])}⟧{after}"
+
+
+def scan(model, tok, data, neurons, *, k: int = 20, batch_size: int = 16,
+         max_length: int = 512, skip_template: bool = True,
+         checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 25,
+         keep_values: bool = False, progress: bool = True) -> Scan:
+    """One pass over ``data``: per neuron, the top and bottom ``k`` positions and running sums.
+
+    ``top_examples`` and ``neuron_stats`` are views of it; call it directly to get both from
+    one pass. ``checkpoint``: a file the running state is saved to every ``checkpoint_every``
+    batches (atomically); a run finding one made for the same model, data, neurons and options
+    resumes from it, with a result identical to an uninterrupted run. ``keep_values`` also
+    keeps every counted activation (``Scan.values``): O(tokens x neurons) memory, for the
+    pages of a few neurons; it cannot be combined with a checkpoint.
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if keep_values and checkpoint is not None:
+        raise ValueError("keep_values keeps O(tokens) values, which a checkpoint does not hold; "
+                         "use one or the other")
+    pairs = resolve_neurons(model, neurons)
+    items = data_items(tok, data, max_length=max_length, skip_template=skip_template)
+    tasks = list(dict.fromkeys(item.task for item in items if item.task is not None))
+    by_site: dict[str, list[int]] = {}
+    for site, index in pairs:
+        by_site.setdefault(site.name, []).append(index)
+    # Columns grouped by site (model order), so each site's gathered block is contiguous.
+    order = [(site, index) for site in layout_of(model, "all").sites
+             for index in by_site.get(site.name, [])]
+    columns = {site.name: torch.tensor(by_site[site.name]) for site in layout_of(model, "all").sites
+               if site.name in by_site}
+    key = {"model": layout_of(model).model, "weights": weight_fingerprint(model),
+           "data": _hash_items(items), "neurons": [(s.name, i) for s, i in order], "k": k,
+           "batch_size": batch_size}
+    state = _fresh_state(k, len(order), len(tasks))
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = _resume(checkpoint, key)
+    if keep_values:
+        state["kept"] = []
+    device = input_device(model)
+    task_row = {task: row for row, task in enumerate(tasks)}
+    starts = range(0, len(items), batch_size)
+    bar = tqdm(total=len(starts), initial=state["batches_done"], desc="top examples",
+               disable=not progress)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), trace(model, list(columns)) as tr:
+            for batch_index, start in enumerate(starts):
+                if batch_index < state["batches_done"]:
+                    continue
+                chunk = items[start:start + batch_size]
+                batch = collate([Encoded(item.ids, len(item.ids)) for item in chunk],
+                                tok.pad_token_id)
+                model(input_ids=batch["input_ids"].to(device),
+                      attention_mask=batch["attention_mask"].to(device), use_cache=False)
+                shape = batch["input_ids"].shape
+                acts = torch.cat([_site_values(tr[name].output, shape, columns[name])
+                                  for name in columns], dim=-1)  # (B, T, M)
+                tr.clear()
+                counted = _counted(chunk, acts.shape[1])  # (B, T) bool
+                rows = [task_row.get(item.task, -1) for item in chunk]
+                _update(state, acts, counted, start, rows, k)
+                state["batches_done"] = batch_index + 1
+                bar.update(1)
+                if checkpoint is not None and state["batches_done"] % checkpoint_every == 0:
+                    _save(checkpoint, state, key)
+    finally:
+        model.train(was_training)
+        bar.close()
+    if checkpoint is not None:
+        _save(checkpoint, state, key)
+    return Scan(order, items, k, tasks, state)
+
+
+def _site_values(output: torch.Tensor, shape, columns: torch.Tensor) -> torch.Tensor:
+    """The given units of a site's output as float32 (B, T, len(columns)) on the CPU; some
+    families (OPT) run the FFN on (B * T, d) rows."""
+    return output.reshape(*shape, -1)[..., columns.to(output.device)].float().cpu()
+
+
+def _counted(chunk: list[Item], width: int) -> torch.Tensor:
+    mask = torch.zeros(len(chunk), width, dtype=torch.bool)
+    for row, item in enumerate(chunk):
+        mask[row, item.start:len(item.ids)] = True
+    return mask
+
+
+def _update(state: dict, acts: torch.Tensor, counted: torch.Tensor, first: int,
+            task_rows: list[int], k: int) -> None:
+    """Fold one batch's activations (B, T, M) into the running state."""
+    batch, width, m = acts.shape
+    if not torch.isfinite(acts[counted]).all():
+        raise ValueError("non-finite activations in the batch starting at example "
+                         f"{first}; the model may overflow in this dtype")
+    flat = acts.reshape(batch * width, m)
+    valid = counted.reshape(-1, 1)
+    positions = torch.arange(width).repeat(batch)
+    examples = torch.arange(first, first + batch).repeat_interleave(width)
+    keys = ((examples << _POSITION_BITS) | positions)[:, None].expand(-1, m)
+    for name, values in (("top", flat), ("bottom", -flat)):
+        values = values.masked_fill(~valid, float("-inf"))
+        state[f"{name}_values"], state[f"{name}_keys"] = _merge(
+            state[f"{name}_values"], state[f"{name}_keys"], values, keys, k)
+    real = flat.double().masked_fill(~valid, 0.0)
+    state["sum"] += real.sum(0)
+    state["sumsq"] += real.square().sum(0)
+    state["positive"] += ((flat > 0) & valid).sum(0)
+    state["min"] = torch.minimum(state["min"], flat.double().masked_fill(~valid, float("inf")).min(0).values)
+    state["max"] = torch.maximum(state["max"], flat.double().masked_fill(~valid, float("-inf")).max(0).values)
+    state["count"] += counted.sum()
+    per_example = real.view(batch, width, m).sum(1)  # (B, M)
+    if "kept" in state:
+        rows = torch.tensor(task_rows).repeat_interleave(width)[counted.reshape(-1)]
+        state["kept"].append((rows, flat[counted.reshape(-1)]))
+    for row, task in enumerate(task_rows):
+        if task >= 0:
+            state["task_sum"][task] += per_example[row]
+            state["task_count"][task] += counted[row].sum()
+
+
+def _merge(run_values, run_keys, values, keys, k: int):
+    """The k largest of the running (k, M) and new (R, M) values per column, ties to the
+    smaller key; returns (values, keys) (k, M) sorted by value (descending), then key.
+
+    The running rows hold earlier examples (smaller keys) in that order and the new rows
+    are in key order, so among equal values the concatenation is in key order: ties are
+    taken in row order (a cumulative count), and a stable sort keeps that order.
+    """
+    values, keys = torch.cat([run_values, values]), torch.cat([run_keys, keys])
+    kth = values.topk(k, dim=0).values[-1]  # (M,)
+    above, tied = values > kth, values == kth
+    chosen = above | (tied & (tied.cumsum(0) <= k - above.sum(0)))
+    rows = chosen.T.nonzero()[:, 1].view(-1, k).T  # (k, M): each column has exactly k
+    values, keys = values.gather(0, rows), keys.gather(0, rows)
+    order = torch.sort(values, dim=0, descending=True, stable=True).indices
+    return values.gather(0, order), keys.gather(0, order)
+
+
+def _fresh_state(k: int, m: int, n_tasks: int) -> dict:
+    state = {f"{name}_{part}": torch.full((k, m), fill, dtype=dtype)
+             for name in ("top", "bottom")
+             for part, fill, dtype in (("values", float("-inf"), torch.float32),
+                                       ("keys", -1, torch.long))}
+    state.update({"sum": torch.zeros(m, dtype=torch.float64),
+                  "sumsq": torch.zeros(m, dtype=torch.float64),
+                  "positive": torch.zeros(m, dtype=torch.long),
+                  "min": torch.full((m,), float("inf"), dtype=torch.float64),
+                  "max": torch.full((m,), float("-inf"), dtype=torch.float64),
+                  "task_sum": torch.zeros(n_tasks, m, dtype=torch.float64),
+                  "task_count": torch.zeros(n_tasks, dtype=torch.long),
+                  "count": torch.zeros((), dtype=torch.long), "batches_done": 0})
+    return state
+
+
+def _hash_items(items: list[Item]) -> str:
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(str((item.ids, item.start, item.task)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _save(path, state: dict, key: dict) -> None:
+    tensors = {name: value for name, value in state.items() if isinstance(value, torch.Tensor)}
+    save_artefact(path, "TopExamplesCheckpoint", tensors,
+                  {"key": key, "batches_done": state["batches_done"]})
+
+
+def _resume(path, key: dict) -> dict:
+    tensors, meta = load_artefact(path, "TopExamplesCheckpoint")
+    stored = json.loads(json.dumps(meta["key"]))
+    differs = [name for name in key if stored.get(name) != json.loads(json.dumps(key[name]))]
+    if differs:
+        raise ValueError(f"checkpoint {path} belongs to another run (different "
+                         f"{', '.join(differs)}); delete it or pass another path. It was left "
+                         "untouched.")
+    return {**tensors, "batches_done": meta["batches_done"]}
+
+
+def top_examples(model, tok, data, neurons, *, k: int = 20, window: int = 8,
+                 **options) -> pd.DataFrame:
+    """For every neuron, the ``k`` token positions of ``data`` where it is largest, and the
+    ``k`` where it is most negative, in one streamed pass (``scan``; its options apply:
+    batch_size, max_length, skip_template, checkpoint, progress).
+
+    Args:
+        neurons: a NeuronSet made for ``model`` (any site kinds), or [(site name, index)].
+        window: tokens of context either side of the token in ``context``.
+
+    Returns:
+        One row a (neuron, sign, rank): site, neuron, sign ("top": largest first; "bottom":
+        most negative first), rank (1 = most extreme), activation (the site's value, float),
+        task, example (index in that task's data), data_index (index in the scanned data),
+        position (token index in the sequence), token_id, token (decoded), context (text
+        with the token in ⟦ ⟧). A neuron with fewer counted positions than k has fewer rows.
+    """
+    return scan(model, tok, data, neurons, k=k, **options).examples(tok, window)
+
+
+def neuron_stats(model, tok, data, neurons, **options) -> pd.DataFrame:
+    """Per-neuron statistics over the counted positions of ``data`` (``Scan.stats``): mean,
+    std, firing rate, min, max, and the mean per task ("which tasks move this neuron")."""
+    return scan(model, tok, data, neurons, k=1, **options).stats()
+
+
+def token_values(model, tok, ids: list[list[int]], site: str, neuron: int) -> list[list[float]]:
+    """The neuron's activation at every position of each sequence (one plain forward per
+    sequence batch); used to colour a page's examples and to check ``top_examples``."""
+    ((site_obj, index),) = resolve_neurons(model, [(site, neuron)])
+    out, device = [], input_device(model)
+    with torch.inference_mode(), trace(model, [site_obj.name]) as tr:
+        for start in range(0, len(ids), 16):
+            chunk = ids[start:start + 16]
+            batch = collate([Encoded(s, len(s)) for s in chunk], tok.pad_token_id)
+            model(input_ids=batch["input_ids"].to(device),
+                  attention_mask=batch["attention_mask"].to(device), use_cache=False)
+            values = _site_values(tr[site_obj.name].output, batch["input_ids"].shape,
+                                  torch.tensor([index]))[..., 0]
+            out += [values[row, :len(s)].tolist() for row, s in enumerate(chunk)]
+    return out
