@@ -82,6 +82,8 @@ __all__ = [
     "trace", "Trace", "Edit", "deactivate", "scale",
     # evaluation and training
     "evaluate", "finetune",
+    # what a neuron does
+    "top_examples", "neuron_stats", "vocab_projection", "neuron_page", "export_neuron_pages",
     # memory
     "estimate_memory", "estimate_table", "measure_peak", "MemoryEstimate",
     # modules
