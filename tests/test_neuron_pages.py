@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.neuron_pages import data_items, scan, token_values
+from taskneuron_utils.neuron_pages import data_items, scan
 from taskneuron_utils.tasks import Encoded, collate
 from taskneuron_utils.vocab import vocab_projection
 from tiny_models import swap_task, tiny_model
@@ -141,7 +141,7 @@ def test_stats_are_the_moments_of_every_counted_position(default_tok):
         assert row.firing_rate == pytest.approx(float((values > 0).double().mean()))
         assert (row.min, row.max) == pytest.approx((float(values.min()), float(values.max())))
         # one task here (both parts are the swap task): its mean is the overall mean
-        assert getattr(row, "mean_swap") == pytest.approx(row.mean)
+        assert row.mean_swap == pytest.approx(row.mean)
 
 
 def test_template_positions_are_not_counted_and_strings_work(default_tok):
