@@ -233,9 +233,11 @@ def scan(model, tok, data, neurons, *, k: int = 20, batch_size: int = 16,
              for index in by_site.get(site.name, [])]
     columns = {site.name: torch.tensor(by_site[site.name]) for site in layout_of(model, "all").sites
                if site.name in by_site}
-    key = {"model": layout_of(model).model, "weights": weight_fingerprint(model),
-           "data": _hash_items(items), "neurons": [(s.name, i) for s, i in order], "k": k,
-           "batch_size": batch_size}
+    key = None  # what a checkpoint must match (hashing the weights costs: only when needed)
+    if checkpoint is not None:
+        key = {"model": layout_of(model).model, "weights": weight_fingerprint(model),
+               "data": _hash_items(items), "neurons": [(s.name, i) for s, i in order], "k": k,
+               "batch_size": batch_size}
     state = _fresh_state(k, len(order), len(tasks))
     if checkpoint is not None and Path(checkpoint).exists():
         state = _resume(checkpoint, key)

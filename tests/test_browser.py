@@ -253,3 +253,61 @@ def test_tour_runs_in_jupyterlab_and_the_playground_answers(lab, page):
         except Exception:
             pass
         raise
+
+
+# A small notebook that opens the neuron browser (issue 24) on the default model.
+NEURON_BROWSER_CELLS = [
+    """import taskneuron_utils as tn
+from taskneuron_utils.widgets import neuron_browser
+model, tok = tn.load_model()
+tasks = tn.load_tasks(["addition", "product_sentiment"])
+rels = {name: tn.attribute(model, tok, task.train[:8], kinds="act", progress=False)
+        for name, task in tasks.items()}
+sets = {name: rel.top_k(0.01) for name, rel in rels.items()}""",
+    "neuron_browser(model, tok, tasks, sets, relevances=rels, n_examples=6, k=4, effect_examples=2)",
+]
+
+
+def test_neuron_browser_in_jupyterlab_shows_the_page_of_the_neuron_picked(lab, page, tmp_path):
+    """Run All on a notebook ending in the neuron browser; pick another neuron in its menu:
+    the page shown becomes that neuron's (its data-neuron and its text change)."""
+    import nbformat
+
+    base, token = lab
+    name = "neuron_browser.ipynb"
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in NEURON_BROWSER_CELLS])
+    (tmp_path / "lab" / name).write_text(nbformat.writes(notebook))  # the lab fixture's root
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=120_000)
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === "
+            f"{len(NEURON_BROWSER_CELLS)}", timeout=120_000)
+        wait_kernel_idle(page)
+        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        browser = page.locator(".tn-neuron-browser").first
+        view = browser.locator(".tn-page")
+        view.locator(".tn-neuron-page").wait_for(timeout=RUN_ALL_TIMEOUT_S * 1000)
+        wait_kernel_idle(page)
+        shown = view.locator(".tn-neuron-page").get_attribute("data-neuron")
+        before = view.inner_text()
+        menu = browser.locator(".tn-neuron select")
+        other = next(label.strip() for label in menu.locator("option").all_text_contents()
+                     if label.strip() != shown)
+        menu.select_option(label=other)
+        page.wait_for_function(
+            "([el, n]) => { const p = el.querySelector('.tn-neuron-page');"
+            " return p !== null && p.dataset.neuron === n; }",
+            arg=[view.element_handle(), other], timeout=300_000, polling=500)
+        assert view.inner_text() != before
+        assert view.locator(".tn-tok").count() > 0  # the examples' tokens, coloured
+        browser.scroll_into_view_if_needed()
+        page.screenshot(path=ARTIFACTS / "browser_neuron_browser.png")
+    except BaseException:
+        try:
+            page.screenshot(path=ARTIFACTS / "browser_neuron_browser_failure.png")
+        except Exception:
+            pass
+        raise

@@ -1,0 +1,114 @@
+"""Cost and memory of ``tn.top_examples``, against a plain forward pass in the same run.
+
+    python benchmarks/top_examples.py [--examples 48] [--memory-examples 8] [--repeats 3]
+                                      [--threads 2] [--out FILE]
+
+On the default model, test examples of one shipped task (``addition``), batches of 16,
+top and bottom k = 20 of two neuron sets: 1% of every act site (a task page's worth) and 10%
+of every act site (4,620 units).
+
+- cost: ``top_examples`` vs a plain forward (``model(input_ids, attention_mask)``, no
+  gradients, no hooks) over the same batches, alternating, medians; target <= 1.2.
+- memory: peak bytes torch allocates during ``top_examples`` (``tn.measure_peak``: the
+  profiler's allocations replayed) on N (8) and on 10 x N examples; target <= 1.1. The Python
+  heap (``tracemalloc``) is reported beside it: the encoded token ids of the data are
+  Python lists and grow with the data by construction (the input itself), the running
+  state does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tracemalloc
+
+import torch
+
+import taskneuron_utils as tn
+from harness import add_threads_option, apply_threads, emit, timed
+from taskneuron_utils.neuron_pages import data_items
+from taskneuron_utils.tasks import Encoded, collate
+
+
+def act_fraction(model, fraction: float) -> tn.NeuronSet:
+    """The first round(fraction * n) units of every act site (which units does not matter
+    for cost)."""
+    layout = tn.layout_of(model, "act")
+    return tn.NeuronSet({site: torch.arange(round(fraction * n)) for site, n in layout.items()},
+                        layout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--examples", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--memory-examples", type=int, default=8,
+                        help="N of the memory comparison (N vs 10 x N examples)")
+    add_threads_option(parser)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    apply_threads(args)
+
+    model, tok = tn.load_model()
+    test = tn.load_tasks(["addition"])["addition"].test
+    data = test[:args.examples]
+    sets = {"act_1pct": act_fraction(model, 0.01), "act_10pct": act_fraction(model, 0.10)}
+    items = data_items(tok, data)
+    batches = [collate([Encoded(i.ids, len(i.ids)) for i in items[s:s + args.batch_size]],
+                       tok.pad_token_id) for s in range(0, len(items), args.batch_size)]
+
+    @torch.inference_mode()
+    def plain():
+        for batch in batches:
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                  use_cache=False)
+
+    def top(neurons, split=data):
+        return tn.top_examples(model, tok, split, neurons, k=20, batch_size=args.batch_size,
+                               progress=False)
+
+    runs = {"plain": plain, **{name: (lambda ns=ns: top(ns)) for name, ns in sets.items()}}
+    for fn in runs.values():  # warm-up
+        fn()
+    times = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, fn in runs.items():
+            times[name].append(timed(fn))
+    median = {name: statistics.median(values) for name, values in times.items()}
+
+    small, large = test[:args.memory_examples], test[:10 * args.memory_examples]
+    memory = {}
+    for label, split in (("n", small), ("10n", large)):
+        _, peak = tn.measure_peak(lambda split=split: top(sets["act_10pct"], split))
+        tracemalloc.start()
+        top(sets["act_10pct"], split)
+        python_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        memory[label] = {"examples": len(split), "torch_peak_bytes": peak,
+                         "python_peak_bytes": python_peak}
+
+    result = {
+        "top_examples_over_forward": {name: round(median[name] / median["plain"], 4)
+                                      for name in sets},
+        "forward_s": round(median["plain"], 4),
+        "top_examples_s": {name: round(median[name], 4) for name in sets},
+        "neurons": {name: len(ns) for name, ns in sets.items()},
+        "examples": len(data), "batches": len(batches), "batch_size": args.batch_size,
+        "tokens": sum(len(i.ids) for i in items), "k": 20, "repeats": args.repeats,
+        "peak_memory_10x_over_1x": round(memory["10n"]["torch_peak_bytes"]
+                                         / memory["n"]["torch_peak_bytes"], 4),
+        "python_heap_10x_over_1x": round(memory["10n"]["python_peak_bytes"]
+                                         / memory["n"]["python_peak_bytes"], 4),
+        "memory": memory,
+        "model": tn.model_name(model),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "target": "top_examples_over_forward <= 1.2; peak_memory_10x_over_1x <= 1.1",
+    }
+    emit(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
