@@ -30,6 +30,7 @@ from .architectures import (
 from .attribution import AttributionError, Relevance, attribute
 from .evaluation import evaluate
 from .hooks import Edit, Trace, trace
+from .interop.harness_export import export_lm_eval_task
 from .interventions import deactivate, scale
 from .loss import AnswerMaskError
 from .memory import MemoryEstimate, estimate_memory, estimate_table, measure_peak
@@ -57,6 +58,7 @@ from .training import finetune
 from . import playground  # tn.playground.neuron_playground: the interactive neuron panel
 from . import selection  # tn.selection: contrastive, entropy, exclusive sets, shared core
 from . import memory  # tn.memory: estimate_memory's formula, KNOWN_CONFIGS (7B configs offline)
+from . import interop  # tn.interop: LAPE files, the Hub, lm-evaluation-harness
 
 # The one place the version is written: pyproject.toml reads it from here (setuptools' attr:),
 # and CHANGELOG.md has a section for it.
@@ -82,10 +84,12 @@ __all__ = [
     "trace", "Trace", "Edit", "deactivate", "scale",
     # evaluation and training
     "evaluate", "finetune",
+    # other tools (tn.interop)
+    "export_lm_eval_task",
     # what a neuron does
     "top_examples", "neuron_stats", "vocab_projection", "neuron_page", "export_neuron_pages",
     # memory
     "estimate_memory", "estimate_table", "measure_peak", "MemoryEstimate",
     # modules
-    "playground", "selection", "memory",
+    "playground", "selection", "memory", "interop",
 ]

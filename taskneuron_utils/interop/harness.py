@@ -1,0 +1,198 @@
+"""An lm-evaluation-harness model: any loaded model, with a neuron set switched off or scaled.
+
+Needs the ``lm-eval`` extra (``pip install "taskneuron_utils[lm-eval]"``). Importing this module
+registers the model under the name ``taskneurons``; the harness has no plugin discovery, so run
+its command line through ours, which imports it first::
+
+    python -m taskneuron_utils.interop.harness run --model taskneurons \\
+        --model_args pretrained=PATH,neurons=ns.safetensors,mode=zero \\
+        --include_path harness_tasks --tasks tn_product_sentiment
+
+or in Python: ``lm_eval.simple_evaluate(model=TaskNeuronsLM(model=m, tokenizer=tok,
+neurons=ns), tasks=[...], task_manager=TaskManager(include_path=...))``.
+
+``model_args``: ``pretrained`` (``tn.load_model``'s name or path; none: the embedded default; a
+neuron-tuned model saved with ``save_pretrained`` is a path like any other), ``neurons`` (a
+NeuronSet file, ``NeuronSet.save``), ``mode``: ``zero`` (``tn.deactivate``, activation hooks),
+``zero_weights`` (``tn.deactivate(mode="weight")``), ``scale`` (``tn.scale`` by ``factor``),
+``random`` (``NeuronSet.random_like(neurons, seed)`` switched off: the baseline), ``none``;
+``batch_size``, ``max_length``, ``dtype``, ``device``.
+
+Scoring: ``loglikelihood`` tokenizes the context as ``tn.evaluate`` tokenizes a prompt (special
+tokens only without a chat template, which writes its own) and the continuation in context
+(the tokens of context + continuation past the context's, as ``tasks.answer_ids`` does), then
+sums the continuation's log-probabilities from one right-padded forward pass per batch. On a
+task from ``tn.export_lm_eval_task`` this gives ``tn.evaluate``'s option log-likelihoods, so
+the harness's ``acc`` equals our ``accuracy`` (``tests/test_interop_harness.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import torch
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+from tqdm.auto import tqdm
+
+from ..generation import generate_answers, inference
+from ..interventions import deactivate, scale
+from ..loss import lm_head_logits
+from ..neurons import NeuronSet
+from ..placement import input_device
+from ..tasks import collate, has_chat_template
+from ..tasks.encoding import Encoded
+
+MODES = ("none", "zero", "zero_weights", "scale", "random")
+
+
+@register_model("taskneurons")
+class TaskNeuronsLM(LM):
+    """The harness's LM interface over a transformers causal LM with an intervention applied
+    to every request (``model_args`` in the module docstring)."""
+
+    def __init__(self, pretrained: str | None = None, neurons=None, mode: str = "zero",
+                 factor: float = 0.0, seed: int = 0, batch_size: int | str = 16,
+                 max_length: int = 2048, dtype: str | None = None, device: str | None = None,
+                 model=None, tokenizer=None, **_ignored):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if neurons is None and mode not in ("none",):
+            mode = "none"  # nothing to switch off: the plain model
+        if model is None:
+            from ..models import load_model
+
+            model, tokenizer = load_model(pretrained, dtype=dtype, device=device)
+        elif tokenizer is None:
+            raise ValueError("TaskNeuronsLM(model=...) needs tokenizer= too")
+        if isinstance(neurons, str):
+            neurons = NeuronSet.load(neurons, model=model)
+        elif neurons is not None:
+            neurons.check_fits(model)
+        if mode == "random":
+            neurons = NeuronSet.random_like(neurons, seed=int(seed))
+        self.model, self.tok, self.neurons = model, tokenizer, neurons
+        self.mode, self.factor = mode, float(factor)
+        self.batch_size = 16 if str(batch_size).startswith("auto") else int(batch_size)
+        self.max_length = int(max_length)
+
+    @contextlib.contextmanager
+    def _intervened(self):
+        """The model with the set switched off / scaled, restored on exit; no autograd."""
+        if self.mode == "none":
+            edit = contextlib.nullcontext()
+        elif self.mode == "scale":
+            edit = scale(self.model, self.neurons, self.factor)
+        else:
+            edit = deactivate(self.model, self.neurons,
+                              mode="weight" if self.mode == "zero_weights" else "activation")
+        with edit, inference(self.model):
+            yield
+
+    def _context_ids(self, context: str) -> list[int]:
+        return self.tok(context, add_special_tokens=not has_chat_template(self.tok)).input_ids
+
+    def _continuation_ids(self, context: str, continuation: str) -> list[int]:
+        """The continuation's tokens in context: those of context + continuation past the
+        context's when the context's tokens are a prefix of them, else its own tokens."""
+        head = self.tok(context, add_special_tokens=False).input_ids
+        whole = self.tok(context + continuation, add_special_tokens=False).input_ids
+        if whole[:len(head)] == head and len(whole) > len(head):
+            return whole[len(head):]
+        return self.tok(continuation, add_special_tokens=False).input_ids
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """Per request (context, continuation): (summed log p of the continuation's tokens in
+        nats, whether greedy decoding would produce all of them)."""
+        pairs = []
+        for request in requests:
+            context, continuation = request.args
+            prompt = self._context_ids(context) if context else [self._start_id()]
+            answer = self._continuation_ids(context, continuation)
+            keep = max(1, self.max_length - len(answer))  # drop the context's oldest tokens
+            pairs.append((prompt[-keep:], answer))
+        return self._score(pairs, disable_tqdm)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        """Summed log p of each whole text, every token after a start token (no windows past
+        ``max_length``: longer texts are refused)."""
+        pairs = []
+        for request in requests:
+            (text,) = request.args[:1]
+            ids = self.tok(text, add_special_tokens=False).input_ids
+            if len(ids) + 1 > self.max_length:
+                raise ValueError(f"a rolling text of {len(ids)} tokens exceeds max_length="
+                                 f"{self.max_length}")
+            pairs.append(([self._start_id()], ids))
+        return [total for total, _ in self._score(pairs, disable_tqdm)]
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Greedy continuations (``generation.generate_answers``), cut at the first ``until``
+        string; ``max_gen_toks`` (default 256) new tokens at most."""
+        outputs = []
+        with self._intervened():
+            for request in tqdm(requests, desc="taskneurons generate", disable=disable_tqdm):
+                context, kwargs = request.args
+                until = kwargs.get("until") or []
+                until = [until] if isinstance(until, str) else list(until)
+                text = generate_answers(self.model, self.tok, [self._context_ids(context)],
+                                        max_new_tokens=int(kwargs.get("max_gen_toks", 256)))[0]
+                for stop in until:
+                    text = text.split(stop)[0] if stop else text
+                outputs.append(text)
+        return outputs
+
+    def _start_id(self) -> int:
+        start = self.tok.bos_token_id if self.tok.bos_token_id is not None else self.tok.eos_token_id
+        if start is None:
+            raise ValueError("the tokenizer has neither a BOS nor an EOS token to start a text with")
+        return start
+
+    def _score(self, pairs: list[tuple[list[int], list[int]]], disable_tqdm: bool):
+        results: list[tuple[float, bool] | None] = [None] * len(pairs)
+        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
+        device = input_device(self.model)
+        with self._intervened():
+            for start in tqdm(range(0, len(order), self.batch_size), desc="taskneurons",
+                              disable=disable_tqdm):
+                rows = order[start:start + self.batch_size]
+                batch = collate([Encoded(pairs[i][0] + pairs[i][1], len(pairs[i][0]))
+                                 for i in rows], self.tok.pad_token_id, "right")
+                hidden = self.model.base_model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device)).last_hidden_state
+                # The LM head runs on the continuation positions only (the state at t predicts
+                # token t + 1), as in tn.evaluate.
+                at = torch.cat([torch.arange(len(pairs[i][0]) - 1, sum(map(len, pairs[i])) - 1)
+                                for i in rows])
+                row_of = torch.cat([torch.full((len(pairs[i][1]),), b)
+                                    for b, i in enumerate(rows)])
+                logits = lm_head_logits(self.model, hidden[row_of.to(hidden.device),
+                                                           at.to(hidden.device)])
+                log_probs = torch.log_softmax(logits.float(), dim=-1)  # (answer tokens, V)
+                target = torch.tensor([t for i in rows for t in pairs[i][1]],
+                                      device=log_probs.device)
+                token_lp = log_probs.gather(1, target[:, None])[:, 0].double()
+                greedy = log_probs.argmax(-1) == target
+                start_of = 0
+                for i in rows:
+                    n = len(pairs[i][1])
+                    results[i] = (float(token_lp[start_of:start_of + n].sum()),
+                                  bool(greedy[start_of:start_of + n].all()))
+                    start_of += n
+        return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The harness's command line (``lm-eval ...``) with the ``taskneurons`` model registered."""
+    from lm_eval.__main__ import cli_evaluate
+
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    cli_evaluate()
+
+
+if __name__ == "__main__":
+    main()
