@@ -8,6 +8,11 @@ import torch
 from .attribution import Relevance
 from .neurons import NeuronSet, parse_site_name
 
+#: The paper's range of per-layer correlations between parameter similarity and generalization
+#: (Section 4), drawn by ``plots.plot_layer_correlation``; here, below both the experiments and the
+#: plots, so that neither imports the other for it.
+PAPER_LAYER_CORRELATION = {"pearson": (0.79, 0.97), "spearman": (0.71, 0.83)}
+
 
 def overlap_matrix(neuron_sets: dict[str, NeuronSet]) -> pd.DataFrame:
     """Jaccard overlap |A ∩ B| / |A ∪ B| of every pair of sets: a square DataFrame, task x task."""

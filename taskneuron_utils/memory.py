@@ -41,10 +41,19 @@ The per-layer formula and its sources: ``memory_formulas``.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import pandas as pd
 import torch
 
 from .memory_formulas import GiB, METHODS, MemoryEstimate, estimate_components
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+T = TypeVar("T")
 
 __all__ = ["KNOWN_CONFIGS", "ALIASES", "METHODS", "GiB", "MemoryEstimate", "estimate_memory",
            "estimate_table", "meta_model", "measure_peak"]
@@ -80,7 +89,7 @@ ALIASES = {"llama-2-7b": "meta-llama/Llama-2-7b-hf", "bloom-7b1": "bigscience/bl
            "smollm2-135m-instruct-q4_1": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 def estimate_memory(
-    model,
+    model: str | os.PathLike | PretrainedConfig | Mapping[str, Any] | torch.nn.Module | None,
     batch_size: int = 8,
     seq_len: int = 512,
     method: str = "attribution",
@@ -109,7 +118,8 @@ def estimate_memory(
         answer_len: answer tokens per example (the loss and LM head run on these only). None:
             ``seq_len``, the worst case; classification answers are 1-3 tokens.
         k: fraction of each site's neurons trained (``"neurons"``), as in ``rel.top_k(k)``.
-        lora_r, lora_target: the LoRA rank and target modules (``tn.finetune``'s defaults).
+        lora_r: the LoRA rank (``tn.finetune``'s default).
+        lora_target: the LoRA target modules (``tn.finetune``'s default).
         attn_implementation: ``"sdpa"`` or ``"eager"``; default: what transformers picks.
         padding: the batches are padded (examples of different lengths: the usual case). With
             SDPA, transformers then passes a mask, which repeats grouped key/value heads and
@@ -138,8 +148,9 @@ def estimate_memory(
                                lora_r, lora_target, padding, device)
 
 
-def estimate_table(models, batch_size: int = 4, seq_len: int = 512, methods=METHODS,
-                   **options) -> pd.DataFrame:
+def estimate_table(models: Sequence[str | PretrainedConfig | Mapping[str, Any]],
+                   batch_size: int = 4, seq_len: int = 512,
+                   methods: Sequence[str] = METHODS, **options: Any) -> pd.DataFrame:
     """``estimate_memory`` for every model and method: one row each, sizes in GiB."""
     models = [models] if isinstance(models, (str, dict)) or models is None else list(models)
     rows = [estimate_memory(m, batch_size, seq_len, method, **options).as_row()
@@ -158,7 +169,7 @@ def meta_model(config, dtype: torch.dtype = torch.float32, attn_implementation: 
         return AutoModelForCausalLM.from_config(config, **kwargs)
 
 
-def measure_peak(fn, device: str | torch.device = "cpu"):
+def measure_peak(fn: Callable[[], T], device: str | torch.device = "cpu") -> tuple[T, int]:
     """Run ``fn()``; return ``(its result, peak bytes allocated above those allocated at the
     start)``.
 

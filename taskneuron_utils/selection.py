@@ -20,6 +20,7 @@ everywhere) does not dominate the comparison; ``T`` is the number of tasks.
 from __future__ import annotations
 
 from functools import reduce
+from typing import Any
 
 import torch
 
@@ -32,7 +33,7 @@ _EPS = 1e-12
 
 
 def select(relevances: dict[str, Relevance], method: str = "top_k", k: float = 0.10,
-           **options) -> dict[str, NeuronSet]:
+           **options: Any) -> dict[str, NeuronSet]:
     """{task: NeuronSet} by ``method``: ``"top_k"`` (``Relevance.top_k`` per site),
     ``"contrastive"``, ``"entropy"`` or ``"exclusive"`` (the ``select_*`` functions, which take
     ``options``). Every method keeps ``round(k * n)`` neurons of every site of ``n`` neurons."""
@@ -65,7 +66,7 @@ def select_contrastive(relevances: dict[str, Relevance], k: float = 0.10, *,
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
     tasks, sizes, scores = _scores(relevances, k, min_tasks=3 if contrast == "zscore" else 2)
-    chosen = {task: {} for task in tasks}
+    chosen: dict[str, dict[str, torch.Tensor]] = {task: {} for task in tasks}
     for site, values in scores.items():
         normed = _per_site_normalised(values)  # (T, n)
         if contrast == "difference":
@@ -97,7 +98,7 @@ def select_entropy(relevances: dict[str, Relevance], k: float = 0.10, *,
     if not 0 <= floor < 1:
         raise ValueError(f"floor is a quantile in [0, 1), got {floor!r}")
     tasks, sizes, scores = _scores(relevances, k, min_tasks=2)
-    chosen = {task: {} for task in tasks}
+    chosen: dict[str, dict[str, torch.Tensor]] = {task: {} for task in tasks}
     filled = dict.fromkeys(tasks, 0)
     for site, values in scores.items():
         normed = _per_site_normalised(values)
@@ -134,7 +135,7 @@ def select_exclusive(relevances: dict[str, Relevance], k: float = 0.10) -> dict[
     """
     tasks, sizes, scores = _scores(relevances, k, min_tasks=2)
     tops = select_top_k(relevances, k)
-    chosen = {task: {} for task in tasks}
+    chosen: dict[str, dict[str, torch.Tensor]] = {task: {} for task in tasks}
     filled = dict.fromkeys(tasks, 0)
     for i, task in enumerate(tasks):
         others = reduce(NeuronSet.union, [tops[u] for u in tasks if u != task])

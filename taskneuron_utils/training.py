@@ -43,6 +43,7 @@ import contextlib
 import math
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -56,12 +57,15 @@ from .neurons import NeuronSet
 from .tasks import Split, encode
 from .train_loop import SCHEDULES, fit
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 METHODS = ("full", "neurons", "lora")
 
 
 def finetune(
     model: nn.Module,
-    tok,
+    tok: PreTrainedTokenizerBase,
     data: Split,
     *,
     neurons: NeuronSet | None = None,
@@ -102,11 +106,14 @@ def finetune(
         epochs: passes over ``data`` (fractions allowed); one step uses
             ``batch_size * grad_accum`` examples. Batches are drawn from a stream of shuffled
             epochs, so every batch is full.
-        batch_size, grad_accum: one step's examples are ``grad_accum`` forward passes of
-            ``batch_size``; with W processes (below) each process runs its 1/W share of them,
-            in forward passes of at most ``batch_size``.
-        lr: peak learning rate. weight_decay: AdamW's decoupled weight decay (on every trained
-            number, biases included). warmup: fraction of the steps spent warming up linearly.
+        batch_size: examples of one forward pass; with W processes (below) each process runs
+            its 1/W share of a step's examples, in forward passes of at most ``batch_size``.
+        grad_accum: forward passes of ``batch_size`` per step (one step's examples are
+            ``batch_size * grad_accum``).
+        lr: peak learning rate.
+        weight_decay: AdamW's decoupled weight decay (on every trained number, biases
+            included).
+        warmup: fraction of the steps spent warming up linearly.
         schedule: ``"linear"``, ``"cosine"`` or ``"constant"`` decay after warmup.
         max_grad_norm: clip the global gradient norm to this (None or 0: no clipping).
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"``: the forward pass runs under

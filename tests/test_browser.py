@@ -311,3 +311,39 @@ def test_neuron_browser_in_jupyterlab_shows_the_page_of_the_neuron_picked(lab, p
         except Exception:
             pass
         raise
+
+
+def test_documentation_site_renders_an_api_page(page, tmp_path):
+    """The site as `mkdocs build --strict` makes it (built here into tmp), served over
+    127.0.0.1: an API reference page shows the site's title, its heading and a rendered
+    signature, in a real browser."""
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
+    site = tmp_path / "site"
+    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                            str(site)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert built.returncode == 0, built.stderr[-3000:]
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                               "127.0.0.1", "--directory", str(site)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        for _ in range(100):  # until it listens (at most 10 s)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        page.goto(f"http://127.0.0.1:{port}/api/relevance/")
+        assert "taskneuron_utils" in page.title()
+        heading = page.locator("h1", has_text="tn: relevance and neuron sets")
+        heading.wait_for(state="visible", timeout=30_000)
+        entry = page.locator("h3[id='taskneuron_utils.attribute']")
+        assert entry.is_visible()
+        signature = page.locator(".doc-signature").first
+        assert signature.is_visible() and "attribute(" in signature.inner_text()
+        page.screenshot(path=ARTIFACTS / "browser_docs_api.png")
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

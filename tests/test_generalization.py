@@ -9,6 +9,7 @@ import transformers
 import taskneuron_utils as tn
 from taskneuron_utils import experiments as ex, plots, training
 from taskneuron_utils.experiments import generalization as gen
+from taskneuron_utils.experiments import transfer_runs
 from taskneuron_utils.neurons import NeuronSet
 
 from tiny_models import WORDS
@@ -162,7 +163,7 @@ def test_bad_input_errors_before_training(tiny, default_tok, tasks, tmp_path, mo
         raise AssertionError("trained before checking the input")
 
     monkeypatch.setattr(training, "finetune", refuse)
-    monkeypatch.setattr(gen, "detect", refuse)
+    monkeypatch.setattr(transfer_runs, "detect", refuse)
     bad = make_config(tmp_path, groups=(("g", ("sent_a", "nope"), ("sent_b",)),))
     with pytest.raises(KeyError, match="nope"):
         ex.proportion_sweep(tiny, default_tok, tasks, bad)

@@ -53,8 +53,9 @@ from .deactivation import (DeactivationConfig, aggregate_examples, deactivation,
 from .detection import (DetectionConfig, detect, exclusive_sets, main_job, main_job_summary,
                         neuron_sets)
 from .finetuning import FT_METHODS, FinetuningConfig, neuron_finetuning, table2
-from .generalization import (GROUPS, PAPER_LAYER_CORRELATION, GeneralizationConfig,
-                             pairwise_transfer, proportion_sweep, similarity_vs_gain)
+from ..analysis import PAPER_LAYER_CORRELATION  # beside the plots' import of it, no cycle
+from .generalization import (GROUPS, GeneralizationConfig, pairwise_transfer, proportion_sweep,
+                             similarity_vs_gain)
 from .intervals import table1_intervals
 from .multitask import (MultitaskConfig, held_out, mixture_indices, multitask_finetune,
                         multitask_mixture)

@@ -11,8 +11,18 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..tasks import Split, Task
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    #: A model (read as is, copied to train), or a function returning a model or (model, tok).
+    ModelLoader = nn.Module | Callable[[], nn.Module | tuple[nn.Module, PreTrainedTokenizerBase]]
 
 
 class ConfigMixin:

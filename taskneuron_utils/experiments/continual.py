@@ -29,6 +29,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,13 @@ from ..tasks import Task
 from .cl_methods import EWC, OLoRA, CLMethod, Replay, SeqFT, SeqLoRA, train_tensors
 from .cl_neurons import NCFT, WNCFT, RandomNeurons
 from .common import ConfigMixin, data_hash, eval_split, fresh, sample, settings_key, write_folder
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from transformers import PreTrainedTokenizerBase
+
+    from .common import ModelLoader
 
 
 # Every method by name; a user passes a CLMethod subclass or instance to add one.
@@ -167,7 +175,7 @@ class ContinualResult:
         return pd.DataFrame(rows)
 
 
-def cl_metrics(A) -> dict:
+def cl_metrics(A: np.ndarray | Sequence[Sequence[float]]) -> dict:
     """Continual-learning metrics of an accuracy matrix ``A`` (N x N, A[i, j] = score on task j
     after training task i, in [0, 1]):
 
@@ -205,8 +213,9 @@ def make_method(method: str | CLMethod | type, config: ContinualConfig) -> CLMet
     return CL_METHODS[method](config)
 
 
-def continual(model_loader, tok, sequence: list[Task], method, config: ContinualConfig =
-              ContinualConfig(), *, checkpoint: str | Path | None = None) -> ContinualResult:
+def continual(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, sequence: list[Task],
+              method: str | CLMethod, config: ContinualConfig = ContinualConfig(), *,
+              checkpoint: str | Path | None = None) -> ContinualResult:
     """Train ``sequence`` in order with ``method``; score every task after every stage.
 
     Args:
@@ -316,8 +325,9 @@ def forgetting_overlap(result: ContinualResult, sets: dict | None = None) -> pd.
         columns=["method", "trained", "task", "stage", "forgetting", "overlap"])
 
 
-def references(model_loader, tok, sequence: list[Task], config: ContinualConfig =
-               ContinualConfig(), *, which=("per_task", "multitask")) -> pd.DataFrame:
+def references(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, sequence: list[Task],
+               config: ContinualConfig = ContinualConfig(), *,
+               which: Sequence[str] = ("per_task", "multitask")) -> pd.DataFrame:
     """The upper references: ``per_task`` (each task fine-tuned alone from the starting model,
     full FT, ``config.steps`` steps) and ``multitask`` (full FT on all tasks' samples mixed,
     ``len(sequence) * config.steps`` steps). Returns one row per (reference, task): score, nll."""
@@ -351,7 +361,8 @@ def references(model_loader, tok, sequence: list[Task], config: ContinualConfig 
     return pd.DataFrame(rows)
 
 
-def choose_lrs(model_loader, tok, tasks, methods, lrs=(1e-4, 1e-3),
+def choose_lrs(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, tasks: Task | list[Task],
+               methods: Sequence[str], lrs: Sequence[float] = (1e-4, 1e-3),
                config: ContinualConfig = ContinualConfig()) -> dict[str, float]:
     """Per method, the lr of ``lrs`` with the lowest mean answer NLL on ``config.n_dev`` dev
     examples of each of ``tasks`` after training them in order, from the starting model, as

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,10 @@ from tqdm.auto import tqdm
 from ..tasks import Task
 from .common import ConfigMixin, eval_split
 from .detection import DetectionConfig, detected_sets
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 # The per-token score's column (``evaluate``'s ``score_per_token``), and its name in frames
 # recorded before 2026-12-03 (benchmarks/results/replication/): readers take either.
@@ -43,7 +48,7 @@ class DeactivationConfig(ConfigMixin):
     progress: bool = True
 
 
-def deactivation(model, tok, tasks: dict[str, Task],
+def deactivation(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task],
                  config: DeactivationConfig = DeactivationConfig(), *, label: str = "multitask",
                  sets: dict | None = None, detection: DetectionConfig | None = None,
                  per_example: bool = False) -> pd.DataFrame:
@@ -187,7 +192,8 @@ def deactivation_summary(df: pd.DataFrame) -> pd.DataFrame:
     out["d_score"] = out["score"].values - none.loc[ref, "score"].values
     out["d_nll"] = out["nll"].values - none.loc[ref, "nll"].values
     rand = out[out.group == "random"].set_index(["model", "task"])
-    by_score, by_nll = [], []
+    by_score: list[bool | None] = []
+    by_nll: list[bool | None] = []
     for _, row in out.iterrows():
         if row.group != "own" or (row.model, row.task) not in rand.index:
             by_score.append(None)

@@ -8,6 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -16,6 +17,12 @@ from ..architectures import resolve_kinds
 from ..attribution import Relevance, attribute
 from ..tasks import Task
 from .common import ConfigMixin, check_fraction, sample, starting_model
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from ..neurons import NeuronSet
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class DetectionConfig(ConfigMixin):
             resolve_kinds(self.kinds)  # an unknown kind fails here, before any model is loaded
 
 
-def detect(model, tok, tasks: dict[str, Task],
+def detect(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task],
            config: DetectionConfig = DetectionConfig()) -> dict[str, Relevance]:
     """Relevance of every FFN neuron for each task, on ``config.n_attribution`` training examples.
 
@@ -93,7 +100,8 @@ def detect(model, tok, tasks: dict[str, Task],
     return relevances
 
 
-def neuron_sets(relevances: dict[str, Relevance], config: DetectionConfig = DetectionConfig()):
+def neuron_sets(relevances: dict[str, Relevance],
+                config: DetectionConfig = DetectionConfig()) -> dict[str, NeuronSet]:
     """{task: NeuronSet}: each task's top ``config.k`` neurons, selected ``config.per``."""
     return {name: rel.top_k(config.k, per=config.per) for name, rel in relevances.items()}
 

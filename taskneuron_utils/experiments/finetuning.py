@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -13,6 +14,11 @@ from tqdm.auto import tqdm
 from ..tasks import Task, encode
 from .common import ConfigMixin, eval_split, fresh, sample
 from .detection import DetectionConfig, detected_sets
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .common import ModelLoader
 
 FT_METHODS = ("none", "neurons", "random", "full")
 
@@ -55,7 +61,8 @@ class FinetuningConfig(ConfigMixin):
             raise ValueError(f"unknown methods {sorted(unknown)}; choose from {FT_METHODS}")
 
 
-def neuron_finetuning(model_loader, tok, tasks: dict[str, Task],
+def neuron_finetuning(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
+                      tasks: dict[str, Task],
                       config: FinetuningConfig = FinetuningConfig(), *, sets: dict | None = None,
                       method_lrs: dict[str, tuple[float, ...]] | None = None,
                       detection: DetectionConfig | None = None) -> pd.DataFrame:

@@ -11,27 +11,31 @@ parameters?
   task's neurons in the fine-tuned model, beside the test task's gain.
 
 Every trained model's results are cached (JSON, one file a run, keyed by its settings) under
-``config.out_dir`` (default ``cache_dir()/generalization``), so reruns and interrupted runs cost
-only what is missing. Relevance is computed once per task on the base model, checkpointed there.
-The statistics over the DataFrames these return are in ``transfer_stats``.
+``config.out_dir`` (default ``cache_dir()/generalization``): ``transfer_runs`` trains and
+caches; this module plans the runs and lays out their rows. The statistics over the DataFrames
+these return are in ``transfer_stats``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..tasks import Task, encode
-from .common import ConfigMixin, eval_split, fresh, sample, settings_key, starting_model
-from .detection import DetectionConfig, detect
-from .multitask import multitask_mixture
+from ..neurons import NeuronSet
+from ..selection import select
+from ..tasks import Task
+from .common import ConfigMixin
+from .transfer_runs import RunContext, full_set, union
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from transformers import PreTrainedTokenizerBase
+
+    from .common import ModelLoader
 
 #: The data card's suggested groups: (name, training tasks, out-of-domain test tasks).
 GROUPS = (
@@ -40,8 +44,6 @@ GROUPS = (
     ("generation", ("addition", "uppercase", "country_capital"),
      ("subtraction", "reverse_words", "list_capitals")),
 )
-#: The paper's range of per-layer correlations between parameter similarity and generalization.
-PAPER_LAYER_CORRELATION = {"pearson": (0.79, 0.97), "spearman": (0.71, 0.83)}
 
 
 @dataclass(frozen=True)
@@ -105,155 +107,6 @@ class GeneralizationConfig(ConfigMixin):
         return list(dict.fromkeys(t for _, train, test in self.groups for t in (*train, *test)))
 
 
-def check_tasks(tasks: dict[str, Task], config: GeneralizationConfig) -> None:
-    """A KeyError naming every task the groups need and ``tasks`` lacks."""
-    missing = [t for t in config.group_tasks() if t not in tasks]
-    if missing:
-        raise KeyError(f"unknown tasks {missing}: the groups need them but tasks has only "
-                       f"{sorted(tasks)}")
-
-
-# --- caches -------------------------------------------------------------------------------
-
-
-def _root(config) -> Path:
-    from ..models import cache_dir
-
-    return Path(config.out_dir) if config.out_dir else cache_dir() / "generalization"
-
-
-def _set_hash(neurons) -> str:
-    digest = hashlib.sha256()
-    for site, idx in sorted(neurons.indices.items()):
-        digest.update(site.encode())
-        digest.update(idx.numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _cached(config, kind: str, settings: dict, compute) -> dict:
-    """``compute()`` once per ``settings``: its JSON is kept in ``<root>/<kind>/<key>.json``."""
-    path = _root(config) / kind / f"{settings_key(settings)}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    record = {"settings": settings, **compute()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
-    return record
-
-
-class _Context:
-    """What every run of one call shares: the base model, its fingerprint, relevances, evals."""
-
-    def __init__(self, model_loader, tok, tasks, config):
-        from ..models import model_name, weight_fingerprint
-
-        check_tasks(tasks, config)
-        self.loader, self.tok, self.tasks, self.config = model_loader, tok, tasks, config
-        self.base = starting_model(model_loader)
-        self.fingerprint = weight_fingerprint(self.base)
-        self.name = model_name(self.base)
-        self._relevance = {}
-
-    def relevance(self, name: str):
-        if name not in self._relevance:
-            c = self.config
-            key = settings_key({"n": c.n_attribution, "len": c.max_length, "seed": c.seed})
-            detection = DetectionConfig(n_attribution=c.n_attribution, max_length=c.max_length,
-                                        seed=c.seed, progress=False,
-                                        out_dir=str(_root(c) / self.fingerprint[:16] / key))
-            self._relevance[name] = detect(self.base, self.tok, {name: self.tasks[name]},
-                                           detection)[name]
-        return self._relevance[name]
-
-    def top(self, name: str, p: float):
-        return self.relevance(name).top_k(p)
-
-    def evaluate(self, model, names) -> dict:
-        from ..evaluation import evaluate
-
-        out = {}
-        for name in names:
-            split = eval_split(self.tasks[name], self.config.n_eval, self.config.seed)
-            r = evaluate(model, self.tok, split, batch_size=self.config.eval_batch_size,
-                         max_length=self.config.max_length, progress=False)
-            out[name] = {"score": r["score"], "nll": r["nll"], "n": r["n"]}
-        return out
-
-    def before(self, names) -> dict:
-        """The base model's test scores (cached)."""
-        settings = {"base": self.fingerprint, "tasks": list(names), "n_eval": self.config.n_eval,
-                    "seed": self.config.seed, "max_length": self.config.max_length}
-        return _cached(self.config, "base", settings,
-                       lambda: {"eval": self.evaluate(self.base, names)})["eval"]
-
-    def train(self, train_tasks, neurons, lr: float, eval_names, similarity=None) -> dict:
-        """Train (neurons, or every parameter when ``neurons`` is None) on the mixture of
-        ``train_tasks``; dev NLL on their dev samples; test scores on ``eval_names``; with
-        ``similarity`` ({name: NeuronSet}, first = reference), ``parameter_similarity`` rows."""
-        from ..analysis import parameter_similarity
-        from ..loss import answer_nll
-        from ..training import finetune
-
-        c = self.config
-        chosen = {t: self.tasks[t] for t in train_tasks}
-        data = (multitask_mixture(chosen, c.examples, c.seed) if len(chosen) > 1
-                else sample(chosen[train_tasks[0]].train, c.examples, c.seed))
-        settings = {"base": self.fingerprint, "train": list(train_tasks), "examples": c.examples,
-                    "neurons": None if neurons is None else _set_hash(neurons), "lr": lr,
-                    "steps": c.steps, "batch_size": c.batch_size, "seed": c.seed,
-                    "max_length": c.max_length, "n_dev": c.n_dev, "n_eval": c.n_eval,
-                    "eval": list(eval_names),
-                    "similarity": None if similarity is None else list(similarity)}
-
-        def compute():
-            model = fresh(self.loader)
-            started = time.perf_counter()
-            history = finetune(model, self.tok, data, neurons=neurons,
-                               method="full" if neurons is None else "neurons", steps=c.steps,
-                               lr=lr, batch_size=c.batch_size, seed=c.seed,
-                               max_length=c.max_length, progress=False)
-            seconds = time.perf_counter() - started
-            dev = [answer_nll(model, self.tok,
-                              encode(self.tok, sample(self.tasks[t].dev, c.n_dev, c.seed),
-                                     max_length=c.max_length), batch_size=c.eval_batch_size)
-                   for t in train_tasks]
-            out = {"dev_nll": sum(dev) / len(dev), "train_seconds": round(seconds, 1),
-                   "trainable_parameters": int(history.attrs["trainable_parameters"]),
-                   "eval": self.evaluate(model, eval_names)}
-            if similarity is not None:
-                reference = next(iter(similarity))
-                sim = parameter_similarity(model, similarity, reference, base=self.base)
-                out["similarity"] = sim.to_dict(orient="records")
-            return out
-
-        return _cached(c, "runs", settings, compute)
-
-    def choose_lr(self, train_tasks, neurons, eval_names, similarity=None) -> tuple[float, dict]:
-        """The lr of ``config.lrs`` (full: ``config.full_lrs``) with the lowest dev NLL on the
-        training tasks' dev data."""
-        grid = self.config.lrs if neurons is not None else (self.config.full_lrs or self.config.lrs)
-        search = {lr: self.train(train_tasks, neurons, lr, eval_names, similarity)["dev_nll"]
-                  for lr in grid}
-        return min(search, key=search.get), search
-
-
-def _full_set(like):
-    from ..neurons import NeuronSet
-    import torch
-
-    return NeuronSet({s: torch.arange(n) for s, n in like.sizes.items()}, like.sizes,
-                     {"name": "all"})
-
-
-def _union(sets):
-    out = sets[0]
-    for s in sets[1:]:
-        out = out | s
-    return out
-
-
 # --- experiments ----------------------------------------------------------------------------
 
 
@@ -263,7 +116,8 @@ SWEEP_COLUMNS = ["group", "condition", "p", "seed", "lr", "task", "domain", "cat
                  "dev_nll", "train_seconds"]
 
 
-def proportion_sweep(model_loader, tok, tasks: dict[str, Task],
+def proportion_sweep(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
+                     tasks: dict[str, Task],
                      config: GeneralizationConfig = GeneralizationConfig()) -> pd.DataFrame:
     """Train the union of each group's training tasks' top-p neurons on the group's mixture, at
     every p of ``config.proportions`` (p = 1.0: every parameter), plus a random control of the
@@ -279,7 +133,7 @@ def proportion_sweep(model_loader, tok, tasks: dict[str, Task],
         (metric, [0, 1]); ``nll_before``/``nll`` (nats per answer token), ``nll_gain`` = before -
         nll (positive = better); ``lr`` chosen on dev NLL; ``dev_nll`` (training tasks' dev).
     """
-    ctx = _Context(model_loader, tok, tasks, config)
+    ctx = RunContext(model_loader, tok, tasks, config)
     rows = []
     for group, train, test in config.groups:
         names = [*train, *test]
@@ -289,7 +143,7 @@ def proportion_sweep(model_loader, tok, tasks: dict[str, Task],
         p_low = min(p for p in config.proportions)
         neuron_lr = full_lr = None
         if any(p < 1 for p in config.proportions):
-            neuron_lr, _ = ctx.choose_lr(train, _union([ctx.top(t, p_low) for t in train]), names)
+            neuron_lr, _ = ctx.choose_lr(train, union([ctx.top(t, p_low) for t in train]), names)
         if 1.0 in config.proportions:
             full_lr, _ = ctx.choose_lr(train, None, names)
         plan = []
@@ -300,12 +154,10 @@ def proportion_sweep(model_loader, tok, tasks: dict[str, Task],
                 plan.append(("task", p, config.seed))
                 plan += [("random", p, s) for s in config.random_seeds]
         for condition, p, seed in tqdm(plan, desc=f"sweep {group}", disable=not config.progress):
-            from ..neurons import NeuronSet
-
-            trained_union = _union([ctx.top(t, p) for t in train])
-            test_union = _union([ctx.top(t, p) for t in test])
+            trained_union = union([ctx.top(t, p) for t in train])
+            test_union = union([ctx.top(t, p) for t in test])
             if condition == "full":
-                neurons, lr, counted = None, full_lr, _full_set(trained_union)
+                neurons, lr, counted = None, full_lr, full_set(trained_union)
             else:
                 neurons = (trained_union if condition == "task"
                            else NeuronSet.random_like(trained_union, seed=seed))
@@ -330,7 +182,7 @@ def proportion_sweep(model_loader, tok, tasks: dict[str, Task],
 def _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr):
     """{source: (run record, lr, lr search)} of training each source's top-``pairwise_p``
     neurons alone, evaluated on ``targets``, with the parameter similarity to every target."""
-    ctx = _Context(model_loader, tok, tasks, config)
+    ctx = RunContext(model_loader, tok, tasks, config)
     for name in [*sources, *targets]:
         if name not in tasks:
             raise KeyError(f"unknown task {name!r}; tasks has {sorted(tasks)}")
@@ -348,9 +200,11 @@ def _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr):
     return ctx, before, out
 
 
-def pairwise_transfer(model_loader, tok, tasks: dict[str, Task],
+def pairwise_transfer(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
+                      tasks: dict[str, Task],
                       config: GeneralizationConfig = GeneralizationConfig(), *,
-                      sources=None, targets=None, lr: float | None = None,
+                      sources: Sequence[str] | None = None,
+                      targets: Sequence[str] | None = None, lr: float | None = None,
                       selections: tuple[str, ...] = ()) -> pd.DataFrame:
     """Train one task's top-``config.pairwise_p`` neurons on its own training data, measure the
     gain on every target task (default: every task of the groups, for sources and targets).
@@ -367,8 +221,6 @@ def pairwise_transfer(model_loader, tok, tasks: dict[str, Task],
     sources = list(sources or config.group_tasks())
     targets = list(targets or config.group_tasks())
     ctx, before, runs = _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr)
-    from ..selection import select
-
     everyone = list(dict.fromkeys(sources + targets))
     specific = {m: select({t: ctx.relevance(t) for t in everyone}, m, k=config.pairwise_p)
                 for m in selections}
@@ -391,9 +243,11 @@ def pairwise_transfer(model_loader, tok, tasks: dict[str, Task],
     return pd.DataFrame(rows)
 
 
-def similarity_vs_gain(model_loader, tok, tasks: dict[str, Task],
+def similarity_vs_gain(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
+                       tasks: dict[str, Task],
                        config: GeneralizationConfig = GeneralizationConfig(), *,
-                       sources=None, lr: float | None = None) -> pd.DataFrame:
+                       sources: Sequence[str] | None = None,
+                       lr: float | None = None) -> pd.DataFrame:
     """Per layer: in a model whose only trained parameters are a training task's top-p neurons
     (``config.pairwise_p``), the cosine similarity between that task's neurons' parameters and
     each out-of-domain test task's neurons' (``analysis.parameter_similarity``: ``weights`` and

@@ -116,7 +116,9 @@ def table1_intervals(examples: pd.DataFrame, *, n_resamples: int = 2000,
     Args:
         examples: ``deactivation(..., per_example=True)`` or ``k_sweep`` output; rows are
             grouped by ``model`` (and ``k`` when present).
-        n_resamples, confidence, seed: of the bootstrap (``analysis.bootstrap_interval``).
+        n_resamples: bootstrap resamples (``analysis.bootstrap_interval``).
+        confidence: the intervals' coverage (0.95: 95% intervals).
+        seed: the bootstrap's seed.
 
     Returns:
         one row per (model[, k], scope, measure), scope = each task, each category (the mean

@@ -8,9 +8,14 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..tasks import Split, Task
 from .common import ConfigMixin, data_hash, settings_key, write_folder
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,10 @@ def held_out(tasks: dict[str, Task], config: MultitaskConfig = MultitaskConfig()
 
 
 def multitask_finetune(config: MultitaskConfig = MultitaskConfig(), *,
-                       tasks: dict[str, Task] | None = None, base=None, rebuild: bool = False):
+                       tasks: dict[str, Task] | None = None,
+                       base: tuple[nn.Module, PreTrainedTokenizerBase] | None = None,
+                       rebuild: bool = False
+                       ) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
     """Full fine-tuning of the base model on the mixture of ``config.tasks``' training data.
 
     ``config.examples`` training examples per task (``multitask_mixture``), ``config.steps``

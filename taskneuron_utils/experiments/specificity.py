@@ -28,6 +28,7 @@ hurts this task?", ``selectivity`` asks "does this set hurt its own task more th
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,11 +37,17 @@ import torch
 from ..tasks import Task
 from .deactivation import DeactivationConfig, deactivation_rows, examples_frame
 
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from ..neurons import NeuronSet
+
 VALUES = ("nll", "score")
 _GROUPS = ("model", "family")
 
 
-def specificity(model, tok, tasks: dict[str, Task], sets: dict,
+def specificity(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task], sets: dict,
                 config: DeactivationConfig = DeactivationConfig(), *,
                 label: str = "model", per_example: bool = False) -> pd.DataFrame:
     """Every set of one or more families switched off on every task (``deactivation`` with
@@ -82,7 +89,8 @@ def specificity(model, tok, tasks: dict[str, Task], sets: dict,
     return pd.concat(frames, ignore_index=True)
 
 
-def core_profile(model, tok, tasks: dict[str, Task], core, *, n_examples: int = 8,
+def core_profile(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task],
+                 core: NeuronSet, *, n_examples: int = 8,
                  max_length: int = 256) -> pd.DataFrame:
     """Where a set (typically ``selection.shared_core``) sits and how large its activations are,
     next to the other units of the same site: the massive-activation question.
@@ -197,9 +205,11 @@ def specificity_scores(data: pd.DataFrame, value: str | tuple[str, ...] | None =
         value: for rows, ``"nll"``, ``"score"`` or both (default); for a matrix, a label for the
             ``value`` column (default ``"effect"``).
         baseline: as in ``deactivation_matrix``.
-        n_boot, confidence, seed: the interval of the mean rows, a percentile bootstrap over
-            the tasks (``scipy.stats.bootstrap``, seeded). With a handful of tasks it is coarse:
+        n_boot: resamples of the interval of the mean rows, a percentile bootstrap over the
+            tasks (``scipy.stats.bootstrap``, seeded). With a handful of tasks it is coarse:
             read it as the spread over tasks, not as a test.
+        confidence: that interval's coverage.
+        seed: that bootstrap's seed.
 
     Returns:
         One row per (model, family, value, task), plus a row ``task="mean"`` per (model,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,10 +17,20 @@ from .common import ConfigMixin, check_fraction, eval_split, fresh, sample
 from .deactivation import PER_TOKEN, DeactivationConfig, deactivation_rows, examples_frame
 from .detection import DetectionConfig, detect, detected_sets
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-def k_sweep(model, tok, tasks: dict[str, Task], ks=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from .common import ModelLoader
+
+
+def k_sweep(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task],
+            ks: Sequence[float] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
             config: DeactivationConfig = DeactivationConfig(), *,
-            detection: DetectionConfig | None = None, kinds=None, label: str = "multitask",
+            detection: DetectionConfig | None = None,
+            kinds: str | Sequence[str] | None = None, label: str = "multitask",
             relevances: dict | None = None) -> pd.DataFrame:
     """Deactivation (``deactivation``) at every fraction k of ``ks``, per example.
 
@@ -99,7 +110,8 @@ class BudgetConfig(ConfigMixin):
                              "full")
 
 
-def budget_sweep(model_loader, tok, tasks: dict[str, Task], budgets=(2, 4, 8, 16, 32, 64),
+def budget_sweep(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
+                 tasks: dict[str, Task], budgets: Sequence[int] = (2, 4, 8, 16, 32, 64),
                  config: BudgetConfig = BudgetConfig(), *, sets: dict | None = None,
                  detection: DetectionConfig | None = None) -> pd.DataFrame:
     """Table 2 over training budgets: per task, method and seed, test score and NLL after each
@@ -237,7 +249,8 @@ def budget_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().sort_values(["category", "method", "step"], kind="stable")
 
 
-def budget_contrasts(df: pd.DataFrame, *, against=("random", "full"), n_resamples: int = 2000,
+def budget_contrasts(df: pd.DataFrame, *, against: Sequence[str] = ("random", "full"),
+                     n_resamples: int = 2000,
                      confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Task neurons against each method of ``against`` at every budget of ``budget_sweep``'s
     frame, paired by run: per (task, seed), the neurons run's value minus the other method's

@@ -5,11 +5,13 @@ p-values, paired-bootstrap intervals), and the explorer's view of a sweep.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 
-def correlations(df: pd.DataFrame, x: str = "overlap", y: str = "gain", by=None,
-                 **kwargs) -> pd.DataFrame:
+def correlations(df: pd.DataFrame, x: str = "overlap", y: str = "gain",
+                 by: str | list[str] | None = None, **kwargs: Any) -> pd.DataFrame:
     """``analysis.correlate(df[x], df[y])`` for every group of ``by`` (None = all rows): one row
     a group with ``x``, ``y``, the ``by`` values, n, Pearson / Spearman, p-values and bootstrap
     intervals. ``kwargs`` go to ``correlate`` (n_boot, confidence, seed)."""
@@ -26,7 +28,7 @@ def correlations(df: pd.DataFrame, x: str = "overlap", y: str = "gain", by=None,
     return pd.DataFrame(rows)
 
 
-def sweep_correlations(sweep: pd.DataFrame, y: str = "gain", **kwargs) -> pd.DataFrame:
+def sweep_correlations(sweep: pd.DataFrame, y: str = "gain", **kwargs: Any) -> pd.DataFrame:
     """Overlap vs out-of-domain ``y`` across (test task, p, seed): over the task and random
     rows of p < 1 together, and each condition alone; with ``overlap`` (group-level, the paper's)
     and ``task_overlap``. One row each (``subset``, ``x``, ...)."""
@@ -40,7 +42,7 @@ def sweep_correlations(sweep: pd.DataFrame, y: str = "gain", **kwargs) -> pd.Dat
     return pd.concat(parts, ignore_index=True)
 
 
-def layer_correlations(sim: pd.DataFrame, y: str = "gain", **kwargs) -> pd.DataFrame:
+def layer_correlations(sim: pd.DataFrame, y: str = "gain", **kwargs: Any) -> pd.DataFrame:
     """Per layer and vectorisation, the correlation of similarity and ``y`` across (source,
     test task) pairs: columns layer, vectorisation, n, pearson..., spearman..."""
     parts = []

@@ -77,7 +77,7 @@ def plot_layer_correlation(corr: pd.DataFrame, *, ax=None) -> Axes:
     """Per-layer Pearson and Spearman correlation of similarity and gain
     (``layer_correlations``), one line per vectorisation, with the paper's ranges shaded
     (Pearson 0.79-0.97, Spearman 0.71-0.83)."""
-    from ..experiments.generalization import PAPER_LAYER_CORRELATION
+    from ..analysis import PAPER_LAYER_CORRELATION
 
     ax = new_axes(ax, size=(7, 4))
     colors = {"pearson": "#c44e52", "spearman": "#4c72b0"}

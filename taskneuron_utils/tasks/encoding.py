@@ -19,10 +19,14 @@ import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from .data import EncodingError, Example, Split, _to_examples
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ def has_chat_template(tok) -> bool:
     return bool(getattr(tok, "chat_template", None))
 
 
-def format_prompt(tok, instruction: str, input: str) -> str:
+def format_prompt(tok: PreTrainedTokenizerBase, instruction: str, input: str) -> str:
     """The prompt text for one example (the answer follows it directly).
 
     With a chat template: one user turn holding ``instruction + "\\n\\n" + input`` and the

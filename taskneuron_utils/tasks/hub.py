@@ -24,6 +24,7 @@ import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .data import SPLIT_NAMES, HubUnavailableError, Task, TaskDataError, UnknownTaskError
 from .hub_specs import HUB_TASKS, HubSpec
@@ -46,7 +47,7 @@ def load_hub_task(
     source: str | os.PathLike | None = None,
     data_files: str | Sequence | Mapping | None = None,
     data_dir: str | os.PathLike | None = None,
-    **load_dataset_kwargs,
+    **load_dataset_kwargs: Any,
 ) -> Task:
     """One of the paper's tasks (``HUB_TASKS``) as a Task, via ``datasets.load_dataset``.
 

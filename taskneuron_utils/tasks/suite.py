@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .data import SPLIT_NAMES, Task, TaskDataError, UnknownTaskError, read_jsonl
 from .hub import load_hub_task
@@ -31,7 +32,8 @@ def default_data_dir() -> Path:
 
 
 def load_tasks(names: Sequence[str] | str | None = None, profile: str = "quick",
-               data_dir: str | os.PathLike | None = None, **hub_kwargs) -> dict[str, Task]:
+               data_dir: str | os.PathLike | None = None,
+               **hub_kwargs: Any) -> dict[str, Task]:
     """Load tasks by name, in suite order.
 
     Args:
