@@ -28,7 +28,6 @@ checked (number of examples, data hash, batch size, weights, sites) before any w
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import attribution_methods
 from .architectures import (NeuronSetMismatchError, layout_difference, layout_for, layout_of,
                             weight_fingerprint)
 from .hooks import Trace, trace
@@ -43,14 +43,14 @@ from .loss import answer_losses
 from .neurons import NeuronSet
 from .parallel import gather_sum, rank_and_world, rank_file, ranks_disagree
 from .placement import input_device
+from .attribution_state import (AttributionError, analysis_mode as _analysis_mode,
+                                combine_hashes as _combine_hashes, fresh_state, resume,
+                                save_checkpoint)
+from .attribution_state import hash_encoded as _hash_encoded  # train_loop imports it from here
 from .storage import load_artefact, save_artefact
 from .tasks import Split, collate, encode
 
 AGGREGATIONS = ("mean_abs", "abs_mean")
-
-
-class AttributionError(RuntimeError):
-    """Attribution cannot proceed on this input (empty data, masked answers, NaN gradients)."""
 
 
 class Relevance:
@@ -140,6 +140,11 @@ class Relevance:
         if per not in ("site", "global"):
             raise ValueError(f"per must be 'site' or 'global', got {per!r}")
         scores = self.scores
+        unmeasured = [site for site, values in scores.items() if values.isnan().any()]
+        if unmeasured:
+            raise ValueError(f"this relevance was measured on some units only (NaN at "
+                             f"{unmeasured[0]} and {len(unmeasured) - 1} other sites): compare "
+                             "it on those units; top-k needs every unit scored")
         chosen = {}
         if per == "site":
             for site, values in scores.items():
@@ -188,7 +193,12 @@ def attribute(
     tok,
     data: Split,
     *,
+    method: str = "grad_x_act",
     kinds=None,
+    steps: int = 16,
+    baseline="zero",
+    statistic: str = "mean_abs",
+    neurons=None,
     batch_size: int = 8,
     max_length: int = 512,
     aggregation: str = "mean_abs",
@@ -201,6 +211,17 @@ def attribute(
 
     Args:
         data: a task split (``suite["name"].train``, or a slice of one).
+        method: ``"grad_x_act"`` (default, the paper's score), ``"integrated_gradients"``,
+            ``"attribution_patching"``, ``"activation"`` or ``"ablation"`` (exact, on
+            ``neurons`` only); definitions and costs in ``attribution_methods``. The method and
+            its settings are recorded in ``provenance["method"]`` / ``["settings"]``.
+        steps: points on the integration path (integrated_gradients only; >= 1).
+        baseline: what a unit is moved to (integrated_gradients, attribution_patching,
+            ablation): ``"zero"``, ``"mean"`` (over ``data``), ``tn.activation_stats(...)`` of
+            a reference set, or a split of corrupted prompts paired with ``data``.
+        statistic: ``"mean_abs"`` or ``"firing_rate"`` (the activation method).
+        neurons: a NeuronSet or {site name: indices}: the units ablation measures (required
+            there), or the sites integrated gradients computes; other units are NaN.
         kinds: which sites to score (``tn.ffn_sites(model, kinds)``): None, the default, is
             every linear site (gate, up, down / fc_in, fc_out); ``"act"`` the intermediate
             activation only; ``("gate", "up")``; ``"all"``. Top-k, deactivation, training and
@@ -236,6 +257,9 @@ def attribute(
     if len(encoded) == 0:
         raise AttributionError(
             f"no examples to attribute on ({_describe(data)} is empty); pass a non-empty split")
+    plan = attribution_methods.plan(method, model, tok, data, encoded, sites, steps=steps,
+                                    baseline=baseline, statistic=statistic, neurons=neurons,
+                                    max_length=max_length)  # every option checked, no work yet
     device = input_device(model)
     if accumulate_dtype is None:
         accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64
@@ -249,14 +273,17 @@ def attribute(
         "max_length": max_length,
         "sites": len(sites),
         "kinds": list(layout.kinds),
-        "relevance": "|sum_t dL/da * a| per example, L = mean answer-token NLL",
+        "relevance": (plan.description or "|sum_t dL/da * a| per example")
+        + ", L = mean answer-token NLL",
+        "method": method,
+        "settings": plan.settings,
     }
     rank, world = rank_and_world()
     if world > 1:
         differs = ranks_disagree({
             "n_examples": provenance["n_examples"], "data_hash": provenance["data_hash"],
             "batch_size": batch_size, "max_length": provenance["max_length"],
-            "weights": provenance["weights"],
+            "weights": provenance["weights"], "method": f"{method} {plan.settings}",
             "sites": str([(site.name, site.n_neurons) for site in sites])}, device)
         if differs:
             raise AttributionError(
@@ -271,37 +298,45 @@ def attribute(
                 f"({', '.join(others)}); this run has {world}. Resume with the same number of "
                 "processes, or delete those files or pass another checkpoint path. They were "
                 "left untouched.")
-    state = _fresh_state(sites, device, accumulate_dtype)
+    state = fresh_state(sites, device, accumulate_dtype, plan.measured, plan.extra)
     if checkpoint is not None and Path(checkpoint).exists():
-        state = _resume(checkpoint, provenance, batch_size, sites, device, accumulate_dtype)
+        state = resume(checkpoint, provenance, batch_size, sites, device, accumulate_dtype)
 
     starts = range(0, len(encoded), batch_size)
     mine = range(rank, len(starts), world)  # this rank's batches (all of them in one process)
     bar = tqdm(total=len(mine), desc=f"attribution {provenance['task'] or ''}".strip(),
                disable=not progress or rank != 0,
                initial=len(range(rank, state["batches_done"], world)))
-    with _analysis_mode(model), trace(model, sites, grad=True) as tr:
+    with _analysis_mode(model):
+        plan.prepare(model, tok, encoded, batch_size)  # the mean over the data, if asked for
+    with _analysis_mode(model), _site_trace(model, sites, plan) as tr:
         for batch_index, start in enumerate(starts):
             if batch_index < state["batches_done"] or batch_index % world != rank:
                 continue
             batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
-            _accumulate(model, batch, tr, state, device, batch_index)
+            if plan.run is None:
+                _accumulate(model, batch, tr, state, device, batch_index)
+            else:
+                plan.run(model, batch, start, tr, state, device, batch_index)
             state["batches_done"] = batch_index + 1
             bar.update(1)
             own_done = len(range(rank, state["batches_done"], world))
             if checkpoint is not None and own_done % checkpoint_every == 0:
-                _save_checkpoint(checkpoint, state, provenance, batch_size)
+                save_checkpoint(checkpoint, state, provenance, batch_size)
     bar.close()
     if checkpoint is not None:
-        _save_checkpoint(checkpoint, state, provenance, batch_size)
+        save_checkpoint(checkpoint, state, provenance, batch_size)
     if world > 1:  # every rank ends with the identical float64 total
         names = [site.name for site in sites]
         totals = [state[t][n] for t in ("sum_abs", "sum_signed") for n in names]
+        totals += list(state["extra"].values())
         summed, (state["n_examples"], state["n_tokens"]) = gather_sum(
             totals, [state["n_examples"], state["n_tokens"]], device)
         pieces = iter(summed)
         for total in ("sum_abs", "sum_signed"):
             state[total] = {name: next(pieces) for name in names}
+        state["extra"] = {name: next(pieces) for name in state["extra"]}
+    plan.finish(state, provenance)
     return Relevance(state["sum_abs"], state["sum_signed"], state["n_examples"],
                      state["n_tokens"], provenance, aggregation)
 
@@ -321,7 +356,7 @@ def per_example_relevance(model, tok, data: Split, *, kinds=None,
     with _analysis_mode(model), trace(model, sites, grad=True) as tr:
         for example in encoded:
             batch = collate([example], tok.pad_token_id)
-            state = _fresh_state(sites, device, torch.float64)
+            state = fresh_state(sites, device, torch.float64)
             _accumulate(model, batch, tr, state, device, 0)
             for site in sites:
                 rows[site.name].append(state["sum_signed"][site.name].cpu())
@@ -351,71 +386,12 @@ def _accumulate(model, batch, tr: Trace, state: dict, device, batch_index: int) 
     tr.clear()
 
 
-@contextlib.contextmanager
-def _analysis_mode(model):
-    """Eval mode and frozen parameters, restored afterwards; no parameter gradients are made."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for param, _ in flags:
-        param.requires_grad_(False)
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for param, flag in flags:
-            param.requires_grad_(flag)
-        model.train(was_training)
-
-
-def _fresh_state(sites, device, dtype) -> dict:
-    return {
-        "sum_abs": {s.name: torch.zeros(s.n_neurons, dtype=dtype, device=device) for s in sites},
-        "sum_signed": {s.name: torch.zeros(s.n_neurons, dtype=dtype, device=device) for s in sites},
-        "n_examples": 0, "n_tokens": 0, "batches_done": 0,
-    }
-
-
-def _checkpoint_key(provenance: dict, batch_size: int) -> dict:
-    keys = ("model", "weights", "data_hash", "max_length", "sites")
-    return {**{k: provenance[k] for k in keys}, "batch_size": batch_size}
-
-
-def _save_checkpoint(path, state, provenance, batch_size) -> None:
-    tensors = {f"sum_abs/{s}": v for s, v in state["sum_abs"].items()}
-    tensors.update({f"sum_signed/{s}": v for s, v in state["sum_signed"].items()})
-    meta = {"key": _checkpoint_key(provenance, batch_size),
-            **{k: state[k] for k in ("n_examples", "n_tokens", "batches_done")}}
-    save_artefact(path, "AttributionCheckpoint", tensors, meta)
-
-
-def _resume(path, provenance, batch_size, sites, device, dtype) -> dict:
-    tensors, meta = load_artefact(path, "AttributionCheckpoint")
-    expected = _checkpoint_key(provenance, batch_size)
-    differs = [k for k in expected if meta["key"].get(k) != expected[k]]
-    # The key predates site kinds; the sites themselves are the names of the stored sums.
-    if {name.split("/", 1)[1] for name in tensors} != {site.name for site in sites}:
-        differs.append("site kinds")
-    if differs:
-        raise AttributionError(
-            f"checkpoint {path} belongs to another run (different {', '.join(differs)}); "
-            "delete it or pass another checkpoint path. It was left untouched.")
-    state = {k: meta[k] for k in ("n_examples", "n_tokens", "batches_done")}
-    for total in ("sum_abs", "sum_signed"):  # the file's order is sorted; keep model order
-        state[total] = {site.name: tensors[f"{total}/{site.name}"].to(device=device, dtype=dtype)
-                        for site in sites}
-    return state
-
-
-def _hash_encoded(encoded) -> str:
-    digest = hashlib.sha256()
-    for example in encoded:
-        digest.update(str((example.input_ids, example.answer_start)).encode())
-    return digest.hexdigest()[:16]
-
-
-def _combine_hashes(a: str, b: str) -> str:
-    return hashlib.sha256(f"{a}+{b}".encode()).hexdigest()[:16]
+def _site_trace(model, sites, plan):
+    """The trace attribute keeps open (outputs and gradients of every site) when the method
+    reads it; methods that run their own passes get none."""
+    if plan.run is None or plan.traced:
+        return trace(model, sites, grad=True)
+    return contextlib.nullcontext()
 
 
 def _describe(data) -> str:

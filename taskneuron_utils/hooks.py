@@ -38,15 +38,16 @@ from torch import nn
 
 from .architectures import Site, layout_of
 
-EDIT_OPS = ("scale", "add", "replace")
+EDIT_OPS = ("scale", "add", "replace", "affine")
 
 
 @dataclass(frozen=True, eq=False)
 class Edit:
     """A change to some output units of one site, applied in every forward pass.
 
-    Build one with ``Edit.zero(idx)``, ``Edit.scale(idx, factor)``, ``Edit.add(idx, value)`` or
-    ``Edit.replace(idx, values)``. ``neurons`` are site-local unit indices, 1-D long.
+    Build one with ``Edit.zero(idx)``, ``Edit.mean(idx, means)``, ``Edit.noise(idx, means, stds)``,
+    ``Edit.scale(idx, factor)``, ``Edit.add(idx, value)``, ``Edit.replace(idx, values)`` or
+    ``Edit.affine(idx, scale, shift)``. ``neurons`` are site-local unit indices, 1-D long.
     ``value`` is a number (scale, add), a tensor ((len(neurons),) for add, broadcastable to
     (..., len(neurons)) for replace), or for ``add`` and ``replace`` a function of the module's
     input ``x`` (..., in_features; for an act site, the act values themselves) returning values
@@ -68,6 +69,35 @@ class Edit:
     def zero(cls, neurons) -> Edit:
         """Outputs of ``neurons`` set to 0."""
         return cls("scale", neurons, 0.0)
+
+    @classmethod
+    def mean(cls, neurons, means) -> Edit:
+        """Outputs of ``neurons`` replaced by ``means`` ((len(neurons),), the units' mean
+        activations over a reference set, ``tn.activation_stats``): mean ablation."""
+        return cls("replace", neurons, torch.as_tensor(means).reshape(-1))
+
+    @classmethod
+    def noise(cls, neurons, means, stds, seed: int = 0) -> Edit:
+        """Outputs of ``neurons`` replaced, at every position and in every forward pass, by a
+        fresh draw of ``means + stds * N(0, 1)`` ((len(neurons),) each): a Gaussian resample
+        ablation matching each unit's first two moments on a reference set. Draws come from
+        one generator seeded with ``seed``, so a run is reproducible given its forward passes."""
+        means = torch.as_tensor(means, dtype=torch.float32).reshape(-1)
+        stds = torch.as_tensor(stds, dtype=torch.float32).reshape(-1)
+        generator = torch.Generator().manual_seed(seed)
+
+        def draw(x: torch.Tensor) -> torch.Tensor:
+            shape = (*x.shape[:-1], len(means))
+            return (means + stds * torch.randn(shape, generator=generator)).to(x.device)
+
+        return cls("replace", neurons, draw)
+
+    @classmethod
+    def affine(cls, neurons, scale: torch.Tensor, shift: torch.Tensor) -> Edit:
+        """Outputs ``y`` of ``neurons`` become ``y * scale + shift``, both tensors broadcastable
+        to (..., len(neurons)): one row of a batch may be edited differently from another (the
+        interpolation points of integrated gradients, one ablated unit per copy of a batch)."""
+        return cls("affine", neurons, (torch.as_tensor(scale), torch.as_tensor(shift)))
 
     @classmethod
     def scale(cls, neurons, factor: float) -> Edit:
@@ -95,6 +125,11 @@ class Edit:
         """
         if len(self.neurons) and int(self.neurons.max()) >= n:
             raise IndexError(f"edit names unit {int(self.neurons.max())} of a site with {n} units")
+        if self.op == "affine":
+            scale, shift = self.value
+            index = self.neurons.to(out.device)
+            part = out.index_select(-1, index)
+            return out.index_copy(-1, index, part * scale.to(part) + shift.to(part))
         if self.op == "replace" or callable(self.value):
             values = self.value(x) if callable(self.value) else self.value
             values = torch.as_tensor(values, dtype=out.dtype, device=out.device)

@@ -20,6 +20,11 @@ Two ways to deactivate a neuron, both restored exactly when the block ends (also
   adds exactly 0, so both modes give the same outputs; weight mode needs no hooks, which helps
   with code that bypasses ``forward`` (compiled graphs, exported models).
 
+- ``mode=tn.Ablation.mean(stats)`` / ``tn.Ablation.noise(stats, seed=0)`` (``baselines``):
+  the neurons' outputs are replaced by their mean over a reference set, or redrawn from a
+  Gaussian with that mean and std, through the same hooks; zero ablation can push a unit far
+  off its distribution, these keep it near its typical values.
+
 An act unit is switched off by a forward pre-hook on the output projection, which scales the
 unit in the projection's input (``layers.3.mlp.act``, see ``tn.trace``).
 
@@ -36,6 +41,7 @@ import torch
 from torch import nn
 
 from .architectures import Site, layout_of
+from .baselines import Ablation
 from .hooks import Edit, trace
 from .neurons import NeuronSet
 from .placement import check_in_memory
@@ -74,7 +80,7 @@ def scale(model: nn.Module, neurons: NeuronSet, factor: float):
 
 
 @contextlib.contextmanager
-def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
+def deactivate(model: nn.Module, neurons: NeuronSet, mode: str | Ablation = "activation"):
     """Set the selected neurons' outputs to zero inside the block; the model is restored on exit.
 
     Args:
@@ -82,7 +88,9 @@ def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
         neurons: a NeuronSet made for this model's layout (an empty set changes nothing).
         mode: ``"activation"`` zeroes the outputs through forward hooks; ``"weight"`` zeroes the
             neurons' parameters (``Site.entries``) and writes the saved values back afterwards
-            (bit-exact, in the parameters' own dtype).
+            (bit-exact, in the parameters' own dtype); an ``Ablation`` (``tn.Ablation.mean(stats)``,
+            ``tn.Ablation.noise(stats, seed)``) replaces the outputs by reference values instead
+            of zero, through forward hooks.
 
     Yields:
         ``model``.
@@ -93,8 +101,18 @@ def deactivate(model: nn.Module, neurons: NeuronSet, mode: str = "activation"):
         OffloadedWeightsError: ``mode="weight"`` on neurons whose parameters a ``device_map``
             offloads (``placement``); activation mode works on such models.
     """
+    if isinstance(mode, Ablation):
+        neurons.check_fits(model)
+        edits = {site.name: mode.edit(site, idx) for site, idx in _selected_sites(model, neurons)}
+        with contextlib.ExitStack() as stack:
+            if edits:
+                stack.enter_context(trace(model, keep=False, edit=edits))
+            yield model
+        return
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        hint = (f"; for {mode} ablation pass mode=tn.Ablation.{mode}(tn.activation_stats(model, "
+                "tok, reference_data))" if mode in ("mean", "noise") else "")
+        raise ValueError(f"mode must be one of {MODES} or a tn.Ablation, got {mode!r}{hint}")
     if mode == "activation":
         with scale(model, neurons, 0.0):
             yield model
