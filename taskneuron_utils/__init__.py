@@ -28,6 +28,7 @@ from .architectures import (
     weight_fingerprint,
 )
 from .attribution import AttributionError, Relevance, attribute
+from .baselines import Ablation, ActivationStats, activation_stats
 from .evaluation import evaluate
 from .hooks import Edit, Trace, trace
 from .interop.harness_export import export_lm_eval_task
@@ -79,9 +80,10 @@ __all__ = [
     "TaskDataError", "UnknownTaskError", "HubUnavailableError", "EncodingError",
     # relevance, neuron sets, selections
     "attribute", "Relevance", "AttributionError", "AnswerMaskError", "NeuronSet",
+    "activation_stats", "ActivationStats",
     "ArtefactFileError", "select", "matched_top", "shared_core",
     # looking inside and intervening
-    "trace", "Trace", "Edit", "deactivate", "scale",
+    "trace", "Trace", "Edit", "deactivate", "scale", "Ablation",
     # evaluation and training
     "evaluate", "finetune",
     # other tools (tn.interop)
