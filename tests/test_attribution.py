@@ -27,7 +27,7 @@ def independent_relevance(model, tok, split):
     for example in encode(tok, split):
         batch = collate([example], tok.pad_token_id)
         captured = {}
-        hooks = [s.module.register_forward_hook(lambda m, i, o: captured.__setitem__(m, o))
+        hooks = [s.module.register_forward_hook(lambda m, i, o, captured=captured: captured.__setitem__(m, o))
                  for s in {s.module: s for s in sites}.values()]
         loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
         for h in hooks:
@@ -216,7 +216,7 @@ def independent_act_relevance(model, tok, split):
         batch = collate([example], tok.pad_token_id)
         captured = {}
         hooks = [output_projection(model, layer).register_forward_pre_hook(
-            lambda m, args, layer=layer: captured.__setitem__(layer, args[0])) for layer in layers]
+            lambda m, args, layer=layer, captured=captured: captured.__setitem__(layer, args[0])) for layer in layers]
         loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
         for h in hooks:
             h.remove()
