@@ -17,12 +17,13 @@ from taskneuron_utils.interop.harness import TaskNeuronsLM  # noqa: E402
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, default_tok):
-    """Two shipped tasks in the harness's format, and one TaskManager over them (indexing the
+    """Three shipped tasks in the harness's format, and one TaskManager over them (indexing the
     harness's own tasks takes seconds: once per module)."""
     folder = tmp_path_factory.mktemp("harness_tasks")
-    suite = tn.load_tasks(["product_sentiment", "news_topic"])
+    suite = tn.load_tasks(["product_sentiment", "news_topic", "addition"])
     tn.export_lm_eval_task(suite["product_sentiment"], default_tok, folder, n=16)
     tn.export_lm_eval_task(suite["news_topic"], default_tok, folder, n=12)
+    tn.export_lm_eval_task(suite["addition"], default_tok, folder, n=4)
     return folder, TaskManager(include_path=str(folder))
 
 
@@ -67,6 +68,19 @@ def test_harness_loglikelihoods_equal_ours_on_a_tiny_model(tiny_llama, default_t
                           dtype=torch.float64).view(3, -1)
     expected = tn.evaluation.option_log_likelihoods(tiny_llama, default_tok, split[:3])
     torch.testing.assert_close(scored, expected["log_likelihoods"], rtol=1e-5, atol=2e-4)
+
+
+def test_harness_generations_equal_ours(tiny_llama, default_tok, exported):
+    """A generation task: the harness's greedy responses through TaskNeuronsLM are
+    tn.evaluate's predictions, text for text (random weights: long, arbitrary strings)."""
+    task = tn.load_tasks(["addition"])["addition"]
+    ours = tn.evaluate(tiny_llama, default_tok, task.test[:4], progress=False)
+    lm = TaskNeuronsLM(model=tiny_llama, tokenizer=default_tok)
+    results = lm_eval.simple_evaluate(model=lm, tasks=["tn_addition"], bootstrap_iters=0,
+                                      task_manager=exported[1])
+    samples = sorted(results["samples"]["tn_addition"], key=lambda s: s["doc_id"])
+    assert [s["filtered_resps"][0] for s in samples] == ours["predictions"]
+    assert results["results"]["tn_addition"]["exact_match,none"] == ours["exact_match"]
 
 
 @pytest.mark.slow

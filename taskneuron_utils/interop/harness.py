@@ -15,7 +15,8 @@ neurons=ns), tasks=[...], task_manager=TaskManager(include_path=...))``.
 neuron-tuned model saved with ``save_pretrained`` is a path like any other), ``neurons`` (a
 NeuronSet file, ``NeuronSet.save``), ``mode``: ``zero`` (``tn.deactivate``, activation hooks),
 ``zero_weights`` (``tn.deactivate(mode="weight")``), ``scale`` (``tn.scale`` by ``factor``),
-``random`` (``NeuronSet.random_like(neurons, seed)`` switched off: the baseline), ``none``;
+``random`` (``NeuronSet.random_like(neurons, seed)`` switched off: the baseline), ``none``
+(also what any mode means without ``neurons``: the plain model);
 ``batch_size``, ``max_length``, ``dtype``, ``device``.
 
 Scoring: ``loglikelihood`` tokenizes the context as ``tn.evaluate`` tokenizes a prompt (special
@@ -29,6 +30,7 @@ the harness's ``acc`` equals our ``accuracy`` (``tests/test_interop_harness.py``
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 
 import torch
@@ -43,6 +45,8 @@ from ..neurons import NeuronSet
 from ..placement import input_device
 from ..tasks import collate, has_chat_template
 from ..tasks.encoding import Encoded
+
+logger = logging.getLogger(__name__)
 
 MODES = ("none", "zero", "zero_weights", "scale", "random")
 
@@ -63,6 +67,12 @@ class TaskNeuronsLM(LM):
             mode = "none"  # nothing to switch off: the plain model
         if model is None:
             from ..models import load_model
+
+            if str(device or "").startswith("cuda") and not torch.cuda.is_available():
+                # The harness's command line passes device="cuda" unless told otherwise.
+                logger.warning("no CUDA device here: loading %s on the CPU", pretrained or
+                               "the default model")
+                device = None
 
             model, tokenizer = load_model(pretrained, dtype=dtype, device=device)
         elif tokenizer is None:

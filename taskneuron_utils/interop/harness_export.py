@@ -12,7 +12,7 @@ the tokenizer's chat template, or the plain template), so the harness scores the
   ``tn.evaluate``'s ``accuracy`` / ``accuracy_norm`` / ``accuracy_bytes`` do. With the plain
   template the answer follows "Answer:" after a space: that space is the ``target_delimiter``.
 - generation -> ``output_type: generate_until``, ``exact_match`` ignoring case (ours also
-  collapses whitespace), stopping at the end marker's text.
+  collapses whitespace), stopping at the end marker's text, with ``tn.evaluate``'s token budget.
 
 The YAML is written as JSON (valid YAML), with the data file's absolute path.
 """
@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 from ..storage import atomic_write
-from ..tasks import Task, end_marker_id, format_prompt, has_chat_template
+from ..tasks import Task, answer_ids, end_marker_id, format_prompt, has_chat_template
 
 
 def export_lm_eval_task(task: Task, tok, folder: str | os.PathLike, *, split: str = "test",
@@ -65,8 +65,11 @@ def export_lm_eval_task(task: Task, tok, folder: str | os.PathLike, *, split: st
     else:
         end = end_marker_id(tok)
         stop = [tok.decode([end])] if end is not None else []
+        # tn.evaluate's default budget: the longest gold answer (end marker included) + 8.
+        budget = max(len(answer_ids(tok, ex.output)) for ex in examples) + 8
         config.update(output_type="generate_until", doc_to_target="output",
-                      generation_kwargs={"until": stop, "do_sample": False},
+                      generation_kwargs={"until": stop, "do_sample": False,
+                                         "max_gen_toks": budget},
                       metric_list=[{"metric": "exact_match", "aggregation": "mean",
                                     "higher_is_better": True, "ignore_case": True,
                                     "ignore_punctuation": False}])
