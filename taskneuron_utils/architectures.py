@@ -40,6 +40,7 @@ from torch import nn
 
 from .placement import named_parameter_values
 from .sites import Site
+from .wrappers import unwrap
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,9 @@ def resolve_kinds(kinds, available: tuple[str, ...] = KIND_ORDER,
 
 
 def family_of(model: nn.Module) -> Family:
-    """The registered family of ``model`` (by ``model.config.model_type``)."""
+    """The registered family of ``model`` (by ``model.config.model_type``; a wrapper such as
+    nnsight's LanguageModel by its inner model's, ``wrappers.unwrap``)."""
+    model = unwrap(model)
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     for family in FAMILIES.values():
         if model_type in family.model_types:
@@ -312,6 +315,7 @@ def layout_of(model: nn.Module, kinds=None) -> NeuronLayout:
     Raises:
         SiteKindError: a kind the model's family does not have.
     """
+    model = unwrap(model)  # nnsight / TransformerLens wrappers: the transformers model inside
     cached = _LAYOUTS.get(model)
     if cached is None or cached["all"]._blocks != _blocks_of(model):
         cached = {"all": NeuronLayout(model, _find_sites(model))}
@@ -356,6 +360,7 @@ def layout_difference(a: Mapping[str, int], b: Mapping[str, int], a_name: str, b
 
 def model_name(model) -> str:
     """A readable identifier of a loaded model (hub id, path, or the default's name)."""
+    model = unwrap(model)
     config = getattr(model, "config", None)
     return str(getattr(model, "name_or_path", None) or getattr(config, "_name_or_path", None)
                or type(model).__name__)
@@ -375,7 +380,7 @@ def weight_fingerprint(model) -> str:
     so a split model has the fingerprint of the same weights loaded in one piece.
     """
     digest = hashlib.sha256()
-    for name, param in named_parameter_values(model):
+    for name, param in named_parameter_values(unwrap(model)):
         flat = param.detach().reshape(-1)
         total = flat.new_zeros((), dtype=torch.float64)
         squares = flat.new_zeros((), dtype=torch.float64)

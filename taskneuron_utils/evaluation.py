@@ -62,6 +62,7 @@ from .generation import evaluate_generation, generate_answers, inference
 from .loss import batch_examples, lm_head_logits
 from .placement import input_device
 from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, end_marker_id
+from .wrappers import unwrap
 
 __all__ = ["SCORINGS", "evaluate", "generate_answers", "option_log_likelihoods", "option_text"]
 
@@ -123,6 +124,7 @@ def evaluate(
         raise ValueError(f"scoring must be one of {sorted(SCORINGS)} (sum: summed "
                          f"log-likelihood; norm / bytes: per character / byte of the option; "
                          f"per_token: per answer token), got {scoring!r}")
+    model = unwrap(model)  # nnsight / TransformerLens wrappers: the transformers model inside
     if isinstance(split, Task):
         split = split.test
     task = getattr(split, "task", None)
