@@ -41,7 +41,10 @@ def test_scale_ratios_tiny_reports_both_ratios(tmp_path, capsys):
     attribution = written["attribution"]
     assert attribution["threads"] == {"1proc": [2], "2proc": [1, 1]}
     assert attribution["examples"] == 8
-    assert attribution["relevance_max_rel_diff"] < 1e-6  # both did the same work
+    # Both did the same work: a different split of the data would differ by O(1). What is left is
+    # float32 rounding of 2 threads vs 1 thread per process (seen here: 1.2e-6, on the commit
+    # before this bound too), so the bound is 1e-5, not 1e-6.
+    assert attribution["relevance_max_rel_diff"] < 1e-5
     assert all(len(v) == 1 and v[0] > 0 for v in attribution["seconds"].values())
     assert all(v > 0 for v in (attribution["startup_seconds"]["1proc"],
                                attribution["startup_seconds"]["2proc"]))
