@@ -276,7 +276,10 @@ def test_neuron_browser_in_jupyterlab_shows_the_page_of_the_neuron_picked(lab, p
     base, token = lab
     name = "neuron_browser.ipynb"
     notebook = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(source) for source in NEURON_BROWSER_CELLS])
+        cells=[nbformat.v4.new_code_cell(source) for source in NEURON_BROWSER_CELLS],
+        # Without a kernelspec JupyterLab stops at its "Select Kernel" dialog.
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}})
     (tmp_path / "lab" / name).write_text(nbformat.writes(notebook))  # the lab fixture's root
     ARTIFACTS.mkdir(exist_ok=True)
     try:
