@@ -40,7 +40,7 @@ from torch import nn
 
 from .placement import named_parameter_values
 from .sites import Site
-from .wrappers import unwrap
+from .wrappers import plain_name, unwrap, unwrap_part
 
 
 @dataclass(frozen=True)
@@ -216,10 +216,10 @@ def _find_sites(model: nn.Module) -> list[Site]:
     for layer, block in enumerate(blocks):
         found = {}
         for kind, path in family.sites.items():
-            module = block.get_submodule(path)
+            module = unwrap_part(block.get_submodule(path))
             found[kind] = (module, 0, _out_features(module))
         for kind, (path, half) in family.fused_halves.items():
-            module = block.get_submodule(path)
+            module = unwrap_part(block.get_submodule(path))
             n = _out_features(module) // 2
             found[kind] = (module, half * n, n)
         linear = {kind: Site(f"layers.{layer}.mlp.{kind}", layer, kind, n, module, offset,
@@ -390,7 +390,7 @@ def weight_fingerprint(model) -> str:
             squares += chunk.square().sum()
         stats = torch.stack([total, squares.sqrt()]).float()
         edges = torch.cat([flat[:16], flat[-16:]]).float()
-        digest.update(f"{name}{tuple(param.shape)}{param.dtype}".encode())
+        digest.update(f"{plain_name(name)}{tuple(param.shape)}{param.dtype}".encode())
         digest.update(stats.cpu().numpy().tobytes())
         digest.update(edges.cpu().numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -27,12 +27,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Wrapper:
-    """``module``.``cls`` wraps a transformers model that ``inner(wrapper)`` returns."""
+    """``module``.``cls`` wraps a transformers model that ``inner(wrapper)`` returns. Libraries
+    that also swap the model's own submodules for theirs (TransformerLens 4 puts a
+    ``LinearBridge`` where ``mlp.up_proj`` was) name that class (``part_module``.``part_cls``)
+    and the attribute that holds the original module inside it (``part_attr``)."""
 
     name: str
     module: str
     cls: str
     inner: Callable
+    part_module: str | None = None
+    part_cls: str | None = None
+    part_attr: str | None = None
 
 
 WRAPPERS: dict[str, Wrapper] = {}
@@ -45,15 +51,44 @@ def register_wrapper(wrapper: Wrapper) -> Wrapper:
 
 register_wrapper(Wrapper("nnsight", "nnsight", "NNsight", lambda m: m._module))
 register_wrapper(Wrapper("transformer_lens", "transformer_lens.model_bridge", "TransformerBridge",
-                         lambda m: m.original_model))
+                         lambda m: m.original_model,
+                         "transformer_lens.model_bridge.generalized_components.base",
+                         "GeneralizedComponent", "_original_component"))
+
+
+def _loaded_class(module: str, cls: str):
+    """``module``.``cls`` if its library is already imported (never imports one), else None."""
+    if module.split(".")[0] not in sys.modules:
+        return None
+    return getattr(importlib.import_module(module), cls, None)
 
 
 def unwrap(model):
     """The transformers model inside ``model`` (``model`` itself when it is not a wrapper)."""
     for wrapper in WRAPPERS.values():
-        if wrapper.module.split(".")[0] not in sys.modules:
-            continue
-        cls = getattr(importlib.import_module(wrapper.module), wrapper.cls, None)
+        cls = _loaded_class(wrapper.module, wrapper.cls)
         if cls is not None and isinstance(model, cls):
             return unwrap(wrapper.inner(model))
     return model
+
+
+def unwrap_part(module):
+    """The transformers submodule a wrapper library put its own module around (``module``
+    itself otherwise): the ``nn.Linear`` whose weights and forward hooks a site uses."""
+    for wrapper in WRAPPERS.values():
+        if wrapper.part_module is None or wrapper.part_cls is None or wrapper.part_attr is None:
+            continue
+        cls = _loaded_class(wrapper.part_module, wrapper.part_cls)
+        if cls is not None and isinstance(module, cls):
+            return unwrap_part(getattr(module, wrapper.part_attr))
+    return module
+
+
+def plain_name(name: str) -> str:
+    """A parameter's name as the transformers model had it before a wrapper library put its
+    modules around the original ones (``...up_proj._original_component.weight`` ->
+    ``...up_proj.weight``), so the weight fingerprint does not depend on the wrapper."""
+    for wrapper in WRAPPERS.values():
+        if wrapper.part_attr is not None:
+            name = name.replace(f".{wrapper.part_attr}", "")
+    return name

@@ -52,3 +52,22 @@ def test_trace_and_evaluate_through_the_wrapper(tiny_llama, wrapped, default_tok
     ours = tn.evaluate(wrapped, default_tok, toy_task.test, progress=False)
     plain = tn.evaluate(tiny_llama, default_tok, toy_task.test, progress=False)
     assert ours["nll"] == pytest.approx(plain["nll"], rel=1e-6)
+
+
+def test_same_relevance_and_neuron_only_finetuning(tiny_llama, default_tok, toy_task):
+    import copy
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = nnsight.LanguageModel(copy.deepcopy(tiny_llama), tokenizer=default_tok)
+    plain = tn.attribute(tiny_llama, default_tok, toy_task.train, progress=False)
+    ours = tn.attribute(wrapped, default_tok, toy_task.train, progress=False)
+    assert all(torch.equal(ours.sum_abs[site], plain.sum_abs[site]) for site in plain.sum_abs)
+    neurons = tn.NeuronSet({"layers.1.mlp.up": torch.arange(0, 64, 4)},
+                           tn.NeuronSet.empty(tiny_llama).sizes)
+    options = dict(neurons=neurons, steps=2, lr=1e-3, batch_size=8, progress=False)
+    tn.finetune(tiny_llama, default_tok, toy_task.train, **options)
+    tn.finetune(wrapped, default_tok, toy_task.train, **options)
+    assert tn.weight_fingerprint(wrapped) == tn.weight_fingerprint(tiny_llama)
+    assert tn.weight_fingerprint(wrapped) != ours.provenance["weights"]  # it did train
