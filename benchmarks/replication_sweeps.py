@@ -124,7 +124,7 @@ def summarize_sweeps(out: Path) -> None:
         shown = intervals[intervals.task == "all"] if "k" in intervals else intervals
         print(shown[[c for c in ("k", *columns) if c in shown]].round(3).to_string(index=False))
         if part.startswith("k_sweep_"):
-            plots.plot_k_sweep(examples, value="nll").figure.savefig(
+            plots.plot_k_sweep(intervals, value="nll").figure.savefig(
                 out / f"{part}_nll.png", dpi=110, bbox_inches="tight")
     if (out / "budget.csv").exists():
         budget = pd.read_csv(out / "budget.csv")

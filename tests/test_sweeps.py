@@ -176,7 +176,7 @@ def test_k_sweep_at_a_k_equals_a_direct_deactivation(tiny, default_tok, suite):
     assert own[0.1] < own[0.25]
     none = sweep[sweep.condition == "none"]
     assert (none[none.k == 0.1].nll.values == none[none.k == 0.25].nll.values).all()
-    ax = plots.plot_k_sweep(sweep, value="nll", n_resamples=200)
+    ax = plots.plot_k_sweep(experiments.table1_intervals(sweep, n_resamples=200), value="nll")
     assert ax.get_xscale() == "log" and len(ax.lines) >= 3 and ax.collections
     matplotlib.pyplot.close(ax.figure)
 

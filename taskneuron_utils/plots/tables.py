@@ -92,17 +92,15 @@ def plot_finetuning(df: pd.DataFrame, *, value: str = "score", ax=None) -> Axes:
     return ax
 
 
-def plot_k_sweep(df: pd.DataFrame, *, value: str = "nll", ax=None, model: str | None = None,
-                 n_resamples: int = 2000) -> Axes:
+def plot_k_sweep(intervals: pd.DataFrame, *, value: str = "nll", ax=None,
+                 model: str | None = None) -> Axes:
     """Effect of switching off the own, random and other tasks' sets against the fraction k
-    (log axis), mean over tasks, with bootstrap 95% bands over test examples and seeds
-    (``experiments.k_sweep``'s frame, through ``experiments.table1_intervals``). ``value``:
-    "nll" (change in nats per answer token) or "score" (change of the metric, x100)."""
-    from ..experiments.intervals import table1_intervals
-
-    model = model or df["model"].iloc[0]
-    table = table1_intervals(df[df["model"] == model], n_resamples=n_resamples)
-    table = table[(table["measure"] == value) & (table["task"] == "all")]
+    (log axis), mean over tasks, with bootstrap 95% bands over test examples and seeds:
+    ``experiments.table1_intervals(experiments.k_sweep(...))``. ``value``: "nll" (change in
+    nats per answer token) or "score" (change of the metric, x100)."""
+    model = model or intervals["model"].iloc[0]
+    table = intervals[(intervals["model"] == model) & (intervals["measure"] == value)
+                      & (intervals["task"] == "all")]
     overall = table[table["category"] == "all"]
     table = (overall if len(overall) else table).sort_values("k")
     scale = 100 if value == "score" else 1
