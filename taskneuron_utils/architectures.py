@@ -32,7 +32,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -155,7 +155,7 @@ class SiteKindError(ValueError):
     """A site kind that does not exist (or that the model's family lacks)."""
 
 
-def resolve_kinds(kinds, available: tuple[str, ...] = KIND_ORDER,
+def resolve_kinds(kinds: str | Iterable[str] | None, available: tuple[str, ...] = KIND_ORDER,
                   model: str | None = None) -> tuple[str, ...]:
     """The site kinds ``kinds`` names, unique, in data-flow order (``KIND_ORDER``).
 
@@ -202,7 +202,7 @@ def family_of(model: nn.Module) -> Family:
     )
 
 
-def ffn_sites(model: nn.Module, kinds=None) -> list[Site]:
+def ffn_sites(model: nn.Module, kinds: str | Iterable[str] | None = None) -> list[Site]:
     """The FFN sites of ``model`` of the given kinds (``resolve_kinds``; None: the linear
     sites), ordered by layer, then by data flow inside the block."""
     return list(layout_of(model, kinds).sites)
@@ -235,7 +235,7 @@ def _find_sites(model: nn.Module) -> list[Site]:
     return sites
 
 
-def site_map(model: nn.Module, kinds=None) -> dict[str, Site]:
+def site_map(model: nn.Module, kinds: str | Iterable[str] | None = None) -> dict[str, Site]:
     """``ffn_sites`` keyed by site name."""
     return dict(layout_of(model, kinds).by_name)
 
@@ -303,7 +303,7 @@ class NeuronLayout(Mapping):
 _LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def layout_of(model: nn.Module, kinds=None) -> NeuronLayout:
+def layout_of(model: nn.Module, kinds: str | Iterable[str] | None = None) -> NeuronLayout:
     """The model's NeuronLayout over the sites of ``kinds`` (``resolve_kinds``: None, the
     default, is every linear site; ``"act"``; ``("gate", "up")``; ``"all"``), computed once per
     model and kinds.
@@ -358,7 +358,7 @@ def layout_difference(a: Mapping[str, int], b: Mapping[str, int], a_name: str, b
     return f"site {site} has {a[site]} neurons in the {a_name} but {b[site]} in the {b_name}"
 
 
-def model_name(model) -> str:
+def model_name(model: nn.Module) -> str:
     """A readable identifier of a loaded model (hub id, path, or the default's name)."""
     model = unwrap(model)
     config = getattr(model, "config", None)
@@ -367,7 +367,7 @@ def model_name(model) -> str:
 
 
 @torch.no_grad()
-def weight_fingerprint(model) -> str:
+def weight_fingerprint(model: nn.Module) -> str:
     """A short hash of the model's weights, cheap enough to compute on a 7B model on a GPU.
 
     Hashes every parameter's name, shape, dtype, sum and L2 norm, and its first and last 16

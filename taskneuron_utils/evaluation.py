@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -64,6 +65,10 @@ from .placement import input_device
 from .tasks import Encoded, Example, Split, Task, answer_ids, collate, encode, end_marker_id
 from .wrappers import unwrap
 
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
 __all__ = ["SCORINGS", "evaluate", "generate_answers", "option_log_likelihoods", "option_text"]
 
 logger = logging.getLogger(__name__)
@@ -74,8 +79,8 @@ SCORINGS = {"sum": "accuracy", "norm": "accuracy_norm", "bytes": "accuracy_bytes
 
 
 def evaluate(
-    model,
-    tok,
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
     split: Split,
     *,
     batch_size: int = 16,

@@ -35,6 +35,7 @@ decoding included).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 import math
 
 import torch
@@ -50,7 +51,7 @@ MODES = ("activation", "weight")
 
 
 @contextlib.contextmanager
-def scale(model: nn.Module, neurons: NeuronSet, factor: float):
+def scale(model: nn.Module, neurons: NeuronSet, factor: float) -> Iterator[nn.Module]:
     """Multiply the outputs of ``neurons`` by ``factor`` inside the block; restored on exit.
 
     ``factor=0`` deactivates them (this is what ``deactivate`` uses), ``factor=2`` amplifies,
@@ -80,7 +81,8 @@ def scale(model: nn.Module, neurons: NeuronSet, factor: float):
 
 
 @contextlib.contextmanager
-def deactivate(model: nn.Module, neurons: NeuronSet, mode: str | Ablation = "activation"):
+def deactivate(model: nn.Module, neurons: NeuronSet,
+               mode: str | Ablation = "activation") -> Iterator[nn.Module]:
     """Set the selected neurons' outputs to zero inside the block; the model is restored on exit.
 
     Args:

@@ -22,12 +22,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..storage import atomic_write
 from ..tasks import Task, answer_ids, end_marker_id, format_prompt, has_chat_template
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
-def export_lm_eval_task(task: Task, tok, folder: str | os.PathLike, *, split: str = "test",
+
+def export_lm_eval_task(task: Task, tok: PreTrainedTokenizerBase, folder: str | os.PathLike, *, split: str = "test",
                         n: int | None = None, name: str | None = None) -> Path:
     """Write ``folder/<name>.yaml`` and ``folder/<name>/<split>.jsonl`` (``name`` default
     ``tn_<task.name>``) for ``task``'s ``split`` (its first ``n`` examples); returns the YAML's
