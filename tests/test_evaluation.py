@@ -194,7 +194,7 @@ def test_models_without_a_cache_argument_use_the_plain_path(tiny_llama, default_
         return original(*args, **kwargs)
 
     monkeypatch.setattr(body, "forward", forward)
-    with caplog.at_level(logging.INFO, logger="taskneuron_utils.evaluation"):
+    with caplog.at_level(logging.INFO, logger="taskneuron_utils.option_scoring"):
         scored = option_log_likelihoods(model, tok, choice_task.test, batch_size=3)
     assert scored["path"] == "plain"
     torch.testing.assert_close(scored["log_likelihoods"], plain["log_likelihoods"],
