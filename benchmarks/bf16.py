@@ -1,6 +1,6 @@
 """float32 vs bfloat16 on this CPU, as ratios measured in one run (issue 27, part 1).
 
-    python benchmarks/bf16.py [--threads 2] [--repeats 5] [--sets 32] [--out benchmarks/results/bf16.json]
+    python benchmarks/bf16.py [--threads 2] [--repeats 5] [--out benchmarks/results/bf16.json]
 
 On the default model, ``--batches`` batches of 8 examples of a shipped task (their own lengths,
 about 65 tokens for product_sentiment; the shapes are recorded), three ways
@@ -8,14 +8,13 @@ of running, interleaved, medians over ``--repeats``:
   - ``fp32``:     float32 weights (today's default)
   - ``bf16``:     the weights cast to bfloat16 (``tn.load_model(dtype=torch.bfloat16)``)
   - ``autocast``: float32 weights under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+                  (``tn.attribute(..., autocast=torch.bfloat16)`` for attribution)
 and three workloads each: a no-grad forward pass (full logits), ``tn.attribute`` (relevance
 sums are float64 in every case) and a plain training step (``loss.backward()``, parameter
 gradients). Ratios are ``fp32 seconds / other seconds`` (> 1: the other is faster).
 
-With ``--sets N``, it also detects the top-10% sets of the four main-job tasks on N training
-examples each, in fp32 and in each bf16 way, and reports the Jaccard of every bf16 set with its
-fp32 set, per task and site kind. Whether a CPU has bf16 matrix units: ``lscpu`` (amx_bf16,
-avx512_bf16); the flags found are recorded.
+Whether the neurons found agree with float32's: ``benchmarks/bf16_sets.py``. Whether a CPU has
+bf16 matrix units: ``lscpu`` (amx_bf16, avx512_bf16); the flags found are recorded.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ import torch
 import taskneuron_utils as tn
 from harness import add_threads_option, apply_threads, emit, timed
 from taskneuron_utils.tasks import collate, encode
-
-MAIN_TASKS = ["product_sentiment", "news_topic", "country_continent", "last_word"]
 
 
 def cpu_flags() -> list[str]:
@@ -50,7 +47,6 @@ def main() -> None:
     parser.add_argument("--task", default="product_sentiment")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, default=4)
-    parser.add_argument("--sets", type=int, default=0, help="examples per task for the set check")
     parser.add_argument("--out")
     args = parser.parse_args()
     apply_threads(args)
@@ -67,16 +63,16 @@ def main() -> None:
         "bf16": (model16, contextlib.nullcontext),
         "autocast": (model32, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
     }
+    autocast = {"fp32": None, "bf16": None, "autocast": torch.bfloat16}
 
-    def workloads(model, context):
+    def workloads(model, context, compute):
         def forward():
             with torch.no_grad(), context():
                 for b in batches:
                     model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
 
         def attribution():
-            with context():
-                tn.attribute(model, tok, data, batch_size=8, progress=False)
+            tn.attribute(model, tok, data, batch_size=8, progress=False, autocast=compute)
 
         def train_step():
             for b in batches:
@@ -89,7 +85,7 @@ def main() -> None:
         return {"forward": forward, "attribution": attribution, "train_step": train_step}
 
     runs = {(way, work): fn for way, (model, context) in ways.items()
-            for work, fn in workloads(model, context).items()}
+            for work, fn in workloads(model, context, autocast[way]).items()}
     for fn in runs.values():  # warm-up
         fn()
     times = {key: [] for key in runs}
@@ -109,33 +105,7 @@ def main() -> None:
             f"{way}/{work}": round(median[("fp32", work)] / median[(way, work)], 3)
             for (way, work) in median if way != "fp32"},
     }
-    if args.sets:
-        result["top10_jaccard_vs_fp32"] = set_agreement(ways, tok, suite, args.sets)
     emit(result, args.out)
-
-
-def set_agreement(ways, tok, suite, n: int) -> dict:
-    """Jaccard of each bf16 way's top-10% set (per site) with fp32's, per task and site kind."""
-    sets = {}
-    for way, (model, context) in ways.items():
-        for task in MAIN_TASKS:
-            with context():
-                rel = tn.attribute(model, tok, suite[task].train[:n], batch_size=8, progress=False)
-            sets[way, task] = rel.top_k(0.10)
-    out = {}
-    for way in ways:
-        if way == "fp32":
-            continue
-        for task in MAIN_TASKS:
-            a, b = sets["fp32", task], sets[way, task]
-            row = {"all": round(a.jaccard(b), 4)}
-            for kind in ("gate", "up", "down"):
-                keep = [s for s in a.indices if s.endswith("." + kind)]
-                inter = sum(len(set(a.indices[s].tolist()) & set(b.indices[s].tolist())) for s in keep)
-                union = sum(len(set(a.indices[s].tolist()) | set(b.indices[s].tolist())) for s in keep)
-                row[kind] = round(inter / union, 4)
-            out[f"{way}/{task}"] = row
-    return out
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ def checkpoint_key(provenance: dict, batch_size: int) -> dict:
     key = {**{k: provenance[k] for k in keys}, "batch_size": batch_size}
     if provenance.get("method", "grad_x_act") != "grad_x_act":
         key.update(method=provenance["method"], settings=provenance["settings"])
+    if (provenance.get("compute") or {}).get("autocast"):  # absent before autocast existed
+        key["autocast"] = provenance["compute"]["autocast"]
     return key
 
 

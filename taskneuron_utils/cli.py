@@ -29,6 +29,17 @@ class UsageError(ValueError):
     """A command-line argument that cannot work; reported in a line or two, exit status 2."""
 
 
+# The weights' dtype. bfloat16 runs about 1.5x faster on CPUs with bf16 units (lscpu: amx_bf16,
+# avx512_bf16; benchmarks/results/bf16.json) but picks a slightly different top 10%
+# (benchmarks/results/bf16_sets.json), so float32 stays the default. Relevance sums are float64
+# either way. Autocast over float32 weights is tn.attribute(..., autocast=) in Python.
+DTYPES = ["float32", "bfloat16", "auto"]
+DTYPE_HELP = ("the model's weights and compute: float32, bfloat16 (faster on CPUs with bf16 "
+              "units, amx_bf16 / avx512_bf16 in lscpu; the top-10%% sets differ slightly from "
+              "float32's, see docs/scale.md) or auto (bfloat16 on a GPU that has it, else "
+              "float32); relevance is summed in float64 either way")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskneurons", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--model", help="hub id or local folder (default: the profile's model)")
     job.add_argument("--n", type=int, help="training examples per task used for detection "
                      "(default: the profile's; 0 = all)")
+    job.add_argument("--dtype", choices=DTYPES,
+                     help=DTYPE_HELP + " (default: the profile's: float32 for quick, auto for paper)")
     job.add_argument("--overwrite", action="store_true",
                      help="replace another run's files in --out instead of refusing")
 
@@ -68,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--n", "--examples", type=int, default=128, dest="n",
                         help="training examples (default 128; 0 = all)")
     detect.add_argument("--batch-size", type=int, default=8, help="examples per pass (default 8)")
+    detect.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help=DTYPE_HELP + " (default float32)")
     detect.add_argument("--out", required=True, help="output folder")
 
     sites = commands.add_parser("sites", help="list a model's FFN neuron sites",
@@ -165,12 +180,13 @@ def _main_job(args) -> int:
     config = config.replace(
         tasks=tuple(args.tasks) if args.tasks else config.tasks,
         model=args.model or config.model,
+        dtype=None if (args.dtype or config.dtype) == "float32" else args.dtype or config.dtype,
         n_attribution=config.n_attribution if args.n is None else (args.n or None))
     _check_model(config.model)
     out = _check_out(args.out)
     if args.profile == "quick":
         _check_tasks(config.tasks)
-    _check_previous_run(out, config, args.overwrite)
+    _check_previous_run(out, config, args.overwrite, PROFILES[args.profile].detection.dtype)
 
     import matplotlib
 
@@ -183,11 +199,13 @@ def _main_job(args) -> int:
     return 0
 
 
-def _check_previous_run(out: Path, config, overwrite: bool) -> None:
+def _check_previous_run(out: Path, config, overwrite: bool, default_dtype=None) -> None:
     """Refuse, before any work, to mix this run's files with another run's in ``out``: the
     settings of the last run are in ``out/run.json``. With ``overwrite``, its files go."""
     settings = {key: getattr(config, key) for key in
                 ("model", "k", "per", "n_attribution", "batch_size", "max_length", "seed")}
+    if config.dtype != default_dtype:  # absent for the profile's, so older run.json files match
+        settings["dtype"] = config.dtype
     record = out / "run.json"
     previous = json.loads(record.read_text()) if record.exists() else None
     leftovers = (out / "relevance").exists() or (out / "neurons").exists()
@@ -199,7 +217,8 @@ def _check_previous_run(out: Path, config, overwrite: bool) -> None:
 
 def _refuse_or_clear(out: Path, settings: dict, previous: dict | None, overwrite: bool) -> None:
     if not overwrite:
-        differs = sorted(k for k in settings if (previous or {}).get(k) != settings[k])
+        differs = sorted(k for k in {**(previous or {}), **settings}
+                         if (previous or {}).get(k) != settings.get(k))
         what = f"different {', '.join(differs)}" if previous else "unknown settings"
         raise UsageError(f"--out {out} holds another run's checkpoints ({what}); pass "
                          "--overwrite to replace them, or choose another --out")
@@ -244,7 +263,7 @@ def _detect(args) -> int:
     rank, world = init_from_environment()
     on_gpu = world > 1 and torch.cuda.is_available()
     try:
-        model, tok = load_model(args.model,
+        model, tok = load_model(args.model, dtype=args.dtype,
                                 device=f"cuda:{torch.cuda.current_device()}" if on_gpu else "cpu")
         # Every rank returns the same relevance; each keeps its own checkpoint in --out.
         relevance = detect(model, tok, {task.name: task}, config)[task.name]

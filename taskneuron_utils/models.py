@@ -92,8 +92,8 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    torch_dtype = _resolve_dtype(dtype, device, device_map)  # a bad dtype fails before any work
     path = default_model_path() if name_or_path is None else name_or_path
-    torch_dtype = _resolve_dtype(dtype, device, device_map)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             path, revision=revision, trust_remote_code=trust_remote_code
@@ -140,7 +140,14 @@ def _resolve_dtype(dtype, device, device_map=None) -> torch.dtype:
         on_gpu = wanted and torch.cuda.is_available()
         return torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
     if isinstance(dtype, str):
-        return getattr(torch, dtype)
+        resolved = getattr(torch, dtype, None)
+        if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point torch dtype or its name "
+                             f"('float32', 'bfloat16', 'float16') or 'auto', got {dtype!r}")
+        return resolved
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch dtype (torch.float32, "
+                         f"torch.bfloat16, ...), 'auto' or None, got {dtype!r}")
     return dtype
 
 

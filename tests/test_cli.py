@@ -237,3 +237,44 @@ def test_main_refuses_several_processes(tmp_path, monkeypatch, capsys):
     code, _, err = cli_here(capsys, "main", "--out", str(tmp_path / "m"))
     assert code == 2 and "main runs in one process" in err and "taskneurons detect" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_dtype_bfloat16_runs_detect_and_main_in_bfloat16(tmp_path, monkeypatch, capsys,
+                                                         tiny_llama, default_tok):
+    """--dtype bfloat16 loads the weights in bfloat16 (the relevance files say so); the main
+    job's run.json keeps the dtype, so a float32 run into the same folder is refused. A tiny
+    random Llama saved to a folder stands in for the real model."""
+    folder = tmp_path / "tiny"
+    tiny_llama.save_pretrained(folder)
+    default_tok.save_pretrained(folder)
+    out = tmp_path / "detect"
+    code, _, err = cli_here(capsys, "detect", "--task", "addition", "--model", str(folder),
+                            "--n", "4", "--dtype", "bfloat16", "--out", str(out))
+    assert code == 0, err
+    relevance = tn.Relevance.load(out / "addition.relevance.safetensors")
+    assert relevance.provenance["compute"] == {"weights": "bfloat16", "autocast": None}
+    assert relevance.sum_abs["layers.0.mlp.up"].dtype == torch.float64
+
+    main = tmp_path / "main"
+    args = ("main", "--model", str(folder), "--tasks", "addition", "--n", "4", "--out", str(main))
+    code, _, err = cli_here(capsys, *args, "--dtype", "bfloat16")
+    assert code == 0, err
+    assert '"dtype": "bfloat16"' in (main / "run.json").read_text()
+    relevance = tn.Relevance.load(main / "relevance" / "addition.safetensors")
+    assert relevance.provenance["compute"]["weights"] == "bfloat16"
+    code, _, err = cli_here(capsys, *args)
+    assert code == 2 and "different dtype" in err and "--overwrite" in err
+
+
+def test_a_bad_dtype_is_a_one_line_error_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path / "cache"))
+    for command in (("detect", "--task", "addition", "--out", str(tmp_path / "o")),
+                    ("main", "--out", str(tmp_path / "m"))):
+        code, _, err = cli_here(capsys, *command, "--dtype", "float16")
+        assert code == 2 and "--dtype: invalid choice: 'float16'" in err, err
+    code, helped, _ = cli_here(capsys, "main", "--help")
+    assert code == 0 and "--dtype {float32,bfloat16,auto}" in helped
+    for value in ("bogus", "int8", torch.int64, 32):
+        with pytest.raises(ValueError, match="dtype must be a floating-point torch dtype"):
+            tn.load_model(dtype=value)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "o").exists()
