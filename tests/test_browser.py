@@ -8,6 +8,7 @@ never downloads one. Where none is found the test is skipped and says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -189,16 +190,28 @@ def code_cells_in(path: Path) -> tuple[int, int]:
     return len(cells), sum(cell["cell_type"] == "code" for cell in cells)
 
 
+@contextlib.contextmanager
+def screenshot_on_failure(page, name: str):
+    """Run the block; if it fails, save the page as ARTIFACTS/name (a stale one from an earlier
+    run is removed first), then let the failure through."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / name).unlink(missing_ok=True)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # the page may be gone; the failure matters more
+            page.screenshot(path=ARTIFACTS / name)
+        raise
+
+
 def test_tour_runs_in_jupyterlab_and_the_playground_answers(lab, page):
     base, token = lab
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "browser_tour_failure.png").unlink(missing_ok=True)  # from an earlier run
     started = time.monotonic()
 
     def log(what: str) -> None:  # shown with -s, or with the failure report
         print(f"[{time.monotonic() - started:6.1f} s] {what}", flush=True)
 
-    try:
+    with screenshot_on_failure(page, "browser_tour_failure.png"):
         page.goto(f"{base}/lab/tree/{TOUR.name}?token={token}", timeout=120_000)
         n_cells, n_code = code_cells_in(TOUR)
         page.wait_for_function(
@@ -247,12 +260,6 @@ def test_tour_runs_in_jupyterlab_and_the_playground_answers(lab, page):
         wait_kernel_idle(page)
         playground.scroll_into_view_if_needed()
         page.screenshot(path=ARTIFACTS / "browser_tour.png")
-    except BaseException:
-        try:
-            page.screenshot(path=ARTIFACTS / "browser_tour_failure.png")
-        except Exception:
-            pass
-        raise
 
 
 # A small notebook that opens the neuron browser (issue 24) on the default model.
@@ -281,8 +288,7 @@ def test_neuron_browser_in_jupyterlab_shows_the_page_of_the_neuron_picked(lab, p
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}})
     (tmp_path / "lab" / name).write_text(nbformat.writes(notebook))  # the lab fixture's root
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
+    with screenshot_on_failure(page, "browser_neuron_browser_failure.png"):
         page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=120_000)
         page.wait_for_function(
             f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === "
@@ -308,12 +314,6 @@ def test_neuron_browser_in_jupyterlab_shows_the_page_of_the_neuron_picked(lab, p
         assert view.locator(".tn-tok").count() > 0  # the examples' tokens, coloured
         browser.scroll_into_view_if_needed()
         page.screenshot(path=ARTIFACTS / "browser_neuron_browser.png")
-    except BaseException:
-        try:
-            page.screenshot(path=ARTIFACTS / "browser_neuron_browser_failure.png")
-        except Exception:
-            pass
-        raise
 
 
 def test_documentation_site_renders_an_api_page(page, tmp_path):
