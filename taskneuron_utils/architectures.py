@@ -187,14 +187,15 @@ def resolve_kinds(kinds: str | Iterable[str] | None, available: tuple[str, ...] 
 def family_of(model: nn.Module) -> Family:
     """The registered family of ``model`` (by ``model.config.model_type``; a wrapper such as
     nnsight's LanguageModel by its inner model's, ``wrappers.unwrap``)."""
-    model = unwrap(model)
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    inner = unwrap(model)
+    model_type = getattr(getattr(inner, "config", None), "model_type", None)
     for family in FAMILIES.values():
         if model_type in family.model_types:
             return family
     supported = ", ".join(f"{f.name} ({'/'.join(f.model_types)})" for f in FAMILIES.values())
+    what = type(inner).__name__ + (f" inside {type(model).__name__}" if inner is not model else "")
     raise UnsupportedArchitectureError(
-        f"Unsupported architecture: model_type={model_type!r} ({type(model).__name__}). "
+        f"Unsupported architecture: model_type={model_type!r} ({what}). "
         f"Supported families: {supported}. To add one, call "
         "tn.register_family(tn.Family(name=..., model_types=(...,), blocks='path.to.blocks', "
         "sites={'fc_in': 'mlp.in_proj', 'fc_out': 'mlp.out_proj'})); see "
@@ -315,6 +316,7 @@ def layout_of(model: nn.Module, kinds: str | Iterable[str] | None = None) -> Neu
     Raises:
         SiteKindError: a kind the model's family does not have.
     """
+    family_of(model)  # an unsupported one is named here, with the wrapper around it
     model = unwrap(model)  # nnsight / TransformerLens wrappers: the transformers model inside
     cached = _LAYOUTS.get(model)
     if cached is None or cached["all"]._blocks != _blocks_of(model):

@@ -95,3 +95,20 @@ def test_neuron_only_finetuning_through_the_bridge(tiny_llama, bridge, default_t
         torch.testing.assert_close(theirs, param, rtol=1e-4, atol=1e-6)
         if "layers.1.mlp.up_proj" not in name:
             assert torch.equal(theirs, before[name])  # untouched parameters bit-identical
+
+
+def test_a_bridge_over_an_unsupported_architecture_is_refused_before_any_work(default_tok,
+                                                                            tmp_path):
+    import transformers
+
+    config = transformers.GPTJConfig(vocab_size=len(default_tok), n_embd=32, n_layer=2, n_head=4,
+                                     rotary_dim=4, n_positions=64)
+    config.save_pretrained(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bridge = TransformerBridge.boot_transformers(
+            str(tmp_path), hf_model=transformers.GPTJForCausalLM(config).eval(),
+            tokenizer=default_tok)
+    with pytest.raises(tn.UnsupportedArchitectureError,
+                       match=r"model_type='gptj' \(GPTJForCausalLM inside TransformerBridge\)"):
+        tn.attribute(bridge, default_tok, ["a b"], progress=False)
