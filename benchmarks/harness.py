@@ -1,5 +1,6 @@
-"""What every benchmark here shares: a --threads option, a timer, a random 10% neuron set,
-printing the result as JSON, and writing a result table atomically.
+"""What every benchmark here shares: a --threads option, a timer, interleaved medians, the peak
+resident memory of a call, a random 10% neuron set, printing the result as JSON, and writing a
+result table atomically.
 
 The scripts import it as a sibling module (``python benchmarks/<name>.py`` puts this folder on
 ``sys.path``).
@@ -9,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import threading
 import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import torch
@@ -33,6 +38,46 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def interleaved_medians(runs: dict[Hashable, Callable[[], object]], repeats: int) -> dict:
+    """{name: median seconds of ``runs[name]()``}: one warm-up call of each, then ``repeats``
+    rounds that call each once in turn, so that a slow spell of a shared machine falls on every
+    run alike and the ratios between them stay fair."""
+    for fn in runs.values():
+        fn()
+    times: dict[Hashable, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            times[name].append(timed(fn))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now, in bytes (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss(fn: Callable[[], object]) -> tuple[int, int]:
+    """(resident bytes before, peak resident bytes during) one call of ``fn()``, sampled every
+    5 ms. ``ru_maxrss`` would not do: its peak is usually reached while loading the model."""
+    before, done = rss_bytes(), threading.Event()
+    peak = [before]
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_bytes())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return before, max(peak[0], rss_bytes())
 
 
 def random_tenth(model, seed: int = 0) -> NeuronSet:
