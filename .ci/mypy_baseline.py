@@ -25,9 +25,19 @@ ERROR = re.compile(r"^(?P<file>[^:\s]+\.py):\d+(?::\d+)?: error: ", re.M)
 
 
 def current_counts() -> dict[str, int]:
-    done = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary",
-                           "--no-color-output", "--show-error-codes"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--no-error-summary",
+            "--no-color-output",
+            "--show-error-codes",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode not in (0, 1):  # 2: mypy itself failed (bad config, crash)
         sys.exit(f"mypy failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
     sys.stdout.write(done.stdout)
@@ -44,14 +54,18 @@ def main() -> int:
     worse = {f: (baseline.get(f, 0), n) for f, n in counts.items() if n > baseline.get(f, 0)}
     better = {f: (n, counts.get(f, 0)) for f, n in baseline.items() if counts.get(f, 0) < n}
     for f, (was, now) in better.items():
-        print(f"mypy baseline: {f} has {now} errors, {was} allowed: lower it "
-              f"(python .ci/mypy_baseline.py --update)")
+        print(
+            f"mypy baseline: {f} has {now} errors, {was} allowed: lower it "
+            f"(python .ci/mypy_baseline.py --update)"
+        )
     if worse:
         for f, (allowed, now) in worse.items():
             print(f"mypy: {f} has {now} errors, the baseline allows {allowed}")
         return 1
-    print(f"mypy: {sum(counts.values())} errors in {len(counts)} files, within the baseline "
-          f"({sum(baseline.values())})")
+    print(
+        f"mypy: {sum(counts.values())} errors in {len(counts)} files, within the baseline "
+        f"({sum(baseline.values())})"
+    )
     return 0
 
 

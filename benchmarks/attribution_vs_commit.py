@@ -36,7 +36,9 @@ def import_commit(commit: str, folder: Path):
     """The package as it was at ``commit``, imported as ``tn_at_commit``."""
     archive = folder / "old.tar"
     with open(archive, "wb") as f:
-        subprocess.run(["git", "archive", commit, "taskneuron_utils"], cwd=ROOT, stdout=f, check=True)
+        subprocess.run(
+            ["git", "archive", commit, "taskneuron_utils"], cwd=ROOT, stdout=f, check=True
+        )
     with tarfile.open(archive) as tar:
         tar.extractall(folder, filter="data")
     (folder / "taskneuron_utils").rename(folder / "tn_at_commit")
@@ -63,8 +65,12 @@ def main() -> None:
         new_data = tn.load_tasks([args.task])[args.task].train[: args.examples]
         old_data = old.load_tasks([args.task])[args.task].train[: args.examples]
         runs = {
-            "old": lambda: old.attribute(model, tok, old_data, batch_size=args.batch_size, progress=False),
-            "new": lambda: attribute(model, tok, new_data, batch_size=args.batch_size, progress=False),
+            "old": lambda: old.attribute(
+                model, tok, old_data, batch_size=args.batch_size, progress=False
+            ),
+            "new": lambda: attribute(
+                model, tok, new_data, batch_size=args.batch_size, progress=False
+            ),
         }
         before, now = runs["old"](), runs["new"]()  # also the warm-up
         identical = all(torch.equal(before.sum_abs[s], now.sum_abs[s]) for s in now.sum_abs)
@@ -75,14 +81,25 @@ def main() -> None:
     median = {name: statistics.median(values) for name, values in seconds.items()}
     paired = stats.ttest_rel(seconds["new"], seconds["old"])  # repeat i: old, then new
     interval = paired.confidence_interval(0.95)
-    emit({"commit": args.commit, "task": args.task, "examples": args.examples,
-          "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
-          "seconds": seconds, "seconds_median": median,
-          "new_over_old": round(median["new"] / median["old"], 3),
-          "new_minus_old_s": {"mean": round(statistics.mean(seconds["new"]) - statistics.mean(seconds["old"]), 3),
-                              "ci95": [round(interval.low, 3), round(interval.high, 3)],
-                              "p": round(float(paired.pvalue), 3)},
-          "relevance_sums_identical": identical}, args.out)
+    emit(
+        {
+            "commit": args.commit,
+            "task": args.task,
+            "examples": args.examples,
+            "batch_size": args.batch_size,
+            "torch_threads": torch.get_num_threads(),
+            "seconds": seconds,
+            "seconds_median": median,
+            "new_over_old": round(median["new"] / median["old"], 3),
+            "new_minus_old_s": {
+                "mean": round(statistics.mean(seconds["new"]) - statistics.mean(seconds["old"]), 3),
+                "ci95": [round(interval.low, 3), round(interval.high, 3)],
+                "p": round(float(paired.pvalue), 3),
+            },
+            "relevance_sums_identical": identical,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -23,33 +23,52 @@ TASKS = ("product_sentiment", "news_topic", "addition", "last_word")
 
 
 def summary(profile, core) -> dict:
-    by_kind = profile.groupby("kind").apply(
-        lambda p: {"n_set": int(p.n_set.sum()), "share": float(p.n_set.sum() / p.n_neurons.sum()),
-                   "ratio": float((p.set_act * p.n_set).sum() / p.n_set.sum()
-                                  / p.other_act.mean()) if p.n_set.sum() else None},
-        include_groups=False).to_dict()
+    by_kind = (
+        profile.groupby("kind")
+        .apply(
+            lambda p: {
+                "n_set": int(p.n_set.sum()),
+                "share": float(p.n_set.sum() / p.n_neurons.sum()),
+                "ratio": float((p.set_act * p.n_set).sum() / p.n_set.sum() / p.other_act.mean())
+                if p.n_set.sum()
+                else None,
+            },
+            include_groups=False,
+        )
+        .to_dict()
+    )
     top = profile.dropna(subset=["ratio"]).nlargest(5, "ratio")
-    return {"n_core": len(core), "share": len(core) / int(profile.n_neurons.sum()),
-            "mean_ratio_over_sites": float(profile.ratio.mean()),
-            "median_ratio_over_sites": float(profile.ratio.median()),
-            "by_kind": by_kind,
-            "largest": top[["site", "n_set", "set_act", "other_act", "ratio"]].round(4)
-            .to_dict(orient="records")}
+    return {
+        "n_core": len(core),
+        "share": len(core) / int(profile.n_neurons.sum()),
+        "mean_ratio_over_sites": float(profile.ratio.mean()),
+        "median_ratio_over_sites": float(profile.ratio.median()),
+        "by_kind": by_kind,
+        "largest": top[["site", "n_set", "set_act", "other_act", "ratio"]]
+        .round(4)
+        .to_dict(orient="records"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n-attribution", type=int, default=16)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "core_profile.json"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "core_profile.json")
+    )
     add_threads_option(parser)
     args = parser.parse_args()
     apply_threads(args)
     model, tok = tn.load_model()
     tasks = tn.load_tasks(list(TASKS))
     result = {"tasks": list(TASKS), "n_attribution": args.n_attribution, "model": "default"}
-    for label, kinds, k in (("linear sites, k = 10%", None, 0.10), ("act units, k = 2%", "act", 0.02)):
-        detection = ex.DetectionConfig(n_attribution=args.n_attribution, kinds=kinds,
-                                       progress=False)
+    for label, kinds, k in (
+        ("linear sites, k = 10%", None, 0.10),
+        ("act units, k = 2%", "act", 0.02),
+    ):
+        detection = ex.DetectionConfig(
+            n_attribution=args.n_attribution, kinds=kinds, progress=False
+        )
         relevances = ex.detect(model, tok, tasks, detection)
         core = tn.shared_core(relevances, k)
         result[label] = summary(ex.core_profile(model, tok, tasks, core), core)

@@ -26,8 +26,24 @@ from harness import add_threads_option, apply_threads, emit, random_tenth
 from taskneuron_utils.tasks import Task, load_tasks
 from taskneuron_utils.training import finetune
 
-WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle", "forest",
-         "mirror", "rocket", "garden", "window", "dragon", "pencil", "silver"]
+WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "tiger",
+    "piano",
+    "lemon",
+    "candle",
+    "forest",
+    "mirror",
+    "rocket",
+    "garden",
+    "window",
+    "dragon",
+    "pencil",
+    "silver",
+]
 
 
 def training_data(name: str | None):
@@ -35,9 +51,12 @@ def training_data(name: str | None):
     try:
         suite = load_tasks()
     except FileNotFoundError:
-        records = [{"input": f"{a} {b}", "output": f"{b} {a}"} for a in WORDS for b in WORDS if a != b]
-        task = Task.from_records("synthetic_swap", instruction="Swap the two words.",
-                                 splits={"train": records})
+        records = [
+            {"input": f"{a} {b}", "output": f"{b} {a}"} for a in WORDS for b in WORDS if a != b
+        ]
+        task = Task.from_records(
+            "synthetic_swap", instruction="Swap the two words.", splits={"train": records}
+        )
         return task.name, task.train
     task = suite[name] if name else next(iter(suite.values()))
     return task.name, task.train[:200]  # plenty for a few steps; encoding all is wasted time
@@ -66,8 +85,16 @@ def main() -> None:
         for method in ("neurons", "full"):
             model, tok = tn.load_model()  # fresh weights for every run
             options = {"neurons": neurons} if method == "neurons" else {"method": "full"}
-            history = finetune(model, tok, data, steps=args.steps, batch_size=args.batch_size,
-                               lr=1e-5, progress=False, **options)
+            history = finetune(
+                model,
+                tok,
+                data,
+                steps=args.steps,
+                batch_size=args.batch_size,
+                lr=1e-5,
+                progress=False,
+                **options,
+            )
             # The first step also allocates the optimizer state; it is kept, the median
             # makes it count no more than any other step.
             step_seconds[method].extend(history["seconds"].tolist())

@@ -40,9 +40,17 @@ import taskneuron_utils as tn  # noqa: E402
 from taskneuron_utils.memory import KNOWN_CONFIGS, estimate_memory, measure_peak  # noqa: E402
 from taskneuron_utils.tasks import Task, collate, encode  # noqa: E402
 
-TINY = dict(model_type="llama", hidden_size=64, intermediate_size=172, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=4, vocab_size=512,
-            max_position_embeddings=512, tie_word_embeddings=False)
+TINY = dict(
+    model_type="llama",
+    hidden_size=64,
+    intermediate_size=172,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    vocab_size=512,
+    max_position_embeddings=512,
+    tie_word_embeddings=False,
+)
 INSTRUCTION = "Repeat the last words."
 TEMPLATE_WORDS = ["Input:", "Answer:", "Repeat", "the", "last", "words."]
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
@@ -58,8 +66,13 @@ def word_tokenizer(vocab_size: int):
     words += [f"w{i}" for i in range(vocab_size - len(words))]
     inner = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     inner.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=inner, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=inner,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+    )
 
 
 def synthetic_task(n: int, seq_len: int, answer_len: int, vocab_size: int, seed: int = 0):
@@ -68,15 +81,22 @@ def synthetic_task(n: int, seq_len: int, answer_len: int, vocab_size: int, seed:
     n_words = vocab_size - len(SPECIALS) - len(TEMPLATE_WORDS)
     n_input = seq_len - answer_len - 1 - (len(INSTRUCTION.split()) + 2)
     if n_input < 1:
-        raise ValueError(f"seq_len {seq_len} leaves no room for an input of answer_len {answer_len}")
+        raise ValueError(
+            f"seq_len {seq_len} leaves no room for an input of answer_len {answer_len}"
+        )
     g = torch.Generator().manual_seed(seed)
     records = []
     for _ in range(n):
         ids = torch.randint(0, n_words, (n_input,), generator=g).tolist()
         words = [f"w{i}" for i in ids]
         records.append({"input": " ".join(words), "output": " ".join(words[-answer_len:])})
-    return Task.from_records("synthetic_repeat", instruction=INSTRUCTION, category="generation",
-                             metric="exact_match", splits={"train": records})
+    return Task.from_records(
+        "synthetic_repeat",
+        instruction=INSTRUCTION,
+        category="generation",
+        metric="exact_match",
+        splits={"train": records},
+    )
 
 
 def build_model(config_values: dict, dtype: torch.dtype, device: str):
@@ -96,8 +116,15 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run(tiny: bool, batch_size: int, seq_len: int, answer_len: int, batches: int, repeats: int,
-        finetune_steps: int) -> dict:
+def run(
+    tiny: bool,
+    batch_size: int,
+    seq_len: int,
+    answer_len: int,
+    batches: int,
+    repeats: int,
+    finetune_steps: int,
+) -> dict:
     started = time.perf_counter()
     cuda = torch.cuda.is_available() and not tiny
     device = "cuda" if cuda else "cpu"
@@ -109,17 +136,19 @@ def run(tiny: bool, batch_size: int, seq_len: int, answer_len: int, batches: int
     task = synthetic_task(batch_size * batches, seq_len, answer_len, values["vocab_size"])
     data = task.train
     encoded = encode(tok, data, max_length=seq_len)
-    batch_list = [{k: v.to(device) for k, v in collate(encoded[i:i + batch_size],
-                                                        tok.pad_token_id).items()}
-                  for i in range(0, len(encoded), batch_size)]
+    batch_list = [
+        {k: v.to(device) for k, v in collate(encoded[i : i + batch_size], tok.pad_token_id).items()}
+        for i in range(0, len(encoded), batch_size)
+    ]
     shape = list(batch_list[0]["input_ids"].shape)
     answer_tokens = int((batch_list[0]["labels"][:, 1:] != -100).sum()) // batch_size
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
 
     def attribution():
-        return tn.attribute(model, tok, data, batch_size=batch_size, max_length=seq_len,
-                            progress=False)
+        return tn.attribute(
+            model, tok, data, batch_size=batch_size, max_length=seq_len, progress=False
+        )
 
     def train_step():
         for batch in batch_list:
@@ -133,8 +162,11 @@ def run(tiny: bool, batch_size: int, seq_len: int, answer_len: int, batches: int
                 model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         synchronize(device)
 
-    methods = {"attribution": lambda: (attribution(), synchronize(device)),
-               "train_step": train_step, "forward": forward}
+    methods = {
+        "attribution": lambda: (attribution(), synchronize(device)),
+        "train_step": train_step,
+        "forward": forward,
+    }
     peak = {}
     for name, fn in methods.items():  # warm-up, and each method's peak memory
         _, peak[name] = measure_peak(fn, device)
@@ -155,17 +187,40 @@ def run(tiny: bool, batch_size: int, seq_len: int, answer_len: int, batches: int
     outside = int(next(i for i in range(site.n_neurons) if i not in set(chosen.tolist())))
     before_out, before_in = site.read([outside]).clone(), site.read(chosen[:1]).clone()
     history, peak["finetune_neurons"] = measure_peak(
-        lambda: tn.finetune(model, tok, data, neurons=neurons, steps=finetune_steps,
-                            batch_size=batch_size, lr=1e-3, max_length=seq_len, progress=False),
-        device)
-    estimate = {method: estimate_memory(model, batch_size, shape[1], method,
-                                        answer_len=answer_tokens, padding=False, device=device)
-                for method in ("attribution", "neurons")}
-    measured = {"attribution": weights + peak["attribution"],
-                "neurons": weights + peak["finetune_neurons"]}
+        lambda: tn.finetune(
+            model,
+            tok,
+            data,
+            neurons=neurons,
+            steps=finetune_steps,
+            batch_size=batch_size,
+            lr=1e-3,
+            max_length=seq_len,
+            progress=False,
+        ),
+        device,
+    )
+    estimate = {
+        method: estimate_memory(
+            model,
+            batch_size,
+            shape[1],
+            method,
+            answer_len=answer_tokens,
+            padding=False,
+            device=device,
+        )
+        for method in ("attribution", "neurons")
+    }
+    measured = {
+        "attribution": weights + peak["attribution"],
+        "neurons": weights + peak["finetune_neurons"],
+    }
     tokens = batch_size * shape[1] * len(batch_list)
     return {
-        "device": torch.cuda.get_device_name() if cuda else f"cpu ({platform.processor() or platform.machine()})",
+        "device": torch.cuda.get_device_name()
+        if cuda
+        else f"cpu ({platform.processor() or platform.machine()})",
         "cuda": cuda,
         "torch": torch.__version__,
         "model": "Llama-2-7b shapes, random weights" if cuda else "tiny Llama (random)",
@@ -186,8 +241,10 @@ def run(tiny: bool, batch_size: int, seq_len: int, answer_len: int, batches: int
         "finetune": {
             "steps": finetune_steps,
             "step_seconds_median": round(float(history["seconds"].median()), 4),
-            "loss_first_last": [round(float(history["loss"].iloc[0]), 4),
-                                round(float(history["loss"].iloc[-1]), 4)],
+            "loss_first_last": [
+                round(float(history["loss"].iloc[0]), 4),
+                round(float(history["loss"].iloc[-1]), 4),
+            ],
             "neurons_selected": len(neurons),
             "neurons_total": sum(neurons.sizes.values()),
             "trainable_parameters": int(history.attrs["trainable_parameters"]),
@@ -201,22 +258,31 @@ def run(tiny: bool, batch_size: int, seq_len: int, answer_len: int, batches: int
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true",
-                        help="a tiny config on the CPU (the default when CUDA is not available)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a tiny config on the CPU (the default when CUDA is not available)",
+    )
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--seq-len", type=int)
-    parser.add_argument("--answer-len", type=int, help="scored tokens an example (default 16; tiny 8)")
+    parser.add_argument(
+        "--answer-len", type=int, help="scored tokens an example (default 16; tiny 8)"
+    )
     parser.add_argument("--batches", type=int)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--finetune-steps", type=int, default=3)
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     tiny = args.tiny or not torch.cuda.is_available()
-    result = run(tiny, batch_size=args.batch_size or (2 if tiny else 4),
-                 seq_len=args.seq_len or (48 if tiny else 512),
-                 answer_len=args.answer_len or (8 if tiny else 16),
-                 batches=args.batches or (2 if tiny else 4), repeats=args.repeats,
-                 finetune_steps=args.finetune_steps)
+    result = run(
+        tiny,
+        batch_size=args.batch_size or (2 if tiny else 4),
+        seq_len=args.seq_len or (48 if tiny else 512),
+        answer_len=args.answer_len or (8 if tiny else 16),
+        batches=args.batches or (2 if tiny else 4),
+        repeats=args.repeats,
+        finetune_steps=args.finetune_steps,
+    )
     emit(result, args.out)
     return result
 

@@ -23,9 +23,12 @@ from taskneuron_utils.neurons import NeuronSet, layout_of
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int,
-                        help="torch threads (default: torch's); 1 gives stable ratios on a "
-                             "machine shared with other jobs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: torch's); 1 gives stable ratios on a "
+        "machine shared with other jobs",
+    )
 
 
 def apply_threads(args: argparse.Namespace) -> None:
@@ -108,8 +111,12 @@ def _write_atomically(path: Path, write) -> None:
 def write_csv(frame, path: Path) -> None:
     """Write the DataFrame ``frame`` to ``path`` atomically (a part whose CSV exists counts as
     done); gzip-compressed when ``path`` ends in .gz."""
-    _write_atomically(path, lambda tmp: frame.to_csv(
-        tmp, index=False, compression="gzip" if str(path).endswith(".gz") else None))
+    _write_atomically(
+        path,
+        lambda tmp: frame.to_csv(
+            tmp, index=False, compression="gzip" if str(path).endswith(".gz") else None
+        ),
+    )
 
 
 def write_json(path: Path, value) -> None:

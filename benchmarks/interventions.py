@@ -33,8 +33,9 @@ def main() -> None:
     apply_threads(args)
 
     model, tok = tn.load_model()
-    ids = torch.randint(0, len(tok), (args.batch_size, args.length),
-                        generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0, len(tok), (args.batch_size, args.length), generator=torch.Generator().manual_seed(0)
+    )
     neurons = random_tenth(model)
 
     @torch.no_grad()

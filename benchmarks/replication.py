@@ -57,11 +57,18 @@ import pandas as pd  # noqa: E402
 import taskneuron_utils as tn  # noqa: E402
 from harness import add_threads_option, apply_threads, write_csv  # noqa: E402
 from replication_continual import run_continual, summarize_continual  # noqa: E402
-from replication_generalization import (GEN_PARTS, run_generalization,  # noqa: E402
-                                        summarize_generalization)
+from replication_generalization import (
+    GEN_PARTS,
+    run_generalization,  # noqa: E402
+    summarize_generalization,
+)
 from replication_specificity import SPECIFIC_PARTS, run_specific, summarize_specific  # noqa: E402
-from replication_sweeps import (SWEEP_PARTS, detection_tasks, run_sweep,  # noqa: E402
-                                summarize_sweeps)
+from replication_sweeps import (
+    SWEEP_PARTS,
+    detection_tasks,
+    run_sweep,  # noqa: E402
+    summarize_sweeps,
+)
 from taskneuron_utils import experiments as ex, plots  # noqa: E402
 from taskneuron_utils.neurons import NeuronSet, parse_site_name  # noqa: E402
 
@@ -69,18 +76,34 @@ QUICK = ex.PROFILES["quick"]
 MULTITASK = QUICK.multitask  # the "original" model of Table 1, and the tasks of every part
 DETECTION = QUICK.detection.replace(n_attribution=32)  # on held-out examples: detection_tasks
 DEACTIVATION = QUICK.deactivation.replace(n_eval=48, random_seeds=(0, 1, 2))
-FINETUNING = QUICK.finetuning.replace(steps=12, batch_size=4, examples=200, n_dev=24, n_eval=48,
-                                      lrs=(1e-4, 1e-3))
+FINETUNING = QUICK.finetuning.replace(
+    steps=12, batch_size=4, examples=200, n_dev=24, n_eval=48, lrs=(1e-4, 1e-3)
+)
 FINETUNE_TASKS = ("product_sentiment", "country_continent", "addition", "last_word")  # of MULTITASK
 KINDS_TASKS = ("product_sentiment", "addition")
-PARTS = ("deact_mt_k10", "deact_mt_k02", "deact_base_k10", "deact_mt_kinds", "deact_mt_excl",
-         "finetune", "finetune_seeds", "continual") + GEN_PARTS + SWEEP_PARTS + SPECIFIC_PARTS
+PARTS = (
+    (
+        "deact_mt_k10",
+        "deact_mt_k02",
+        "deact_base_k10",
+        "deact_mt_kinds",
+        "deact_mt_excl",
+        "finetune",
+        "finetune_seeds",
+        "continual",
+    )
+    + GEN_PARTS
+    + SWEEP_PARTS
+    + SPECIFIC_PARTS
+)
 
 
 def only_kinds(neurons: NeuronSet, kinds: tuple[str, ...]) -> NeuronSet:
     """``neurons`` restricted to the sites of the given kinds (e.g. ("gate", "up"))."""
-    kept = {site: idx if parse_site_name(site)[1] in kinds else idx[:0]
-            for site, idx in neurons.indices.items()}
+    kept = {
+        site: idx if parse_site_name(site)[1] in kinds else idx[:0]
+        for site, idx in neurons.indices.items()
+    }
     return NeuronSet(kept, neurons.sizes, meta=neurons.meta)
 
 
@@ -99,26 +122,48 @@ def run_part(part: str, out: Path | None = None):
     if part in ("deact_mt_k10", "deact_mt_k02"):
         model, tok, _ = ex.multitask_finetune(MULTITASK)
         k = 0.10 if part == "deact_mt_k10" else 0.02
-        return ex.deactivation(model, tok, held_out, DEACTIVATION, label=f"multitask k={k:g}",
-                               detection=DETECTION.replace(k=k))
+        return ex.deactivation(
+            model,
+            tok,
+            held_out,
+            DEACTIVATION,
+            label=f"multitask k={k:g}",
+            detection=DETECTION.replace(k=k),
+        )
     if part == "deact_base_k10":
         model, tok = tn.load_model(MULTITASK.model)
-        return ex.deactivation(model, tok, tasks, own_only, label="untuned k=0.1",
-                               detection=DETECTION)
+        return ex.deactivation(
+            model, tok, tasks, own_only, label="untuned k=0.1", detection=DETECTION
+        )
     if part == "deact_mt_kinds":
         model, tok, _ = ex.multitask_finetune(MULTITASK)
         chosen = {name: held_out[name] for name in KINDS_TASKS}
         sets = ex.neuron_sets(ex.detect(model, tok, chosen, DETECTION), DETECTION)
-        return pd.concat([
-            ex.deactivation(model, tok, chosen, own_only, label=f"multitask k=0.1 {label}",
-                            sets={n: only_kinds(s, kinds) for n, s in sets.items()})
-            for label, kinds in (("gate+up", ("gate", "up")), ("down", ("down",)))])
+        return pd.concat(
+            [
+                ex.deactivation(
+                    model,
+                    tok,
+                    chosen,
+                    own_only,
+                    label=f"multitask k=0.1 {label}",
+                    sets={n: only_kinds(s, kinds) for n, s in sets.items()},
+                )
+                for label, kinds in (("gate+up", ("gate", "up")), ("down", ("down",)))
+            ]
+        )
     if part == "deact_mt_excl":
         model, tok, _ = ex.multitask_finetune(MULTITASK)
         detection = DETECTION.replace(k=0.02)
         sets = ex.neuron_sets(ex.detect(model, tok, held_out, detection), detection)
-        return ex.deactivation(model, tok, tasks, DEACTIVATION, label="multitask k=0.02 exclusive",
-                               sets=ex.exclusive_sets(sets))
+        return ex.deactivation(
+            model,
+            tok,
+            tasks,
+            DEACTIVATION,
+            label="multitask k=0.02 exclusive",
+            sets=ex.exclusive_sets(sets),
+        )
     if part in ("finetune", "finetune_seeds"):
         _, tok = tn.load_model(MULTITASK.model)
         chosen = {name: tasks[name] for name in FINETUNE_TASKS}
@@ -129,12 +174,18 @@ def run_part(part: str, out: Path | None = None):
         if part == "finetune":
             return ex.neuron_finetuning(fresh_model, tok, chosen, FINETUNING, detection=DETECTION)
         # Another seed: the detection sample, random set, training order, dev and test samples.
-        return pd.concat([
-            ex.neuron_finetuning(
-                fresh_model, tok, chosen,
-                FINETUNING.replace(seed=seed, methods=("none", "neurons", "random")),
-                detection=DETECTION.replace(seed=seed)).assign(seed=seed)
-            for seed in (1, 2)])
+        return pd.concat(
+            [
+                ex.neuron_finetuning(
+                    fresh_model,
+                    tok,
+                    chosen,
+                    FINETUNING.replace(seed=seed, methods=("none", "neurons", "random")),
+                    detection=DETECTION.replace(seed=seed),
+                ).assign(seed=seed)
+                for seed in (1, 2)
+            ]
+        )
     raise ValueError(f"unknown part {part!r}; choose from {PARTS}")
 
 
@@ -158,21 +209,26 @@ def main() -> None:
         times[part] = round(time.perf_counter() - started, 1)
         write_csv(frame, path)
         times_path.write_text(json.dumps(times, indent=2) + "\n")
-    deact = {p: pd.read_csv(out / f"{p}.csv") for p in PARTS if p.startswith("deact")
-             and (out / f"{p}.csv").exists()}
+    deact = {
+        p: pd.read_csv(out / f"{p}.csv")
+        for p in PARTS
+        if p.startswith("deact") and (out / f"{p}.csv").exists()
+    }
     if deact:
         print(ex.table1(pd.concat(deact.values())).round(2).to_string(index=False))
     for part in ("deact_mt_k10", "deact_mt_k02", "deact_mt_excl"):
         if part in deact:
             plots.plot_deactivation_heatmap(deact[part], value="nll").figure.savefig(
-                out / f"{part}_nll.png", dpi=110, bbox_inches="tight")
+                out / f"{part}_nll.png", dpi=110, bbox_inches="tight"
+            )
     if (out / "finetune.csv").exists():
         tuned = pd.read_csv(out / "finetune.csv").assign(seed=FINETUNING.seed)
         if (out / "finetune_seeds.csv").exists():
             tuned = pd.concat([tuned, pd.read_csv(out / "finetune_seeds.csv")])
         print(ex.table2(tuned).round(3).to_string(index=False))
         plots.plot_finetuning(tuned, value="nll").figure.savefig(
-            out / "finetune_nll.png", dpi=110, bbox_inches="tight")
+            out / "finetune_nll.png", dpi=110, bbox_inches="tight"
+        )
     summarize_continual(out)
     summarize_generalization(out)
     summarize_sweeps(out)

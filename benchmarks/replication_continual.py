@@ -35,15 +35,36 @@ from harness import write_csv, write_json
 from taskneuron_utils import experiments as ex, plots
 
 CONFIG = ex.PROFILES["quick"].continual.replace(
-    examples=64, steps=8, batch_size=4, n_eval=48, n_dev=24, n_attribution=16, wncft_samples=64,
-    lora_r=4, ewc_samples=16, replay_per_task=8, max_length=128, eval_upcoming=False,
-    progress=True)
+    examples=64,
+    steps=8,
+    batch_size=4,
+    n_eval=48,
+    n_dev=24,
+    n_attribution=16,
+    wncft_samples=64,
+    lora_r=4,
+    ewc_samples=16,
+    replay_per_task=8,
+    max_length=128,
+    eval_upcoming=False,
+    progress=True,
+)
 ORDERS = (1, 2, 3, 4)
 LRS = (1e-4, 1e-3)
 # Methods that train exactly as another one does use that one's lr (see the docstring).
 SHARED_LR = {"ewc": "seqft", "replay": "seqft", "random_neurons": "ncft", "wncft": "ncft"}
-SUMMARY_COLUMNS = ["method", "order_number", "tasks", "CL", "FG", "BWT", "forgetting",
-                   "trainable_parameters", "optimizer_state_bytes", "train_seconds"]
+SUMMARY_COLUMNS = [
+    "method",
+    "order_number",
+    "tasks",
+    "CL",
+    "FG",
+    "BWT",
+    "forgetting",
+    "trainable_parameters",
+    "optimizer_state_bytes",
+    "train_seconds",
+]
 
 
 def start_sets(model, tok, suite: dict, folder: Path) -> dict:
@@ -54,9 +75,14 @@ def start_sets(model, tok, suite: dict, folder: Path) -> dict:
     for name, task in suite.items():
         path = folder / "start_sets" / f"{name}.pt"
         if not path.exists():
-            rel = tn.attribute(model, tok, task.train[: CONFIG.n_attribution],
-                               batch_size=CONFIG.batch_size, max_length=CONFIG.max_length,
-                               progress=False)
+            rel = tn.attribute(
+                model,
+                tok,
+                task.train[: CONFIG.n_attribution],
+                batch_size=CONFIG.batch_size,
+                max_length=CONFIG.max_length,
+                progress=False,
+            )
             rel.top_k(CONFIG.k).save(path)
         sets[name] = tn.NeuronSet.load(path)
     return sets
@@ -86,15 +112,24 @@ def run_continual(out: Path) -> pd.DataFrame:
             path = folder / f"{method}_order{number}.csv"
             if path.exists():
                 continue
-            run = ex.continual(model, tok, sequence, method, config,
-                               checkpoint=folder / "checkpoints" / f"{method}_order{number}")
+            run = ex.continual(
+                model,
+                tok,
+                sequence,
+                method,
+                config,
+                checkpoint=folder / "checkpoints" / f"{method}_order{number}",
+            )
             forgetting = [ex.forgetting_overlap(run, sets).assign(sets="start")]
             if run.sets:
                 forgetting.append(ex.forgetting_overlap(run).assign(sets="own"))
-            write_csv(pd.concat(forgetting).assign(order_number=number),
-                      folder / f"forgetting_{method}_order{number}.csv")
-            frame = run.to_frame().assign(**{k: v for k, v in run.summary().items()
-                                             if k != "method"})
+            write_csv(
+                pd.concat(forgetting).assign(order_number=number),
+                folder / f"forgetting_{method}_order{number}.csv",
+            )
+            frame = run.to_frame().assign(
+                **{k: v for k, v in run.summary().items() if k != "method"}
+            )
             write_csv(frame.assign(order_number=number), path)
     return continual_summary(folder)
 
@@ -105,13 +140,18 @@ def run_references(model, tok, suite: dict, config, folder: Path) -> None:
     first in ``QUICK_SEQUENCE_8``, so their seeds agree) and the 4 mixed."""
     eight, four = folder / "references_8.csv", folder / "references_4.csv"
     if not eight.exists():
-        write_csv(ex.continual_references(model, tok, [suite[n] for n in ex.QUICK_SEQUENCE_8],
-                                          config).assign(tasks=8), eight)
+        write_csv(
+            ex.continual_references(
+                model, tok, [suite[n] for n in ex.QUICK_SEQUENCE_8], config
+            ).assign(tasks=8),
+            eight,
+        )
     if not four.exists():
         alone = pd.read_csv(eight).query("reference == 'per_task'")
         alone = alone[alone.task.isin(ex.QUICK_SEQUENCE_4)].assign(tasks=4)
-        mixed = ex.continual_references(model, tok, [suite[n] for n in ex.QUICK_SEQUENCE_4],
-                                        config, which=("multitask",)).assign(tasks=4)
+        mixed = ex.continual_references(
+            model, tok, [suite[n] for n in ex.QUICK_SEQUENCE_4], config, which=("multitask",)
+        ).assign(tasks=4)
         write_csv(pd.concat([alone, mixed], ignore_index=True), four)
 
 
@@ -146,18 +186,29 @@ def table5(folder: Path) -> pd.DataFrame:
     for method, part in summary.groupby("method", sort=False):
         four, eight = part[part.tasks == 4], part[part.tasks == 8]
         paper = ex.PAPER_TABLE5.get(method, (float("nan"), float("nan")))
-        rows.append({"method": method, "CL_4": four.CL.mean(), "CL_4_std": four.CL.std(),
-                     "orders_4": len(four), "CL_8": eight.CL.mean(), "paper_CL_4": paper[0],
-                     "paper_CL_8": paper[1], "FG_4": four.FG.mean(),
-                     "forgetting_4": four.forgetting.mean()})
+        rows.append(
+            {
+                "method": method,
+                "CL_4": four.CL.mean(),
+                "CL_4_std": four.CL.std(),
+                "orders_4": len(four),
+                "CL_8": eight.CL.mean(),
+                "paper_CL_4": paper[0],
+                "paper_CL_8": paper[1],
+                "FG_4": four.FG.mean(),
+                "forgetting_4": four.forgetting.mean(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # The paper's ordering of CL (Table 5, both sequences) as adjacent pairs, each method below the
 # per-task reference, and NCFT against its random-neuron control (ours).
-PAPER_PAIRS = [("olora", "wncft"), ("wncft", "ncft"), ("ncft", "seqlora"), ("seqlora", "seqft")] \
-    + [("per_task", m) for m in ("olora", "wncft", "ncft", "seqlora", "seqft")] \
+PAPER_PAIRS = (
+    [("olora", "wncft"), ("wncft", "ncft"), ("ncft", "seqlora"), ("seqlora", "seqft")]
+    + [("per_task", m) for m in ("olora", "wncft", "ncft", "seqlora", "seqft")]
     + [("ncft", "random_neurons")]
+)
 
 
 def orderings(folder: Path) -> pd.DataFrame:
@@ -166,8 +217,9 @@ def orderings(folder: Path) -> pd.DataFrame:
     mean, min and max, and whether a > b in every order; the 8-task difference beside it."""
     summary = continual_summary(folder)
     orders = summary[["order_number", "tasks"]].drop_duplicates()
-    summary = pd.concat([summary, reference_cl(folder).merge(orders, on="tasks")],
-                        ignore_index=True)  # each reference's CL repeated in every order
+    summary = pd.concat(
+        [summary, reference_cl(folder).merge(orders, on="tasks")], ignore_index=True
+    )  # each reference's CL repeated in every order
     cl = summary.pivot_table(index="order_number", columns="method", values="CL")
     tasks = summary.groupby("order_number").tasks.first()
     rows = []
@@ -176,10 +228,18 @@ def orderings(folder: Path) -> pd.DataFrame:
             continue
         diff = (cl[a] - cl[b]).dropna()
         four, eight = diff[tasks[diff.index] == 4], diff[tasks[diff.index] == 8]
-        rows.append({"a": a, "b": b, "orders_4": len(four), "diff_4": four.mean(),
-                     "min_4": four.min(), "max_4": four.max(),
-                     "a_above_b_every_order": bool(len(four) and (four > 0).all()),
-                     "diff_8": eight.mean() if len(eight) else float("nan")})
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "orders_4": len(four),
+                "diff_4": four.mean(),
+                "min_4": four.min(),
+                "max_4": four.max(),
+                "a_above_b_every_order": bool(len(four) and (four > 0).all()),
+                "diff_8": eight.mean() if len(eight) else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -212,7 +272,8 @@ def summarize_continual(out: Path) -> None:
     if not four.empty:
         reference = table.set_index("method").CL_4.get("per_task")
         plots.plot_cl_summary(four, reference=reference).figure.savefig(
-            out / "continual_cl.png", dpi=110, bbox_inches="tight")
+            out / "continual_cl.png", dpi=110, bbox_inches="tight"
+        )
     for number in sorted(summary.order_number.unique()):
         matrices(folder, out, int(number))
 
@@ -220,19 +281,24 @@ def summarize_continual(out: Path) -> None:
 def matrices(folder: Path, out: Path, number: int) -> None:
     """``continual_matrices_order<i>.png`` (every method's accuracy matrix) and
     ``continual_trajectories_order<i>.png`` (each task's score along the sequence, per method)."""
-    runs = {method: pd.read_csv(folder / f"{method}_order{number}.csv")
-            for method in ex.CL_METHODS if (folder / f"{method}_order{number}.csv").exists()}
+    runs = {
+        method: pd.read_csv(folder / f"{method}_order{number}.csv")
+        for method in ex.CL_METHODS
+        if (folder / f"{method}_order{number}.csv").exists()
+    }
     size = 4.2 if number < 4 else 6.5
-    for name, draw in (("matrices", plots.plot_cl_matrix), ("trajectories",
-                                                            plots.plot_cl_trajectories)):
-        fig, axes = plt.subplots(2, 4, figsize=(4 * size, 2 * size * 0.8), squeeze=False,
-                                 layout="constrained")
+    for name, draw in (
+        ("matrices", plots.plot_cl_matrix),
+        ("trajectories", plots.plot_cl_trajectories),
+    ):
+        fig, axes = plt.subplots(
+            2, 4, figsize=(4 * size, 2 * size * 0.8), squeeze=False, layout="constrained"
+        )
         for ax, (method, frame) in zip(axes.flat, runs.items()):
             order = list(dict.fromkeys(frame.trained))
-            scores = frame.pivot(index="trained", columns="task", values="score") \
-                .loc[order, order]
+            scores = frame.pivot(index="trained", columns="task", values="score").loc[order, order]
             draw(scores, ax=ax, title=f"{method}, order {number}")
-        for ax in list(axes.flat)[len(runs):]:
+        for ax in list(axes.flat)[len(runs) :]:
             ax.set_visible(False)
         fig.savefig(out / f"continual_{name}_order{number}.png", dpi=70)
         plt.close(fig)

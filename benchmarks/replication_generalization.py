@@ -25,14 +25,29 @@ import taskneuron_utils as tn
 from harness import write_csv
 from taskneuron_utils import experiments as ex, plots
 
-GEN_PARTS = ("gen_sweep_cls", "gen_sweep_gen", "gen_pairwise", "gen_similarity",
-             "gen_pairwise_specific")
+GEN_PARTS = (
+    "gen_sweep_cls",
+    "gen_sweep_gen",
+    "gen_pairwise",
+    "gen_similarity",
+    "gen_pairwise_specific",
+)
 SELECTIONS = ("contrastive", "entropy")
 SWEEP_PART = {"classification": "gen_sweep_cls", "generation": "gen_sweep_gen"}
 CONFIG = ex.PROFILES["quick"].generalization.replace(
-    proportions=(0.1, 0.3, 0.5, 0.7, 1.0), random_seeds=(0, 1, 2), n_attribution=32,
-    examples=200, steps=12, batch_size=4, lrs=(1e-4, 1e-3), full_lrs=(1e-5, 1e-4), n_dev=24,
-    n_eval=32, pairwise_p=0.1, progress=True)
+    proportions=(0.1, 0.3, 0.5, 0.7, 1.0),
+    random_seeds=(0, 1, 2),
+    n_attribution=32,
+    examples=200,
+    steps=12,
+    batch_size=4,
+    lrs=(1e-4, 1e-3),
+    full_lrs=(1e-5, 1e-4),
+    n_dev=24,
+    n_eval=32,
+    pairwise_p=0.1,
+    progress=True,
+)
 
 
 def _neuron_lr(out: Path, group: str) -> float | None:
@@ -55,8 +70,11 @@ def run_generalization(part: str, out: Path) -> pd.DataFrame:
         if part == "gen_pairwise":
             frames.append(ex.pairwise_transfer(model, tok, tasks, CONFIG, sources=train, lr=lr))
         elif part == "gen_pairwise_specific":
-            frames.append(ex.pairwise_transfer(model, tok, tasks, CONFIG, sources=train, lr=lr,
-                                               selections=SELECTIONS))
+            frames.append(
+                ex.pairwise_transfer(
+                    model, tok, tasks, CONFIG, sources=train, lr=lr, selections=SELECTIONS
+                )
+            )
         elif part == "gen_similarity":
             frames.append(ex.similarity_vs_gain(model, tok, tasks, CONFIG, sources=train, lr=lr))
         else:
@@ -75,22 +93,30 @@ def summarize_generalization(out: Path) -> None:
             print(corr.round(3).to_string(index=False))
         for group, part in sweep.groupby("group"):
             plots.plot_overlap_gain(part, y="nll_gain").figure.savefig(
-                out / f"gen_overlap_nll_gain_{group}.png", dpi=110, bbox_inches="tight")
+                out / f"gen_overlap_nll_gain_{group}.png", dpi=110, bbox_inches="tight"
+            )
             plots.plot_gain_vs_p(part, value="nll_gain").figure.savefig(
-                out / f"gen_gain_vs_p_{group}.png", dpi=110, bbox_inches="tight")
+                out / f"gen_gain_vs_p_{group}.png", dpi=110, bbox_inches="tight"
+            )
     if (out / "gen_pairwise.csv").exists():
         pair = pd.read_csv(out / "gen_pairwise.csv")
-        corr = pd.concat([ex.correlations(pair, "overlap", y).assign(subset="all")
-                          for y in ("gain", "nll_gain")]
-                         + [ex.correlations(pair, "overlap", y, by="same_family")
-                            for y in ("gain", "nll_gain")], ignore_index=True)
+        corr = pd.concat(
+            [ex.correlations(pair, "overlap", y).assign(subset="all") for y in ("gain", "nll_gain")]
+            + [ex.correlations(pair, "overlap", y, by="same_family") for y in ("gain", "nll_gain")],
+            ignore_index=True,
+        )
         write_csv(corr, out / "gen_pairwise_correlations.csv")
         print(corr.round(3).to_string(index=False))
     if (out / "gen_pairwise_specific.csv").exists():
         pair = pd.read_csv(out / "gen_pairwise_specific.csv")
-        corr = pd.concat([ex.correlations(pair, x, y).assign(subset="all")
-                          for x in ["overlap"] + [f"overlap_{m}" for m in SELECTIONS]
-                          for y in ("gain", "nll_gain")], ignore_index=True)
+        corr = pd.concat(
+            [
+                ex.correlations(pair, x, y).assign(subset="all")
+                for x in ["overlap"] + [f"overlap_{m}" for m in SELECTIONS]
+                for y in ("gain", "nll_gain")
+            ],
+            ignore_index=True,
+        )
         write_csv(corr, out / "gen_pairwise_specific_correlations.csv")
         print(corr.round(3).to_string(index=False))
     if (out / "gen_similarity.csv").exists():
@@ -99,6 +125,8 @@ def summarize_generalization(out: Path) -> None:
             layers = ex.layer_correlations(sim, y=y)
             write_csv(layers, out / f"gen_layer_correlations_{y}.csv")
             plots.plot_layer_correlation(layers).figure.savefig(
-                out / f"gen_layer_correlation_{y}.png", dpi=110, bbox_inches="tight")
+                out / f"gen_layer_correlation_{y}.png", dpi=110, bbox_inches="tight"
+            )
         plots.plot_similarity_heatmap(sim).figure.savefig(
-            out / "gen_similarity_update.png", dpi=110, bbox_inches="tight")
+            out / "gen_similarity_update.png", dpi=110, bbox_inches="tight"
+        )

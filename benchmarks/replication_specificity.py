@@ -61,8 +61,9 @@ def relevances(model, tok, tasks: dict, definition: str, out: Path) -> dict:
     """{task: Relevance} of one definition on held-out training examples, cached on disk."""
     folder = out / "specific_relevance" / definition
     folder.mkdir(parents=True, exist_ok=True)
-    missing = {name: task for name, task in tasks.items()
-               if not (folder / f"{name}.safetensors").exists()}
+    missing = {
+        name: task for name, task in tasks.items() if not (folder / f"{name}.safetensors").exists()
+    }
     if missing:
         detection = DETECTION.replace(kinds=DEFINITIONS[definition])
         for name, rel in ex.detect(model, tok, ex.held_out(missing, MULTITASK), detection).items():
@@ -87,9 +88,17 @@ def run_specific(part: str, out: Path, model=None, tok=None) -> pd.DataFrame:
     frames = [ex.specificity(model, tok, tasks, families, CONFIG, label=label, per_example=True)]
     core = tn.shared_core(rel, k)
     if k in CORE_KS and len(core):  # an empty core has nothing to switch off
-        frames.append(ex.deactivation(model, tok, tasks, CONFIG.replace(others=False),
-                                      label=label, sets={name: core for name in tasks},
-                                      per_example=True).assign(family="shared core"))
+        frames.append(
+            ex.deactivation(
+                model,
+                tok,
+                tasks,
+                CONFIG.replace(others=False),
+                label=label,
+                sets={name: core for name in tasks},
+                per_example=True,
+            ).assign(family="shared core")
+        )
     examples = pd.concat(frames, ignore_index=True).assign(definition=definition, k=k)
     write_csv(examples, out / f"{part}_examples.csv.gz")
     return ex.aggregate_examples(examples)
@@ -103,36 +112,67 @@ def summarize_specific(out: Path) -> None:
         return
     rows = pd.concat([pd.read_csv(out / f"{p}.csv") for p in parts], ignore_index=True)
     families = rows[rows.family != "shared core"]
-    scores = pd.concat([ex.specificity_scores(part).assign(definition=d, k=k)
-                        for (d, k), part in families.groupby(["definition", "k"], sort=False)])
+    scores = pd.concat(
+        [
+            ex.specificity_scores(part).assign(definition=d, k=k)
+            for (d, k), part in families.groupby(["definition", "k"], sort=False)
+        ]
+    )
     write_csv(scores, out / "specific_scores.csv")
     mean = scores[scores.task == "mean"]
-    print(mean[["definition", "k", "family", "value", "dominance", "dominance_low",
-                "dominance_high", "selectivity"]].round(2).to_string(index=False))
+    print(
+        mean[
+            [
+                "definition",
+                "k",
+                "family",
+                "value",
+                "dominance",
+                "dominance_low",
+                "dominance_high",
+                "selectivity",
+            ]
+        ]
+        .round(2)
+        .to_string(index=False)
+    )
     intervals = []
     for p in parts:
         examples = pd.read_csv(out / f"{p}_examples.csv.gz")
         examples = examples[examples.family != "shared core"]
         for family, part in examples.groupby("family", sort=False):
-            intervals.append(ex.table1_intervals(part.drop(columns="family"))
-                             .assign(family=family, definition=part.definition.iloc[0]))
+            intervals.append(
+                ex.table1_intervals(part.drop(columns="family")).assign(
+                    family=family, definition=part.definition.iloc[0]
+                )
+            )
     table = pd.concat(intervals, ignore_index=True)
     write_csv(table, out / "specific_table1.csv")
     shown = table[(table.task == "all") & (table.category == "all")]
-    print(shown.filter(regex="^(definition|k|family|measure|own_vs_.*|beyond_.*)$")
-          .round(3).to_string(index=False))
+    print(
+        shown.filter(regex="^(definition|k|family|measure|own_vs_.*|beyond_.*)$")
+        .round(3)
+        .to_string(index=False)
+    )
     core = ex.deactivation_summary(rows[rows.family == "shared core"])
     core = core.merge(rows[["model", "definition", "k"]].drop_duplicates(), on="model")
     write_csv(core, out / "specific_core.csv")
-    print(core[["definition", "k", "task", "group", "n_neurons", "score", "nll", "d_nll",
-                "nll_std"]].round(3).to_string(index=False))
+    print(
+        core[["definition", "k", "task", "group", "n_neurons", "score", "nll", "d_nll", "nll_std"]]
+        .round(3)
+        .to_string(index=False)
+    )
     matrices = []
     for (d, k, family), part in families.groupby(["definition", "k", "family"], sort=False):
         for value in ("nll", "score"):
             matrix = ex.deactivation_matrix(part, value)
-            matrices.append(matrix.rename_axis(index="set", columns="task").stack()
-                            .rename("effect").reset_index()
-                            .assign(definition=d, k=k, family=family, value=value))
+            matrices.append(
+                matrix.rename_axis(index="set", columns="task")
+                .stack()
+                .rename("effect")
+                .reset_index()
+                .assign(definition=d, k=k, family=family, value=value)
+            )
     matrices = pd.concat(matrices, ignore_index=True)
     write_csv(matrices, out / "specific_matrices.csv")
     for k in sorted(matrices.k.unique()):
@@ -142,10 +182,11 @@ def summarize_specific(out: Path) -> None:
         for ax, ((definition, family), part) in zip(axes.flat, panels):
             matrix = part.pivot(index="set", columns="task", values="effect")
             order = list(dict.fromkeys(part.task))
-            plots.plot_specificity(matrix.loc[order, order], ax=ax,
-                                   title=f"{definition}, {family}, k = {100 * k:g}%")
+            plots.plot_specificity(
+                matrix.loc[order, order], ax=ax, title=f"{definition}, {family}, k = {100 * k:g}%"
+            )
             ax.tick_params(axis="x", rotation=90)
-        for ax in list(axes.flat)[len(panels):]:
+        for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
         fig.savefig(out / f"specific_matrices_k{round(100 * k):02d}.png", dpi=80)
         plt.close(fig)

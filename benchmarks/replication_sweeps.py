@@ -66,15 +66,22 @@ from taskneuron_utils import experiments as ex, plots
 QUICK = ex.PROFILES["quick"]
 MULTITASK = QUICK.multitask
 DETECTION = QUICK.detection.replace(n_attribution=32)
-SWEEP_PARTS = ("table1_seeds_linear", "table1_seeds_act", "k_sweep_linear", "k_sweep_act",
-               "budget")
+SWEEP_PARTS = ("table1_seeds_linear", "table1_seeds_act", "k_sweep_linear", "k_sweep_act", "budget")
 KINDS = {"linear": None, "act": ("act",)}
 TABLE1 = QUICK.deactivation.replace(n_eval=150, random_seeds=tuple(range(10)), others=False)
 K_SWEEP = QUICK.deactivation.replace(n_eval=32, random_seeds=(0, 1, 2))
 K_SWEEP_TASKS = ("product_sentiment", "news_topic", "last_word")
 KS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
-BUDGET = ex.BudgetConfig(examples=200, batch_size=4, lr=1e-3, full_lr=1e-4, seeds=(0, 1),
-                         n_dev=16, n_eval=24, dev_every=8)
+BUDGET = ex.BudgetConfig(
+    examples=200,
+    batch_size=4,
+    lr=1e-3,
+    full_lr=1e-4,
+    seeds=(0, 1),
+    n_dev=16,
+    n_eval=24,
+    dev_every=8,
+)
 BUDGETS = (2, 4, 8, 16, 32)
 BUDGET_TASKS = MULTITASK.tasks
 
@@ -93,12 +100,26 @@ def run_sweep(part: str, out: Path) -> pd.DataFrame:
         detection = DETECTION.replace(kinds=KINDS[kinds])
         if part.startswith("table1_seeds_"):
             # held_out keeps the test splits, so the same tasks are detected on and scored.
-            return ex.deactivation(model, tok, detection_tasks(tasks), TABLE1,
-                                   label=f"multitask k=0.1 {kinds}", detection=detection,
-                                   per_example=True)
+            return ex.deactivation(
+                model,
+                tok,
+                detection_tasks(tasks),
+                TABLE1,
+                label=f"multitask k=0.1 {kinds}",
+                detection=detection,
+                per_example=True,
+            )
         chosen = detection_tasks({name: tasks[name] for name in K_SWEEP_TASKS})
-        return ex.k_sweep(model, tok, chosen, KS, K_SWEEP, detection=detection,
-                          kinds=KINDS[kinds], label=f"multitask {kinds}")
+        return ex.k_sweep(
+            model,
+            tok,
+            chosen,
+            KS,
+            K_SWEEP,
+            detection=detection,
+            kinds=KINDS[kinds],
+            label=f"multitask {kinds}",
+        )
     if part == "budget":
         _, tok = tn.load_model(MULTITASK.model)
 
@@ -112,8 +133,18 @@ def run_sweep(part: str, out: Path) -> pd.DataFrame:
 
 def summarize_sweeps(out: Path) -> None:
     """Write the interval tables, print them and draw the figures of whatever CSVs exist."""
-    columns = ["category", "task", "measure", "own_effect", "own_effect_low", "own_effect_high",
-               "random_effect", "random_effect_low", "random_effect_high", "beyond_random"]
+    columns = [
+        "category",
+        "task",
+        "measure",
+        "own_effect",
+        "own_effect_low",
+        "own_effect_high",
+        "random_effect",
+        "random_effect_low",
+        "random_effect_high",
+        "beyond_random",
+    ]
     for part in SWEEP_PARTS[:4]:
         path = out / f"{part}.csv"
         if not path.exists():
@@ -125,7 +156,8 @@ def summarize_sweeps(out: Path) -> None:
         print(shown[[c for c in ("k", *columns) if c in shown]].round(3).to_string(index=False))
         if part.startswith("k_sweep_"):
             plots.plot_k_sweep(intervals, value="nll").figure.savefig(
-                out / f"{part}_nll.png", dpi=110, bbox_inches="tight")
+                out / f"{part}_nll.png", dpi=110, bbox_inches="tight"
+            )
     if (out / "budget.csv").exists():
         budget = pd.read_csv(out / "budget.csv")
         print(ex.budget_table(budget).round(3).to_string(index=False))
@@ -134,4 +166,5 @@ def summarize_sweeps(out: Path) -> None:
         print(contrasts[contrasts.category == "all"].round(3).to_string(index=False))
         for value, name in (("nll", "budget_nll"), ("dev_auc_mean", "budget_dev_auc")):
             plots.plot_budget(budget, value=value).figure.savefig(
-                out / f"{name}.png", dpi=110, bbox_inches="tight")
+                out / f"{name}.png", dpi=110, bbox_inches="tight"
+            )

@@ -74,10 +74,17 @@ def load(tiny: bool):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     config = transformers.LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id)
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(config).eval(), tok
 
@@ -113,14 +120,18 @@ def worker(rank: int, world: int, threads: int, port: int, options: dict, comman
             dist.init_process_group("gloo", rank=rank, world_size=world)
         model, tok = load(options["tiny"])
         data = load_data(options["task"], options["examples"])
-        results.put(("ready", rank, {"seconds": time.perf_counter() - started,
-                                     "threads": torch.get_num_threads()}))
+        results.put(
+            (
+                "ready",
+                rank,
+                {"seconds": time.perf_counter() - started, "threads": torch.get_num_threads()},
+            )
+        )
         while (command := commands.get()) != "stop":
             if world > 1:
                 dist.barrier()
             start = time.perf_counter()
-            rel = tn.attribute(model, tok, data, batch_size=options["batch_size"],
-                               progress=False)
+            rel = tn.attribute(model, tok, data, batch_size=options["batch_size"], progress=False)
             if world > 1:
                 dist.barrier()
             seconds = time.perf_counter() - start
@@ -146,10 +157,14 @@ class Group:
         self.commands = [context.Queue() for _ in range(world)]
         port = free_port()
         self.processes = [
-            context.Process(target=worker, name=f"{name}-{rank}", daemon=True,
-                            args=(rank, world, threads, port, options, self.commands[rank],
-                                  self.results))
-            for rank in range(world)]
+            context.Process(
+                target=worker,
+                name=f"{name}-{rank}",
+                daemon=True,
+                args=(rank, world, threads, port, options, self.commands[rank], self.results),
+            )
+            for rank in range(world)
+        ]
         self.started = time.perf_counter()
         for process in self.processes:
             process.start()
@@ -163,8 +178,9 @@ class Group:
             except queue.Empty:
                 dead = [p for p in self.processes if p.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"{self.name}: worker {dead[0].name} exited with "
-                                       f"{dead[0].exitcode}") from None
+                    raise RuntimeError(
+                        f"{self.name}: worker {dead[0].name} exited with {dead[0].exitcode}"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{self.name}: no {tag!r} from every rank") from None
                 continue
@@ -228,13 +244,18 @@ def attribution_scaling(options: dict, repeats: int, progress) -> dict:
         "attribution_2proc_over_1proc": round(median["2proc"] / median["1proc"], 4),
         "seconds_median": {name: round(v, 4) for name, v in median.items()},
         "seconds": {name: [round(v, 4) for v in values] for name, values in times.items()},
-        "threads": {"1proc": [r["threads"] for r in ready_single],
-                    "2proc": [r["threads"] for r in ready_pair]},
+        "threads": {
+            "1proc": [r["threads"] for r in ready_single],
+            "2proc": [r["threads"] for r in ready_pair],
+        },
         # From Process.start() to every rank ready (imports, model, gloo group); the processes
         # start together, so the two overlap: each is the wall time until that group was ready.
-        "startup_seconds": {"1proc": round(startup_single, 2), "2proc": round(startup_pair, 2),
-                            "1proc_in_process": round(ready_single[0]["seconds"], 2),
-                            "2proc_in_process": [round(r["seconds"], 2) for r in ready_pair]},
+        "startup_seconds": {
+            "1proc": round(startup_single, 2),
+            "2proc": round(startup_pair, 2),
+            "1proc_in_process": round(ready_single[0]["seconds"], 2),
+            "2proc_in_process": [round(r["seconds"], 2) for r in ready_pair],
+        },
         "examples": last["1proc"]["n_examples"],
         "relevance_max_rel_diff": worst,
     }
@@ -250,8 +271,7 @@ def finetune_scaling(model, tok, data, options: dict, repeats: int, progress) ->
     ns = rel.top_k(0.1)
     total_rows = sum(rel.sizes.values())
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    kwargs = dict(batch_size=options["batch_size"], steps=options["steps"], seed=0,
-                  progress=False)
+    kwargs = dict(batch_size=options["batch_size"], steps=options["steps"], seed=0, progress=False)
     per_step = {"neurons": [], "full": []}
     attrs = {}
     bar = progress(total=2 * repeats, desc="finetune neurons vs full")
@@ -276,10 +296,13 @@ def finetune_scaling(model, tok, data, options: dict, repeats: int, progress) ->
         "selected_parameter_fraction": round(trainable["neurons"] / trainable["full"], 6),
         "step_seconds_mean_median": {m: round(v, 4) for m, v in median.items()},
         "step_seconds_mean": {m: [round(v, 4) for v in values] for m, values in per_step.items()},
-        "steps": options["steps"], "steps_timed": options["steps"] - 1,
+        "steps": options["steps"],
+        "steps_timed": options["steps"] - 1,
         "examples_per_step": attrs["full"]["examples_per_step"],
-        "neurons_selected": len(ns), "ffn_rows": total_rows,
-        "optimizer_state_numel": state, "trainable_parameters": trainable,
+        "neurons_selected": len(ns),
+        "ffn_rows": total_rows,
+        "optimizer_state_numel": state,
+        "trainable_parameters": trainable,
         "threads": torch.get_num_threads(),
     }
 
@@ -318,14 +341,20 @@ def machine() -> dict:
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true",
-                        help="tiny random Llama and a few examples (the test's setting)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="tiny random Llama and a few examples (the test's setting)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--task", default="product_sentiment")
     parser.add_argument("--examples", type=int, help="default 32 (--tiny: 8)")
     parser.add_argument("--batch-size", type=int, help="default 8 (--tiny: 2)")
-    parser.add_argument("--steps", type=int, help="fine-tuning steps a run, the first untimed; "
-                                                   "default 5 (--tiny: 3)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="fine-tuning steps a run, the first untimed; default 5 (--tiny: 3)",
+    )
     parser.add_argument("--skip-attribution", action="store_true")
     parser.add_argument("--skip-finetune", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
@@ -355,32 +384,49 @@ def main(argv=None) -> dict:
         def progress(**kwargs):
             return tqdm(disable=args.no_progress, file=sys.stderr, **kwargs)
 
-        options = {"tiny": args.tiny, "task": args.task, "examples": args.examples,
-                   "batch_size": args.batch_size, "steps": args.steps}
-        result = {"machine": machine(), "tiny": args.tiny, "task": args.task,
-                  "examples": args.examples, "batch_size": args.batch_size,
-                  "repeats": args.repeats,
-                  "targets": {"attribution_2proc_over_1proc": "<= 0.7",
-                              "neuron_step_over_full_step": "<= 0.75",
-                              "optimizer_state_fraction": "~ selected_parameter_fraction"}}
+        options = {
+            "tiny": args.tiny,
+            "task": args.task,
+            "examples": args.examples,
+            "batch_size": args.batch_size,
+            "steps": args.steps,
+        }
+        result = {
+            "machine": machine(),
+            "tiny": args.tiny,
+            "task": args.task,
+            "examples": args.examples,
+            "batch_size": args.batch_size,
+            "repeats": args.repeats,
+            "targets": {
+                "attribution_2proc_over_1proc": "<= 0.7",
+                "neuron_step_over_full_step": "<= 0.75",
+                "optimizer_state_fraction": "~ selected_parameter_fraction",
+            },
+        }
         started = time.perf_counter()
         if not args.skip_attribution:
             print("attribution: starting 1 + 2 processes...", file=sys.stderr)
             result["attribution"] = attribution_scaling(options, args.repeats, progress)
-            result["attribution_2proc_over_1proc"] = \
-                result["attribution"]["attribution_2proc_over_1proc"]
+            result["attribution_2proc_over_1proc"] = result["attribution"][
+                "attribution_2proc_over_1proc"
+            ]
         if not args.skip_finetune:
             print("fine-tuning: loading the model...", file=sys.stderr)
             model, tok = load(args.tiny)
             data = load_data(args.task, args.examples)
             result["model"] = tn.model_name(model)
-            result["finetune"] = finetune_scaling(model, tok, data, options, args.repeats,
-                                                  progress)
-            for key in ("neuron_step_over_full_step", "optimizer_state_fraction",
-                        "selected_fraction", "selected_parameter_fraction"):
+            result["finetune"] = finetune_scaling(model, tok, data, options, args.repeats, progress)
+            for key in (
+                "neuron_step_over_full_step",
+                "optimizer_state_fraction",
+                "selected_fraction",
+                "selected_parameter_fraction",
+            ):
                 result[key] = result["finetune"][key]
-        result["machine"]["loadavg_end"] = (list(os.getloadavg())
-                                            if hasattr(os, "getloadavg") else None)
+        result["machine"]["loadavg_end"] = (
+            list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        )
         result["total_seconds"] = round(time.perf_counter() - started, 1)
     finally:
         torch.set_num_threads(threads_before)

@@ -75,8 +75,10 @@ def main() -> None:
     started = time.perf_counter()
     model, tok = tn.load_model()
     tasks = load_tasks(args.tasks)
-    results = [study(model, tok, tasks[name], args.neurons, args.examples, args.seed)
-               for name in args.tasks]
+    results = [
+        study(model, tok, tasks[name], args.neurons, args.examples, args.seed)
+        for name in args.tasks
+    ]
     report = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "model": tn.model_name(model),

@@ -35,15 +35,20 @@ def main() -> None:
     scores = json.loads(SCORES.read_text()) if SCORES.exists() else {}
     for name, task in suite.items():
         done = scores.get(name, {})
-        if (not args.force and done.get("n") == min(args.n, len(task.test))
-                and done.get("metric") == task.metric
-                and (task.category != "classification" or "accuracy_per_token" in done)):
+        if (
+            not args.force
+            and done.get("n") == min(args.n, len(task.test))
+            and done.get("metric") == task.metric
+            and (task.category != "classification" or "accuracy_per_token" in done)
+        ):
             continue
         started = time.perf_counter()
         result = tn.evaluate(model, tok, task.test[: args.n], batch_size=args.batch_size)
         scores[name] = {
-            "metric": result["metric"], "score": round(result["score"], 4),
-            "nll": round(result["nll"], 4), "n": result["n"],
+            "metric": result["metric"],
+            "score": round(result["score"], 4),
+            "nll": round(result["nll"], 4),
+            "n": result["n"],
             "seconds": round(time.perf_counter() - started, 1),
         }
         if task.category == "generation":

@@ -45,7 +45,7 @@ def _rewrite(markdown: str, page_dir: str, base: str) -> str:
         link, anchor = match.group(1), match.group(2) or ""
         target = posixpath.normpath(posixpath.join(base, link))
         if target.startswith("docs/"):  # a docs page, from the README: relative to the page
-            site_path = target[len("docs/"):]
+            site_path = target[len("docs/") :]
         elif target in PAGE_OF:
             site_path = PAGE_OF[target]
         elif not target.startswith("..") and (ROOT / target).is_file():
@@ -68,19 +68,29 @@ def _linked_repo_files() -> set[str]:
         for chunk, base in chunks:
             for match in LINK.finditer(chunk):
                 target = posixpath.normpath(posixpath.join(base, match.group(1)))
-                if (not target.startswith(("docs/", "..")) and target not in PAGE_OF
-                        and (ROOT / target).is_file()):
+                if (
+                    not target.startswith(("docs/", ".."))
+                    and target not in PAGE_OF
+                    and (ROOT / target).is_file()
+                ):
                     found.add(target)
     return found
 
 
 @event_priority(100)  # before mkdocs-jupyter's on_files, so that it renders the notebooks
 def on_files(files: Files, config) -> Files:
-    wanted = _linked_repo_files() | {p.relative_to(ROOT).as_posix()
-                                     for p in (ROOT / "notebooks").glob("*.ipynb")}
+    wanted = _linked_repo_files() | {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb")
+    }
     for path in sorted(wanted):
-        files.append(File(path, src_dir=str(ROOT), dest_dir=config["site_dir"],
-                          use_directory_urls=config["use_directory_urls"]))
+        files.append(
+            File(
+                path,
+                src_dir=str(ROOT),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
     return files
 
 
@@ -89,5 +99,6 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         return markdown  # a notebook or another repository file
     page_dir = posixpath.dirname(page.file.src_uri)
     markdown = README_SECTION.sub(
-        lambda m: _rewrite(_readme_section(m.group(1)), page_dir, ""), markdown)
+        lambda m: _rewrite(_readme_section(m.group(1)), page_dir, ""), markdown
+    )
     return _rewrite(markdown, page_dir, posixpath.join("docs", page_dir) if page_dir else "docs")

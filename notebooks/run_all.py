@@ -46,8 +46,12 @@ def execute(path: Path, workdir: Path):
     """Run a clean copy of the notebook at ``path`` with ``workdir`` as its working folder;
     returns the executed notebook. Raises ``nbclient`` errors when a cell fails."""
     notebook = clean(nbformat.read(path, as_version=4))
-    NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3",
-                   resources={"metadata": {"path": str(workdir)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+    ).execute()
     return notebook
 
 
@@ -56,8 +60,10 @@ def save(notebook, path: Path) -> int:
     text = nbformat.writes(notebook) + "\n"
     size = len(text.encode())
     if size > MAX_BYTES:
-        raise ValueError(f"{path.name} would be {size / 1e6:.2f} MB, over the "
-                         f"{MAX_BYTES / 1e6:.1f} MB limit; not written")
+        raise ValueError(
+            f"{path.name} would be {size / 1e6:.2f} MB, over the "
+            f"{MAX_BYTES / 1e6:.1f} MB limit; not written"
+        )
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -74,8 +80,10 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory() as workdir:
             notebook = execute(path, Path(workdir))
         size = save(notebook, path)
-        print(f"{path.name}: ran in {time.perf_counter() - started:.0f} s, "
-              f"{size / 1e6:.2f} MB", flush=True)
+        print(
+            f"{path.name}: ran in {time.perf_counter() - started:.0f} s, {size / 1e6:.2f} MB",
+            flush=True,
+        )
     return 0
 
 

@@ -18,7 +18,9 @@ def overlap_matrix(neuron_sets: dict[str, NeuronSet]) -> pd.DataFrame:
     """Jaccard overlap |A ∩ B| / |A ∪ B| of every pair of sets: a square DataFrame, task x task."""
     names = list(neuron_sets)
     values = [[neuron_sets[a].jaccard(neuron_sets[b]) for b in names] for a in names]
-    return pd.DataFrame(values, index=pd.Index(names, name="task"), columns=pd.Index(names, name="other"))
+    return pd.DataFrame(
+        values, index=pd.Index(names, name="task"), columns=pd.Index(names, name="other")
+    )
 
 
 def expected_random_jaccard(k: float) -> float:
@@ -45,11 +47,17 @@ def layer_profile(relevances: dict[str, Relevance], k: float = 0.10) -> pd.DataF
         global_set = relevance.top_k(k, per="global")
         for site, scores in relevance.scores.items():
             layer, kind = parse_site_name(site)
-            rows.append({
-                "task": task, "site": site, "layer": layer, "kind": kind,
-                "neurons": len(scores), "mean_score": float(scores.mean()),
-                "global_share": len(global_set.indices[site]) / len(scores),
-            })
+            rows.append(
+                {
+                    "task": task,
+                    "site": site,
+                    "layer": layer,
+                    "kind": kind,
+                    "neurons": len(scores),
+                    "mean_score": float(scores.mean()),
+                    "global_share": len(global_set.indices[site]) / len(scores),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -87,7 +95,9 @@ def correlate(x, y, *, n_boot: int = 2000, confidence: float = 0.95, seed: int =
     defined = len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
     for name, test in (("pearson", stats.pearsonr), ("spearman", stats.spearmanr)):
         if not defined:
-            out.update({name: np.nan, f"{name}_p": np.nan, f"{name}_low": np.nan, f"{name}_high": np.nan})
+            out.update(
+                {name: np.nan, f"{name}_p": np.nan, f"{name}_low": np.nan, f"{name}_high": np.nan}
+            )
             continue
         result = test(x, y)
         out[name], out[f"{name}_p"] = float(result.statistic), float(result.pvalue)
@@ -96,16 +106,25 @@ def correlate(x, y, *, n_boot: int = 2000, confidence: float = 0.95, seed: int =
             # A resample can be constant (NaN statistic) or all resamples equal (a perfect
             # correlation): the interval is then degenerate, which is what it should report.
             warnings.simplefilter("ignore")
-            boot = stats.bootstrap((x, y), statistic, paired=True, vectorized=True, axis=-1,
-                                   n_resamples=n_boot, confidence_level=confidence,
-                                   method="percentile", rng=np.random.default_rng(seed))
+            boot = stats.bootstrap(
+                (x, y),
+                statistic,
+                paired=True,
+                vectorized=True,
+                axis=-1,
+                n_resamples=n_boot,
+                confidence_level=confidence,
+                method="percentile",
+                rng=np.random.default_rng(seed),
+            )
         out[f"{name}_low"] = float(boot.confidence_interval.low)
         out[f"{name}_high"] = float(boot.confidence_interval.high)
     return out
 
 
-def bootstrap_interval(statistic, sizes, *, n_resamples: int = 2000, confidence: float = 0.95,
-                       seed: int = 0):
+def bootstrap_interval(
+    statistic, sizes, *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+):
     """Percentile bootstrap interval of a statistic of several independently resampled units.
 
     ``sizes`` gives the number of units along each resampled dimension, e.g. (test examples,
@@ -139,10 +158,18 @@ def bootstrap_interval(statistic, sizes, *, n_resamples: int = 2000, confidence:
     if not varying:
         value = np.asarray(full())
         return (float(value), float(value)) if value.ndim == 0 else (value, value)
-    result = stats.bootstrap(tuple(np.arange(sizes[i]) for i in varying), full, paired=False,
-                             vectorized=True, axis=-1, n_resamples=n_resamples, batch=250,
-                             confidence_level=confidence, method="percentile",
-                             rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        tuple(np.arange(sizes[i]) for i in varying),
+        full,
+        paired=False,
+        vectorized=True,
+        axis=-1,
+        n_resamples=n_resamples,
+        batch=250,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     low, high = result.confidence_interval.low, result.confidence_interval.high
     if np.ndim(low) == 0:
         return float(low), float(high)
@@ -193,7 +220,9 @@ def neuron_vectors(model, neurons: NeuronSet, base=None) -> dict[int, torch.Tens
     return {layer: torch.cat(vectors) for layer, vectors in parts.items()}
 
 
-def parameter_similarity(model, sets: dict[str, NeuronSet], reference: str, base=None) -> pd.DataFrame:
+def parameter_similarity(
+    model, sets: dict[str, NeuronSet], reference: str, base=None
+) -> pd.DataFrame:
     """Per-layer cosine similarity between the parameters of ``reference``'s neurons and each
     other set's neurons, in ``model`` (typically fine-tuned on the reference task).
 
@@ -205,8 +234,10 @@ def parameter_similarity(model, sets: dict[str, NeuronSet], reference: str, base
     if reference not in sets:
         raise KeyError(f"reference {reference!r} is not one of the sets {list(sets)}")
     kinds = {"weights": None} if base is None else {"weights": None, "update": base}
-    vectors = {kind: {name: neuron_vectors(model, ns, base=b) for name, ns in sets.items()}
-               for kind, b in kinds.items()}
+    vectors = {
+        kind: {name: neuron_vectors(model, ns, base=b) for name, ns in sets.items()}
+        for kind, b in kinds.items()
+    }
     rows = []
     for name in sets:
         if name == reference:
@@ -215,6 +246,8 @@ def parameter_similarity(model, sets: dict[str, NeuronSet], reference: str, base
             row = {"reference": reference, "task": name, "layer": layer}
             for kind in kinds:
                 a, b = vectors[kind][reference][layer], vectors[kind][name][layer]
-                row[f"similarity_{kind}"] = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+                row[f"similarity_{kind}"] = float(
+                    torch.nn.functional.cosine_similarity(a, b, dim=0)
+                )
             rows.append(row)
     return pd.DataFrame(rows)

@@ -104,8 +104,14 @@ for _family in (
     Family("llama", ("llama",), "model.layers", _GATED, attention_targets=_QV),
     Family("mistral", ("mistral",), "model.layers", _GATED, attention_targets=_QV),
     Family("qwen2", ("qwen2",), "model.layers", _GATED, attention_targets=_QV),
-    Family("gemma", ("gemma", "gemma2"), "model.layers", _GATED, attention_targets=_QV,
-           logit_softcap="final_logit_softcapping"),
+    Family(
+        "gemma",
+        ("gemma", "gemma2"),
+        "model.layers",
+        _GATED,
+        attention_targets=_QV,
+        logit_softcap="final_logit_softcapping",
+    ),
     Family(
         "phi3",
         ("phi3",),
@@ -115,8 +121,14 @@ for _family in (
         attention_targets=("qkv_proj",),
     ),
     # GPT-2's "c_proj" (its FFN output) also names its attention output projection.
-    Family("gpt2", ("gpt2",), "transformer.h", {"fc_in": "mlp.c_fc", "fc_out": "mlp.c_proj"},
-           transposed=True, attention_targets=("c_attn",)),
+    Family(
+        "gpt2",
+        ("gpt2",),
+        "transformer.h",
+        {"fc_in": "mlp.c_fc", "fc_out": "mlp.c_proj"},
+        transposed=True,
+        attention_targets=("c_attn",),
+    ),
     Family(
         "bloom",
         ("bloom",),
@@ -131,8 +143,13 @@ for _family in (
         {"fc_in": "mlp.dense_h_to_4h", "fc_out": "mlp.dense_4h_to_h"},
         attention_targets=("query_key_value",),
     ),
-    Family("opt", ("opt",), "model.decoder.layers", {"fc_in": "fc1", "fc_out": "fc2"},
-           attention_targets=_QV),
+    Family(
+        "opt",
+        ("opt",),
+        "model.decoder.layers",
+        {"fc_in": "fc1", "fc_out": "fc2"},
+        attention_targets=_QV,
+    ),
 ):
     register_family(_family)
 
@@ -155,8 +172,11 @@ class SiteKindError(ValueError):
     """A site kind that does not exist (or that the model's family lacks)."""
 
 
-def resolve_kinds(kinds: str | Iterable[str] | None, available: tuple[str, ...] = KIND_ORDER,
-                  model: str | None = None) -> tuple[str, ...]:
+def resolve_kinds(
+    kinds: str | Iterable[str] | None,
+    available: tuple[str, ...] = KIND_ORDER,
+    model: str | None = None,
+) -> tuple[str, ...]:
     """The site kinds ``kinds`` names, unique, in data-flow order (``KIND_ORDER``).
 
     Args:
@@ -223,15 +243,27 @@ def _find_sites(model: nn.Module) -> list[Site]:
             module = unwrap_part(block.get_submodule(path))
             n = _out_features(module) // 2
             found[kind] = (module, half * n, n)
-        linear = {kind: Site(f"layers.{layer}.mlp.{kind}", layer, kind, n, module, offset,
-                             family.transposed)
-                  for kind, (module, offset, n) in found.items()}
+        linear = {
+            kind: Site(
+                f"layers.{layer}.mlp.{kind}", layer, kind, n, module, offset, family.transposed
+            )
+            for kind, (module, offset, n) in found.items()
+        }
         inputs = [linear[k] for k in INPUT_KINDS if k in linear]
         outputs = [linear[k] for k in OUTPUT_KINDS if k in linear]
         if inputs and outputs:
             out = outputs[0]
-            linear["act"] = Site(f"layers.{layer}.mlp.act", layer, "act", out.in_features,
-                                 out.module, 0, family.transposed, "input", (*inputs, out))
+            linear["act"] = Site(
+                f"layers.{layer}.mlp.act",
+                layer,
+                "act",
+                out.in_features,
+                out.module,
+                0,
+                family.transposed,
+                "input",
+                (*inputs, out),
+            )
         sites.extend(linear[kind] for kind in sorted(linear, key=KIND_ORDER.index))
     return sites
 
@@ -271,16 +303,17 @@ class NeuronLayout(Mapping):
         return len(self.by_name)
 
     def __repr__(self) -> str:
-        return (f"NeuronLayout({self.model!r}, {len(self)} sites, "
-                f"{sum(self.values())} neurons)")
+        return f"NeuronLayout({self.model!r}, {len(self)} sites, {sum(self.values())} neurons)"
 
     def site(self, name: str) -> Site:
         """The Site called ``name``; a KeyError naming the nearest valid names otherwise."""
         if name not in self.by_name:
             near = difflib.get_close_matches(str(name), list(self.by_name), n=3)
             hint = f"; did you mean {', '.join(near)}?" if near else ""
-            raise KeyError(f"{name!r} is not a site of {self.model!r} (sites are named like "
-                           f"{self.sites[0].name!r}, see tn.ffn_sites(model)){hint}")
+            raise KeyError(
+                f"{name!r} is not a site of {self.model!r} (sites are named like "
+                f"{self.sites[0].name!r}, see tn.ffn_sites(model)){hint}"
+            )
         return self.by_name[name]
 
     def fingerprint(self) -> str:
@@ -289,7 +322,9 @@ class NeuronLayout(Mapping):
             raise ReferenceError("the model of this layout no longer exists")
         return weight_fingerprint(model)
 
-    def check(self, sizes: Mapping[str, int], made_for: str | None = None, what: str = "neuron set") -> None:
+    def check(
+        self, sizes: Mapping[str, int], made_for: str | None = None, what: str = "neuron set"
+    ) -> None:
         """Raise ``NeuronSetMismatchError`` naming the first difference if ``sizes`` (a layout
         as {site name: neuron count}) is not this model's layout."""
         if dict(sizes) == dict(self):
@@ -297,7 +332,8 @@ class NeuronLayout(Mapping):
         raise NeuronSetMismatchError(
             f"this {what} was made for model {made_for!r} and does not fit model {self.model!r}: "
             + layout_difference(dict(sizes), dict(self), what, "model")
-            + ". Detect neurons on this model with tn.attribute(...).top_k(...) instead.")
+            + ". Detect neurons on this model with tn.attribute(...).top_k(...) instead."
+        )
 
 
 # model -> {"all": the layout of every site, kinds tuple: the layout of those kinds}
@@ -364,8 +400,11 @@ def model_name(model: nn.Module) -> str:
     """A readable identifier of a loaded model (hub id, path, or the default's name)."""
     model = unwrap(model)
     config = getattr(model, "config", None)
-    return str(getattr(model, "name_or_path", None) or getattr(config, "_name_or_path", None)
-               or type(model).__name__)
+    return str(
+        getattr(model, "name_or_path", None)
+        or getattr(config, "_name_or_path", None)
+        or type(model).__name__
+    )
 
 
 @torch.no_grad()

@@ -47,8 +47,16 @@ class RelevanceCache:
             ``Relevance.load``), checked against the model's layout and used as they are.
     """
 
-    def __init__(self, model, tok, *, n_examples: int = 32, batch_size: int = 8,
-                 max_length: int = 512, relevances: Mapping[str, Relevance] | None = None):
+    def __init__(
+        self,
+        model,
+        tok,
+        *,
+        n_examples: int = 32,
+        batch_size: int = 8,
+        max_length: int = 512,
+        relevances: Mapping[str, Relevance] | None = None,
+    ):
         if n_examples < 1:
             raise ValueError(f"n_examples must be at least 1, got {n_examples}")
         self.model, self.tok = model, tok
@@ -57,15 +65,22 @@ class RelevanceCache:
         self._relevances: dict[str, Relevance] = {}
         for name, relevance in (relevances or {}).items():
             layout_for(model, relevance.sizes).check(
-                relevance.sizes, made_for=relevance.provenance.get("model"),
-                what=f"relevance of {name!r}")
+                relevance.sizes,
+                made_for=relevance.provenance.get("model"),
+                what=f"relevance of {name!r}",
+            )
             self._relevances[name] = relevance
 
     def __call__(self, task: Task) -> Relevance:
         if task.name not in self._relevances:
             self._relevances[task.name] = attribute(
-                self.model, self.tok, task.train[:self.n_examples], batch_size=self.batch_size,
-                max_length=self.max_length, progress=False)
+                self.model,
+                self.tok,
+                task.train[: self.n_examples],
+                batch_size=self.batch_size,
+                max_length=self.max_length,
+                progress=False,
+            )
             self.computed.append(task.name)
         return self._relevances[task.name]
 
@@ -79,12 +94,15 @@ class RelevanceCache:
         return len(self._relevances)
 
     def __repr__(self) -> str:
-        return (f"RelevanceCache({sorted(self._relevances)}, n_examples={self.n_examples}, "
-                f"computed here: {self.computed})")
+        return (
+            f"RelevanceCache({sorted(self._relevances)}, n_examples={self.n_examples}, "
+            f"computed here: {self.computed})"
+        )
 
 
-def condition_sets(relevance: Relevance, k: float, *, per: str = "site",
-                   seed: int = 0) -> dict[str, NeuronSet]:
+def condition_sets(
+    relevance: Relevance, k: float, *, per: str = "site", seed: int = 0
+) -> dict[str, NeuronSet]:
     """The three conditions as NeuronSets to switch off: {"all on": empty, "task off": the top
     ``k`` (``relevance.top_k(k, per=per)``), "random off": as many random neurons per site
     (``NeuronSet.random_like(task, seed)``)}.
@@ -95,13 +113,21 @@ def condition_sets(relevance: Relevance, k: float, *, per: str = "site",
     if not 0 <= k <= 1:
         raise ValueError(f"k is a fraction in [0, 1] (0.01 = the top 1%), got {k}")
     if k == 0:
-        task = NeuronSet({}, relevance.sizes,
-                         {"model": relevance.provenance.get("model"),
-                          "task": relevance.provenance.get("task"), "k": 0.0, "per": per})
+        task = NeuronSet(
+            {},
+            relevance.sizes,
+            {
+                "model": relevance.provenance.get("model"),
+                "task": relevance.provenance.get("task"),
+                "k": 0.0,
+                "per": per,
+            },
+        )
     else:
         task = relevance.top_k(k, per=per)
-    empty = NeuronSet({}, relevance.sizes, {"model": relevance.provenance.get("model"),
-                                            "name": "none"})
+    empty = NeuronSet(
+        {}, relevance.sizes, {"model": relevance.provenance.get("model"), "name": "none"}
+    )
     return {"all on": empty, "task off": task, "random off": NeuronSet.random_like(task, seed)}
 
 
@@ -118,16 +144,25 @@ def _match_label(expected: str | None, labels: Sequence[str]) -> str | None:
 def _answer_log_probability(model, tok, task: Task, text: str, answer: str) -> float:
     """log P(answer tokens + end marker | prompt), nats, teacher-forced."""
     encoded = encode(tok, [Example(text, answer)], instruction=task.instruction)
-    batch = {key: value.to(input_device(model))
-             for key, value in collate(encoded, tok.pad_token_id).items()}
+    batch = {
+        key: value.to(input_device(model))
+        for key, value in collate(encoded, tok.pad_token_id).items()
+    }
     with torch.inference_mode():
         per_token, n_tokens = answer_losses(model, batch)
     return -float(per_token[0]) * n_tokens
 
 
-def compare_conditions(model, tok, task: Task, text: str, sets: Mapping[str, NeuronSet], *,
-                       expected: str | None = None,
-                       max_new_tokens: int | None = None) -> pd.DataFrame:
+def compare_conditions(
+    model,
+    tok,
+    task: Task,
+    text: str,
+    sets: Mapping[str, NeuronSet],
+    *,
+    expected: str | None = None,
+    max_new_tokens: int | None = None,
+) -> pd.DataFrame:
     """What the model answers to one input under each condition of ``sets``.
 
     Args:
@@ -170,8 +205,7 @@ def compare_conditions(model, tok, task: Task, text: str, sets: Mapping[str, Neu
     for condition, neurons in sets.items():
         row = {"condition": condition, "neurons_off": len(neurons)}
         with deactivate(model, neurons):
-            row["answer"] = generate_answers(model, tok, [prompt],
-                                             max_new_tokens=max_new_tokens)[0]
+            row["answer"] = generate_answers(model, tok, [prompt], max_new_tokens=max_new_tokens)[0]
             if classification:
                 log_lik = option_log_likelihoods(model, tok, split)["log_likelihoods"][0]
                 probs = torch.softmax(log_lik, dim=0)
@@ -179,25 +213,33 @@ def compare_conditions(model, tok, task: Task, text: str, sets: Mapping[str, Neu
                 row["p_expected"] = float(probs[labels.index(target)]) if target else math.nan
                 row.update({f"p({label})": float(p) for label, p in zip(labels, probs)})
             else:
-                row["p_expected"] = (math.exp(_answer_log_probability(model, tok, task, text,
-                                                                      target))
-                                     if target else math.nan)
+                row["p_expected"] = (
+                    math.exp(_answer_log_probability(model, tok, task, text, target))
+                    if target
+                    else math.nan
+                )
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs.update(task=task.name, input=text, expected=target, measure=measure)
     return frame
 
 
-def condition_scores(model, tok, split: Split, sets: Mapping[str, NeuronSet], *,
-                     batch_size: int = 16) -> pd.DataFrame:
+def condition_scores(
+    model, tok, split: Split, sets: Mapping[str, NeuronSet], *, batch_size: int = 16
+) -> pd.DataFrame:
     """``tn.evaluate`` on ``split`` under each condition: one row a condition with condition,
     neurons_off, task, metric, score (in [0, 1]), nll (nats per answer token), n."""
     rows = []
     for condition, neurons in sets.items():
         with deactivate(model, neurons):
             result = evaluate(model, tok, split, batch_size=batch_size, progress=False)
-        rows.append({"condition": condition, "neurons_off": len(neurons),
-                     **{key: result[key] for key in ("task", "metric", "score", "nll", "n")}})
+        rows.append(
+            {
+                "condition": condition,
+                "neurons_off": len(neurons),
+                **{key: result[key] for key in ("task", "metric", "score", "nll", "n")},
+            }
+        )
     return pd.DataFrame(rows)
 
 

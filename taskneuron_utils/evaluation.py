@@ -49,8 +49,12 @@ if TYPE_CHECKING:
 __all__ = ["SCORINGS", "evaluate", "generate_answers", "option_log_likelihoods", "option_text"]
 
 # scoring -> the accuracy it ranks by (the harness's name in the module docstring).
-SCORINGS = {"sum": "accuracy", "norm": "accuracy_norm", "bytes": "accuracy_bytes",
-            "per_token": "accuracy_per_token"}
+SCORINGS = {
+    "sum": "accuracy",
+    "norm": "accuracy_norm",
+    "bytes": "accuracy_bytes",
+    "per_token": "accuracy_per_token",
+}
 
 
 def evaluate(
@@ -101,33 +105,45 @@ def evaluate(
         mean of "score" and ``nll`` is sum("nll_sum") / sum("n_tokens") (up to float rounding).
     """
     if scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {sorted(SCORINGS)} (sum: summed "
-                         f"log-likelihood; norm / bytes: per character / byte of the option; "
-                         f"per_token: per answer token), got {scoring!r}")
+        raise ValueError(
+            f"scoring must be one of {sorted(SCORINGS)} (sum: summed "
+            f"log-likelihood; norm / bytes: per character / byte of the option; "
+            f"per_token: per answer token), got {scoring!r}"
+        )
     model = unwrap(model)  # nnsight / TransformerLens wrappers: the transformers model inside
     if isinstance(split, Task):
         split = split.test
     task = getattr(split, "task", None)
     if task is None:
-        raise TypeError("evaluate needs a Split of a Task (e.g. suite['name'].test), which "
-                        "knows its instruction, category and labels")
+        raise TypeError(
+            "evaluate needs a Split of a Task (e.g. suite['name'].test), which "
+            "knows its instruction, category and labels"
+        )
     if len(split) == 0:
         raise ValueError(f"cannot evaluate on {split!r}: it has no examples")
     with inference(model):
         if task.category == "classification":
-            result = _evaluate_classification(model, tok, split, batch_size, max_length, progress,
-                                              share_prefix, scoring)
+            result = _evaluate_classification(
+                model, tok, split, batch_size, max_length, progress, share_prefix, scoring
+            )
             result["score"] = result[SCORINGS[scoring]]  # a classification metric is accuracy
         else:
-            result = evaluate_generation(model, tok, split, batch_size, max_new_tokens,
-                                         max_length, progress)
+            result = evaluate_generation(
+                model, tok, split, batch_size, max_new_tokens, max_length, progress
+            )
             result["score"] = result[task.metric]
     score = result.pop("score")
     # Generation has no options to rank, so its normalised scores are the score.
-    ordered = {"task": task.name, "split": split.name, "metric": task.metric, "score": score,
-               "score_norm": result.get("accuracy_norm", score),
-               "score_per_token": result.get("accuracy_per_token", score),
-               "nll": result.pop("nll"), "n": len(split)}
+    ordered = {
+        "task": task.name,
+        "split": split.name,
+        "metric": task.metric,
+        "score": score,
+        "score_norm": result.get("accuracy_norm", score),
+        "score_per_token": result.get("accuracy_per_token", score),
+        "nll": result.pop("nll"),
+        "n": len(split),
+    }
     examples = result.pop("examples")
     if per_example:
         ordered["examples"] = examples
@@ -141,25 +157,42 @@ def option_text(tok, label: str) -> str:
     return label + (tok.decode([end]) if end is not None else "")
 
 
-def _evaluate_classification(model, tok, split, batch_size, max_length, progress,
-                             share_prefix, scoring) -> dict:
-    scored = option_log_likelihoods(model, tok, split, batch_size=batch_size,
-                                    max_length=max_length, progress=progress,
-                                    share_prefix=share_prefix)
+def _evaluate_classification(
+    model, tok, split, batch_size, max_length, progress, share_prefix, scoring
+) -> dict:
+    scored = option_log_likelihoods(
+        model,
+        tok,
+        split,
+        batch_size=batch_size,
+        max_length=max_length,
+        progress=progress,
+        share_prefix=share_prefix,
+    )
     labels = split.task.labels
     log_lik, n_tokens = scored["log_likelihoods"], scored["n_tokens"]  # (N, K), (K,)
     texts = [option_text(tok, label) for label in labels]
-    length = {"sum": torch.ones(len(labels), dtype=torch.float64), "per_token": n_tokens,
-              "norm": torch.tensor([len(t) for t in texts], dtype=torch.float64),
-              "bytes": torch.tensor([len(t.encode("utf-8")) for t in texts], dtype=torch.float64)}
+    length = {
+        "sum": torch.ones(len(labels), dtype=torch.float64),
+        "per_token": n_tokens,
+        "norm": torch.tensor([len(t) for t in texts], dtype=torch.float64),
+        "bytes": torch.tensor([len(t.encode("utf-8")) for t in texts], dtype=torch.float64),
+    }
     gold = torch.tensor([labels.index(ex.output) for ex in split])
     predicted = {way: (log_lik / length[way]).argmax(dim=1) for way in SCORINGS}
     correct = {way: (best == gold).double() for way, best in predicted.items()}
     nll_sum = -log_lik[torch.arange(len(split)), gold]  # (N,) float64, nats
-    examples = {"score": correct[scoring].numpy(), "score_norm": correct["norm"].numpy(),
-                "score_per_token": correct["per_token"].numpy(),
-                "nll_sum": nll_sum.numpy(), "n_tokens": n_tokens[gold].numpy()}
-    return {"nll": float(nll_sum.sum() / n_tokens[gold].sum()),
-            **{SCORINGS[way]: float(c.mean()) for way, c in correct.items()},
-            "scoring": scoring, "predictions": [labels[i] for i in predicted[scoring].tolist()],
-            "examples": examples}
+    examples = {
+        "score": correct[scoring].numpy(),
+        "score_norm": correct["norm"].numpy(),
+        "score_per_token": correct["per_token"].numpy(),
+        "nll_sum": nll_sum.numpy(),
+        "n_tokens": n_tokens[gold].numpy(),
+    }
+    return {
+        "nll": float(nll_sum.sum() / n_tokens[gold].sum()),
+        **{SCORINGS[way]: float(c.mean()) for way, c in correct.items()},
+        "scoring": scoring,
+        "predictions": [labels[i] for i in predicted[scoring].tolist()],
+        "examples": examples,
+    }

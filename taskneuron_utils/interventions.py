@@ -81,8 +81,9 @@ def scale(model: nn.Module, neurons: NeuronSet, factor: float) -> Iterator[nn.Mo
 
 
 @contextlib.contextmanager
-def deactivate(model: nn.Module, neurons: NeuronSet,
-               mode: str | Ablation = "activation") -> Iterator[nn.Module]:
+def deactivate(
+    model: nn.Module, neurons: NeuronSet, mode: str | Ablation = "activation"
+) -> Iterator[nn.Module]:
     """Set the selected neurons' outputs to zero inside the block; the model is restored on exit.
 
     Args:
@@ -112,15 +113,21 @@ def deactivate(model: nn.Module, neurons: NeuronSet,
             yield model
         return
     if mode not in MODES:
-        hint = (f"; for {mode} ablation pass mode=tn.Ablation.{mode}(tn.activation_stats(model, "
-                "tok, reference_data))" if mode in ("mean", "noise") else "")
+        hint = (
+            f"; for {mode} ablation pass mode=tn.Ablation.{mode}(tn.activation_stats(model, "
+            "tok, reference_data))"
+            if mode in ("mean", "noise")
+            else ""
+        )
         raise ValueError(f"mode must be one of {MODES} or a tn.Ablation, got {mode!r}{hint}")
     if mode == "activation":
         with scale(model, neurons, 0.0):
             yield model
         return
     neurons.check_fits(model)
-    entries = [entry for site, idx in _selected_sites(model, neurons) for entry in site.entries(idx)]
+    entries = [
+        entry for site, idx in _selected_sites(model, neurons) for entry in site.entries(idx)
+    ]
     check_in_memory([param for param, _, _ in entries], "deactivate(mode='weight')")
     saved = []  # (parameter, dim, index, original values), in the order they were zeroed
     try:

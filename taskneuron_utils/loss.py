@@ -48,7 +48,8 @@ def answer_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
     if (counts == 0).any():
         raise AnswerMaskError(
             "an example has no answer tokens left to score (all masked); check that its "
-            "output is non-empty and that max_length leaves room for the answer")
+            "output is non-empty and that max_length leaves room for the answer"
+        )
     totals = torch.zeros(batch_size, device=nll.device).index_add(0, example_of, nll)
     return (totals / counts).to(batch["labels"].device), int(counts.sum())
 
@@ -91,7 +92,7 @@ def answer_nlls(model, tok, encoded, *, batch_size: int = 16) -> tuple[torch.Ten
     try:
         with torch.inference_mode():
             for start in range(0, len(encoded), batch_size):
-                batch = collate(encoded[start:start + batch_size], tok.pad_token_id)
+                batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
                 batch = {key: value.to(device) for key, value in batch.items()}
                 with batch_examples(range(start, start + len(batch["input_ids"]))):
                     per_example, _ = answer_losses(model, batch)  # (b,) mean over answer tokens

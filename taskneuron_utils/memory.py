@@ -55,8 +55,17 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["KNOWN_CONFIGS", "ALIASES", "METHODS", "GiB", "MemoryEstimate", "estimate_memory",
-           "estimate_table", "meta_model", "measure_peak"]
+__all__ = [
+    "KNOWN_CONFIGS",
+    "ALIASES",
+    "METHODS",
+    "GiB",
+    "MemoryEstimate",
+    "estimate_memory",
+    "estimate_table",
+    "meta_model",
+    "measure_peak",
+]
 
 # Configs of the paper's models, copied from their config.json on the Hugging Face Hub
 # (meta-llama/Llama-2-7b-hf and bigscience/bloom-7b1, read 2025), so that estimates need no
@@ -64,29 +73,65 @@ __all__ = ["KNOWN_CONFIGS", "ALIASES", "METHODS", "GiB", "MemoryEstimate", "esti
 KNOWN_CONFIGS: dict[str, dict] = {
     # https://huggingface.co/meta-llama/Llama-2-7b-hf/blob/main/config.json (6,738,415,616 params)
     "meta-llama/Llama-2-7b-hf": dict(
-        model_type="llama", hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-        num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-        max_position_embeddings=4096, rms_norm_eps=1e-5, hidden_act="silu",
-        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2),
+        model_type="llama",
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        hidden_act="silu",
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    ),
     # https://huggingface.co/bigscience/bloom-7b1/blob/main/config.json (7,069,016,064 params;
     # d_ff = 4 x hidden size, tied input and output embeddings)
     "bigscience/bloom-7b1": dict(
-        model_type="bloom", hidden_size=4096, n_layer=30, n_head=32, vocab_size=250880,
-        layer_norm_epsilon=1e-5, apply_residual_connection_post_layernorm=False,
-        attention_dropout=0.0, hidden_dropout=0.0, tie_word_embeddings=True,
-        bos_token_id=1, eos_token_id=2, pad_token_id=3),
+        model_type="bloom",
+        hidden_size=4096,
+        n_layer=30,
+        n_head=32,
+        vocab_size=250880,
+        layer_norm_epsilon=1e-5,
+        apply_residual_connection_post_layernorm=False,
+        attention_dropout=0.0,
+        hidden_dropout=0.0,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+    ),
     # The embedded default model (tn.load_model()): SmolLM2-135M-Instruct, as its GGUF converts
     # (https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/blob/main/config.json).
     "HuggingFaceTB/SmolLM2-135M-Instruct": dict(
-        model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-        num_attention_heads=9, num_key_value_heads=3, head_dim=64, vocab_size=49152,
-        max_position_embeddings=8192, rms_norm_eps=1e-5, hidden_act="silu",
-        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2),
+        model_type="llama",
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        head_dim=64,
+        vocab_size=49152,
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-5,
+        hidden_act="silu",
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    ),
 }
-ALIASES = {"llama-2-7b": "meta-llama/Llama-2-7b-hf", "bloom-7b1": "bigscience/bloom-7b1",
-           "default": "HuggingFaceTB/SmolLM2-135M-Instruct",
-           "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
-           "smollm2-135m-instruct-q4_1": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+ALIASES = {
+    "llama-2-7b": "meta-llama/Llama-2-7b-hf",
+    "bloom-7b1": "bigscience/bloom-7b1",
+    "default": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "smollm2-135m-instruct-q4_1": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
+
 
 def estimate_memory(
     model: str | os.PathLike | PretrainedConfig | Mapping[str, Any] | torch.nn.Module | None,
@@ -144,17 +189,36 @@ def estimate_memory(
         dtype = loaded_dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     meta = meta_model(config, dtype, attn_implementation)
-    return estimate_components(meta, name, method, dtype, batch_size, seq_len, answer_len, k,
-                               lora_r, lora_target, padding, device)
+    return estimate_components(
+        meta,
+        name,
+        method,
+        dtype,
+        batch_size,
+        seq_len,
+        answer_len,
+        k,
+        lora_r,
+        lora_target,
+        padding,
+        device,
+    )
 
 
-def estimate_table(models: Sequence[str | PretrainedConfig | Mapping[str, Any]],
-                   batch_size: int = 4, seq_len: int = 512,
-                   methods: Sequence[str] = METHODS, **options: Any) -> pd.DataFrame:
+def estimate_table(
+    models: Sequence[str | PretrainedConfig | Mapping[str, Any]],
+    batch_size: int = 4,
+    seq_len: int = 512,
+    methods: Sequence[str] = METHODS,
+    **options: Any,
+) -> pd.DataFrame:
     """``estimate_memory`` for every model and method: one row each, sizes in GiB."""
     models = [models] if isinstance(models, (str, dict)) or models is None else list(models)
-    rows = [estimate_memory(m, batch_size, seq_len, method, **options).as_row()
-            for m in models for method in methods]
+    rows = [
+        estimate_memory(m, batch_size, seq_len, method, **options).as_row()
+        for m in models
+        for method in methods
+    ]
     return pd.DataFrame(rows)
 
 
@@ -191,8 +255,11 @@ def measure_peak(fn: Callable[[], T], device: str | torch.device = "cpu") -> tup
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         result = fn()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU)
+    events = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
+    )
     current = peak = 0
     for _, nbytes in events:
         current += nbytes
@@ -226,8 +293,8 @@ def _resolve_config(model):
     try:
         return AutoConfig.from_pretrained(key), key, None
     except OSError as err:
-        raise OSError(f"cannot read the config of {key!r} ({str(err).splitlines()[0]}); pass a "
-                      f"local folder, a transformers config or a dict, or one of "
-                      f"{sorted(KNOWN_CONFIGS)} / {sorted(ALIASES)}") from err
-
-
+        raise OSError(
+            f"cannot read the config of {key!r} ({str(err).splitlines()[0]}); pass a "
+            f"local folder, a transformers config or a dict, or one of "
+            f"{sorted(KNOWN_CONFIGS)} / {sorted(ALIASES)}"
+        ) from err

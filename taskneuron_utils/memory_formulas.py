@@ -60,11 +60,25 @@ GiB = 1024**3
 # Families whose attention always materialises the score matrix (no SDPA path).
 _EAGER_ONLY = {"bloom"}
 # LoRA target module name -> which tensor of the block it reads.
-_LORA_INPUT = {"q_proj": "y1", "k_proj": "y1", "v_proj": "y1", "qkv_proj": "y1",
-               "query_key_value": "y1", "c_attn": "y1", "o_proj": "ctx", "dense": "ctx",
-               "gate_proj": "y2", "up_proj": "y2", "gate_up_proj": "y2", "c_fc": "y2",
-               "dense_h_to_4h": "y2", "fc1": "y2", "down_proj": "act", "dense_4h_to_h": "act",
-               "fc2": "act"}
+_LORA_INPUT = {
+    "q_proj": "y1",
+    "k_proj": "y1",
+    "v_proj": "y1",
+    "qkv_proj": "y1",
+    "query_key_value": "y1",
+    "c_attn": "y1",
+    "o_proj": "ctx",
+    "dense": "ctx",
+    "gate_proj": "y2",
+    "up_proj": "y2",
+    "gate_up_proj": "y2",
+    "c_fc": "y2",
+    "dense_h_to_4h": "y2",
+    "fc1": "y2",
+    "down_proj": "act",
+    "dense_4h_to_h": "act",
+    "fc2": "act",
+}
 
 
 @dataclass
@@ -105,22 +119,33 @@ class MemoryEstimate:
 
     def to_frame(self) -> pd.DataFrame:
         """One row a component: bytes and GiB."""
-        rows = [{"component": c, "bytes": getattr(self, c), "GiB": getattr(self, c) / GiB}
-                for c in self.COMPONENTS]
+        rows = [
+            {"component": c, "bytes": getattr(self, c), "GiB": getattr(self, c) / GiB}
+            for c in self.COMPONENTS
+        ]
         return pd.DataFrame(rows).set_index("component")
 
     def as_row(self) -> dict:
         """The estimate as one flat row (GiB), for tables of several models or methods."""
-        row = {"model": self.model, "method": self.method, "dtype": self.dtype,
-               "batch": self.batch_size, "seq": self.seq_len, "answer": self.answer_len,
-               "params (B)": self.n_params / 1e9, "trainable (M)": self.n_trainable / 1e6}
+        row = {
+            "model": self.model,
+            "method": self.method,
+            "dtype": self.dtype,
+            "batch": self.batch_size,
+            "seq": self.seq_len,
+            "answer": self.answer_len,
+            "params (B)": self.n_params / 1e9,
+            "trainable (M)": self.n_trainable / 1e6,
+        }
         row.update({f"{c} GiB": getattr(self, c) / GiB for c in self.COMPONENTS})
         return row
 
     def __repr__(self) -> str:
-        head = (f"MemoryEstimate({self.model}, {self.method}, {self.dtype}, batch {self.batch_size}"
-                f" x {self.seq_len} tokens ({self.answer_len} answer), {self.device}; "
-                f"{self.n_params / 1e6:,.1f}M params, {self.n_trainable / 1e6:,.2f}M trained)")
+        head = (
+            f"MemoryEstimate({self.model}, {self.method}, {self.dtype}, batch {self.batch_size}"
+            f" x {self.seq_len} tokens ({self.answer_len} answer), {self.device}; "
+            f"{self.n_params / 1e6:,.1f}M params, {self.n_trainable / 1e6:,.2f}M trained)"
+        )
         lines = [head] + [f"  {c:<12}{getattr(self, c) / GiB:>9.3f} GiB" for c in self.COMPONENTS]
         if self.details.get("peak_formula"):
             lines.append(f"  peak = {self.details['peak_formula']}")
@@ -159,14 +184,30 @@ def _shapes(model) -> _Shapes:
     head_dim = getattr(config, "head_dim", None) or d // heads
     impl = getattr(config, "_attn_implementation", None) or "eager"
     eager = family.name in _EAGER_ONLY or impl == "eager"
-    return _Shapes(d=d, d_kv=kv_heads * head_dim, d_ff=d_ff, heads=heads, kv_heads=kv_heads,
-                   layers=len({s.layer for s in sites}), vocab=model.get_output_embeddings().weight.shape[0],
-                   gated=gated, eager=eager, family=family.name)
+    return _Shapes(
+        d=d,
+        d_kv=kv_heads * head_dim,
+        d_ff=d_ff,
+        heads=heads,
+        kv_heads=kv_heads,
+        layers=len({s.layer for s in sites}),
+        vocab=model.get_output_embeddings().weight.shape[0],
+        gated=gated,
+        eager=eager,
+        family=family.name,
+    )
 
 
-def layer_activation_bytes(sh: _Shapes, method: str, s: int, seq_len: int,
-                           lora_inputs: tuple[str, ...] = (), first_layer: bool = False,
-                           padding: bool = True, k: float = 0.10) -> dict:
+def layer_activation_bytes(
+    sh: _Shapes,
+    method: str,
+    s: int,
+    seq_len: int,
+    lora_inputs: tuple[str, ...] = (),
+    first_layer: bool = False,
+    padding: bool = True,
+    k: float = 0.10,
+) -> dict:
     """{saved tensor: bytes per token} of one block for ``method`` (the formula of the module
     docstring, term by term). ``s``: bytes of the model dtype. ``first_layer``: in neuron and
     LoRA training nothing before the first trained module requires grad, so the block's first
@@ -208,8 +249,9 @@ def layer_activation_bytes(sh: _Shapes, method: str, s: int, seq_len: int,
     if method == "attribution":
         terms["kept output of the FFN's last linear"] = d * s
     if method == "neurons":  # F.linear(x.to(float32), rows) saves each trained site's input
-        terms["inputs of the trained rows (fp32)"] = ((2 if sh.gated and low else 1) * d * 4
-                                                      + d_ff * 4)
+        terms["inputs of the trained rows (fp32)"] = (
+            2 if sh.gated and low else 1
+        ) * d * 4 + d_ff * 4
         # Edit.replace's index_copy keeps its source: the recomputed units, in the model dtype.
         widths = 2 * d_ff + d if sh.gated else d_ff + d
         terms["recomputed units of the trained rows"] = k * widths * s
@@ -220,10 +262,19 @@ def layer_activation_bytes(sh: _Shapes, method: str, s: int, seq_len: int,
     if first_layer and method in ("neurons", "lora"):
         # Nothing upstream of the first trained module is saved: for neuron rows, the whole
         # attention half of block 0; for LoRA on q/v, block 0's first norm.
-        drop = (["norm inputs (fp32)", "LayerNorm inputs", "q, k, v", "q, k, v copies",
-                 "softmax (fp32, + cast)", "q, k, v, attention output",
-                 "attention bias (per layer)"]
-                if method == "neurons" or "y1" not in lora_inputs else [])
+        drop = (
+            [
+                "norm inputs (fp32)",
+                "LayerNorm inputs",
+                "q, k, v",
+                "q, k, v copies",
+                "softmax (fp32, + cast)",
+                "q, k, v, attention output",
+                "attention bias (per layer)",
+            ]
+            if method == "neurons" or "y1" not in lora_inputs
+            else []
+        )
         for key in drop:
             terms.pop(key, None)
         if method == "lora" and "y1" in lora_inputs:
@@ -232,8 +283,20 @@ def layer_activation_bytes(sh: _Shapes, method: str, s: int, seq_len: int,
     return terms
 
 
-def estimate_components(model, name, method, dtype, batch_size, seq_len, answer_len, k, lora_r,
-                        lora_target, padding, device) -> MemoryEstimate:
+def estimate_components(
+    model,
+    name,
+    method,
+    dtype,
+    batch_size,
+    seq_len,
+    answer_len,
+    k,
+    lora_r,
+    lora_target,
+    padding,
+    device,
+) -> MemoryEstimate:
     """The estimate for a meta-device ``model`` (``memory.meta_model``); arguments as in
     ``memory.estimate_memory``, already checked there."""
     from .architectures import ffn_sites
@@ -263,8 +326,11 @@ def estimate_components(model, name, method, dtype, batch_size, seq_len, answer_
         from .training import lora_targets
 
         targets = list(lora_target or lora_targets(model))
-        adapted = [m for n, m in model.named_modules() if n.split(".")[-1] in targets
-                   and hasattr(m, "weight") and m.weight.dim() == 2]
+        adapted = [
+            m
+            for n, m in model.named_modules()
+            if n.split(".")[-1] in targets and hasattr(m, "weight") and m.weight.dim() == 2
+        ]
         trained = sum(lora_r * (m.weight.shape[0] + m.weight.shape[1]) for m in adapted)
         state_size, copies, tensors = 4, trained * 4, 2 * len(adapted)
         largest = max(lora_r * max(m.weight.shape) for m in adapted) if adapted else 0
@@ -274,8 +340,11 @@ def estimate_components(model, name, method, dtype, batch_size, seq_len, answer_
 
     per_token = layer_activation_bytes(sh, method, s, T, lora_inputs, padding=padding, k=k)
     per_layer = sum(per_token.values()) * tokens
-    first = sum(layer_activation_bytes(sh, method, s, T, lora_inputs, first_layer=True,
-                                       padding=padding, k=k).values())
+    first = sum(
+        layer_activation_bytes(
+            sh, method, s, T, lora_inputs, first_layer=True, padding=padding, k=k
+        ).values()
+    )
     layers = per_layer * (L - 1) + first * tokens
     # Model-level terms: the final norm's input (fp32 in Llama's RMSNorm), the embeddings'
     # LayerNorm (Bloom), the attention mask, the LM head's input (full), the saved log-softmax.
@@ -296,8 +365,9 @@ def estimate_components(model, name, method, dtype, batch_size, seq_len, answer_
     ffn_backward = (3 if sh.gated else 5) * tokens * sh.d_ff * s
     if method == "attribution":  # the top block's site gradients, kept from then on
         ffn_backward += tokens * s * ((2 * sh.d_ff + d) if sh.gated else (sh.d_ff + d))
-    head = max(8 * N * V, (s if s != 4 else 0) * N * V + head_grad,
-               head_grad - 4 * N * V + ffn_backward)
+    head = max(
+        8 * N * V, (s if s != 4 else 0) * N * V + head_grad, head_grad - 4 * N * V + ffn_backward
+    )
 
     gradients = trained * state_size if method != "attribution" else 0
     optimizer = 2 * trained * state_size + 4 * tensors
@@ -311,8 +381,7 @@ def estimate_components(model, name, method, dtype, batch_size, seq_len, answer_
         transient = max(start, end) - activations
         static = param_bytes
     else:
-        step_temp = (trained * state_size if device.startswith("cuda")
-                     else 2 * largest * state_size)
+        step_temp = trained * state_size if device.startswith("cuda") else 2 * largest * state_size
         start = activations + head
         end = gradients + step_temp
         static = param_bytes + copies + optimizer
@@ -320,31 +389,53 @@ def estimate_components(model, name, method, dtype, batch_size, seq_len, answer_
         phase = "backward start" if start >= end else "optimizer step"
     peak = static + max(start, end)
     details = {
-        "family": sh.family, "attention": "eager" if sh.eager else "sdpa",
+        "family": sh.family,
+        "attention": "eager" if sh.eager else "sdpa",
         # Measured against: the Llama and Bloom blocks. Other families use the nearest recipe.
         "validated_family": sh.family in ("llama", "bloom"),
-        "shapes": {"d": d, "d_kv": sh.d_kv, "d_ff": sh.d_ff, "heads": sh.heads, "layers": L,
-                   "vocab": V},
-        "per_token_layer_bytes": per_token, "layer_bytes": per_layer, "layers_bytes": layers,
-        "model_level_bytes": model_level, "backward_start_bytes": start, "backward_end_bytes": end,
+        "shapes": {
+            "d": d,
+            "d_kv": sh.d_kv,
+            "d_ff": sh.d_ff,
+            "heads": sh.heads,
+            "layers": L,
+            "vocab": V,
+        },
+        "per_token_layer_bytes": per_token,
+        "layer_bytes": per_layer,
+        "layers_bytes": layers,
+        "model_level_bytes": model_level,
+        "backward_start_bytes": start,
+        "backward_end_bytes": end,
         "phase": phase,
         "peak_formula": _FORMULAS[method != "attribution", phase],
         "trained_copies_bytes": copies,
     }
     return MemoryEstimate(
-        model=name, method=method, dtype=str(dtype).replace("torch.", ""),
-        batch_size=B, seq_len=T, answer_len=answer_len, device=device,
-        n_params=n_params, n_trainable=trained, parameters=param_bytes + copies,
-        gradients=gradients, optimizer=optimizer, activations=int(activations),
-        transient=int(transient), peak=int(peak), details=details)
-
+        model=name,
+        method=method,
+        dtype=str(dtype).replace("torch.", ""),
+        batch_size=B,
+        seq_len=T,
+        answer_len=answer_len,
+        device=device,
+        n_params=n_params,
+        n_trainable=trained,
+        parameters=param_bytes + copies,
+        gradients=gradients,
+        optimizer=optimizer,
+        activations=int(activations),
+        transient=int(transient),
+        peak=int(peak),
+        details=details,
+    )
 
 
 _FORMULAS = {
     (False, "backward start"): "parameters + activations + transient (start of backward)",
     (False, "backward end"): "parameters + activations + transient (end of backward: every "
-                             "site's output and gradient kept)",
+    "site's output and gradient kept)",
     (True, "backward start"): "parameters + optimizer + activations + transient (start of "
-                              "backward)",
+    "backward)",
     (True, "optimizer step"): "parameters + optimizer + gradients + transient (optimizer step)",
 }

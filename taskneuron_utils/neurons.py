@@ -42,7 +42,9 @@ class NeuronSet:
         meta: provenance (model, task, k, selection rule, ...), JSON-serialisable.
     """
 
-    def __init__(self, indices: dict[str, torch.Tensor], sizes: dict[str, int], meta: dict | None = None):
+    def __init__(
+        self, indices: dict[str, torch.Tensor], sizes: dict[str, int], meta: dict | None = None
+    ):
         unknown = set(indices) - set(sizes)
         if unknown:
             raise NeuronSetMismatchError(f"sites {sorted(unknown)} are not in the layout")
@@ -66,7 +68,9 @@ class NeuronSet:
         return cls({}, layout, {"model": layout.model, **(meta or {})})
 
     @classmethod
-    def random_like(cls, other: NeuronSet, seed: int, exclude: NeuronSet | None = None) -> NeuronSet:
+    def random_like(
+        cls, other: NeuronSet, seed: int, exclude: NeuronSet | None = None
+    ) -> NeuronSet:
         """As many random neurons per site as ``other`` has, drawn uniformly without replacement.
 
         The draw depends only on ``seed`` and the layout (sites in model order), so it is
@@ -82,8 +86,12 @@ class NeuronSet:
             if count > len(pool):
                 raise ValueError(f"{site}: cannot draw {count} neurons from {len(pool)}")
             chosen[site] = pool[torch.randperm(len(pool), generator=generator)[:count]]
-        meta = {"model": other.meta.get("model"), "selection": "random_like", "seed": seed,
-                "matched_to": other.name}
+        meta = {
+            "model": other.meta.get("model"),
+            "selection": "random_like",
+            "seed": seed,
+            "matched_to": other.name,
+        }
         return cls(chosen, other.sizes, meta)
 
     # --- views ------------------------------------------------------------------------------
@@ -99,16 +107,21 @@ class NeuronSet:
     def __repr__(self) -> str:
         total = sum(self.sizes.values())
         label = f"{self.name!r}, " if self.name else ""
-        return (f"NeuronSet({label}{len(self)} of {total} neurons "
-                f"({100 * len(self) / max(total, 1):.1f}%) over {len(self.sizes)} sites)")
+        return (
+            f"NeuronSet({label}{len(self)} of {total} neurons "
+            f"({100 * len(self) / max(total, 1):.1f}%) over {len(self.sizes)} sites)"
+        )
 
     def __contains__(self, neuron: tuple[str, int]) -> bool:
         site, index = neuron
         return bool(torch.isin(torch.tensor(index), self.indices.get(site, torch.empty(0))).item())
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, NeuronSet) and self.sizes == other.sizes
-                and all(torch.equal(self.indices[s], other.indices[s]) for s in self.sizes))
+        return (
+            isinstance(other, NeuronSet)
+            and self.sizes == other.sizes
+            and all(torch.equal(self.indices[s], other.indices[s]) for s in self.sizes)
+        )
 
     def counts(self) -> pd.DataFrame:
         """One row a site: site, layer, kind, selected, neurons, fraction."""
@@ -116,8 +129,16 @@ class NeuronSet:
         for site, n in self.sizes.items():
             layer, kind = parse_site_name(site)
             selected = len(self.indices[site])
-            rows.append({"site": site, "layer": layer, "kind": kind, "selected": selected,
-                         "neurons": n, "fraction": selected / n})
+            rows.append(
+                {
+                    "site": site,
+                    "layer": layer,
+                    "kind": kind,
+                    "selected": selected,
+                    "neurons": n,
+                    "fraction": selected / n,
+                }
+            )
         return pd.DataFrame(rows)
 
     def per_layer(self) -> pd.DataFrame:
@@ -131,31 +152,42 @@ class NeuronSet:
         frames = []
         for site, idx in self.indices.items():
             layer, kind = parse_site_name(site)
-            frames.append(pd.DataFrame({"site": site, "layer": layer, "kind": kind,
-                                        "neuron": idx.numpy()}))
+            frames.append(
+                pd.DataFrame({"site": site, "layer": layer, "kind": kind, "neuron": idx.numpy()})
+            )
         return pd.concat(frames, ignore_index=True)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, model, meta: dict | None = None, *,
-                   kinds=None) -> NeuronSet:
+    def from_frame(
+        cls, frame: pd.DataFrame, model, meta: dict | None = None, *, kinds=None
+    ) -> NeuronSet:
         """The set whose neurons are ``frame``'s (site, neuron) rows (``to_frame``, a CSV or
         Parquet file of ``to_csv`` / ``to_parquet``, read back), over ``model``'s layout of
         ``kinds`` (default: the kinds the sites name). Raises NeuronSetMismatchError naming a
         site the model lacks."""
         missing = {"site", "neuron"} - set(frame.columns)
         if missing:
-            raise ValueError(f"a neuron frame needs the columns site and neuron; {sorted(missing)} missing")
+            raise ValueError(
+                f"a neuron frame needs the columns site and neuron; {sorted(missing)} missing"
+            )
         names = list(dict.fromkeys(frame["site"]))
         for name in names:
             parse_site_name(name)
-        layout = (layout_of(model, kinds) if kinds is not None
-                  else layout_for(model, dict.fromkeys(names, 0)))
+        layout = (
+            layout_of(model, kinds)
+            if kinds is not None
+            else layout_for(model, dict.fromkeys(names, 0))
+        )
         unknown = [name for name in names if name not in layout]
         if unknown:
-            raise NeuronSetMismatchError(f"site {unknown[0]} is not a site of {layout.model!r} "
-                                         f"({len(layout)} sites, e.g. {next(iter(layout))})")
-        indices = {name: torch.tensor(part.to_numpy(), dtype=torch.long)
-                   for name, part in frame.groupby("site", sort=False)["neuron"]}
+            raise NeuronSetMismatchError(
+                f"site {unknown[0]} is not a site of {layout.model!r} "
+                f"({len(layout)} sites, e.g. {next(iter(layout))})"
+            )
+        indices = {
+            name: torch.tensor(part.to_numpy(), dtype=torch.long)
+            for name, part in frame.groupby("site", sort=False)["neuron"]
+        }
         return cls(indices, layout, {"model": layout.model, **(meta or {})})
 
     def to_csv(self, path: str | os.PathLike):
@@ -206,7 +238,8 @@ class NeuronSet:
         if self.sizes != other.sizes:
             raise NeuronSetMismatchError(
                 "the two neuron sets come from different model layouts: "
-                + layout_difference(self.sizes, other.sizes, "first", "second"))
+                + layout_difference(self.sizes, other.sizes, "first", "second")
+            )
 
     def check_fits(self, model) -> None:
         """Raise ``NeuronSetMismatchError`` naming the difference if ``model``'s layout over

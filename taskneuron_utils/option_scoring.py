@@ -42,9 +42,16 @@ __all__ = ["option_log_likelihoods"]
 logger = logging.getLogger(__name__)
 
 
-def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
-                           max_length: int = 512, progress: bool = False,
-                           share_prefix: bool | str = True) -> dict:
+def option_log_likelihoods(
+    model,
+    tok,
+    split: Split,
+    *,
+    batch_size: int = 16,
+    max_length: int = 512,
+    progress: bool = False,
+    share_prefix: bool | str = True,
+) -> dict:
     """Summed log-likelihood of every label option of every example of a classification split.
 
     Args:
@@ -71,9 +78,14 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
     # One prompt per example, shared by all its options: truncate the input so that the longest
     # option still fits (encode's policy, one warning per call).
     longest = max(labels, key=lambda label: len(answer_ids(tok, label)))
-    prompts = [e.input_ids[:e.answer_start] for e in encode(
-        tok, Split([Example(ex.input, longest) for ex in split], task, split.name),
-        max_length=max_length)]
+    prompts = [
+        e.input_ids[: e.answer_start]
+        for e in encode(
+            tok,
+            Split([Example(ex.input, longest) for ex in split], task, split.name),
+            max_length=max_length,
+        )
+    ]
 
     device = input_device(model)
     if share_prefix not in (True, False, "prompt"):
@@ -85,38 +97,54 @@ def option_log_likelihoods(model, tok, split: Split, *, batch_size: int = 16,
     starts = range(0, len(order), batch_size)
     with inference(model):
         for start in tqdm(starts, desc=f"eval {task.name}/{split.name}", disable=not progress):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             batch = [prompts[i] for i in rows]
             scored = None
             with batch_examples(rows):
                 if path == "shared_prefix":
-                    scored = _score_shared_prefix(model, batch, options, tok.pad_token_id,
-                                                  device, across=share_prefix is True)
+                    scored = _score_shared_prefix(
+                        model, batch, options, tok.pad_token_id, device, across=share_prefix is True
+                    )
                     if scored is None:
-                        logger.info("%s does not take a key/value cache in its forward; scoring "
-                                    "the options of %s/%s without prefix sharing",
-                                    type(model).__name__, task.name, split.name)
+                        logger.info(
+                            "%s does not take a key/value cache in its forward; scoring "
+                            "the options of %s/%s without prefix sharing",
+                            type(model).__name__,
+                            task.name,
+                            split.name,
+                        )
                         path = "plain"
                 if scored is None:
                     scored = _score_plain(model, batch, options, tok.pad_token_id, device)
             scores[rows] = scored.double().cpu()
-    return {"log_likelihoods": scores,
-            "n_tokens": torch.tensor([len(o) for o in options], dtype=torch.long),
-            "labels": labels, "path": path}
+    return {
+        "log_likelihoods": scores,
+        "n_tokens": torch.tensor([len(o) for o in options], dtype=torch.long),
+        "labels": labels,
+        "path": path,
+    }
 
 
-def _score_plain(model, prompts: list[list[int]], options: list[list[int]], pad_id: int,
-                 device) -> torch.Tensor:
+def _score_plain(
+    model, prompts: list[list[int]], options: list[list[int]], pad_id: int, device
+) -> torch.Tensor:
     """(B, K) summed log-probabilities of each option after each prompt: one right-padded
     sequence per (prompt, option) pair, rows in example-major order, default positions."""
     pairs = collate([Encoded(p + o, len(p)) for p in prompts for o in options], pad_id, "right")
-    hidden = model.base_model(input_ids=pairs["input_ids"].to(device),
-                              attention_mask=pairs["attention_mask"].to(device),
-                              use_cache=False).last_hidden_state  # (B*K, T, d)
+    hidden = model.base_model(
+        input_ids=pairs["input_ids"].to(device),
+        attention_mask=pairs["attention_mask"].to(device),
+        use_cache=False,
+    ).last_hidden_state  # (B*K, T, d)
     labels = pairs["labels"].to(hidden.device)  # a device_map may end on another device
     predicts = labels[:, 1:] != -100  # the state at t predicts the option token at t + 1
-    totals = _summed_log_probs(model, hidden[:, :-1][predicts], labels[:, 1:][predicts],
-                               predicts.nonzero()[:, 0], len(prompts) * len(options))
+    totals = _summed_log_probs(
+        model,
+        hidden[:, :-1][predicts],
+        labels[:, 1:][predicts],
+        predicts.nonzero()[:, 0],
+        len(prompts) * len(options),
+    )
     return totals.view(len(prompts), len(options))
 
 
@@ -128,8 +156,14 @@ def _cache_keyword() -> str:
     return "cache" if "cache" in fields else "past_key_values"
 
 
-def _score_shared_prefix(model, prompts: list[list[int]], options: list[list[int]], pad_id: int,
-                         device, across: bool = True) -> torch.Tensor | None:
+def _score_shared_prefix(
+    model,
+    prompts: list[list[int]],
+    options: list[list[int]],
+    pad_id: int,
+    device,
+    across: bool = True,
+) -> torch.Tensor | None:
     """(B, K) summed log-probabilities of each option after each prompt, via the prefix tree,
     with a ``transformers.DynamicCache`` and explicit ``position_ids``. None when the model's
     forward does not take the cache (it raises TypeError, or leaves the cache empty).
@@ -140,8 +174,13 @@ def _score_shared_prefix(model, prompts: list[list[int]], options: list[list[int
     cache_arg = {_cache_keyword(): cache}
 
     def run(input_ids, attention_mask, positions):
-        return body(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                    use_cache=True, **cache_arg).last_hidden_state  # (B, T, d)
+        return body(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            **cache_arg,
+        ).last_hidden_state  # (B, T, d)
 
     def first_run(input_ids, attention_mask, positions):
         """``run``, or None when the model does not fill the cache it was given."""
@@ -178,22 +217,30 @@ def _score_shared_prefix(model, prompts: list[list[int]], options: list[list[int
     opt_ids = opts["input_ids"].to(device).repeat(n_examples, 1)  # (B*K, O)
     opt_mask = opts["attention_mask"].to(device).repeat(n_examples, 1)
     full_mask = torch.cat([mask.repeat_interleave(n_options, 0), opt_mask], dim=1)
-    opt_positions = positions[:, -1:].repeat_interleave(n_options, 0) + 1 + \
-        torch.arange(opt_ids.shape[1], device=device)
+    opt_positions = (
+        positions[:, -1:].repeat_interleave(n_options, 0)
+        + 1
+        + torch.arange(opt_ids.shape[1], device=device)
+    )
     opt_hidden = run(opt_ids, full_mask, opt_positions)
 
     # The hidden state before option token j predicts it: the prompt's last state for j = 0,
     # option state j - 1 after that. The LM head runs on real option tokens only.
     before = torch.cat([last.repeat_interleave(n_options, 0)[:, None], opt_hidden[:, :-1]], dim=1)
     real = opt_mask.bool().to(before.device)  # a device_map may end on another device
-    totals = _summed_log_probs(model, before[real], opt_ids.to(before.device)[real],
-                               real.nonzero()[:, 0],
-                               n_examples * n_options)
+    totals = _summed_log_probs(
+        model,
+        before[real],
+        opt_ids.to(before.device)[real],
+        real.nonzero()[:, 0],
+        n_examples * n_options,
+    )
     return totals.view(n_examples, n_options)
 
 
-def _summed_log_probs(model, hidden: torch.Tensor, targets: torch.Tensor, row_of: torch.Tensor,
-                      n_rows: int) -> torch.Tensor:
+def _summed_log_probs(
+    model, hidden: torch.Tensor, targets: torch.Tensor, row_of: torch.Tensor, n_rows: int
+) -> torch.Tensor:
     """Sum over tokens, per row, of log p(target | hidden state): hidden (N, d), targets (N,),
     row_of (N,) the row of each token; returns (n_rows,) float32 on the LM head's device. The
     LM head runs on these N states only."""

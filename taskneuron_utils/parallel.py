@@ -37,8 +37,11 @@ def init_from_environment() -> tuple[int, int]:
     made, nothing changes ((0, 1) in one process).
     """
     distributed = torch.distributed
-    if (int(os.environ.get("WORLD_SIZE", "1")) > 1 and distributed.is_available()
-            and not distributed.is_initialized()):
+    if (
+        int(os.environ.get("WORLD_SIZE", "1")) > 1
+        and distributed.is_available()
+        and not distributed.is_initialized()
+    ):
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -47,7 +50,9 @@ def init_from_environment() -> tuple[int, int]:
 
 def _comm_device(device: torch.device) -> torch.device:
     if torch.distributed.get_backend() == "nccl":
-        return device if device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
+        return (
+            device if device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
+        )
     return torch.device("cpu")
 
 
@@ -55,13 +60,15 @@ def ranks_disagree(fields: dict, device: torch.device) -> list[str]:
     """The names of ``fields`` (ints or strings, hashed) whose values differ between ranks;
     computed by every rank (two all-reduces, MIN and MAX), so that all ranks raise together
     instead of hanging in a later collective."""
+
     def as_int(value) -> int:
         if isinstance(value, int):
             return value
         return int(hashlib.sha256(str(value).encode()).hexdigest()[:15], 16)
 
-    mine = torch.tensor([as_int(v) for v in fields.values()], dtype=torch.int64,
-                        device=_comm_device(device))
+    mine = torch.tensor(
+        [as_int(v) for v in fields.values()], dtype=torch.int64, device=_comm_device(device)
+    )
     low, high = mine.clone(), mine.clone()
     torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
     torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
@@ -87,8 +94,10 @@ def gather_sum(tensors: list[torch.Tensor], counts: list[int], device: torch.dev
         total += other
         total_numbers += other_numbers
     pieces = torch.split(total, [t.numel() for t in tensors])
-    return ([piece.reshape(t.shape).to(device, t.dtype) for piece, t in zip(pieces, tensors)],
-            [int(v) for v in total_numbers.tolist()])
+    return (
+        [piece.reshape(t.shape).to(device, t.dtype) for piece, t in zip(pieces, tensors)],
+        [int(v) for v in total_numbers.tolist()],
+    )
 
 
 def sum_gradients(params: list[torch.Tensor]) -> None:
@@ -127,8 +136,11 @@ def rank_file(path, rank: int, world: int) -> tuple[Path, list[str]]:
     if own.exists():
         return own, []
     pattern = f"{glob.escape(path.stem)}.rank*-of-*{path.suffix}"
-    others = sorted(p.name for p in path.parent.glob(pattern)
-                    if not p.name.endswith(f"-of-{world}{path.suffix}"))
+    others = sorted(
+        p.name
+        for p in path.parent.glob(pattern)
+        if not p.name.endswith(f"-of-{world}{path.suffix}")
+    )
     if world > 1 and path.exists():
         others.insert(0, path.name)
     return own, others

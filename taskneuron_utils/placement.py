@@ -76,7 +76,8 @@ def named_parameter_values(model: nn.Module) -> Iterator[tuple[str, torch.Tensor
             raise OffloadedWeightsError(
                 f"parameter {name} is on the meta device and no accelerate offload hook holds "
                 "its values; load the model with tn.load_model (device_map=...) or move it to a "
-                "device")
+                "device"
+            )
         with loaded([owner]):
             yield name, model.get_parameter(name)
 
@@ -89,7 +90,8 @@ def check_in_memory(params: Iterable[torch.Tensor], what: str) -> None:
             f"{what} writes weights in place, but some of them are offloaded by the model's "
             "device_map (meta tensors between forward passes; a write to them is lost). Load "
             "the model without 'disk' or 'cpu' offload (a device_map over GPUs only), or, to "
-            "switch neurons off, use mode='activation'")
+            "switch neurons off, use mode='activation'"
+        )
 
 
 def _offloading_module(modules: dict[str, nn.Module], param_name: str) -> nn.Module | None:

@@ -36,14 +36,30 @@ import pandas as pd
 
 from .architectures import layout_of
 from .attribution import Relevance
-from .conditions import (CONDITIONS, RelevanceCache, compare_conditions, condition_scores,
-                         condition_sets, layer_counts)
+from .conditions import (
+    CONDITIONS,
+    RelevanceCache,
+    compare_conditions,
+    condition_scores,
+    condition_sets,
+    layer_counts,
+)
 from .neurons import NeuronSet
 from .tasks import Task
 
-__all__ = ["CONDITIONS", "RelevanceCache", "condition_sets", "compare_conditions",
-           "condition_scores", "layer_counts", "plot_conditions", "plot_condition_scores",
-           "plot_layer_counts", "Playground", "neuron_playground"]
+__all__ = [
+    "CONDITIONS",
+    "RelevanceCache",
+    "condition_sets",
+    "compare_conditions",
+    "condition_scores",
+    "layer_counts",
+    "plot_conditions",
+    "plot_condition_scores",
+    "plot_layer_counts",
+    "Playground",
+    "neuron_playground",
+]
 
 # ----------------------------------------------------------------------------------------------
 # Figures (each takes ax= and returns the Axes it drew on)
@@ -63,7 +79,7 @@ _COLOURS = {"all on": "tab:green", "task off": "tab:red", "random off": "tab:gra
 
 def _shorten(text: str, n: int = 34) -> str:
     text = " ".join(str(text).split())
-    return text if len(text) <= n else text[:n - 1] + "…"
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def plot_conditions(frame: pd.DataFrame, *, ax=None):
@@ -74,8 +90,9 @@ def plot_conditions(frame: pd.DataFrame, *, ax=None):
     values = frame["p_expected"].fillna(0.0).to_numpy()
     colours = [_COLOURS.get(c, "tab:blue") for c in conditions]
     ax.barh(range(len(frame)), values, color=colours)
-    ax.set_yticks(range(len(frame)), [f"{c}\n({n:,} off)" for c, n in
-                                      zip(conditions, frame["neurons_off"])])
+    ax.set_yticks(
+        range(len(frame)), [f"{c}\n({n:,} off)" for c, n in zip(conditions, frame["neurons_off"])]
+    )
     ax.invert_yaxis()
     ax.set_xlim(0, 1.6)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
@@ -93,18 +110,24 @@ def plot_condition_scores(scores: pd.DataFrame, *, ax=None):
     """Bars of the task metric per condition (``condition_scores``), NLL written on each bar."""
     ax = _new_axes(ax, (5, 3.2))
     conditions = list(scores["condition"])
-    bars = ax.bar(conditions, scores["score"], color=[_COLOURS.get(c, "tab:blue")
-                                                      for c in conditions])
+    bars = ax.bar(
+        conditions, scores["score"], color=[_COLOURS.get(c, "tab:blue") for c in conditions]
+    )
     for bar, nll, n_off in zip(bars, scores["nll"], scores["neurons_off"]):
-        ax.annotate(f"NLL {nll:.2f}\n{n_off:,} off", (bar.get_x() + bar.get_width() / 2,
-                                                       bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            f"NLL {nll:.2f}\n{n_off:,} off",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_ylim(0, 1.25)
     metric = scores["metric"].iloc[0] if len(scores) else "score"
     ax.set_ylabel(metric)
     task = scores["task"].iloc[0] if len(scores) else ""
-    ax.set_title(f"{task}: {metric} on {int(scores['n'].iloc[0]) if len(scores) else 0} "
-                 f"test examples")
+    ax.set_title(
+        f"{task}: {metric} on {int(scores['n'].iloc[0]) if len(scores) else 0} test examples"
+    )
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 
@@ -112,8 +135,9 @@ def plot_condition_scores(scores: pd.DataFrame, *, ax=None):
 def plot_layer_counts(counts: pd.DataFrame, *, ax=None, title: str | None = None):
     """Stacked bars: selected neurons per layer, one colour a site kind (``layer_counts``)."""
     ax = _new_axes(ax, (6.5, 2.8))
-    table = counts.pivot_table(index="layer", columns="kind", values="selected",
-                               aggfunc="sum", fill_value=0, sort=False)
+    table = counts.pivot_table(
+        index="layer", columns="kind", values="selected", aggfunc="sum", fill_value=0, sort=False
+    )
     bottom = None
     for kind in table.columns:
         ax.bar(table.index, table[kind], bottom=bottom, label=kind, width=0.8)
@@ -122,8 +146,14 @@ def plot_layer_counts(counts: pd.DataFrame, *, ax=None, title: str | None = None
     ax.set_ylabel("neurons switched off")
     if len(table):
         ax.set_xticks(list(table.index))
-        ax.legend(title="site", fontsize=8, ncols=len(table.columns), loc="upper left",
-                  bbox_to_anchor=(0, 1.0), frameon=False)
+        ax.legend(
+            title="site",
+            fontsize=8,
+            ncols=len(table.columns),
+            loc="upper left",
+            bbox_to_anchor=(0, 1.0),
+            frameon=False,
+        )
         ax.set_ylim(0, max(1, float(bottom.max())) * 1.3)
     ax.set_title(title or "Where the switched-off task neurons sit")
     ax.spines[["top", "right"]].set_visible(False)
@@ -140,8 +170,9 @@ def _frame_html(frame: pd.DataFrame) -> str:
     for column in shown.columns:
         if column == "p_expected" or column.startswith("p("):
             shown[column] = shown[column].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}")
-    return shown.to_html(index=False, classes="tn-playground-table", border=0, escape=True,
-                         justify="left")
+    return shown.to_html(
+        index=False, classes="tn-playground-table", border=0, escape=True, justify="left"
+    )
 
 
 class Playground(widgets.VBox):
@@ -151,47 +182,98 @@ class Playground(widgets.VBox):
     (``plot_layer_counts``), ``sets`` (the three NeuronSets), ``table`` (the HTML table widget),
     ``status`` (an HTML line: what is computing, or what went wrong)."""
 
-    def __init__(self, model, tok, tasks: dict[str, Task], cache: RelevanceCache, *,
-                 task: str, k: float, per: str, seed: int, text: str | None,
-                 expected: str | None, max_new_tokens: int | None):
+    def __init__(
+        self,
+        model,
+        tok,
+        tasks: dict[str, Task],
+        cache: RelevanceCache,
+        *,
+        task: str,
+        k: float,
+        per: str,
+        seed: int,
+        text: str | None,
+        expected: str | None,
+        max_new_tokens: int | None,
+    ):
         self.model, self.tok, self.tasks, self.cache = model, tok, tasks, cache
         self.seed, self.max_new_tokens = seed, max_new_tokens
         n_layers = 1 + max(layout_of(model).sites, key=lambda s: s.layer).layer
         style = {"description_width": "initial"}
-        self.task = widgets.Dropdown(options=list(tasks), value=task, description="task",
-                                     style=style)
-        self.k = widgets.FloatSlider(value=k, min=0.0, max=max(0.5, k), step=0.005,
-                                     description="k (fraction off)", readout_format=".1%",
-                                     continuous_update=False, style=style,
-                                     layout=widgets.Layout(width="420px"))
-        self.per = widgets.ToggleButtons(options=["site", "global"], value=per,
-                                         description="top-k per",
-                                         style={**style, "button_width": "64px"})
+        self.task = widgets.Dropdown(
+            options=list(tasks), value=task, description="task", style=style
+        )
+        self.k = widgets.FloatSlider(
+            value=k,
+            min=0.0,
+            max=max(0.5, k),
+            step=0.005,
+            description="k (fraction off)",
+            readout_format=".1%",
+            continuous_update=False,
+            style=style,
+            layout=widgets.Layout(width="420px"),
+        )
+        self.per = widgets.ToggleButtons(
+            options=["site", "global"],
+            value=per,
+            description="top-k per",
+            style={**style, "button_width": "64px"},
+        )
         first = tasks[task].test[0] if len(tasks[task].test) else None
-        self.text = widgets.Textarea(value=text if text is not None else (first.input if first else ""),
-                                     description="your input", continuous_update=False,
-                                     style=style, layout=widgets.Layout(width="95%", height="4em"))
+        self.text = widgets.Textarea(
+            value=text if text is not None else (first.input if first else ""),
+            description="your input",
+            continuous_update=False,
+            style=style,
+            layout=widgets.Layout(width="95%", height="4em"),
+        )
         self.expected = widgets.Text(
             value=expected if expected is not None else (first.output if first else ""),
-            description="expected answer", continuous_update=False, style=style)
-        self.layers = widgets.IntRangeSlider(value=(0, n_layers - 1), min=0, max=n_layers - 1,
-                                             description="layers", continuous_update=False,
-                                             style=style, layout=widgets.Layout(width="420px"))
+            description="expected answer",
+            continuous_update=False,
+            style=style,
+        )
+        self.layers = widgets.IntRangeSlider(
+            value=(0, n_layers - 1),
+            min=0,
+            max=n_layers - 1,
+            description="layers",
+            continuous_update=False,
+            style=style,
+            layout=widgets.Layout(width="420px"),
+        )
         self.status = widgets.HTML()
         self.table = widgets.HTML()
         self.answers_out = widgets.Output()
         self.layers_out = widgets.Output()
-        for control, name in ((self.k, "tn-k"), (self.layers, "tn-layers"), (self.text, "tn-text"),
-                              (self.task, "tn-task"), (self.table, "tn-answers"),
-                              (self.status, "tn-status")):
+        for control, name in (
+            (self.k, "tn-k"),
+            (self.layers, "tn-layers"),
+            (self.text, "tn-text"),
+            (self.task, "tn-task"),
+            (self.table, "tn-answers"),
+            (self.status, "tn-status"),
+        ):
             control.add_class(name)
-        super().__init__([
-            self.task, widgets.HBox([self.k, self.per]), self.text, self.expected, self.status,
-            self.table, self.answers_out,
-            widgets.HTML("<b>Where are they?</b> Selected neurons per layer and site kind "
-                         "(the random set has the same count in every site)."),
-            self.layers, self.layers_out,
-        ])
+        super().__init__(
+            [
+                self.task,
+                widgets.HBox([self.k, self.per]),
+                self.text,
+                self.expected,
+                self.status,
+                self.table,
+                self.answers_out,
+                widgets.HTML(
+                    "<b>Where are they?</b> Selected neurons per layer and site kind "
+                    "(the random set has the same count in every site)."
+                ),
+                self.layers,
+                self.layers_out,
+            ]
+        )
         self.add_class("tn-playground")
         self.frame: pd.DataFrame | None = None
         self.figure = None
@@ -204,8 +286,7 @@ class Playground(widgets.VBox):
         for control in (self.k, self.per):
             control.observe(lambda _change: self.refresh(), names="value")
         for control in (self.text, self.expected):
-            control.observe(lambda _change: self._unless_quiet(self.refresh_answers),
-                            names="value")
+            control.observe(lambda _change: self._unless_quiet(self.refresh_answers), names="value")
         self.layers.observe(lambda _change: self.refresh_layers(), names="value")
         self.refresh()
 
@@ -231,8 +312,10 @@ class Playground(widgets.VBox):
         status line then says that everything shown is up to date)."""
         task = self.tasks[self.task.value]
         if task.name not in self.cache:
-            self._say(f"computing the relevance of every neuron on {self.cache.n_examples} "
-                      f"examples of <b>{html.escape(task.name)}</b> (once per task)…")
+            self._say(
+                f"computing the relevance of every neuron on {self.cache.n_examples} "
+                f"examples of <b>{html.escape(task.name)}</b> (once per task)…"
+            )
         relevance = self.cache(task)
         self.sets = condition_sets(relevance, self.k.value, per=self.per.value, seed=self.seed)
         self.refresh_layers()
@@ -241,9 +324,15 @@ class Playground(widgets.VBox):
     def refresh_answers(self) -> None:
         task = self.tasks[self.task.value]
         try:
-            frame = compare_conditions(self.model, self.tok, task, self.text.value, self.sets,
-                                       expected=self.expected.value or None,
-                                       max_new_tokens=self.max_new_tokens)
+            frame = compare_conditions(
+                self.model,
+                self.tok,
+                task,
+                self.text.value,
+                self.sets,
+                expected=self.expected.value or None,
+                max_new_tokens=self.max_new_tokens,
+            )
         except ValueError as err:
             self._say(f"⚠ {html.escape(str(err))}")
             return
@@ -253,17 +342,22 @@ class Playground(widgets.VBox):
         self.table.value = _frame_html(frame)
         note = ""
         if task.category == "classification" and frame.attrs["expected"] is None:
-            note = (f" (expected answer: one of {', '.join(task.labels)} to see its "
-                    f"probability)")
-        self._say(f"{len(self.sets['task off']):,} of {sum(self.sets['task off'].sizes.values()):,}"
-                  f" neurons off (top {100 * self.k.value:.1f}% per {self.per.value}){note}")
+            note = f" (expected answer: one of {', '.join(task.labels)} to see its probability)"
+        self._say(
+            f"{len(self.sets['task off']):,} of {sum(self.sets['task off'].sizes.values()):,}"
+            f" neurons off (top {100 * self.k.value:.1f}% per {self.per.value}){note}"
+        )
 
     def refresh_layers(self) -> None:
         lo, hi = self.layers.value
         self.layer_frame = layer_counts(self.sets["task off"], (lo, hi))
-        ax = plot_layer_counts(self.layer_frame, title=(
-            f"{self.task.value}: top {100 * self.k.value:.1f}% per {self.per.value}, "
-            f"layers {lo}-{hi}"))
+        ax = plot_layer_counts(
+            self.layer_frame,
+            title=(
+                f"{self.task.value}: top {100 * self.k.value:.1f}% per {self.per.value}, "
+                f"layers {lo}-{hi}"
+            ),
+        )
         self.layer_figure = self._show(self.layers_out, ax)
 
     def _say(self, message: str) -> None:
@@ -282,12 +376,22 @@ class Playground(widgets.VBox):
         return fig
 
 
-def neuron_playground(model, tok, tasks: Mapping[str, Task] | Sequence[Task] | Task, *,
-                      task: str | None = None, k: float = 0.10, per: str = "site",
-                      n_examples: int = 32, relevances: Mapping[str, Relevance] | RelevanceCache
-                      | None = None, seed: int = 0, text: str | None = None,
-                      expected: str | None = None, batch_size: int = 8,
-                      max_new_tokens: int | None = None) -> Playground:
+def neuron_playground(
+    model,
+    tok,
+    tasks: Mapping[str, Task] | Sequence[Task] | Task,
+    *,
+    task: str | None = None,
+    k: float = 0.10,
+    per: str = "site",
+    n_examples: int = 32,
+    relevances: Mapping[str, Relevance] | RelevanceCache | None = None,
+    seed: int = 0,
+    text: str | None = None,
+    expected: str | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int | None = None,
+) -> Playground:
     """An interactive panel: switch a task's neurons off and watch the answer change.
 
     Args:
@@ -321,7 +425,19 @@ def neuron_playground(model, tok, tasks: Mapping[str, Task] | Sequence[Task] | T
     if isinstance(relevances, RelevanceCache):
         cache = relevances
     else:
-        cache = RelevanceCache(model, tok, n_examples=n_examples, batch_size=batch_size,
-                               relevances=relevances)
-    return Playground(model, tok, tasks, cache, task=task, k=k, per=per, seed=seed, text=text,
-                      expected=expected, max_new_tokens=max_new_tokens)
+        cache = RelevanceCache(
+            model, tok, n_examples=n_examples, batch_size=batch_size, relevances=relevances
+        )
+    return Playground(
+        model,
+        tok,
+        tasks,
+        cache,
+        task=task,
+        k=k,
+        per=per,
+        seed=seed,
+        text=text,
+        expected=expected,
+        max_new_tokens=max_new_tokens,
+    )

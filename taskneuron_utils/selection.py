@@ -32,13 +32,18 @@ CONTRASTS = ("difference", "zscore")
 _EPS = 1e-12
 
 
-def select(relevances: dict[str, Relevance], method: str = "top_k", k: float = 0.10,
-           **options: Any) -> dict[str, NeuronSet]:
+def select(
+    relevances: dict[str, Relevance], method: str = "top_k", k: float = 0.10, **options: Any
+) -> dict[str, NeuronSet]:
     """{task: NeuronSet} by ``method``: ``"top_k"`` (``Relevance.top_k`` per site),
     ``"contrastive"``, ``"entropy"`` or ``"exclusive"`` (the ``select_*`` functions, which take
     ``options``). Every method keeps ``round(k * n)`` neurons of every site of ``n`` neurons."""
-    methods = {"top_k": select_top_k, "contrastive": select_contrastive,
-               "entropy": select_entropy, "exclusive": select_exclusive}
+    methods = {
+        "top_k": select_top_k,
+        "contrastive": select_contrastive,
+        "entropy": select_entropy,
+        "exclusive": select_exclusive,
+    }
     if method not in methods:
         raise ValueError(f"unknown selection method {method!r}; choose one of {sorted(methods)}")
     return methods[method](relevances, k, **options)
@@ -50,8 +55,9 @@ def select_top_k(relevances: dict[str, Relevance], k: float = 0.10) -> dict[str,
     return {task: rel.top_k(k, per="site") for task, rel in relevances.items()}
 
 
-def select_contrastive(relevances: dict[str, Relevance], k: float = 0.10, *,
-                       contrast: str = "difference") -> dict[str, NeuronSet]:
+def select_contrastive(
+    relevances: dict[str, Relevance], k: float = 0.10, *, contrast: str = "difference"
+) -> dict[str, NeuronSet]:
     """A task's neurons by how much more relevant they are to it than to the other tasks.
 
     Per site, task ``t`` keeps the ``round(k * n)`` neurons with the largest contrast ``c_t``:
@@ -80,8 +86,9 @@ def select_contrastive(relevances: dict[str, Relevance], k: float = 0.10, *,
     return _sets(chosen, sizes, relevances, k, "contrastive", {"contrast": contrast})
 
 
-def select_entropy(relevances: dict[str, Relevance], k: float = 0.10, *,
-                   floor: float = 0.5) -> dict[str, NeuronSet]:
+def select_entropy(
+    relevances: dict[str, Relevance], k: float = 0.10, *, floor: float = 0.5
+) -> dict[str, NeuronSet]:
     """Neurons whose relevance is concentrated on one task (in the spirit of LAPE, Tang et al.
     2024, "Language-specific neurons", which uses activation probabilities instead).
 
@@ -103,8 +110,9 @@ def select_entropy(relevances: dict[str, Relevance], k: float = 0.10, *,
     for site, values in scores.items():
         normed = _per_site_normalised(values)
         total = normed.sum(0, keepdim=True)
-        share = torch.where(total > 0, normed / total.clamp_min(_EPS),
-                            torch.full_like(normed, 1 / len(tasks)))
+        share = torch.where(
+            total > 0, normed / total.clamp_min(_EPS), torch.full_like(normed, 1 / len(tasks))
+        )
         entropy = -torch.special.xlogy(share, share).sum(0)
         top2 = share.topk(2, dim=0).values
         largest = (share == top2[0]) & (top2[0] > top2[1])  # (T, n): strictly largest share
@@ -113,8 +121,9 @@ def select_entropy(relevances: dict[str, Relevance], k: float = 0.10, *,
             needed = values[i] >= torch.quantile(values[i], floor)
             candidate = largest[i] & needed
             # Candidates first (by entropy, lowest first), then the others by share.
-            chosen[task][site] = _take(torch.where(candidate, -entropy, share[i]), m,
-                                       tier=(~candidate).long())
+            chosen[task][site] = _take(
+                torch.where(candidate, -entropy, share[i]), m, tier=(~candidate).long()
+            )
             filled[task] += max(m - int(candidate.sum()), 0)
     sets = _sets(chosen, sizes, relevances, k, "entropy", {"floor": floor})
     for task, neurons in sets.items():
@@ -164,8 +173,14 @@ def shared_core(relevances: dict[str, Relevance], k: float = 0.10) -> NeuronSet:
     tops = select_top_k(relevances, k)
     core = reduce(NeuronSet.intersection, tops.values())
     first = next(iter(relevances.values()))
-    core.meta = {"model": first.provenance.get("model"), "name": "shared core", "k": k,
-                 "per": "site", "selection": "shared_core", "tasks": list(relevances)}
+    core.meta = {
+        "model": first.provenance.get("model"),
+        "name": "shared core",
+        "k": k,
+        "per": "site",
+        "selection": "shared_core",
+        "tasks": list(relevances),
+    }
     return core
 
 
@@ -174,31 +189,40 @@ def matched_top(relevances: dict[str, Relevance], like: NeuronSet) -> dict[str, 
     for a set of any size (the shared core, an exclusive set, a user's set)."""
     tasks, sizes, scores = _scores(relevances, 1.0, min_tasks=1)
     if like.sizes != sizes:
-        raise NeuronSetMismatchError("the set does not fit the relevance's layout: "
-                                     + layout_difference(like.sizes, sizes, "set", "relevance"))
-    chosen = {task: {site: _take(values[i], len(like.indices[site]))
-                     for site, values in scores.items()} for i, task in enumerate(tasks)}
+        raise NeuronSetMismatchError(
+            "the set does not fit the relevance's layout: "
+            + layout_difference(like.sizes, sizes, "set", "relevance")
+        )
+    chosen = {
+        task: {site: _take(values[i], len(like.indices[site])) for site, values in scores.items()}
+        for i, task in enumerate(tasks)
+    }
     return _sets(chosen, sizes, relevances, None, "matched_top", {"matched_to": like.name})
 
 
 def _scores(relevances: dict[str, Relevance], k: float, min_tasks: int):
     """Check the input; return (task names, layout {site: n}, {site: float32 (T, n) scores})."""
     if not 0 < k <= 1:
-        raise ValueError(f"k is a fraction of neurons in (0, 1], got {k!r}; "
-                         "for the paper's top 10% use k=0.1")
-    if not isinstance(relevances, dict) or not all(isinstance(r, Relevance)
-                                                   for r in relevances.values()):
+        raise ValueError(
+            f"k is a fraction of neurons in (0, 1], got {k!r}; for the paper's top 10% use k=0.1"
+        )
+    if not isinstance(relevances, dict) or not all(
+        isinstance(r, Relevance) for r in relevances.values()
+    ):
         raise TypeError("relevances must be a dict {task name: Relevance}")
     if len(relevances) < min_tasks:
-        raise ValueError(f"this selection compares tasks: it needs at least {min_tasks} "
-                         f"relevances, got {len(relevances)}")
+        raise ValueError(
+            f"this selection compares tasks: it needs at least {min_tasks} "
+            f"relevances, got {len(relevances)}"
+        )
     tasks = list(relevances)
     sizes = relevances[tasks[0]].sizes
     for task in tasks[1:]:
         if relevances[task].sizes != sizes:
             raise NeuronSetMismatchError(
                 f"the relevances of {tasks[0]!r} and {task!r} come from different model layouts: "
-                + layout_difference(sizes, relevances[task].sizes, tasks[0], task))
+                + layout_difference(sizes, relevances[task].sizes, tasks[0], task)
+            )
     per_task = [rel.scores for rel in relevances.values()]
     return tasks, sizes, {site: torch.stack([s[site] for s in per_task]) for site in sizes}
 
@@ -221,11 +245,18 @@ def _sets(chosen: dict, sizes: dict, relevances: dict, k, selection: str, option
     out = {}
     for task, indices in chosen.items():
         provenance = relevances[task].provenance
-        meta = {"model": provenance.get("model"), "task": task, "k": k, "per": "site",
-                "selection": selection, **options,
-                "aggregation": relevances[task].aggregation,
-                "tasks": list(relevances),
-                "relevance": {key: provenance.get(key)
-                              for key in ("weights", "data_hash", "n_examples", "split")}}
+        meta = {
+            "model": provenance.get("model"),
+            "task": task,
+            "k": k,
+            "per": "site",
+            "selection": selection,
+            **options,
+            "aggregation": relevances[task].aggregation,
+            "tasks": list(relevances),
+            "relevance": {
+                key: provenance.get(key) for key in ("weights", "data_hash", "n_examples", "split")
+            },
+        }
         out[task] = NeuronSet(indices, sizes, meta)
     return out

@@ -68,7 +68,9 @@ class Site:
         a view."""
         return output[..., self.offset : self.offset + self.n_neurons]
 
-    def entries(self, indices: torch.Tensor | list[int] | int) -> list[tuple[nn.Parameter, int, torch.Tensor]]:
+    def entries(
+        self, indices: torch.Tensor | list[int] | int
+    ) -> list[tuple[nn.Parameter, int, torch.Tensor]]:
         """(parameter, dim, index) triples, in ``read`` order: ``param.index_select(dim, index)``
         are the given neurons' entries of ``param``.
 
@@ -100,16 +102,18 @@ class Site:
         with loaded(self._modules()):
             for param, dim, index in self.entries(indices):
                 values = param.detach().index_select(dim, index).float()
-                parts.append(values[:, None] if values.dim() == 1 else values.T if dim == 1
-                             else values)
+                parts.append(
+                    values[:, None] if values.dim() == 1 else values.T if dim == 1 else values
+                )
         return torch.cat(parts, dim=1)
 
     @torch.no_grad()
     def write(self, indices: torch.Tensor | list[int] | int, values: torch.Tensor) -> None:
         """Set the parameters of the given neurons from ``values`` (layout of ``read``)."""
         entries = self.entries(indices)
-        check_in_memory([param for param, _, _ in entries],
-                        f"writing the parameters of {self.name}")
+        check_in_memory(
+            [param for param, _, _ in entries], f"writing the parameters of {self.name}"
+        )
         values = torch.as_tensor(values).reshape(len(entries[0][2]), -1)
         widths = [_width(param, dim) for param, dim, _ in entries]
         if values.shape[1] != sum(widths):

@@ -24,7 +24,9 @@ class ArtefactFileError(ValueError):
     """A file is missing, corrupt, or holds another kind of artefact."""
 
 
-def save_artefact(path: str | os.PathLike, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+def save_artefact(
+    path: str | os.PathLike, kind: str, tensors: dict[str, torch.Tensor], meta: dict
+) -> Path:
     """Write ``tensors`` and JSON-serialisable ``meta`` to ``path`` atomically."""
     header = {
         "taskneuron_utils_kind": kind,

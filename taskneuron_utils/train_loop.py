@@ -45,13 +45,32 @@ SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
-def fit(model, tok, encoded, trainable, *, steps: int, lr: float, batch_size: int, seed: int,
-        grad_accum: int = 1, weight_decay: float = 0.0, warmup: float = 0.1,
-        schedule: str = "linear", max_grad_norm: float | None = 1.0,
-        mixed_precision: str = "no", gradient_checkpointing: bool = False, penalty=None,
-        dev_encoded=None, eval_every: int | None = None, agree: dict | None = None,
-        loss_fn=answer_losses, desc: str = "train", progress: bool = False,
-        callback=None) -> pd.DataFrame:
+def fit(
+    model,
+    tok,
+    encoded,
+    trainable,
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    grad_accum: int = 1,
+    weight_decay: float = 0.0,
+    warmup: float = 0.1,
+    schedule: str = "linear",
+    max_grad_norm: float | None = 1.0,
+    mixed_precision: str = "no",
+    gradient_checkpointing: bool = False,
+    penalty=None,
+    dev_encoded=None,
+    eval_every: int | None = None,
+    agree: dict | None = None,
+    loss_fn=answer_losses,
+    desc: str = "train",
+    progress: bool = False,
+    callback=None,
+) -> pd.DataFrame:
     """Train the tensors ``trainable`` yields for ``steps`` AdamW steps on ``encoded``.
 
     Args:
@@ -92,9 +111,18 @@ def fit(model, tok, encoded, trainable, *, steps: int, lr: float, batch_size: in
             device = accelerator.device
         rank, world = rank_and_world()
         if world > 1:
-            check_ranks_agree(model, encoded, device, steps=steps, batch_size=batch_size,
-                              grad_accum=grad_accum, lr=lr, seed=seed,
-                              mixed_precision=mixed_precision, **(agree or {}))
+            check_ranks_agree(
+                model,
+                encoded,
+                device,
+                steps=steps,
+                batch_size=batch_size,
+                grad_accum=grad_accum,
+                lr=lr,
+                seed=seed,
+                mixed_precision=mixed_precision,
+                **(agree or {}),
+            )
         rng_devices = []
         if device.type == "cuda":  # fork the GPU generator too: dropout draws from it there
             rng_devices = [torch.cuda.current_device() if device.index is None else device.index]
@@ -106,20 +134,45 @@ def fit(model, tok, encoded, trainable, *, steps: int, lr: float, batch_size: in
                 with trainable as params, activation_checkpointing(model, gradient_checkpointing):
                     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
                     history = train(
-                        model, tok, encoded, dev_encoded, params, optimizer, accelerator,
-                        loss_fn=loss_fn, steps=steps, batch_size=batch_size,
-                        grad_accum=grad_accum, warmup=warmup, schedule=schedule,
-                        max_grad_norm=max_grad_norm, seed=seed, eval_every=eval_every,
-                        rank=rank, world=world, penalty=penalty, desc=desc, progress=progress,
-                        callback=callback)
-                    state = [t for s in optimizer.state.values() for t in s.values()
-                             if isinstance(t, torch.Tensor)]
+                        model,
+                        tok,
+                        encoded,
+                        dev_encoded,
+                        params,
+                        optimizer,
+                        accelerator,
+                        loss_fn=loss_fn,
+                        steps=steps,
+                        batch_size=batch_size,
+                        grad_accum=grad_accum,
+                        warmup=warmup,
+                        schedule=schedule,
+                        max_grad_norm=max_grad_norm,
+                        seed=seed,
+                        eval_every=eval_every,
+                        rank=rank,
+                        world=world,
+                        penalty=penalty,
+                        desc=desc,
+                        progress=progress,
+                        callback=callback,
+                    )
+                    state = [
+                        t
+                        for s in optimizer.state.values()
+                        for t in s.values()
+                        if isinstance(t, torch.Tensor)
+                    ]
                     history.attrs.update(
-                        steps=steps, examples_per_step=batch_size * grad_accum, seed=seed,
-                        mixed_precision=mixed_precision, processes=world,
+                        steps=steps,
+                        examples_per_step=batch_size * grad_accum,
+                        seed=seed,
+                        mixed_precision=mixed_precision,
+                        processes=world,
                         trainable_parameters=sum(p.numel() for p in params),
                         optimizer_state_numel=sum(t.numel() for t in state),
-                        optimizer_state_bytes=sum(t.numel() * t.element_size() for t in state))
+                        optimizer_state_bytes=sum(t.numel() * t.element_size() for t in state),
+                    )
                     optimizer.zero_grad(set_to_none=True)
                     del optimizer, state
         finally:
@@ -136,28 +189,37 @@ def check_options(model, mixed_precision: str, gradient_checkpointing: bool) -> 
     check_in_memory(model.parameters(), "training")
     if mixed_precision not in MIXED_PRECISION:
         raise ValueError(
-            f"mixed_precision must be one of {MIXED_PRECISION}, got {mixed_precision!r}")
+            f"mixed_precision must be one of {MIXED_PRECISION}, got {mixed_precision!r}"
+        )
     if mixed_precision == "fp16" and input_device(model).type == "cpu":
         # accelerate would not raise: on the CPU it silently trains without autocast.
         raise ValueError(
             "mixed_precision='fp16' needs a GPU (accelerate autocasts to float16 and scales the "
-            "loss on CUDA and similar devices only); on the CPU use mixed_precision='bf16'")
+            "loss on CUDA and similar devices only); on the CPU use mixed_precision='bf16'"
+        )
     if gradient_checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
-        raise ValueError(f"{type(model).__name__} does not support gradient checkpointing; "
-                         "pass gradient_checkpointing=False")
+        raise ValueError(
+            f"{type(model).__name__} does not support gradient checkpointing; "
+            "pass gradient_checkpointing=False"
+        )
 
 
 def check_ranks_agree(model, encoded, device, **options) -> None:
     """Raise on every rank, before any work, if the ranks' models, data or ``options`` (ints, or
     anything ``str`` describes) differ: they would otherwise hang in a collective or train
     apart."""
-    fields = {"weights": weight_fingerprint(model), "data_hash": _hash_encoded(encoded),
-              "n_examples": len(encoded), **options}
+    fields = {
+        "weights": weight_fingerprint(model),
+        "data_hash": _hash_encoded(encoded),
+        "n_examples": len(encoded),
+        **options,
+    }
     differs = ranks_disagree(fields, device)  # ints compared as they are, the rest hashed
     if differs:
         raise RuntimeError(
             f"data-parallel finetune: the {rank_and_world()[1]} processes disagree on "
-            f"{', '.join(differs)}; every rank must pass the same model, data and options")
+            f"{', '.join(differs)}; every rank must pass the same model, data and options"
+        )
 
 
 @contextlib.contextmanager
@@ -176,8 +238,11 @@ def accelerator_for(device: torch.device, mixed_precision: str):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState, PartialState
 
-    shared = [PartialState._shared_state, AcceleratorState._shared_state,
-              GradientState._shared_state]  # the singletons' dicts, changed in place only
+    shared = [
+        PartialState._shared_state,
+        AcceleratorState._shared_state,
+        GradientState._shared_state,
+    ]  # the singletons' dicts, changed in place only
     saved = [dict(state) for state in shared]
     keep_partial = shared[0].get("num_processes", 1) > 1
     for state in shared[keep_partial:]:
@@ -220,13 +285,36 @@ def activation_checkpointing(model, on: bool):
 def _input_grad_hooks(model):
     """transformers' input-embedding hooks of ``enable_input_require_grads`` (its attribute is
     ``_require_grads_hooks`` in version 5, ``_require_grads_hook`` before)."""
-    return (getattr(model, "_require_grads_hooks", None)
-            or getattr(model, "_require_grads_hook", None))
+    return getattr(model, "_require_grads_hooks", None) or getattr(
+        model, "_require_grads_hook", None
+    )
 
 
-def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, loss_fn, steps,
-          batch_size, grad_accum, warmup, schedule, max_grad_norm, seed, eval_every, rank, world,
-          penalty, desc, progress, callback=None) -> pd.DataFrame:
+def train(
+    model,
+    tok,
+    encoded,
+    dev_encoded,
+    params,
+    optimizer,
+    accelerator,
+    *,
+    loss_fn,
+    steps,
+    batch_size,
+    grad_accum,
+    warmup,
+    schedule,
+    max_grad_norm,
+    seed,
+    eval_every,
+    rank,
+    world,
+    penalty,
+    desc,
+    progress,
+    callback=None,
+) -> pd.DataFrame:
     """Run ``steps`` optimizer steps on ``params`` (the history ``finetune`` returns).
 
     ``encoded``: the training examples (``tasks.encode``); ``loss_fn(model, batch)`` gives each
@@ -239,8 +327,12 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
     from transformers import get_scheduler
 
     device = input_device(model)
-    scheduler = get_scheduler(SCHEDULES[schedule], optimizer,
-                              num_warmup_steps=round(warmup * steps), num_training_steps=steps)
+    scheduler = get_scheduler(
+        SCHEDULES[schedule],
+        optimizer,
+        num_warmup_steps=round(warmup * steps),
+        num_training_steps=steps,
+    )
     # No device placement: AdamW makes its state on the parameters' devices.
     optimizer = accelerator.prepare_optimizer(optimizer, device_placement=False)
     per_step = batch_size * grad_accum
@@ -254,8 +346,9 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
         torch.manual_seed(seed + rank)
     rows = []
     if dev_encoded is not None:
-        rows.append({"step": 0,
-                     "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)})
+        rows.append(
+            {"step": 0, "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)}
+        )
     bar = tqdm(total=steps, desc=desc, disable=not progress or rank != 0)
     for step in range(1, steps + 1):
         started = time.perf_counter()
@@ -263,7 +356,7 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
         mine = next(batches)[share]
         loss_sum = penalty_value = 0.0
         for start in range(0, len(mine), batch_size):
-            chunk = mine[start:start + batch_size]
+            chunk = mine[start : start + batch_size]
             batch = _to(collate([encoded[i] for i in chunk], tok.pad_token_id), device)
             with accelerator.autocast():
                 losses, _ = loss_fn(model, batch)  # (b,) mean answer NLL per example, float32
@@ -286,7 +379,8 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
         if not math.isfinite(loss + penalty_value):
             raise FloatingPointError(
                 f"the training loss is {loss} at step {step}; lower lr, or train in float32 / "
-                "bfloat16 rather than float16")
+                "bfloat16 rather than float16"
+            )
         if max_grad_norm:
             accelerator.clip_grad_norm_(params, max_grad_norm)
         lr_now = scheduler.get_last_lr()[0]
@@ -294,23 +388,31 @@ def train(model, tok, encoded, dev_encoded, params, optimizer, accelerator, *, l
         if not accelerator.optimizer_step_was_skipped:  # fp16: the scaler skips inf gradients
             scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        rows.append({"step": step, "loss": loss, "lr": lr_now,
-                     "seconds": time.perf_counter() - started})
+        rows.append(
+            {"step": step, "loss": loss, "lr": lr_now, "seconds": time.perf_counter() - started}
+        )
         if penalty is not None:
             rows[-1]["penalty"] = penalty_value
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}")
         if dev_encoded is not None and ((eval_every and step % eval_every == 0) or step == steps):
             # Every rank measures all of dev: the weights are identical, so are the values.
-            rows.append({"step": step,
-                         "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)})
+            rows.append(
+                {
+                    "step": step,
+                    "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size),
+                }
+            )
             bar.set_postfix(loss=f"{loss:.4f}", dev_nll=f"{rows[-1]['dev_nll']:.4f}")
         if callback is not None:
             callback(step)
     bar.close()
     model.eval()
-    columns = (["step", "loss", "lr", "seconds"] + (["penalty"] if penalty is not None else [])
-               + (["dev_nll"] if dev_encoded is not None else []))
+    columns = (
+        ["step", "loss", "lr", "seconds"]
+        + (["penalty"] if penalty is not None else [])
+        + (["dev_nll"] if dev_encoded is not None else [])
+    )
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -184,19 +184,39 @@ def finetune(
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
 
     methods = {"full": _full_parameters, "neurons": _neuron_rows, "lora": _lora_adapters}
-    options = {"neurons": neurons, "lora_r": lora_r, "lora_alpha": lora_alpha,
-               "lora_target": lora_target, "lora_dropout": lora_dropout}
+    options = {
+        "neurons": neurons,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "lora_target": lora_target,
+        "lora_dropout": lora_dropout,
+    }
     selected = neurons and [(name, idx.tolist()) for name, idx in neurons.indices.items()]
     history = fit(
-        model, tok, encoded, methods[method](model, options), steps=steps, lr=lr,
-        batch_size=batch_size, seed=seed, grad_accum=grad_accum, weight_decay=weight_decay,
-        warmup=warmup, schedule=schedule, max_grad_norm=max_grad_norm,
-        mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing,
-        dev_encoded=dev_encoded, eval_every=eval_every,
+        model,
+        tok,
+        encoded,
+        methods[method](model, options),
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        grad_accum=grad_accum,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        schedule=schedule,
+        max_grad_norm=max_grad_norm,
+        mixed_precision=mixed_precision,
+        gradient_checkpointing=gradient_checkpointing,
+        dev_encoded=dev_encoded,
+        eval_every=eval_every,
         agree={"method": method, "neurons": selected},
         # answer_losses is looked up here, at call time (tests replace it).
-        loss_fn=answer_losses, desc=f"finetune ({method})", progress=progress,
-        callback=callback)
+        loss_fn=answer_losses,
+        desc=f"finetune ({method})",
+        progress=progress,
+        callback=callback,
+    )
     history.attrs["method"] = method
     return history
 
@@ -225,7 +245,8 @@ def _check_no_shared_parameters(model: nn.Module, neurons: NeuronSet) -> None:
                 f"the neuron set selects units of both layers.{site.layer}.mlp.act and "
                 f"{site.name}, which share parameters (an act unit owns rows of the input "
                 "projections and a column of the output projection); train act units and the "
-                "other kinds in separate runs")
+                "other kinds in separate runs"
+            )
 
 
 def _resolve_method(method: str | None, neurons: NeuronSet | None) -> str:
@@ -236,10 +257,12 @@ def _resolve_method(method: str | None, neurons: NeuronSet | None) -> str:
     if method == "neurons" and neurons is None:
         raise ValueError(
             "method='neurons' needs the neurons to train: pass neurons=rel.top_k(0.1) (or a "
-            "random baseline, NeuronSet.random_like(ns, seed))")
+            "random baseline, NeuronSet.random_like(ns, seed))"
+        )
     if method != "neurons" and neurons is not None:
         raise ValueError(
-            f"neurons= is only used by method='neurons', but method={method!r}; drop one of them")
+            f"neurons= is only used by method='neurons', but method={method!r}; drop one of them"
+        )
     return method
 
 
@@ -291,8 +314,7 @@ def _edits(site, idx: torch.Tensor, rows: nn.Parameter) -> dict[str, Edit]:
     for part in inputs:
         edits[part.name] = Edit.replace(idx, _recompute(rows, start, part))
         start += part.n_params
-    edits[output.name] = Edit.add(torch.arange(output.n_neurons),
-                                  _column_change(rows, start, idx))
+    edits[output.name] = Edit.add(torch.arange(output.n_neurons), _column_change(rows, start, idx))
     return edits
 
 
@@ -305,7 +327,7 @@ def _recompute(rows: nn.Parameter, start: int, site):
 
     def values(x: torch.Tensor) -> torch.Tensor:
         # Sliced on every call, so that each forward pass reads the current rows.
-        weight = rows[:, start:start + n_in]
+        weight = rows[:, start : start + n_in]
         bias = rows[:, start + n_in] if has_bias else None
         return F.linear(x.to(rows.dtype), weight, bias)
 
@@ -336,10 +358,14 @@ def _lora_adapters(model: nn.Module, options: dict):
     if not matched:
         raise ValueError(f"no module of the model is named any of {targets}; pass lora_target=")
     config = LoraConfig(
-        r=options["lora_r"], lora_alpha=options["lora_alpha"], lora_dropout=options["lora_dropout"],
-        target_modules=targets, bias="none",
+        r=options["lora_r"],
+        lora_alpha=options["lora_alpha"],
+        lora_dropout=options["lora_dropout"],
+        target_modules=targets,
+        bias="none",
         # GPT-2's Conv1D stores its weight (in, out).
-        fan_in_fan_out=any(type(m).__name__ == "Conv1D" for m in matched))
+        fan_in_fan_out=any(type(m).__name__ == "Conv1D" for m in matched),
+    )
     with _quiet_peft():
         peft_model = get_peft_model(model, config)
     try:
@@ -356,6 +382,7 @@ def _lora_adapters(model: nn.Module, options: dict):
 def _quiet_peft():
     """Hide a transformers deprecation warning that peft 0.21 triggers (not the user's doing)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
-                                category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
         yield

@@ -50,10 +50,17 @@ def register_wrapper(wrapper: Wrapper) -> Wrapper:
 
 
 register_wrapper(Wrapper("nnsight", "nnsight", "NNsight", lambda m: m._module))
-register_wrapper(Wrapper("transformer_lens", "transformer_lens.model_bridge", "TransformerBridge",
-                         lambda m: m.original_model,
-                         "transformer_lens.model_bridge.generalized_components.base",
-                         "GeneralizedComponent", "_original_component"))
+register_wrapper(
+    Wrapper(
+        "transformer_lens",
+        "transformer_lens.model_bridge",
+        "TransformerBridge",
+        lambda m: m.original_model,
+        "transformer_lens.model_bridge.generalized_components.base",
+        "GeneralizedComponent",
+        "_original_component",
+    )
+)
 
 
 def _loaded_class(module: str, cls: str):

@@ -18,8 +18,11 @@ import taskneuron_utils as tn
 # Tests that run the real default model in a subprocess, where no fixture shows it. Their
 # modules may mark them themselves; this list keeps the fast loop fast meanwhile.
 REAL_MODEL_IN_A_SUBPROCESS = {
-    "test_cli.py": {"test_main_job_writes_figures_and_summary", "test_detect_command",
-                    "test_sites_and_tasks_commands"},
+    "test_cli.py": {
+        "test_main_job_writes_figures_and_summary",
+        "test_detect_command",
+        "test_sites_and_tasks_commands",
+    },
     "test_models.py": {"test_loads_offline_in_a_fresh_process"},
 }
 
@@ -29,8 +32,10 @@ def pytest_collection_modifyitems(config, items):
     directly or through another fixture, or in a subprocess as listed above)."""
     for item in items:
         in_subprocess = REAL_MODEL_IN_A_SUBPROCESS.get(item.path.name, ())
-        if ("default_model" in getattr(item, "fixturenames", ())
-                or getattr(item, "originalname", item.name) in in_subprocess):
+        if (
+            "default_model" in getattr(item, "fixturenames", ())
+            or getattr(item, "originalname", item.name) in in_subprocess
+        ):
             item.add_marker(pytest.mark.slow)
 
 
@@ -65,12 +70,19 @@ def tiny_llama(default_tok):
     """A randomly initialised 2-layer Llama (d=32, d_ff=64) sharing the default tokenizer's
     vocabulary, seeded, float32, eval mode. Function-scoped: tests may modify it."""
     config = transformers.LlamaConfig(
-        vocab_size=len(default_tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        pad_token_id=default_tok.pad_token_id, eos_token_id=default_tok.eos_token_id,
+        vocab_size=len(default_tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=default_tok.pad_token_id,
+        eos_token_id=default_tok.eos_token_id,
         bos_token_id=default_tok.bos_token_id,
         # Larger than the default 0.02 so attention is far from uniform: position or padding
         # mistakes then change the outputs measurably.
-        initializer_range=0.2)
+        initializer_range=0.2,
+    )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(config).eval()

@@ -11,7 +11,7 @@ from tiny_models import tiny_model
 
 def test_correlate_matches_hand_computed_values():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    y = x ** 3                                      # monotone, not linear
+    y = x**3  # monotone, not linear
     out = correlate(x, y, n_boot=200)
     assert out["n"] == 6
     assert out["spearman"] == pytest.approx(1.0)

@@ -54,9 +54,11 @@ def test_read_layout_is_row_then_bias(family):
     site = tn.ffn_sites(model)[0]
     params = site.read([0, 2])
     weight = site.module.weight
-    rows = weight[:, [0 + site.offset, 2 + site.offset]].T if site.transposed else weight[
-        [0 + site.offset, 2 + site.offset]
-    ]
+    rows = (
+        weight[:, [0 + site.offset, 2 + site.offset]].T
+        if site.transposed
+        else weight[[0 + site.offset, 2 + site.offset]]
+    )
     assert torch.equal(params[:, : site.in_features], rows)
     bias = getattr(site.module, "bias", None)
     if bias is not None:
@@ -88,7 +90,17 @@ def test_unknown_architecture_names_families_and_registration():
         tn.ffn_sites(Toy())
     message = str(err.value)
     assert "'toy'" in message and "register_family" in message
-    for family in ("llama", "mistral", "qwen2", "gemma", "phi3", "gpt2", "bloom", "gpt_neox", "opt"):
+    for family in (
+        "llama",
+        "mistral",
+        "qwen2",
+        "gemma",
+        "phi3",
+        "gpt2",
+        "bloom",
+        "gpt_neox",
+        "opt",
+    ):
         assert family in message
 
 
@@ -128,15 +140,18 @@ def test_act_sites_sit_between_the_projections(family):
     every = tn.ffn_sites(model, "all")
     d_ff = ffn_width(model)
     inputs, output = (("gate", "up"), "down") if family in GATED else (("fc_in",), "fc_out")
-    expected = [f"layers.{layer}.mlp.{kind}" for layer in range(2)
-                for kind in (*inputs, "act", output)]
+    expected = [
+        f"layers.{layer}.mlp.{kind}" for layer in range(2) for kind in (*inputs, "act", output)
+    ]
     assert [s.name for s in every] == expected
     assert [s.name for s in tn.ffn_sites(model)] == [n for n in expected if not n.endswith("act")]
     for act in tn.ffn_sites(model, "act"):
         down = linear[f"layers.{act.layer}.mlp.{output}"]
         assert (act.kind, act.n_neurons, act.port) == ("act", d_ff, "input")
         assert act.module is down.module and act.in_features == model.config.hidden_size
-        assert [p.name for p in act.parts] == [f"layers.{act.layer}.mlp.{k}" for k in (*inputs, output)]
+        assert [p.name for p in act.parts] == [
+            f"layers.{act.layer}.mlp.{k}" for k in (*inputs, output)
+        ]
 
 
 def test_kinds_choose_sites_in_data_flow_order_and_unknown_kinds_are_refused():
@@ -145,8 +160,11 @@ def test_kinds_choose_sites_in_data_flow_order_and_unknown_kinds_are_refused():
     assert tn.layout_of(model, ["down", "up", "gate"]) is tn.layout_of(model)
     assert tn.layout_of(model, "act").kinds == ("act",)
     assert tn.layout_of(model, "all").kinds == ("gate", "up", "act", "down")
-    with pytest.raises(tn.SiteKindError, match=r"'fc_out' is not a site kind of model "
-                       r"'LlamaForCausalLM'; choose from gate, up, act, down, or 'all'"):
+    with pytest.raises(
+        tn.SiteKindError,
+        match=r"'fc_out' is not a site kind of model "
+        r"'LlamaForCausalLM'; choose from gate, up, act, down, or 'all'",
+    ):
         tn.ffn_sites(model, ["act", "fc_out"])
     with pytest.raises(tn.SiteKindError, match="no site kind given"):
         tn.ffn_sites(model, ())

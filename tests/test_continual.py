@@ -15,9 +15,22 @@ from taskneuron_utils.experiments import cl_methods, cl_neurons
 from taskneuron_utils.tasks import encode
 from tiny_models import label_sequence
 
-CONFIG = ex.ContinualConfig(examples=8, steps=2, batch_size=4, lr=1e-2, n_eval=4, k=0.1,
-                            n_attribution=4, lora_r=2, ewc_samples=2, replay_per_task=2,
-                            wncft_samples=4, max_length=64, eval_batch_size=4, progress=False)
+CONFIG = ex.ContinualConfig(
+    examples=8,
+    steps=2,
+    batch_size=4,
+    lr=1e-2,
+    n_eval=4,
+    k=0.1,
+    n_attribution=4,
+    lora_r=2,
+    ewc_samples=2,
+    replay_per_task=2,
+    wncft_samples=4,
+    max_length=64,
+    eval_batch_size=4,
+    progress=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +39,7 @@ def seq():
 
 
 def test_cl_metrics_hand_matrix():
-    A = np.array([[0.8, 0.1, 0.2],
-                  [0.6, 0.9, 0.3],
-                  [0.4, 0.6, 0.7]])
+    A = np.array([[0.8, 0.1, 0.2], [0.6, 0.9, 0.3], [0.4, 0.6, 0.7]])
     m = ex.cl_metrics(A)
     assert m["CL"] == pytest.approx((0.4 + 0.6 + 0.7) / 3)
     assert m["FG"] == pytest.approx((0.4 / 0.8 + 0.6 / 0.9 + 0.7 / 0.7) / 3 * 100)
@@ -104,9 +115,18 @@ def test_the_penalty_is_added_once_a_step_on_the_shared_loop(tiny_llama, default
         def penalty():  # pulls the FFN weights towards 0
             return strength * sum(p.square().sum() for p in params)
 
-        history = cl_methods.train_tensors(model, default_tok, encoded, params, CONFIG, steps=3,
-                                           lr=1e-2, seed=0, method="test",
-                                           penalty=penalty if strength else None)
+        history = cl_methods.train_tensors(
+            model,
+            default_tok,
+            encoded,
+            params,
+            CONFIG,
+            steps=3,
+            lr=1e-2,
+            seed=0,
+            method="test",
+            penalty=penalty if strength else None,
+        )
         return model, history, start
 
     plain, plain_history, start = run(0)
@@ -115,7 +135,8 @@ def test_the_penalty_is_added_once_a_step_on_the_shared_loop(tiny_llama, default
     assert history["penalty"].iloc[0] == pytest.approx(start, rel=1e-5)
     assert history["loss"].iloc[0] == plain_history["loss"].iloc[0]  # same weights at step 1
     assert history.attrs["trainable_parameters"] == sum(
-        p.numel() for name, p in pulled.named_parameters() if ".mlp." in name)
+        p.numel() for name, p in pulled.named_parameters() if ".mlp." in name
+    )
     for (name, a), b in zip(plain.named_parameters(), pulled.parameters()):
         if ".mlp." in name:
             assert b.norm() < a.norm(), name
@@ -131,8 +152,13 @@ def test_accelerate_options_reach_the_cl_methods(tiny_llama, default_tok, seq, n
 
     def trained(**options):
         models = []
-        ex.continual(lambda: models.append(copy.deepcopy(tiny_llama)) or models[-1], default_tok,
-                     seq, name, CONFIG.replace(eval_upcoming=False, **options))
+        ex.continual(
+            lambda: models.append(copy.deepcopy(tiny_llama)) or models[-1],
+            default_tok,
+            seq,
+            name,
+            CONFIG.replace(eval_upcoming=False, **options),
+        )
         return models[0]
 
     plain = trained()
@@ -142,21 +168,29 @@ def test_accelerate_options_reach_the_cl_methods(tiny_llama, default_tok, seq, n
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=param)
     assert all(p.dtype == torch.float32 for p in bf16.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), bf16.parameters()))
-    assert not any(torch.equal(a, b) for a, b in zip(plain.parameters(), tiny_llama.parameters())
-                   if a.shape[0] == 64)  # the FFN's gate/up rows moved
+    assert not any(
+        torch.equal(a, b)
+        for a, b in zip(plain.parameters(), tiny_llama.parameters())
+        if a.shape[0] == 64
+    )  # the FFN's gate/up rows moved
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast needs a GPU")
 @pytest.mark.parametrize("name", ["ewc", "olora"])
 def test_fp16_trains_the_penalty_methods_on_a_gpu(tiny_llama, default_tok, seq, name):
     models = []
-    run = ex.continual(lambda: models.append(copy.deepcopy(tiny_llama).cuda()) or models[-1],
-                       default_tok, seq, name, CONFIG.replace(mixed_precision="fp16"))
+    run = ex.continual(
+        lambda: models.append(copy.deepcopy(tiny_llama).cuda()) or models[-1],
+        default_tok,
+        seq,
+        name,
+        CONFIG.replace(mixed_precision="fp16"),
+    )
     assert np.isfinite(run.nll.values).all()
-    assert all(p.dtype == torch.float32 and torch.isfinite(p).all()
-               for p in models[0].parameters())
-    assert any(not torch.equal(a.cpu(), b) for a, b in zip(models[0].parameters(),
-                                                            tiny_llama.parameters()))
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in models[0].parameters())
+    assert any(
+        not torch.equal(a.cpu(), b) for a, b in zip(models[0].parameters(), tiny_llama.parameters())
+    )
 
 
 class _Stop(Exception):
@@ -185,8 +219,9 @@ def test_resume_equals_uninterrupted(tiny_llama, default_tok, seq, tmp_path, nam
     assert resumed.sets.keys() == full.sets.keys()
     assert all(resumed.sets[t] == full.sets[t] for t in full.sets)
     # The weights: a third run from the stage-1 checkpoint's model equals the uninterrupted one.
-    uninterrupted = ex.continual(tiny_llama, default_tok, seq, name, CONFIG,
-                                 checkpoint=tmp_path / "full")
+    uninterrupted = ex.continual(
+        tiny_llama, default_tok, seq, name, CONFIG, checkpoint=tmp_path / "full"
+    )
     a = torch.load(tmp_path / "run" / "stage_1" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "full" / "stage_1" / "model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -195,18 +230,21 @@ def test_resume_equals_uninterrupted(tiny_llama, default_tok, seq, tmp_path, nam
 
 def test_forgetting_overlap_hand_matrix_and_sets():
     sizes = {"layers.0.mlp.up": 10}
-    sets = {name: tn.NeuronSet({"layers.0.mlp.up": torch.tensor(idx)}, sizes)
-            for name, idx in (("a", [0, 1, 2, 3]), ("b", [2, 3, 4, 5]), ("c", [0, 9]))}
-    A = pd.DataFrame([[0.8, 0.1, 0.2], [0.6, 0.9, 0.3], [0.5, 0.7, 0.7]],
-                     index=list("abc"), columns=list("abc"))
+    sets = {
+        name: tn.NeuronSet({"layers.0.mlp.up": torch.tensor(idx)}, sizes)
+        for name, idx in (("a", [0, 1, 2, 3]), ("b", [2, 3, 4, 5]), ("c", [0, 9]))
+    }
+    A = pd.DataFrame(
+        [[0.8, 0.1, 0.2], [0.6, 0.9, 0.3], [0.5, 0.7, 0.7]], index=list("abc"), columns=list("abc")
+    )
     run = ex.ContinualResult("seqft", list("abc"), A, A)
     with pytest.raises(ValueError, match="no neuron set"):
         ex.forgetting_overlap(run)
     df = ex.forgetting_overlap(run, sets)
     got = {(r.trained, r.task): (r.forgetting, r.overlap) for r in df.itertuples()}
     assert got.keys() == {("b", "a"), ("c", "a"), ("c", "b")}
-    assert got["b", "a"] == pytest.approx((0.8 - 0.6, 2 / 6))   # {2,3} of {0..5}
-    assert got["c", "a"] == pytest.approx((0.6 - 0.5, 1 / 5))   # {0} of {0,1,2,3,9}
+    assert got["b", "a"] == pytest.approx((0.8 - 0.6, 2 / 6))  # {2,3} of {0..5}
+    assert got["c", "a"] == pytest.approx((0.6 - 0.5, 1 / 5))  # {0} of {0,1,2,3,9}
     assert got["c", "b"] == pytest.approx((0.9 - 0.7, 0 / 6))
 
 
@@ -219,11 +257,11 @@ def test_ncft_run_keeps_the_sets_it_trained(tiny_llama, default_tok, seq):
     assert ex.continual(tiny_llama, default_tok, seq, "seqft", CONFIG).sets == {}
 
 
-def test_without_upcoming_tasks_the_lower_triangle_and_metrics_are_unchanged(tiny_llama,
-                                                                             default_tok, seq):
+def test_without_upcoming_tasks_the_lower_triangle_and_metrics_are_unchanged(
+    tiny_llama, default_tok, seq
+):
     full = ex.continual(tiny_llama, default_tok, seq, "seqft", CONFIG)
-    lower = ex.continual(tiny_llama, default_tok, seq, "seqft",
-                         CONFIG.replace(eval_upcoming=False))
+    lower = ex.continual(tiny_llama, default_tok, seq, "seqft", CONFIG.replace(eval_upcoming=False))
     A, B = full.scores.to_numpy(), lower.scores.to_numpy()
     assert np.isnan(B[0, 1]) and np.isnan(lower.nll.to_numpy()[0, 1]) and not np.isnan(A[0, 1])
     seen = np.tril(np.ones_like(A, dtype=bool))
@@ -234,8 +272,9 @@ def test_without_upcoming_tasks_the_lower_triangle_and_metrics_are_unchanged(tin
 def test_checkpoint_of_other_settings_is_refused(tiny_llama, default_tok, seq, tmp_path):
     ex.continual(tiny_llama, default_tok, seq[:1], "seqft", CONFIG, checkpoint=tmp_path)
     with pytest.raises(ValueError, match="other settings"):
-        ex.continual(tiny_llama, default_tok, seq[:1], "seqft", CONFIG.replace(steps=3),
-                     checkpoint=tmp_path)
+        ex.continual(
+            tiny_llama, default_tok, seq[:1], "seqft", CONFIG.replace(steps=3), checkpoint=tmp_path
+        )
 
 
 def test_wncft_with_one_hot_weights_recovers_the_stage_model(tiny_llama, default_tok, seq):
@@ -264,14 +303,19 @@ def test_continual_plots_draw_into_given_axes():
     from taskneuron_utils import plots
 
     names = ["a", "b", "c"]
-    scores = pd.DataFrame([[0.8, 0.1, 0.2], [0.6, 0.9, 0.3], [0.4, 0.6, 0.7]], index=names,
-                          columns=names)
+    scores = pd.DataFrame(
+        [[0.8, 0.1, 0.2], [0.6, 0.9, 0.3], [0.4, 0.6, 0.7]], index=names, columns=names
+    )
     fig, axes = plt.subplots(1, 3)
     assert plots.plot_cl_matrix(scores, ax=axes[0]) is axes[0]
     assert plots.plot_cl_trajectories(scores, ax=axes[1]) is axes[1]
-    summary = pd.DataFrame([{"method": "seqft", "CL": 40.0, "FG": 50.0},
-                            {"method": "seqft", "CL": 44.0, "FG": 55.0},
-                            {"method": "ncft", "CL": 60.0, "FG": 80.0}])
+    summary = pd.DataFrame(
+        [
+            {"method": "seqft", "CL": 40.0, "FG": 50.0},
+            {"method": "seqft", "CL": 44.0, "FG": 55.0},
+            {"method": "ncft", "CL": 60.0, "FG": 80.0},
+        ]
+    )
     assert plots.plot_cl_summary(summary, reference=70.0, ax=axes[2]) is axes[2]
     plt.close(fig)
 
@@ -303,17 +347,24 @@ def test_choose_lrs_takes_the_lowest_mean_dev_nll_over_the_stages(tiny_llama, de
             method.before_task(model, default_tok, task, stage)
             method.train(model, default_tok, task, train, stage)
             method.after_task(model, default_tok, task, train, stage)
-        nll[lr] = np.mean([method.evaluate(model, default_tok, sample(
-            t.dev, CONFIG.n_dev, CONFIG.seed))["nll"] for t in tasks])
+        nll[lr] = np.mean(
+            [
+                method.evaluate(model, default_tok, sample(t.dev, CONFIG.n_dev, CONFIG.seed))["nll"]
+                for t in tasks
+            ]
+        )
     assert nll[1e-4] != nll[1e-1]  # the two lrs lead to different models
     assert chosen["seqft"] == min(lrs, key=nll.get)
     # One task: the one-stage choice, the same function.
-    assert set(ex.choose_lrs(tiny_llama, default_tok, tasks[0], ["seqft"], lrs, CONFIG)) == {"seqft"}
+    assert set(ex.choose_lrs(tiny_llama, default_tok, tasks[0], ["seqft"], lrs, CONFIG)) == {
+        "seqft"
+    }
 
 
 @pytest.mark.parametrize("generation", [False, True])
-def test_wncft_batched_inference_equals_one_example_at_a_time(tiny_llama, default_tok, seq,
-                                                              generation):
+def test_wncft_batched_inference_equals_one_example_at_a_time(
+    tiny_llama, default_tok, seq, generation
+):
     """W-NCFT scores a batch with per-row mixtures; the ground truth scores each example alone
     with its combined rows sum_s w_s theta_s written into an edit (the definition), per example
     and with mixtures that differ between the examples of a batch."""
@@ -331,32 +382,65 @@ def test_wncft_batched_inference_equals_one_example_at_a_time(tiny_llama, defaul
     # Mixtures that differ from example to example: each example its own stage, alternating.
     weights = torch.eye(len(seq))[torch.arange(len(split)) % len(seq)]
     with method._mixed_edit(model, snaps, weights):
-        batched = evaluate(model, default_tok, split, batch_size=4, progress=False,
-                           share_prefix="prompt", per_example=True)["examples"]
-        plain = evaluate(model, default_tok, split, batch_size=4, progress=False,
-                         share_prefix=False, per_example=True)["examples"]
+        batched = evaluate(
+            model,
+            default_tok,
+            split,
+            batch_size=4,
+            progress=False,
+            share_prefix="prompt",
+            per_example=True,
+        )["examples"]
+        plain = evaluate(
+            model,
+            default_tok,
+            split,
+            batch_size=4,
+            progress=False,
+            share_prefix=False,
+            per_example=True,
+        )["examples"]
     assert np.allclose(batched["nll_sum"], plain["nll_sum"], rtol=1e-4)
     alone = []
     for i in range(len(split)):
-        combined = {n: (u, torch.einsum("s,sui->ui", weights[i].to(r), r))
-                    for n, (u, r) in snaps.items()}
+        combined = {
+            n: (u, torch.einsum("s,sui->ui", weights[i].to(r), r)) for n, (u, r) in snaps.items()
+        }
         with method._rows_edit(model, combined):
-            alone.append(evaluate(model, default_tok, split[i:i + 1], batch_size=1,
-                                  progress=False, per_example=True)["examples"]["nll_sum"][0])
+            alone.append(
+                evaluate(
+                    model,
+                    default_tok,
+                    split[i : i + 1],
+                    batch_size=1,
+                    progress=False,
+                    per_example=True,
+                )["examples"]["nll_sum"][0]
+            )
     assert np.allclose(batched["nll_sum"], alone, rtol=1e-4)
     # The stages' rows differ: the odd examples (stage 1 above) score otherwise on stage 0.
     with method._mixed_edit(model, snaps, torch.eye(len(seq))[[0] * len(split)]):
-        first = evaluate(model, default_tok, split, batch_size=4, progress=False,
-                         share_prefix="prompt", per_example=True)["examples"]["nll_sum"]
+        first = evaluate(
+            model,
+            default_tok,
+            split,
+            batch_size=4,
+            progress=False,
+            share_prefix="prompt",
+            per_example=True,
+        )["examples"]["nll_sum"]
     assert not np.allclose(first[1::2], batched["nll_sum"][1::2], rtol=1e-4)
     # The method's own inference is the same mechanism with its own weights.
     own = method.weights(model, default_tok, split)
     with method._mixed_edit(model, snaps, own):
-        direct = evaluate(model, default_tok, split, batch_size=4, progress=False,
-                          share_prefix="prompt")
+        direct = evaluate(
+            model, default_tok, split, batch_size=4, progress=False, share_prefix="prompt"
+        )
     assert method.evaluate(model, default_tok, split)["nll"] == pytest.approx(direct["nll"])
-    with pytest.raises(RuntimeError, match="per example"), \
-            method._mixed_edit(model, snaps, weights):
+    with (
+        pytest.raises(RuntimeError, match="per example"),
+        method._mixed_edit(model, snaps, weights),
+    ):
         model(input_ids=torch.tensor([[1, 2, 3]]))
 
 
@@ -367,26 +451,42 @@ def test_record_table5_and_figures_from_hand_made_runs(tmp_path, monkeypatch):
     from pathlib import Path
 
     import matplotlib
+
     matplotlib.use("Agg")
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     record = importlib.import_module("replication_continual")
     folder = tmp_path / "continual"
     folder.mkdir()
     order = list(ex.QUICK_SEQUENCE_4)
-    last_rows = {("seqft", 1): [0.2, 0.4, 0.6, 0.8], ("seqft", 2): [0.4, 0.4, 0.4, 0.4],
-                 ("ncft", 1): [0.5, 0.5, 0.5, 0.9], ("seqlora", 1): [0.9] * 4}
+    last_rows = {
+        ("seqft", 1): [0.2, 0.4, 0.6, 0.8],
+        ("seqft", 2): [0.4, 0.4, 0.4, 0.4],
+        ("ncft", 1): [0.5, 0.5, 0.5, 0.9],
+        ("seqlora", 1): [0.9] * 4,
+    }
     for (method, number), last in last_rows.items():
         A = np.tril(np.full((4, 4), 0.9))
         A[-1] = last
         index = pd.Index(order, name="after")
-        run = ex.ContinualResult(method, order, pd.DataFrame(A, index=index, columns=order),
-                                 pd.DataFrame(1 - A, index=index, columns=order))
+        run = ex.ContinualResult(
+            method,
+            order,
+            pd.DataFrame(A, index=index, columns=order),
+            pd.DataFrame(1 - A, index=index, columns=order),
+        )
         frame = run.to_frame().assign(**{k: v for k, v in run.summary().items() if k != "method"})
-        frame.assign(order_number=number).to_csv(folder / f"{method}_order{number}.csv",
-                                                 index=False)
-    pd.DataFrame({"reference": ["per_task"] * 4 + ["multitask"] * 4, "task": order * 2,
-                  "score": [1.0, 0.8, 0.6, 0.4, 0.5, 0.5, 0.5, 0.7], "nll": 0.1, "tasks": 4}) \
-        .to_csv(folder / "references_4.csv", index=False)
+        frame.assign(order_number=number).to_csv(
+            folder / f"{method}_order{number}.csv", index=False
+        )
+    pd.DataFrame(
+        {
+            "reference": ["per_task"] * 4 + ["multitask"] * 4,
+            "task": order * 2,
+            "score": [1.0, 0.8, 0.6, 0.4, 0.5, 0.5, 0.5, 0.7],
+            "nll": 0.1,
+            "tasks": 4,
+        }
+    ).to_csv(folder / "references_4.csv", index=False)
     table = record.table5(folder).set_index("method")
     assert table.loc["seqft", "CL_4"] == pytest.approx(45.0)  # (50 + 40) / 2
     assert table.loc["seqft", "CL_4_std"] == pytest.approx(np.std([50, 40], ddof=1))
@@ -406,6 +506,9 @@ def test_record_table5_and_figures_from_hand_made_runs(tmp_path, monkeypatch):
     assert pairs.loc[("per_task", "seqlora"), "diff_4"] == pytest.approx(-20.0)  # 70 - 90
     assert not pairs.loc[("per_task", "seqlora"), "a_above_b_every_order"]
     record.summarize_continual(tmp_path)
-    for name in ("continual_cl.png", "continual_matrices_order1.png",
-                 "continual_trajectories_order2.png"):
+    for name in (
+        "continual_cl.png",
+        "continual_matrices_order1.png",
+        "continual_trajectories_order2.png",
+    ):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -38,7 +38,9 @@ NAMES = [t["name"] for t in TASKS]
 def test_regeneration_is_byte_identical():
     proc = subprocess.run(
         [sys.executable, str(DATA / "build_suite.py"), "--check"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -46,15 +48,26 @@ def test_regeneration_is_byte_identical():
 def test_check_detects_a_changed_file(tmp_path):
     """--check must fail when a file differs (run against a copy, never touching data/)."""
     out = tmp_path / "suite"
-    subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--out", str(out)],
-                   check=True, capture_output=True, timeout=120)
-    ok = subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--check", "--out", str(out)],
-                        capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(DATA / "build_suite.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    ok = subprocess.run(
+        [sys.executable, str(DATA / "build_suite.py"), "--check", "--out", str(out)],
+        capture_output=True,
+        timeout=120,
+    )
     assert ok.returncode == 0
     victim = out / NAMES[0] / "test.jsonl"
     victim.write_text(victim.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    bad = subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--check", "--out", str(out)],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, str(DATA / "build_suite.py"), "--check", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode != 0
     assert "test.jsonl" in bad.stderr
 
@@ -100,7 +113,9 @@ def test_suite_composition():
 
 
 def test_no_stray_task_directories():
-    dirs = sorted(p.name for p in DATA.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    dirs = sorted(
+        p.name for p in DATA.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    )
     assert dirs == sorted(NAMES)
 
 
@@ -117,14 +132,20 @@ def test_splits(name):
             assert set(r) == {"input", "output"}
             assert isinstance(r["input"], str) and r["input"].strip()
             assert isinstance(r["output"], str) and r["output"].strip()
-            assert r["input"] not in seen, f"{name}: input repeated ({seen.get(r['input'])} and {split}): {r['input']!r}"
+            assert r["input"] not in seen, (
+                f"{name}: input repeated ({seen.get(r['input'])} and {split}): {r['input']!r}"
+            )
             seen[r["input"]] = split
         if task["category"] == "classification":
             counts = Counter(r["output"] for r in rows)
             assert set(counts) <= set(task["labels"]), (name, split, counts)
             assert set(counts) == set(task["labels"]), (name, split, counts)
             expected = n / len(task["labels"])
-            assert all(abs(c - expected) <= 0.1 * expected for c in counts.values()), (name, split, counts)
+            assert all(abs(c - expected) <= 0.1 * expected for c in counts.values()), (
+                name,
+                split,
+                counts,
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -147,11 +168,26 @@ def test_card_lists_every_task():
 def test_card_shows_scores_when_present(tmp_path):
     out = tmp_path / "suite"
     out.mkdir()
-    (out / "scores.json").write_text(json.dumps(
-        {NAMES[0]: {"metric": "accuracy", "score": 0.625, "nll": 1.5, "n": 300,
-                    "accuracy_per_token": 0.7}}), encoding="utf-8")
-    subprocess.run([sys.executable, str(DATA / "build_suite.py"), "--out", str(out)],
-                   check=True, capture_output=True, timeout=120)
+    (out / "scores.json").write_text(
+        json.dumps(
+            {
+                NAMES[0]: {
+                    "metric": "accuracy",
+                    "score": 0.625,
+                    "nll": 1.5,
+                    "n": 300,
+                    "accuracy_per_token": 0.7,
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    subprocess.run(
+        [sys.executable, str(DATA / "build_suite.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     card = (out / "README.md").read_text(encoding="utf-8")
     row = next(line for line in card.splitlines() if line.startswith(f"| `{NAMES[0]}` |"))
     assert "0.625" in row and "n=300" in row and "acc_per_token 0.700" in row
@@ -166,10 +202,10 @@ def _build_suite_module():
 def test_headroom_rule():
     has_headroom = _build_suite_module().has_headroom
     assert has_headroom(0.72, 0.5, 300)
-    assert not has_headroom(0.54, 0.5, 300)   # within two standard errors of a coin flip
-    assert not has_headroom(0.93, 0.5, 300)   # too close to the ceiling to show a gain
+    assert not has_headroom(0.54, 0.5, 300)  # within two standard errors of a coin flip
+    assert not has_headroom(0.93, 0.5, 300)  # too close to the ceiling to show a gain
     assert has_headroom(0.41, 0.25, 300)
-    assert not has_headroom(0.04, 0.0, 100)   # generation: a few lucky matches are not headroom
+    assert not has_headroom(0.04, 0.0, 100)  # generation: a few lucky matches are not headroom
 
 
 def test_default_model_has_headroom_on_half_the_tasks():
@@ -182,8 +218,14 @@ def test_default_model_has_headroom_on_half_the_tasks():
     assert set(scores) == set(NAMES)
     # The continual-learning additions start near chance by design (the sequence trains them).
     judged = [t for t in TASKS if t["name"] not in module.CONTINUAL_ADDITIONS]
-    room = [t["name"] for t in judged
-            if scores[t["name"]]["metric"] == t["metric"]
-            and has_headroom(scores[t["name"]]["score"], 1 / len(t["labels"]) if t["labels"] else 0.0,
-                             scores[t["name"]]["n"])]
+    room = [
+        t["name"]
+        for t in judged
+        if scores[t["name"]]["metric"] == t["metric"]
+        and has_headroom(
+            scores[t["name"]]["score"],
+            1 / len(t["labels"]) if t["labels"] else 0.0,
+            scores[t["name"]]["n"],
+        )
+    ]
     assert len(room) * 2 >= len(judged), room

@@ -14,8 +14,14 @@ import taskneuron_utils as tn
 from taskneuron_utils.placement import input_device
 from tiny_models import label_task, swap_task
 
-DISK = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.layers.0": "cpu",
-        "model.layers.1": "disk", "model.norm": "cpu", "lm_head": "disk"}
+DISK = {
+    "model.embed_tokens": "cpu",
+    "model.rotary_emb": "cpu",
+    "model.layers.0": "cpu",
+    "model.layers.1": "disk",
+    "model.norm": "cpu",
+    "lm_head": "disk",
+}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 
 
@@ -29,16 +35,19 @@ def folder(tmp_path, tiny_llama, default_tok):
 def layer1_set(model) -> tn.NeuronSet:
     """A quarter of the units of layer 1's up and down projections (the offloaded layer)."""
     sizes = tn.layout_of(model)
-    return tn.NeuronSet({"layers.1.mlp.up": torch.arange(0, 64, 4),
-                         "layers.1.mlp.down": torch.arange(0, 32, 4)}, sizes)
+    return tn.NeuronSet(
+        {"layers.1.mlp.up": torch.arange(0, 64, 4), "layers.1.mlp.down": torch.arange(0, 32, 4)},
+        sizes,
+    )
 
 
 def assert_same_results(whole, split, tok, rtol):
     """Relevance, and evaluation with and without layer 1's set switched off, on ``whole`` and
     ``split`` agree to ``rtol``; the switch-off changes the NLL."""
     data = swap_task().train[:6]
-    rel, rel_split = (tn.attribute(m, tok, data, batch_size=3, progress=False)
-                      for m in (whole, split))
+    rel, rel_split = (
+        tn.attribute(m, tok, data, batch_size=3, progress=False) for m in (whole, split)
+    )
     assert rel_split.provenance == rel.provenance  # the weights' fingerprint included
     for site, total in rel.sum_abs.items():
         assert total.abs().max() > 0, site
@@ -59,8 +68,9 @@ def assert_same_results(whole, split, tok, rtol):
 
 def test_a_disk_offloaded_model_gives_the_whole_models_results(folder, tmp_path):
     whole, tok = tn.load_model(folder, dtype="bfloat16")
-    split, _ = tn.load_model(folder, dtype="bfloat16", device_map=DISK,
-                             offload_folder=tmp_path / "offload")
+    split, _ = tn.load_model(
+        folder, dtype="bfloat16", device_map=DISK, offload_folder=tmp_path / "offload"
+    )
     site = tn.site_map(split)["layers.1.mlp.up"]
     assert split.hf_device_map["model.layers.1"] == "disk" and site.module.weight.is_meta
     assert input_device(split) == torch.device("cpu")
@@ -72,8 +82,9 @@ def test_a_disk_offloaded_model_gives_the_whole_models_results(folder, tmp_path)
 
 def test_writing_offloaded_weights_is_refused(folder, tmp_path, toy_task):
     whole, tok = tn.load_model(folder, dtype="bfloat16")
-    split, _ = tn.load_model(folder, dtype="bfloat16", device_map=DISK,
-                             offload_folder=tmp_path / "offload")
+    split, _ = tn.load_model(
+        folder, dtype="bfloat16", device_map=DISK, offload_folder=tmp_path / "offload"
+    )
     ns = layer1_set(split)
     before = tn.evaluate(split, tok, toy_task.test, progress=False)["nll"]
     with pytest.raises(tn.OffloadedWeightsError, match="mode='activation'"):
@@ -91,9 +102,18 @@ def test_writing_offloaded_weights_is_refused(folder, tmp_path, toy_task):
 @cuda
 def test_cpu_offload_onto_a_gpu(folder):
     whole, tok = tn.load_model(folder, dtype="bfloat16", device="cuda:0")
-    split, _ = tn.load_model(folder, dtype="bfloat16", device_map={
-        "model.embed_tokens": 0, "model.rotary_emb": 0, "model.layers.0": 0,
-        "model.layers.1": "cpu", "model.norm": 0, "lm_head": "cpu"})
+    split, _ = tn.load_model(
+        folder,
+        dtype="bfloat16",
+        device_map={
+            "model.embed_tokens": 0,
+            "model.rotary_emb": 0,
+            "model.layers.0": 0,
+            "model.layers.1": "cpu",
+            "model.norm": 0,
+            "lm_head": "cpu",
+        },
+    )
     assert tn.site_map(split)["layers.1.mlp.up"].module.weight.is_meta
     assert input_device(split) == torch.device("cuda", 0)
     assert_same_results(whole, split, tok, rtol=1e-6)
@@ -108,9 +128,18 @@ def test_layers_on_two_devices(folder):
     whole, tok = tn.load_model(folder)
     split, _ = tn.load_model(folder)
     # main_device="cpu": modules mapped to the CPU run there instead of being offloaded.
-    dispatch_model(split, {"model.embed_tokens": 0, "model.rotary_emb": 0, "model.layers.0": "cpu",
-                           "model.layers.1": 0, "model.norm": "cpu", "lm_head": 0},
-                   main_device="cpu")
+    dispatch_model(
+        split,
+        {
+            "model.embed_tokens": 0,
+            "model.rotary_emb": 0,
+            "model.layers.0": "cpu",
+            "model.layers.1": 0,
+            "model.norm": "cpu",
+            "lm_head": 0,
+        },
+        main_device="cpu",
+    )
     assert input_device(split) == torch.device("cuda", 0)
     assert tn.site_map(split)["layers.1.mlp.up"].module.weight.device.type == "cuda"
     assert_same_results(whole, split, tok, rtol=1e-4)

@@ -55,14 +55,28 @@ def worker(rank, world, port, out, tok_path):
 
         handle = model.get_input_embeddings().register_forward_pre_hook(interrupt_on_last_batch)
         try:
-            attribute(model, tok, data, batch_size=BATCH, checkpoint=checkpoint,
-                      checkpoint_every=1, progress=False)
+            attribute(
+                model,
+                tok,
+                data,
+                batch_size=BATCH,
+                checkpoint=checkpoint,
+                checkpoint_every=1,
+                progress=False,
+            )
         except KeyboardInterrupt:
             pass
         handle.remove()
         dist.barrier()
-        resumed = attribute(model, tok, data, batch_size=BATCH, checkpoint=checkpoint,
-                            checkpoint_every=1, progress=False)
+        resumed = attribute(
+            model,
+            tok,
+            data,
+            batch_size=BATCH,
+            checkpoint=checkpoint,
+            checkpoint_every=1,
+            progress=False,
+        )
         resumed.save(os.path.join(out, f"resumed.rank{rank}.safetensors"))
     except BaseException:
         with open(os.path.join(out, f"error.rank{rank}.txt"), "w") as f:
@@ -94,25 +108,35 @@ def test_data_parallel_equals_one_process(world, default_tok, tmp_path):
         assert rel.n_examples == one.n_examples == N_EXAMPLES
         assert rel.n_tokens == one.n_tokens
         assert rel.provenance == one.provenance
-        assert rel.top_k(0.1) == one.top_k(0.1) and rel.top_k(0.1, per="global") == one.top_k(0.1, per="global")
+        assert rel.top_k(0.1) == one.top_k(0.1) and rel.top_k(0.1, per="global") == one.top_k(
+            0.1, per="global"
+        )
         for site in one.sum_abs:
             assert torch.equal(rel.sum_abs[site], ranks[0].sum_abs[site])
             assert torch.equal(rel.sum_signed[site], ranks[0].sum_signed[site])
             assert rel.sum_abs[site].dtype == torch.float64
             torch.testing.assert_close(rel.sum_abs[site], one.sum_abs[site], rtol=1e-9, atol=0)
             scale = one.sum_abs[site].abs().max()
-            torch.testing.assert_close(rel.sum_signed[site], one.sum_signed[site], rtol=1e-9,
-                                       atol=1e-9 * float(scale))
+            torch.testing.assert_close(
+                rel.sum_signed[site], one.sum_signed[site], rtol=1e-9, atol=1e-9 * float(scale)
+            )
 
     for r in range(world):
         message = (tmp_path / f"mismatch.rank{r}.txt").read_text()
         assert f"the {world} processes disagree on n_examples, data_hash" in message
 
-    assert sorted(p.name for p in tmp_path.glob("ckpt*")) == \
-        [f"ckpt.rank{r}-of-{world}.safetensors" for r in range(world)]
+    assert sorted(p.name for p in tmp_path.glob("ckpt*")) == [
+        f"ckpt.rank{r}-of-{world}.safetensors" for r in range(world)
+    ]
     with pytest.raises(AttributionError, match=f"another number of processes .*-of-{world}"):
-        attribute(model, tok, data, batch_size=BATCH, checkpoint=tmp_path / "ckpt.safetensors",
-                  progress=False)
+        attribute(
+            model,
+            tok,
+            data,
+            batch_size=BATCH,
+            checkpoint=tmp_path / "ckpt.safetensors",
+            progress=False,
+        )
 
 
 def test_one_process_checkpoint_is_refused_by_several(tmp_path):

@@ -28,9 +28,19 @@ WORLD = 2
 RUN = dict(steps=4, lr=1e-2, batch_size=5, progress=False)
 # The same global batch of 5 for every stage of a continual run; two tasks, so the second stage
 # trains with EWC's or O-LoRA's penalty.
-CL_CONFIG = ex.ContinualConfig(examples=8, steps=3, batch_size=5, lr=1e-2, n_eval=4, lora_r=2,
-                               ewc_samples=2, max_length=64, eval_batch_size=4,
-                               eval_upcoming=False, progress=False)
+CL_CONFIG = ex.ContinualConfig(
+    examples=8,
+    steps=3,
+    batch_size=5,
+    lr=1e-2,
+    n_eval=4,
+    lora_r=2,
+    ewc_samples=2,
+    max_length=64,
+    eval_batch_size=4,
+    eval_upcoming=False,
+    progress=False,
+)
 CL_METHODS = ("ewc", "olora")
 
 
@@ -65,20 +75,33 @@ def continual(method, tok, checkpoint=None):
 
 def worker(rank, world, port, out, tok_path):
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        OMP_NUM_THREADS="1",
+    )
     try:
         tok = load_tok(tok_path)
         for method in ("neurons", "full"):
             model, history = train(method, tok)
-            torch.save({"weights": model.state_dict(), "loss": history["loss"].tolist(),
-                        "attrs": history.attrs},
-                       os.path.join(out, f"{method}.rank{rank}.pt"))
+            torch.save(
+                {
+                    "weights": model.state_dict(),
+                    "loss": history["loss"].tolist(),
+                    "attrs": history.attrs,
+                },
+                os.path.join(out, f"{method}.rank{rank}.pt"),
+            )
         for method in CL_METHODS:  # rank 0 alone writes the checkpoint folder
             model, run = continual(method, tok, checkpoint=os.path.join(out, f"cl_{method}"))
-            torch.save({"weights": model.state_dict(), "nll": run.nll.to_numpy()},
-                       os.path.join(out, f"{method}.rank{rank}.pt"))
+            torch.save(
+                {"weights": model.state_dict(), "nll": run.nll.to_numpy()},
+                os.path.join(out, f"{method}.rank{rank}.pt"),
+            )
         try:  # ranks that pass different options all raise, before any step (no hang)
             train("neurons", tok, seed=rank)
         except RuntimeError as error:
@@ -115,8 +138,12 @@ def two_processes(default_tok, tmp_path_factory):
     from taskneuron_utils.models import default_model_path
 
     out = tmp_path_factory.mktemp("ranks")
-    mp.spawn(worker, args=(WORLD, free_port(), str(out), str(default_model_path())),
-             nprocs=WORLD, join=True)
+    mp.spawn(
+        worker,
+        args=(WORLD, free_port(), str(out), str(default_model_path())),
+        nprocs=WORLD,
+        join=True,
+    )
     return out
 
 
@@ -129,8 +156,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_two_processes_equal_one_with_the_same_global_batch(default_tok, two_processes,
-                                                            one_thread):
+def test_two_processes_equal_one_with_the_same_global_batch(default_tok, two_processes, one_thread):
     for method in ("neurons", "full"):
         one, history = train(method, default_tok)
         ranks = [torch.load(two_processes / f"{method}.rank{r}.pt") for r in range(WORLD)]
@@ -153,12 +179,14 @@ def test_two_processes_equal_one_with_the_same_global_batch(default_tok, two_pro
 
 
 @pytest.mark.parametrize("method", CL_METHODS)
-def test_continual_learning_with_a_penalty_on_two_processes(method, default_tok, two_processes,
-                                                            one_thread):
+def test_continual_learning_with_a_penalty_on_two_processes(
+    method, default_tok, two_processes, one_thread
+):
     """EWC and O-LoRA add their penalty once a step; rank 0 alone writes the checkpoints."""
     one, run = continual(method, default_tok)
-    ranks = [torch.load(two_processes / f"{method}.rank{r}.pt", weights_only=False)
-             for r in range(WORLD)]
+    ranks = [
+        torch.load(two_processes / f"{method}.rank{r}.pt", weights_only=False) for r in range(WORLD)
+    ]
     folder = two_processes / f"cl_{method}"
     assert sorted(p.name for p in folder.iterdir()) == ["stage_1"]
     saved = torch.load(folder / "stage_1" / "model.pt")
@@ -168,16 +196,22 @@ def test_continual_learning_with_a_penalty_on_two_processes(method, default_tok,
         # AdamW's first steps move an entry by about lr * sign(gradient), so rounding can move
         # one with a near-zero gradient by ~2e-5; a penalty added on every rank (counted twice)
         # moves hundreds of entries by 5e-4 to 3e-3.
-        torch.testing.assert_close(ranks[0]["weights"][name], value, rtol=1e-5, atol=1e-4,
-                                   msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(
+            ranks[0]["weights"][name],
+            value,
+            rtol=1e-5,
+            atol=1e-4,
+            msg=lambda m, name=name: f"{name}: {m}",
+        )
     np.testing.assert_allclose(ranks[0]["nll"], run.nll.to_numpy(), rtol=1e-5)
 
 
 def test_bf16_mixed_precision_trains_only_the_selected_rows(default_tok):
     model, options = model_and_options("neurons", default_tok)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    history = tn.finetune(model, default_tok, swap_task().train, mixed_precision="bf16", **RUN,
-                          **options)
+    history = tn.finetune(
+        model, default_tok, swap_task().train, mixed_precision="bf16", **RUN, **options
+    )
     assert history.attrs["mixed_precision"] == "bf16"
     assert history["loss"].notna().all()
     assert all(p.dtype == torch.float32 for p in model.parameters())

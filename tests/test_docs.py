@@ -22,12 +22,14 @@ API_PAGES = sorted((ROOT / "docs" / "api").glob("*.md"))
 # Public functions whose signatures still lack an annotation (a parameter or the return), with
 # the modules they live in. The list may only shrink: annotate one and remove it here.
 NOT_YET_ANNOTATED = {
-    "tn.attribute",                                              # attribution.py
-    "tn.activation_stats",                                       # baselines.py
-    "tn.trace",                                                  # hooks.py
-    "tn.top_examples", "tn.neuron_stats",                        # neuron_pages.py
-    "tn.vocab_projection",                                       # vocab.py
-    "tn.neuron_page", "tn.export_neuron_pages",                  # neuron_report.py
+    "tn.attribute",  # attribution.py
+    "tn.activation_stats",  # baselines.py
+    "tn.trace",  # hooks.py
+    "tn.top_examples",
+    "tn.neuron_stats",  # neuron_pages.py
+    "tn.vocab_projection",  # vocab.py
+    "tn.neuron_page",
+    "tn.export_neuron_pages",  # neuron_report.py
 }
 
 
@@ -56,8 +58,7 @@ def _public() -> dict[str, object]:
 
 
 def test_all_lists_every_public_name():
-    imported = {n for n, v in vars(tn).items()
-                if not n.startswith("_") and not inspect.ismodule(v)}
+    imported = {n for n, v in vars(tn).items() if not n.startswith("_") and not inspect.ismodule(v)}
     assert imported <= set(tn.__all__), f"not in tn.__all__: {sorted(imported - set(tn.__all__))}"
     for module in (tn, ex):
         missing = [n for n in module.__all__ if not hasattr(module, n)]
@@ -67,16 +68,21 @@ def test_all_lists_every_public_name():
 def test_every_public_name_is_on_an_api_page():
     documented = _documented()
     objects = list(documented.values())
-    missing = [name for name, obj in _public().items()
-               if not any(obj is other for other in objects)]
-    assert not missing, (f"not on any docs/api/*.md page (add a '::: taskneuron_utils...' line): "
-                         f"{missing}")
+    missing = [
+        name for name, obj in _public().items() if not any(obj is other for other in objects)
+    ]
+    assert not missing, (
+        f"not on any docs/api/*.md page (add a '::: taskneuron_utils...' line): {missing}"
+    )
 
 
 def _unannotated(fn) -> list[str]:
     sig = inspect.signature(inspect.unwrap(fn))
-    missing = [p for p, v in sig.parameters.items()
-               if v.annotation is inspect.Parameter.empty and p not in ("self", "cls")]
+    missing = [
+        p
+        for p, v in sig.parameters.items()
+        if v.annotation is inspect.Parameter.empty and p not in ("self", "cls")
+    ]
     return missing + (["return"] if sig.return_annotation is inspect.Signature.empty else [])
 
 
@@ -92,8 +98,10 @@ def test_public_functions_are_annotated():
 def test_site_hook_keeps_repository_links_and_fails_missing_ones():
     pytest.importorskip("mkdocs")
     hooks = _load(ROOT / "docs" / "hooks.py")
-    page = ("See [the figure](../benchmarks/results/replication/finetune_nll.png), "
-            "[scale](scale.md) and [gone](../benchmarks/no_such_file.png).")
+    page = (
+        "See [the figure](../benchmarks/results/replication/finetune_nll.png), "
+        "[scale](scale.md) and [gone](../benchmarks/no_such_file.png)."
+    )
     out = hooks._rewrite(page, "experiments", "docs/experiments")
     # ../benchmarks from docs/experiments/ is docs/benchmarks: missing, left for --strict to flag
     assert "](../benchmarks/results/replication/finetune_nll.png)" in out

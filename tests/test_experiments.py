@@ -17,13 +17,21 @@ from tiny_models import tiny_model
 matplotlib.use("Agg")
 
 TASKS = ("product_sentiment", "addition", "news_topic")
-DETECT = experiments.DetectionConfig(n_attribution=4, batch_size=4, max_length=128,
-                                     progress=False)
+DETECT = experiments.DetectionConfig(n_attribution=4, batch_size=4, max_length=128, progress=False)
 DEACT = experiments.DeactivationConfig(n_eval=4, random_seeds=(0, 1, 2), progress=False)
-FINETUNE = experiments.FinetuningConfig(examples=8, steps=2, batch_size=2, lrs=(1e-3, 1e-2),
-                                        n_dev=4, n_eval=4, max_length=128, progress=False)
-MULTITASK = experiments.MultitaskConfig(tasks=TASKS[:2], examples=4, steps=2, batch_size=2,
-                                        lr=1e-3, max_length=128, progress=False)
+FINETUNE = experiments.FinetuningConfig(
+    examples=8,
+    steps=2,
+    batch_size=2,
+    lrs=(1e-3, 1e-2),
+    n_dev=4,
+    n_eval=4,
+    max_length=128,
+    progress=False,
+)
+MULTITASK = experiments.MultitaskConfig(
+    tasks=TASKS[:2], examples=4, steps=2, batch_size=2, lr=1e-3, max_length=128, progress=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +49,22 @@ def expected_size(neurons):
 
 
 def test_deactivation_frame(tiny, default_tok, suite):
-    df = experiments.deactivation(tiny, default_tok, suite, DEACT, label="untuned",
-                                  detection=DETECT)
-    assert {"model", "task", "category", "metric", "condition", "deactivated", "seed",
-            "n_neurons", "score", "nll", "n"} <= set(df.columns)
+    df = experiments.deactivation(
+        tiny, default_tok, suite, DEACT, label="untuned", detection=DETECT
+    )
+    assert {
+        "model",
+        "task",
+        "category",
+        "metric",
+        "condition",
+        "deactivated",
+        "seed",
+        "n_neurons",
+        "score",
+        "nll",
+        "n",
+    } <= set(df.columns)
     assert set(df["model"]) == {"untuned"} and list(dict.fromkeys(df["task"])) == list(suite)
     for task in TASKS:
         part = df[df.task == task]
@@ -61,10 +81,10 @@ def test_deactivation_frame(tiny, default_tok, suite):
     assert (df[df.condition != "none"].n_neurons == own.n_neurons.iloc[0]).all()
     assert df.score.between(0, 1).all() and (df.nll > 0).all()
     # Deactivating nothing is the plain model.
-    plain = tn.evaluate(tiny, default_tok, suite["addition"].test.sample(4, seed=0),
-                        progress=False)
-    assert df[(df.task == "addition") & (df.condition == "none")].nll.item() == \
-        pytest.approx(plain["nll"])
+    plain = tn.evaluate(tiny, default_tok, suite["addition"].test.sample(4, seed=0), progress=False)
+    assert df[(df.task == "addition") & (df.condition == "none")].nll.item() == pytest.approx(
+        plain["nll"]
+    )
 
     summary = experiments.deactivation_summary(df)
     assert set(summary.group) == {"none", "own", "random", "other"}
@@ -72,19 +92,30 @@ def test_deactivation_frame(tiny, default_tok, suite):
     assert (summary[summary.group == "none"].d_nll == 0).all()
     table = experiments.table1(df)
     assert set(table.category) == {"classification", "generation"}
-    assert {"original", "random_off", "random_off_std", "task_off", "task_off_nll"} <= \
-        set(table.columns)
-    for ax in (plots.plot_deactivation_heatmap(df), plots.plot_deactivation_heatmap(df, value="score"),
-               plots.plot_deactivation_bars(df), plots.plot_deactivation_bars(df, value="nll")):
+    assert {"original", "random_off", "random_off_std", "task_off", "task_off_nll"} <= set(
+        table.columns
+    )
+    for ax in (
+        plots.plot_deactivation_heatmap(df),
+        plots.plot_deactivation_heatmap(df, value="score"),
+        plots.plot_deactivation_bars(df),
+        plots.plot_deactivation_bars(df, value="nll"),
+    ):
         assert ax.has_data() or ax.collections or ax.images
         matplotlib.pyplot.close(ax.figure)
 
 
 def test_exclusive_sets():
     sizes = {"layers.0.mlp.up": 6, "layers.0.mlp.down": 4}
-    a = tn.NeuronSet({"layers.0.mlp.up": torch.tensor([0, 1, 2]), "layers.0.mlp.down": torch.tensor([0])}, sizes)
-    b = tn.NeuronSet({"layers.0.mlp.up": torch.tensor([2, 3]), "layers.0.mlp.down": torch.tensor([0, 1])}, sizes)
-    c = tn.NeuronSet({"layers.0.mlp.up": torch.tensor([1, 5]), "layers.0.mlp.down": torch.tensor([3])}, sizes)
+    a = tn.NeuronSet(
+        {"layers.0.mlp.up": torch.tensor([0, 1, 2]), "layers.0.mlp.down": torch.tensor([0])}, sizes
+    )
+    b = tn.NeuronSet(
+        {"layers.0.mlp.up": torch.tensor([2, 3]), "layers.0.mlp.down": torch.tensor([0, 1])}, sizes
+    )
+    c = tn.NeuronSet(
+        {"layers.0.mlp.up": torch.tensor([1, 5]), "layers.0.mlp.down": torch.tensor([3])}, sizes
+    )
     only = experiments.exclusive_sets({"a": a, "b": b, "c": c})
     assert only["a"].indices["layers.0.mlp.up"].tolist() == [0]
     assert only["a"].indices["layers.0.mlp.down"].tolist() == []
@@ -101,21 +132,58 @@ def test_beyond_random_rule():
     """Own vs random, checked by hand: a is beyond the spread on both measures, b on NLL only."""
     rows = []
     for task, own_score, own_nll in (("a", 0.2, 9.0), ("b", 0.5, 9.0)):
-        rows.append({"model": "m", "task": task, "category": "classification",
-                     "metric": "accuracy", "condition": "none", "score": 0.9, "nll": 0.1})
-        rows.append({"model": "m", "task": task, "category": "classification",
-                     "metric": "accuracy", "condition": "own", "score": own_score, "nll": own_nll})
+        rows.append(
+            {
+                "model": "m",
+                "task": task,
+                "category": "classification",
+                "metric": "accuracy",
+                "condition": "none",
+                "score": 0.9,
+                "nll": 0.1,
+            }
+        )
+        rows.append(
+            {
+                "model": "m",
+                "task": task,
+                "category": "classification",
+                "metric": "accuracy",
+                "condition": "own",
+                "score": own_score,
+                "nll": own_nll,
+            }
+        )
         for seed, (score, nll) in enumerate(((0.6, 2.0), (0.5, 3.0), (0.4, 4.0))):
-            rows.append({"model": "m", "task": task, "category": "classification",
-                         "metric": "accuracy", "condition": "random", "seed": seed,
-                         "score": score, "nll": nll})
+            rows.append(
+                {
+                    "model": "m",
+                    "task": task,
+                    "category": "classification",
+                    "metric": "accuracy",
+                    "condition": "random",
+                    "seed": seed,
+                    "score": score,
+                    "nll": nll,
+                }
+            )
     df = pd.DataFrame(rows).assign(n_neurons=10)
     own = experiments.deactivation_summary(df).query("group == 'own'").set_index("task")
     # random: score 0.5 ± 0.1, nll 3.0 ± 1.0 (sample std): beyond means < 0.3 and > 5.0
-    assert own.loc["a", ["score_beyond_random", "nll_beyond_random", "beyond_random"]].tolist() == [True, True, True]
-    assert own.loc["b", ["score_beyond_random", "nll_beyond_random", "beyond_random"]].tolist() == [False, True, False]
+    assert own.loc["a", ["score_beyond_random", "nll_beyond_random", "beyond_random"]].tolist() == [
+        True,
+        True,
+        True,
+    ]
+    assert own.loc["b", ["score_beyond_random", "nll_beyond_random", "beyond_random"]].tolist() == [
+        False,
+        True,
+        False,
+    ]
     table = experiments.table1(df)
-    assert table[["own_beyond_random", "own_score_beyond_random", "own_nll_beyond_random"]].values.tolist() == [[1, 1, 2]]
+    assert table[
+        ["own_beyond_random", "own_score_beyond_random", "own_nll_beyond_random"]
+    ].values.tolist() == [[1, 1, 2]]
 
 
 def test_deactivation_with_given_sets_and_no_others(tiny, default_tok, suite):
@@ -125,8 +193,11 @@ def test_deactivation_with_given_sets_and_no_others(tiny, default_tok, suite):
     config = DEACT.replace(random_seeds=(5, 6, 7, 8), others=False, mode="weight")
     df = experiments.deactivation(tiny, default_tok, tasks, config, sets=sets)
     assert list(df.condition) == ["none", "own"] + ["random"] * 4
-    assert df[df.condition == "own"].n_neurons.item() == len(sets["addition"]) == \
-        sum(round(0.2 * n) for n in sets["addition"].sizes.values())
+    assert (
+        df[df.condition == "own"].n_neurons.item()
+        == len(sets["addition"])
+        == sum(round(0.2 * n) for n in sets["addition"].sizes.values())
+    )
 
 
 def test_neuron_finetuning_frame(tiny, default_tok, suite):
@@ -163,7 +234,7 @@ def test_multitask_mixture_keeps_each_tasks_prompt(default_tok, suite):
     mixture = experiments.multitask_mixture(tasks, examples=5, seed=0)
     assert len(mixture) == 15 and mixture.task.instruction == ""
     first = tasks[TASKS[2]].train.sample(5, seed=0)
-    mixed = [e for e in encode(default_tok, mixture) ]
+    mixed = [e for e in encode(default_tok, mixture)]
     own = encode(default_tok, first)
     assert mixed[10:] == own  # identical tokens: the chat template sees the same user turn
 
@@ -172,34 +243,46 @@ def test_multitask_cache_round_trip(tiny, default_tok, suite, tmp_path, monkeypa
     monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path))
     tasks = {name: suite[name] for name in MULTITASK.tasks}
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    model, tok, info = experiments.multitask_finetune(MULTITASK, tasks=tasks,
-                                                      base=(tiny, default_tok))
+    model, tok, info = experiments.multitask_finetune(
+        MULTITASK, tasks=tasks, base=(tiny, default_tok)
+    )
     assert info["cached"] is False and info["steps"] == 2 and info["tasks"] == list(MULTITASK.tasks)
     assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())  # base untouched
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     folder = tmp_path / "finetuned" / info["key"]
     provenance = json.loads((folder / "provenance.json").read_text())
-    for key in ("base_fingerprint", "data_hash", "lr", "seed", "final_loss", "wall_seconds",
-                "examples_per_task", "weight_fingerprint"):
+    for key in (
+        "base_fingerprint",
+        "data_hash",
+        "lr",
+        "seed",
+        "final_loss",
+        "wall_seconds",
+        "examples_per_task",
+        "weight_fingerprint",
+    ):
         assert key in provenance
     assert provenance["weight_fingerprint"] == tn.weight_fingerprint(model)
     assert [p.name for p in (tmp_path / "finetuned").iterdir()] == [info["key"]]  # no temp dirs
 
-    again, tok2, info2 = experiments.multitask_finetune(MULTITASK, tasks=tasks,
-                                                        base=(tiny, default_tok))
+    again, tok2, info2 = experiments.multitask_finetune(
+        MULTITASK, tasks=tasks, base=(tiny, default_tok)
+    )
     assert info2["cached"] is True and info2["key"] == info["key"]
     state = again.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert len(tok2) == len(tok)
     # Another setting is another cache entry.
-    _, _, info3 = experiments.multitask_finetune(MULTITASK.replace(steps=1), tasks=tasks,
-                                                 base=(tiny, default_tok))
+    _, _, info3 = experiments.multitask_finetune(
+        MULTITASK.replace(steps=1), tasks=tasks, base=(tiny, default_tok)
+    )
     assert info3["cached"] is False and info3["key"] != info["key"]
     # The token budget is part of the key; the default 256 is left out so that caches written
     # before it was recorded keep their keys.
     assert info["max_length"] == 128
-    _, _, info4 = experiments.multitask_finetune(MULTITASK.replace(max_length=256), tasks=tasks,
-                                                 base=(tiny, default_tok))
+    _, _, info4 = experiments.multitask_finetune(
+        MULTITASK.replace(max_length=256), tasks=tasks, base=(tiny, default_tok)
+    )
     assert "max_length" not in info4 and info4["key"] not in (info["key"], info3["key"])
 
 
@@ -207,14 +290,33 @@ def test_profiles_bundle_one_config_per_experiment():
     quick, paper = experiments.PROFILES["quick"], experiments.PROFILES["paper"]
     assert quick.detection == experiments.DetectionConfig()
     assert quick.detection.k == paper.detection.k == 0.10
-    assert quick.detection.tasks == ("product_sentiment", "film_sentiment", "news_topic", "addition")
-    assert (quick.detection.n_attribution, quick.detection.batch_size,
-            quick.detection.max_length, quick.detection.per) == (128, 8, 256, "site")
-    assert (quick.multitask.examples, quick.multitask.steps, quick.multitask.lr,
-            quick.multitask.batch_size, len(quick.multitask.tasks)) == (48, 36, 1e-4, 8, 6)
+    assert quick.detection.tasks == (
+        "product_sentiment",
+        "film_sentiment",
+        "news_topic",
+        "addition",
+    )
+    assert (
+        quick.detection.n_attribution,
+        quick.detection.batch_size,
+        quick.detection.max_length,
+        quick.detection.per,
+    ) == (128, 8, 256, "site")
+    assert (
+        quick.multitask.examples,
+        quick.multitask.steps,
+        quick.multitask.lr,
+        quick.multitask.batch_size,
+        len(quick.multitask.tasks),
+    ) == (48, 36, 1e-4, 8, 6)
     assert (quick.deactivation.n_eval, quick.deactivation.random_seeds) == (100, (0, 1, 2))
-    assert (quick.finetuning.examples, quick.finetuning.steps, quick.finetuning.batch_size,
-            quick.finetuning.lrs, quick.finetuning.n_dev) == (200, 20, 8, (1e-4, 1e-3), 32)
+    assert (
+        quick.finetuning.examples,
+        quick.finetuning.steps,
+        quick.finetuning.batch_size,
+        quick.finetuning.lrs,
+        quick.finetuning.n_dev,
+    ) == (200, 20, 8, (1e-4, 1e-3), 32)
     assert paper.detection.model == paper.multitask.model == "meta-llama/Llama-2-7b-hf"
     assert paper.detection.n_attribution is None and len(paper.detection.tasks) == 12
     assert paper.detection.max_length == paper.finetuning.max_length == 512

@@ -26,17 +26,31 @@ def make_tasks():
     sentiment = lambda w: "positive" if WORDS.index(w) % 2 else "negative"  # noqa: E731
     tasks = {
         "sent_a": tn.Task.from_records(
-            "sent_a", _split([{"input": f"I liked the {a}", "output": sentiment(a)} for a, _ in pairs]),
-            instruction="Positive or negative?", category="classification", family="sentiment"),
+            "sent_a",
+            _split([{"input": f"I liked the {a}", "output": sentiment(a)} for a, _ in pairs]),
+            instruction="Positive or negative?",
+            category="classification",
+            family="sentiment",
+        ),
         "sent_b": tn.Task.from_records(
-            "sent_b", _split([{"input": f"The {b} was here", "output": sentiment(b)} for _, b in pairs]),
-            instruction="Positive or negative?", category="classification", family="sentiment"),
+            "sent_b",
+            _split([{"input": f"The {b} was here", "output": sentiment(b)} for _, b in pairs]),
+            instruction="Positive or negative?",
+            category="classification",
+            family="sentiment",
+        ),
         "swap": tn.Task.from_records(
-            "swap", _split([{"input": f"{a} {b}", "output": f"{b} {a}"} for a, b in pairs]),
-            instruction="Swap the two words.", family="strings"),
+            "swap",
+            _split([{"input": f"{a} {b}", "output": f"{b} {a}"} for a, b in pairs]),
+            instruction="Swap the two words.",
+            family="strings",
+        ),
         "upper": tn.Task.from_records(
-            "upper", _split([{"input": a, "output": a.upper()} for a, _ in pairs]),
-            instruction="Uppercase the word.", family="strings"),
+            "upper",
+            _split([{"input": a, "output": a.upper()} for a, _ in pairs]),
+            instruction="Uppercase the word.",
+            family="strings",
+        ),
     }
     return tasks
 
@@ -46,19 +60,41 @@ GROUPS = (("mixed", ("sent_a", "swap"), ("sent_b", "upper")),)
 
 def make_config(tmp_path, **changes):
     config = ex.GeneralizationConfig(
-        groups=GROUPS, proportions=(0.25, 1.0), random_seeds=(0, 1, 2), n_attribution=4,
-        examples=8, steps=2, batch_size=2, lrs=(1e-3,), full_lrs=None, n_dev=4, n_eval=2, pairwise_p=0.25,
-        max_length=64, eval_batch_size=8, out_dir=str(tmp_path), progress=False)
+        groups=GROUPS,
+        proportions=(0.25, 1.0),
+        random_seeds=(0, 1, 2),
+        n_attribution=4,
+        examples=8,
+        steps=2,
+        batch_size=2,
+        lrs=(1e-3,),
+        full_lrs=None,
+        n_dev=4,
+        n_eval=2,
+        pairwise_p=0.25,
+        max_length=64,
+        eval_batch_size=8,
+        out_dir=str(tmp_path),
+        progress=False,
+    )
     return config.replace(**changes)
 
 
 @pytest.fixture(scope="module")
 def tiny(default_tok):
     config = transformers.LlamaConfig(
-        vocab_size=len(default_tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        pad_token_id=default_tok.pad_token_id, eos_token_id=default_tok.eos_token_id,
-        bos_token_id=default_tok.bos_token_id, initializer_range=0.2)
+        vocab_size=len(default_tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=default_tok.pad_token_id,
+        eos_token_id=default_tok.eos_token_id,
+        bos_token_id=default_tok.bos_token_id,
+        initializer_range=0.2,
+    )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(config).eval()
 
@@ -78,8 +114,13 @@ def sweep_run(tiny, default_tok, tasks, tmp_path_factory):
 
     def recording(model, tok, data, **kwargs):
         history = original(model, tok, data, **kwargs)
-        calls.append({"neurons": kwargs.get("neurons"), "method": kwargs.get("method"),
-                      "trainable": history.attrs["trainable_parameters"]})
+        calls.append(
+            {
+                "neurons": kwargs.get("neurons"),
+                "method": kwargs.get("method"),
+                "trainable": history.attrs["trainable_parameters"],
+            }
+        )
         return history
 
     training.finetune = recording
@@ -146,8 +187,9 @@ def test_random_control_has_the_same_per_site_counts(sweep_run):
         assert len({tuple(_pairs(ns)) for ns in sets}) == 4  # all different neurons
 
 
-def test_cached_rerun_is_identical_without_training(sweep_run, tiny, default_tok, tasks,
-                                                    monkeypatch):
+def test_cached_rerun_is_identical_without_training(
+    sweep_run, tiny, default_tok, tasks, monkeypatch
+):
     frame, config, _ = sweep_run
 
     def refuse(*args, **kwargs):
@@ -204,9 +246,15 @@ def test_plots_and_explorer(sweep_run):
     assert isinstance(plots.plot_gain_vs_p(frame), matplotlib.axes.Axes)
     corr = ex.sweep_correlations(frame, y="nll_gain")
     assert set(corr.subset) == {"task+random", "task+random+full", "task", "random"}
-    sim = pd.DataFrame({"layer": [0, 0, 1, 1], "task": ["a", "b", "a", "b"],
-                        "similarity_update": [0.1, 0.2, 0.3, 0.4], "gain": [0.0, 0.1, 0.0, 0.1],
-                        "similarity_weights": [0.5, 0.6, 0.4, 0.9]})
+    sim = pd.DataFrame(
+        {
+            "layer": [0, 0, 1, 1],
+            "task": ["a", "b", "a", "b"],
+            "similarity_update": [0.1, 0.2, 0.3, 0.4],
+            "gain": [0.0, 0.1, 0.0, 0.1],
+            "similarity_weights": [0.5, 0.6, 0.4, 0.9],
+        }
+    )
     assert isinstance(plots.plot_similarity_heatmap(sim), matplotlib.axes.Axes)
     sim = pd.concat([sim.assign(source=s, gain=sim.gain * i) for i, s in enumerate("xyz")])
     ax = plots.plot_layer_correlation(ex.layer_correlations(sim))
@@ -234,8 +282,12 @@ def test_resumed_relevance_keeps_the_model_site_order(tiny, default_tok, tasks, 
     """A relevance read back from its checkpoint lists sites in model order, so random sets
     drawn from its top-k are the same as from a fresh run (the sweep's cache keys rely on it)."""
     path = tmp_path / "rel.checkpoint.safetensors"
-    runs = [tn.attribute(tiny, default_tok, tasks["sent_a"].train, checkpoint=path,
-                         max_length=64, progress=False) for _ in range(2)]
+    runs = [
+        tn.attribute(
+            tiny, default_tok, tasks["sent_a"].train, checkpoint=path, max_length=64, progress=False
+        )
+        for _ in range(2)
+    ]
     order = [site.name for site in tn.ffn_sites(tiny)]
     assert list(runs[0].scores) == list(runs[1].scores) == order
     drawn = [NeuronSet.random_like(r.top_k(0.25), seed=0) for r in runs]

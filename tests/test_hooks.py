@@ -16,7 +16,9 @@ def ids(seed=0, batch=2, length=6, vocab=128):
 def plain_capture(module, run):
     """The module's output, captured with a bare torch hook (the ground truth)."""
     seen = {}
-    handle = module.register_forward_hook(lambda m, a, out: seen.setdefault("out", out.detach().clone()))
+    handle = module.register_forward_hook(
+        lambda m, a, out: seen.setdefault("out", out.detach().clone())
+    )
     try:
         run()
     finally:
@@ -51,19 +53,24 @@ def test_edit_changes_exactly_the_chosen_units(op):
     site = tn.site_map(model)[name]
     chosen = torch.tensor([3, 17, 40])
     before = plain_capture(site.module, lambda: model(input_ids=x))
-    edit = {"zero": tn.Edit.zero(chosen), "scale": tn.Edit.scale(chosen, 2.5),
-            "add": tn.Edit.add(chosen, torch.tensor([1.0, -2.0, 0.5])),
-            "replace": tn.Edit.replace(chosen, torch.tensor([7.0, 8.0, 9.0]))}[op]
+    edit = {
+        "zero": tn.Edit.zero(chosen),
+        "scale": tn.Edit.scale(chosen, 2.5),
+        "add": tn.Edit.add(chosen, torch.tensor([1.0, -2.0, 0.5])),
+        "replace": tn.Edit.replace(chosen, torch.tensor([7.0, 8.0, 9.0])),
+    }[op]
     with torch.no_grad(), tn.trace(model, [name], edit={name: edit}) as tr:
         model(input_ids=x)
     after = tr[name].output
     others = torch.ones(site.n_neurons, dtype=torch.bool)
     others[chosen] = False
     assert torch.equal(after[..., others], before[..., others])
-    expected = {"zero": torch.zeros_like(before[..., chosen]),
-                "scale": 2.5 * before[..., chosen],
-                "add": before[..., chosen] + torch.tensor([1.0, -2.0, 0.5]),
-                "replace": torch.tensor([7.0, 8.0, 9.0]).expand(2, 6, 3)}[op]
+    expected = {
+        "zero": torch.zeros_like(before[..., chosen]),
+        "scale": 2.5 * before[..., chosen],
+        "add": before[..., chosen] + torch.tensor([1.0, -2.0, 0.5]),
+        "replace": torch.tensor([7.0, 8.0, 9.0]).expand(2, 6, 3),
+    }[op]
     torch.testing.assert_close(after[..., chosen], expected, rtol=0, atol=1e-6)
     # The edit reaches the model's output; outside the block the model is untouched again.
     with torch.no_grad():
@@ -80,7 +87,10 @@ def test_edit_on_a_fused_site_leaves_the_other_half_alone():
     x = ids()
     gate, up = tn.site_map(model)["layers.0.mlp.gate"], tn.site_map(model)["layers.0.mlp.up"]
     before = plain_capture(up.module, lambda: model(input_ids=x))
-    with torch.no_grad(), tn.trace(model, [gate.name, up.name], edit={up.name: tn.Edit.zero([0, 5])}) as tr:
+    with (
+        torch.no_grad(),
+        tn.trace(model, [gate.name, up.name], edit={up.name: tn.Edit.zero([0, 5])}) as tr,
+    ):
         model(input_ids=x)
     assert torch.equal(tr[gate.name].output, gate.output_slice(before))
     assert (tr[up.name].output[..., [0, 5]] == 0).all()
@@ -158,8 +168,14 @@ def test_act_site_is_what_the_output_projection_reads(family):
     names = {s.kind: s.name for s in tn.ffn_sites(model, "all") if s.layer == 1}
     with torch.no_grad(), tn.trace(model, list(names.values())) as tr:
         model(input_ids=ids())
-    block = model.get_submodule({"llama": "model.layers.1", "phi3": "model.layers.1",
-                                 "gpt2": "transformer.h.1", "opt": "model.decoder.layers.1"}[family])
+    block = model.get_submodule(
+        {
+            "llama": "model.layers.1",
+            "phi3": "model.layers.1",
+            "gpt2": "transformer.h.1",
+            "opt": "model.decoder.layers.1",
+        }[family]
+    )
     if family in ("llama", "phi3"):
         act_fn = block.mlp.act_fn if family == "llama" else block.mlp.activation_fn
         expected = act_fn(tr[names["gate"]].output) * tr[names["up"]].output
@@ -181,7 +197,10 @@ def test_act_edits_change_what_the_output_projection_reads():
     with torch.no_grad(), tn.trace(model, [act, down]) as tr:
         model(input_ids=x)
     before = tr[act].output.clone()
-    with torch.no_grad(), tn.trace(model, [act, down], edit={act: tn.Edit.scale(chosen, 0.5)}) as tr:
+    with (
+        torch.no_grad(),
+        tn.trace(model, [act, down], edit={act: tn.Edit.scale(chosen, 0.5)}) as tr,
+    ):
         model(input_ids=x)
     expected = before.clone()
     expected[..., chosen] *= 0.5

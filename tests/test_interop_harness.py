@@ -28,10 +28,14 @@ def exported(tmp_path_factory, default_tok):
 
 
 def harness_metrics(lm, exported, name):
-    results = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=exported[1],
-                                      bootstrap_iters=0, log_samples=False)
-    return {key.split(",")[0]: value for key, value in results["results"][name].items()
-            if "," in key and "stderr" not in key}
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=[name], task_manager=exported[1], bootstrap_iters=0, log_samples=False
+    )
+    return {
+        key.split(",")[0]: value
+        for key, value in results["results"][name].items()
+        if "," in key and "stderr" not in key
+    }
 
 
 def test_exported_task_is_the_harness_format(default_tok, tmp_path):
@@ -62,10 +66,14 @@ def test_harness_loglikelihoods_equal_ours_on_a_tiny_model(tiny_llama, default_t
     from lm_eval.api.instance import Instance
 
     docs = [json.loads(line) for line in open(exported[0] / "tn_news_topic" / "test.jsonl")]
-    requests = [Instance("loglikelihood", doc, (doc["context"], choice), i)
-                for doc in docs[:3] for i, choice in enumerate(doc["choices"])]
-    scored = torch.tensor([total for total, _ in lm.loglikelihood(requests, disable_tqdm=True)],
-                          dtype=torch.float64).view(3, -1)
+    requests = [
+        Instance("loglikelihood", doc, (doc["context"], choice), i)
+        for doc in docs[:3]
+        for i, choice in enumerate(doc["choices"])
+    ]
+    scored = torch.tensor(
+        [total for total, _ in lm.loglikelihood(requests, disable_tqdm=True)], dtype=torch.float64
+    ).view(3, -1)
     expected = tn.evaluation.option_log_likelihoods(tiny_llama, default_tok, split[:3])
     torch.testing.assert_close(scored, expected["log_likelihoods"], rtol=1e-5, atol=2e-4)
 
@@ -76,8 +84,9 @@ def test_harness_generations_equal_ours(tiny_llama, default_tok, exported):
     task = tn.load_tasks(["addition"])["addition"]
     ours = tn.evaluate(tiny_llama, default_tok, task.test[:4], progress=False)
     lm = TaskNeuronsLM(model=tiny_llama, tokenizer=default_tok)
-    results = lm_eval.simple_evaluate(model=lm, tasks=["tn_addition"], bootstrap_iters=0,
-                                      task_manager=exported[1])
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=["tn_addition"], bootstrap_iters=0, task_manager=exported[1]
+    )
     samples = sorted(results["samples"]["tn_addition"], key=lambda s: s["doc_id"])
     assert [s["filtered_resps"][0] for s in samples] == ours["predictions"]
     assert results["results"]["tn_addition"]["exact_match,none"] == ours["exact_match"]

@@ -30,24 +30,35 @@ class FolderHub:
 
 @pytest.fixture
 def relevance(tiny_llama, default_tok, toy_task):
-    return tn.attribute(tiny_llama, default_tok, toy_task.train[:4], batch_size=4,
-                        progress=False)
+    return tn.attribute(tiny_llama, default_tok, toy_task.train[:4], batch_size=4, progress=False)
 
 
 def test_push_then_pull_a_neuron_set(tiny_llama, relevance, tmp_path):
     neurons = relevance.top_k(0.1)
-    url = neurons.push_to_hub("me/tiny-neurons", api=FolderHub(tmp_path),
-                              command="taskneurons detect --k 0.1")
+    url = neurons.push_to_hub(
+        "me/tiny-neurons", api=FolderHub(tmp_path), command="taskneurons detect --k 0.1"
+    )
     repo = tmp_path / "me/tiny-neurons"
     assert url.startswith(f"file://{repo}")
-    assert sorted(p.name for p in repo.iterdir()) == ["README.md", "neuronset.safetensors",
-                                                      "taskneurons.json"]
+    assert sorted(p.name for p in repo.iterdir()) == [
+        "README.md",
+        "neuronset.safetensors",
+        "taskneurons.json",
+    ]
     info = json.loads((repo / "taskneurons.json").read_text())
     assert info["weights"] == tn.weight_fingerprint(tiny_llama)
-    assert (info["kind"], info["k"], info["tasks"]) == ("NeuronSet", 0.1, [relevance.provenance["task"]])
+    assert (info["kind"], info["k"], info["tasks"]) == (
+        "NeuronSet",
+        0.1,
+        [relevance.provenance["task"]],
+    )
     card = (repo / "README.md").read_text()
-    for shown in (info["weights"], "taskneurons detect --k 0.1", "| k | 0.1 |",
-                  f"| neurons | {len(neurons)} |"):
+    for shown in (
+        info["weights"],
+        "taskneurons detect --k 0.1",
+        "| k | 0.1 |",
+        f"| neurons | {len(neurons)} |",
+    ):
         assert shown in card
     back = tn.NeuronSet.from_hub(repo, model=tiny_llama)
     assert back == neurons and back.meta == neurons.meta

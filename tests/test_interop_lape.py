@@ -13,8 +13,10 @@ def act_set(model, seed, k=0.25):
     """A seeded random set over the model's act units (k of every layer)."""
     empty = tn.NeuronSet.empty(model, kinds="act")
     generator = torch.Generator().manual_seed(seed)
-    chosen = {site: torch.randperm(n, generator=generator)[:int(k * n)]
-              for site, n in empty.sizes.items()}
+    chosen = {
+        site: torch.randperm(n, generator=generator)[: int(k * n)]
+        for site, n in empty.sizes.items()
+    }
     return tn.NeuronSet(chosen, empty.sizes, {"model": empty.meta["model"], "name": f"s{seed}"})
 
 
@@ -47,8 +49,9 @@ def test_lape_mismatches_are_named(tiny_llama, tmp_path):
     with pytest.raises(tn.NeuronSetMismatchError, match="has 3 layers, model .* has 2"):
         tn.NeuronSet.from_lape(three_layers, tiny_llama)
     too_wide = [[torch.tensor([64]), torch.tensor([0])]]  # d_ff = 64
-    with pytest.raises(tn.NeuronSetMismatchError,
-                       match="layers.0.mlp.act holds index 64.* 64 units wide"):
+    with pytest.raises(
+        tn.NeuronSetMismatchError, match="layers.0.mlp.act holds index 64.* 64 units wide"
+    ):
         tn.NeuronSet.from_lape(too_wide, tiny_llama)
     torch.save({"not": "a list"}, tmp_path / "odd.pth")
     with pytest.raises(ArtefactFileError, match="not LAPE's format"):
@@ -62,13 +65,17 @@ def test_lape_mismatches_are_named(tiny_llama, tmp_path):
 def test_flat_export_round_trip(tiny_llama, tmp_path, fmt):
     empty = tn.NeuronSet.empty(tiny_llama, kinds="all")
     generator = torch.Generator().manual_seed(3)
-    neurons = tn.NeuronSet({s: torch.randperm(n, generator=generator)[:5]
-                            for s, n in empty.sizes.items()}, empty.sizes, {"model": "tiny"})
+    neurons = tn.NeuronSet(
+        {s: torch.randperm(n, generator=generator)[:5] for s, n in empty.sizes.items()},
+        empty.sizes,
+        {"model": "tiny"},
+    )
     path = getattr(neurons, f"to_{fmt}")(tmp_path / f"set.{fmt}")
     frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
     assert list(frame.columns) == ["site", "layer", "kind", "neuron"]
     assert len(frame) == len(neurons) == 5 * len(empty.sizes)
     assert tn.NeuronSet.from_frame(frame, tiny_llama) == neurons
     with pytest.raises(tn.NeuronSetMismatchError, match="layers.7.mlp.up is not a site"):
-        tn.NeuronSet.from_frame(pd.DataFrame({"site": ["layers.7.mlp.up"], "neuron": [0]}),
-                                tiny_llama)
+        tn.NeuronSet.from_frame(
+            pd.DataFrame({"site": ["layers.7.mlp.up"], "neuron": [0]}), tiny_llama
+        )

@@ -64,8 +64,9 @@ def test_same_relevance_and_neuron_only_finetuning(tiny_llama, default_tok, toy_
     plain = tn.attribute(tiny_llama, default_tok, toy_task.train, progress=False)
     ours = tn.attribute(wrapped, default_tok, toy_task.train, progress=False)
     assert all(torch.equal(ours.sum_abs[site], plain.sum_abs[site]) for site in plain.sum_abs)
-    neurons = tn.NeuronSet({"layers.1.mlp.up": torch.arange(0, 64, 4)},
-                           tn.NeuronSet.empty(tiny_llama).sizes)
+    neurons = tn.NeuronSet(
+        {"layers.1.mlp.up": torch.arange(0, 64, 4)}, tn.NeuronSet.empty(tiny_llama).sizes
+    )
     options = dict(neurons=neurons, steps=2, lr=1e-3, batch_size=8, progress=False)
     tn.finetune(tiny_llama, default_tok, toy_task.train, **options)
     tn.finetune(wrapped, default_tok, toy_task.train, **options)

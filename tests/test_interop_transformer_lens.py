@@ -19,10 +19,12 @@ from taskneuron_utils.wrappers import plain_name
 pytest.importorskip("transformer_lens")
 from transformer_lens.model_bridge import TransformerBridge  # noqa: E402
 
-SITE_TO_HOOK = {"layers.{i}.mlp.act": "blocks.{i}.mlp.hook_post",
-                "layers.{i}.mlp.gate": "blocks.{i}.mlp.hook_pre",
-                "layers.{i}.mlp.up": "blocks.{i}.mlp.hook_pre_linear",
-                "layers.{i}.mlp.down": "blocks.{i}.hook_mlp_out"}
+SITE_TO_HOOK = {
+    "layers.{i}.mlp.act": "blocks.{i}.mlp.hook_post",
+    "layers.{i}.mlp.gate": "blocks.{i}.mlp.hook_pre",
+    "layers.{i}.mlp.up": "blocks.{i}.mlp.hook_pre_linear",
+    "layers.{i}.mlp.down": "blocks.{i}.hook_mlp_out",
+}
 
 
 @pytest.fixture
@@ -30,9 +32,9 @@ def bridge(tiny_llama, default_tok, tmp_path):
     tiny_llama.config.save_pretrained(tmp_path)  # the bridge reads the config from a path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return TransformerBridge.boot_transformers(str(tmp_path),
-                                                   hf_model=copy.deepcopy(tiny_llama),
-                                                   tokenizer=default_tok)
+        return TransformerBridge.boot_transformers(
+            str(tmp_path), hf_model=copy.deepcopy(tiny_llama), tokenizer=default_tok
+        )
 
 
 def test_same_sites_and_fingerprint(tiny_llama, bridge):
@@ -49,8 +51,9 @@ def test_site_names_map_onto_transformer_lens_hooks(tiny_llama, bridge, default_
         _, cache = bridge.run_with_cache(ids)
     for i in range(2):
         for site, hook in SITE_TO_HOOK.items():
-            torch.testing.assert_close(cache[hook.format(i=i)], ours[site.format(i=i)].output,
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                cache[hook.format(i=i)], ours[site.format(i=i)].output, rtol=1e-5, atol=1e-5
+            )
 
 
 def test_deactivation_acts_inside_the_bridge(tiny_llama, bridge, default_tok):
@@ -77,13 +80,15 @@ def test_same_relevance_and_nll(tiny_llama, bridge, default_tok, toy_task):
         torch.testing.assert_close(ours.scores[site], score, rtol=1e-4, atol=1e-7)
     assert ours.provenance["weights"] == plain.provenance["weights"]
     nll = tn.evaluate(bridge, default_tok, toy_task.test, progress=False)["nll"]
-    assert nll == pytest.approx(tn.evaluate(tiny_llama, default_tok, toy_task.test,
-                                            progress=False)["nll"], rel=1e-6)
+    assert nll == pytest.approx(
+        tn.evaluate(tiny_llama, default_tok, toy_task.test, progress=False)["nll"], rel=1e-6
+    )
 
 
 def test_neuron_only_finetuning_through_the_bridge(tiny_llama, bridge, default_tok, toy_task):
-    neurons = tn.NeuronSet({"layers.1.mlp.up": torch.arange(0, 64, 4)},
-                           tn.NeuronSet.empty(tiny_llama).sizes)
+    neurons = tn.NeuronSet(
+        {"layers.1.mlp.up": torch.arange(0, 64, 4)}, tn.NeuronSet.empty(tiny_llama).sizes
+    )
     before = {name: p.detach().clone() for name, p in tiny_llama.named_parameters()}
     options = dict(neurons=neurons, steps=2, lr=1e-3, batch_size=8, progress=False)
     tn.finetune(tiny_llama, default_tok, toy_task.train, **options)
@@ -97,18 +102,24 @@ def test_neuron_only_finetuning_through_the_bridge(tiny_llama, bridge, default_t
             assert torch.equal(theirs, before[name])  # untouched parameters bit-identical
 
 
-def test_a_bridge_over_an_unsupported_architecture_is_refused_before_any_work(default_tok,
-                                                                            tmp_path):
+def test_a_bridge_over_an_unsupported_architecture_is_refused_before_any_work(
+    default_tok, tmp_path
+):
     import transformers
 
-    config = transformers.GPTJConfig(vocab_size=len(default_tok), n_embd=32, n_layer=2, n_head=4,
-                                     rotary_dim=4, n_positions=64)
+    config = transformers.GPTJConfig(
+        vocab_size=len(default_tok), n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64
+    )
     config.save_pretrained(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bridge = TransformerBridge.boot_transformers(
-            str(tmp_path), hf_model=transformers.GPTJForCausalLM(config).eval(),
-            tokenizer=default_tok)
-    with pytest.raises(tn.UnsupportedArchitectureError,
-                       match=r"model_type='gptj' \(GPTJForCausalLM inside TransformerBridge\)"):
+            str(tmp_path),
+            hf_model=transformers.GPTJForCausalLM(config).eval(),
+            tokenizer=default_tok,
+        )
+    with pytest.raises(
+        tn.UnsupportedArchitectureError,
+        match=r"model_type='gptj' \(GPTJForCausalLM inside TransformerBridge\)",
+    ):
         tn.attribute(bridge, default_tok, ["a b"], progress=False)

@@ -69,11 +69,15 @@ def test_activation_mode_zeroes_exactly_the_selected_units(family):
     raw, masked = {}, {}
     # Registered before deactivate's hook, this one sees the unmasked output (cloned, since the
     # mask may be applied in place); registered after, the other sees what the model uses.
-    early = [m.register_forward_hook(lambda mod, a, out: raw.__setitem__(mod, out.clone()))
-             for m in modules]
+    early = [
+        m.register_forward_hook(lambda mod, a, out: raw.__setitem__(mod, out.clone()))
+        for m in modules
+    ]
     with deactivate(model, ns):
-        late = [m.register_forward_hook(lambda mod, a, out: masked.__setitem__(mod, out))
-                for m in modules]
+        late = [
+            m.register_forward_hook(lambda mod, a, out: masked.__setitem__(mod, out))
+            for m in modules
+        ]
         logits(model, inputs())
     for handle in early + late:
         handle.remove()
@@ -95,8 +99,9 @@ def test_weight_and_activation_modes_agree(family):
         layout = layout_of(model)
         ns = random_set(model, 0.2, seed=5)
         if kinds is not None:
-            ns = NeuronSet({s: idx for s, idx in ns.indices.items() if s.split(".")[-1] in kinds},
-                           layout)
+            ns = NeuronSet(
+                {s: idx for s, idx in ns.indices.items() if s.split(".")[-1] in kinds}, layout
+            )
         with deactivate(model, ns, mode="activation"):
             by_activation = logits(model, ids)
         with deactivate(model, ns, mode="weight"):
@@ -115,7 +120,9 @@ def test_weight_mode_zeroes_rows_and_biases_and_fused_halves():
         assert (sites["layers.0.mlp.gate"].read([0, 5]) != 0).any()  # the other half is intact
     gpt2 = tiny_model("gpt2")
     fc_in = tn.site_map(gpt2)["layers.1.mlp.fc_in"]
-    with deactivate(gpt2, NeuronSet({fc_in.name: torch.tensor([3])}, layout_of(gpt2)), mode="weight"):
+    with deactivate(
+        gpt2, NeuronSet({fc_in.name: torch.tensor([3])}, layout_of(gpt2)), mode="weight"
+    ):
         assert (fc_in.read([3]) == 0).all()  # Conv1D column and bias
         assert (fc_in.read([4]) != 0).all()
 
@@ -135,8 +142,13 @@ def test_empty_set_changes_nothing(mode):
 def test_generation_under_deactivation(family, mode):
     model = tiny_model(family, seed=4)
     prompt = inputs(seed=2, batch=1, length=5)
-    settings = dict(max_new_tokens=8, do_sample=False, pad_token_id=0, output_scores=True,
-                    return_dict_in_generate=True)
+    settings = dict(
+        max_new_tokens=8,
+        do_sample=False,
+        pad_token_id=0,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
 
     def generate(**extra):
         out = model.generate(prompt, **settings, **extra)
@@ -267,8 +279,9 @@ def test_act_and_linear_units_together_restore_exactly():
     model = tiny_model("llama")
     ids = inputs()
     layout = layout_of(model, "all")
-    ns = NeuronSet({"layers.0.mlp.act": [1, 2], "layers.0.mlp.down": [2, 5],
-                    "layers.0.mlp.gate": [1]}, layout)
+    ns = NeuronSet(
+        {"layers.0.mlp.act": [1, 2], "layers.0.mlp.down": [2, 5], "layers.0.mlp.gate": [1]}, layout
+    )
     before, reference = snapshot(model), logits(model, ids)
     for mode in ("activation", "weight"):
         with deactivate(model, ns, mode=mode):
@@ -280,8 +293,13 @@ def test_act_and_linear_units_together_restore_exactly():
 def test_act_generation_under_deactivation():
     model = tiny_model("llama", seed=4)
     prompt = inputs(seed=2, batch=1, length=5)
-    settings = dict(max_new_tokens=6, do_sample=False, pad_token_id=0, output_scores=True,
-                    return_dict_in_generate=True)
+    settings = dict(
+        max_new_tokens=6,
+        do_sample=False,
+        pad_token_id=0,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
     plain = torch.stack(model.generate(prompt, **settings).scores)
     with deactivate(model, random_set(model, 0.6, seed=1, kinds="act")):
         cached = torch.stack(model.generate(prompt, **settings).scores)

@@ -13,7 +13,7 @@ def imported_modules(source: str, package: tuple[str, ...]) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.level:
-            base = list(package[:len(package) - node.level + 1])
+            base = list(package[: len(package) - node.level + 1])
             found.add(".".join(base + ([node.module] if node.module else [])))
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -24,11 +24,14 @@ def test_plots_never_import_experiments():
     offenders = {}
     for path in (PACKAGE / "plots").glob("*.py"):
         imports = imported_modules(path.read_text(), ("taskneuron_utils", "plots"))
-        offenders[path.name] = sorted(m for m in imports if m.startswith("taskneuron_utils.experiments"))
+        offenders[path.name] = sorted(
+            m for m in imports if m.startswith("taskneuron_utils.experiments")
+        )
     assert not {name: mods for name, mods in offenders.items() if mods}
 
 
 def test_the_check_sees_a_lazy_relative_import():
     source = "def plot():\n    from ..experiments.intervals import table1_intervals\n"
     assert imported_modules(source, ("taskneuron_utils", "plots")) == {
-        "taskneuron_utils.experiments.intervals"}
+        "taskneuron_utils.experiments.intervals"
+    }

@@ -16,8 +16,13 @@ WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle"
 def _model(family, tok, dtype=torch.float32):
     common = dict(vocab_size=len(tok), hidden_size=256, pad_token_id=tok.pad_token_id)
     if family == "llama":  # grouped-query attention, so the estimate's repeat_kv term is tested
-        config = transformers.LlamaConfig(**common, intermediate_size=688, num_hidden_layers=4,
-                                          num_attention_heads=4, num_key_value_heads=2)
+        config = transformers.LlamaConfig(
+            **common,
+            intermediate_size=688,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
     else:
         config = transformers.BloomConfig(**common, n_layer=4, n_head=4)
     torch.manual_seed(0)
@@ -26,10 +31,13 @@ def _model(family, tok, dtype=torch.float32):
 
 def _data(tok, n=8):
     """n examples of different lengths (so batches are padded, as in real use)."""
-    records = [{"input": " ".join(WORDS[j % 8] for j in range(60 + 5 * i)),
-                "output": " ".join(WORDS[:6])} for i in range(n)]
-    split = Task.from_records("memory", instruction="Repeat the first words.",
-                              splits={"train": records}).train
+    records = [
+        {"input": " ".join(WORDS[j % 8] for j in range(60 + 5 * i)), "output": " ".join(WORDS[:6])}
+        for i in range(n)
+    ]
+    split = Task.from_records(
+        "memory", instruction="Repeat the first words.", splits={"train": records}
+    ).train
     batch = collate(encode(tok, split), tok.pad_token_id)
     seq_len = batch["input_ids"].shape[1]
     answer_len = int((batch["labels"][:, 1:] != -100).sum()) // n
@@ -37,8 +45,9 @@ def _data(tok, n=8):
 
 
 def _static_bytes(model):
-    return (sum(p.numel() * p.element_size() for p in model.parameters())
-            + sum(b.numel() * b.element_size() for b in model.buffers()))
+    return sum(p.numel() * p.element_size() for p in model.parameters()) + sum(
+        b.numel() * b.element_size() for b in model.buffers()
+    )
 
 
 def _measure(model, tok, split, method, batch_size):
@@ -47,12 +56,22 @@ def _measure(model, tok, split, method, batch_size):
     else:
         options = {"method": method}
         if method == "neurons":
-            template = tn.NeuronSet({s.name: torch.arange(round(0.1 * s.n_neurons))
-                                     for s in tn.ffn_sites(model)}, tn.layout_of(model))
+            template = tn.NeuronSet(
+                {s.name: torch.arange(round(0.1 * s.n_neurons)) for s in tn.ffn_sites(model)},
+                tn.layout_of(model),
+            )
             options = {"neurons": tn.NeuronSet.random_like(template, seed=0)}
         # Two steps: the second is the steady state, with the optimizer state alive.
-        run = lambda: tn.finetune(model, tok, split, steps=2, batch_size=batch_size,  # noqa: E731
-                                  lr=1e-5, progress=False, **options)
+        run = lambda: tn.finetune(
+            model,
+            tok,
+            split,
+            steps=2,
+            batch_size=batch_size,  # noqa: E731
+            lr=1e-5,
+            progress=False,
+            **options,
+        )
     _, growth = measure_peak(run)
     return growth
 
@@ -64,22 +83,29 @@ def test_measure_peak_sees_a_known_allocation():
     assert none == 0
 
 
-@pytest.mark.parametrize("family, method, dtype", [
-    ("llama", "attribution", torch.float32), ("llama", "full", torch.float32),
-    ("llama", "neurons", torch.float32), ("llama", "lora", torch.float32),
-    ("bloom", "attribution", torch.float32), ("bloom", "full", torch.float32),
-    # bfloat16 matmuls are slow on most CPUs: a smaller batch, and training in the slow loop.
-    ("llama", "attribution", torch.bfloat16),
-    pytest.param("llama", "full", torch.bfloat16, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "family, method, dtype",
+    [
+        ("llama", "attribution", torch.float32),
+        ("llama", "full", torch.float32),
+        ("llama", "neurons", torch.float32),
+        ("llama", "lora", torch.float32),
+        ("bloom", "attribution", torch.float32),
+        ("bloom", "full", torch.float32),
+        # bfloat16 matmuls are slow on most CPUs: a smaller batch, and training in the slow loop.
+        ("llama", "attribution", torch.bfloat16),
+        pytest.param("llama", "full", torch.bfloat16, marks=pytest.mark.slow),
+    ],
+)
 def test_estimate_matches_the_measured_peak_of_a_real_run(default_tok, family, method, dtype):
     model = _model(family, default_tok, dtype)
     batch_size = 8 if dtype == torch.float32 else 4
     split, seq_len, answer_len = _data(default_tok, batch_size)
     static = _static_bytes(model)
     growth = _measure(model, default_tok, split, method, batch_size)
-    estimate = estimate_memory(model, batch_size, seq_len, method, answer_len=answer_len,
-                               device="cpu")
+    estimate = estimate_memory(
+        model, batch_size, seq_len, method, answer_len=answer_len, device="cpu"
+    )
     assert estimate.dtype == str(dtype).replace("torch.", "")
     measured = static + growth
     # Measured on 2 CPU cores with torch 2.13: every case within 1.5% of the total, 3% of the
@@ -109,17 +135,38 @@ def test_trained_numbers_follow_the_package_s_training_code(tiny_llama, default_
     site_params = {s.name: s.n_params for s in tn.ffn_sites(tiny_llama)}
     assert neurons.n_trainable == sum(round(0.25 * n) * site_params[s] for s, n in sizes.items())
     template = tn.NeuronSet({s: torch.arange(round(0.25 * n)) for s, n in sizes.items()}, sizes)
-    history = tn.finetune(tiny_llama, default_tok, toy_task.train[:4], neurons=template, steps=1,
-                          batch_size=2, progress=False)
+    history = tn.finetune(
+        tiny_llama,
+        default_tok,
+        toy_task.train[:4],
+        neurons=template,
+        steps=1,
+        batch_size=2,
+        progress=False,
+    )
     assert history.attrs["trainable_parameters"] == neurons.n_trainable
     assert history.attrs["optimizer_state_bytes"] == neurons.optimizer
 
     lora = estimate_memory(tiny_llama, 2, 64, "lora", lora_r=4, device="cpu")
-    history = tn.finetune(tiny_llama, default_tok, toy_task.train[:4], method="lora", lora_r=4,
-                          steps=1, batch_size=2, progress=False)
+    history = tn.finetune(
+        tiny_llama,
+        default_tok,
+        toy_task.train[:4],
+        method="lora",
+        lora_r=4,
+        steps=1,
+        batch_size=2,
+        progress=False,
+    )
     assert history.attrs["trainable_parameters"] == lora.n_trainable
     assert history.attrs["optimizer_state_bytes"] == lora.optimizer
-    assert set(lora_targets(tiny_llama)) == {"gate_proj", "up_proj", "down_proj", "q_proj", "v_proj"}
+    assert set(lora_targets(tiny_llama)) == {
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+        "q_proj",
+        "v_proj",
+    }
 
 
 def test_estimates_print_and_tabulate():

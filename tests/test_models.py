@@ -16,7 +16,11 @@ def test_default_model_is_smollm2_llama(default_model):
     model, tok = default_model
     config = model.config
     assert config.model_type == "llama"
-    assert (config.num_hidden_layers, config.hidden_size, config.intermediate_size) == (30, 576, 1536)
+    assert (config.num_hidden_layers, config.hidden_size, config.intermediate_size) == (
+        30,
+        576,
+        1536,
+    )
     sites = tn.ffn_sites(model)
     assert len(sites) == 90 and sites[1].name == "layers.0.mlp.up" and sites[1].n_neurons == 1536
     assert tn.model_name(model) == models.DEFAULT_MODEL
@@ -87,7 +91,10 @@ def test_corrupt_cache_is_rebuilt_not_loaded(tmp_path, monkeypatch, default_mode
     assert path == target and models._cache_is_valid(target)
     model, _ = tn.load_model()
     reference, _ = default_model
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), reference.state_dict().values())
+    )
 
 
 def test_missing_hub_model_offline_says_what_to_do():

@@ -14,10 +14,18 @@ def fake_relevance(model, seed=0, kinds=None):
     """Relevance with random sums in the layout of ``model`` over ``kinds`` (selection logic
     only)."""
     generator = torch.Generator().manual_seed(seed)
-    sums = {s.name: torch.rand(s.n_neurons, generator=generator, dtype=torch.float64)
-            for s in tn.ffn_sites(model, kinds)}
+    sums = {
+        s.name: torch.rand(s.n_neurons, generator=generator, dtype=torch.float64)
+        for s in tn.ffn_sites(model, kinds)
+    }
     signed = {name: v - 0.5 for name, v in sums.items()}
-    provenance = {"model": "tiny", "weights": "w", "data_hash": "d", "task": "toy", "sites": len(sums)}
+    provenance = {
+        "model": "tiny",
+        "weights": "w",
+        "data_hash": "d",
+        "task": "toy",
+        "sites": len(sums),
+    }
     return Relevance(sums, signed, n_examples=4, n_tokens=10, provenance=provenance)
 
 
@@ -177,8 +185,11 @@ def test_act_sets_work_with_the_rest_of_the_api(llama, tmp_path):
     # Not a set of the linear sites, and not of another model's act sites.
     with pytest.raises(NeuronSetMismatchError, match="different model layouts"):
         ns.jaccard(fake_relevance(llama).top_k(0.1))
-    with pytest.raises(NeuronSetMismatchError, match=r"site layers\.0\.mlp\.act has 64 neurons "
-                       r"in the neuron set but 128 in the model"):
+    with pytest.raises(
+        NeuronSetMismatchError,
+        match=r"site layers\.0\.mlp\.act has 64 neurons "
+        r"in the neuron set but 128 in the model",
+    ):
         ns.check_fits(tiny_model("gpt2"))
     with pytest.raises(NeuronSetMismatchError, match="computed on different sites"):
         rel + fake_relevance(llama, kinds="gate")
@@ -190,6 +201,9 @@ def test_sets_over_several_kinds_fit_the_layout_of_those_kinds(llama):
     assert [name.split(".")[-1] for name in ns.sizes][:4] == ["gate", "up", "act", "down"]
     ns.check_fits(llama)
     partial = NeuronSet({}, {name: n for name, n in ns.sizes.items() if name != "layers.1.mlp.act"})
-    with pytest.raises(NeuronSetMismatchError, match=r"sites only in the model \(first: "
-                       r"layers\.1\.mlp\.act\)"):
+    with pytest.raises(
+        NeuronSetMismatchError,
+        match=r"sites only in the model \(first: "
+        r"layers\.1\.mlp\.act\)",
+    ):
         partial.check_fits(llama)

@@ -9,8 +9,14 @@ import pytest
 
 from scripts import load_script
 from taskneuron_utils import experiments as ex
-from taskneuron_utils.tasks import (CONTINUAL_LONG_TASKS, CONTINUAL_TASKS, HUB_TASKS, PAPER_TASKS,
-                                    load_hub_task, load_tasks)
+from taskneuron_utils.tasks import (
+    CONTINUAL_LONG_TASKS,
+    CONTINUAL_TASKS,
+    HUB_TASKS,
+    PAPER_TASKS,
+    load_hub_task,
+    load_tasks,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"
 
@@ -46,8 +52,12 @@ def test_every_hub_task_loads_from_a_folder_of_local_copies(tmp_path, monkeypatc
     monkeypatch.setenv("TASKNEURON_HUB_DATA", str(FIXTURES))
     tasks = load_tasks(list(CONTINUAL_TASKS), profile="paper", cache_dir=tmp_path / "cache")
     assert list(tasks) == list(CONTINUAL_TASKS)
-    assert tasks["ag_news"].test.records == load_hub_task(
-        "ag_news", source=FIXTURES / "ag_news", cache_dir=tmp_path / "cache").test.records
+    assert (
+        tasks["ag_news"].test.records
+        == load_hub_task(
+            "ag_news", source=FIXTURES / "ag_news", cache_dir=tmp_path / "cache"
+        ).test.records
+    )
 
 
 def test_a_task_missing_from_the_local_folder_says_where_it_should_be(tmp_path, monkeypatch):
@@ -58,8 +68,9 @@ def test_a_task_missing_from_the_local_folder_says_where_it_should_be(tmp_path, 
         load_tasks(["sst2"], profile="paper")
 
 
-def test_paper_profile_detection_and_deactivation_on_a_tiny_llama(tiny_llama, default_tok,
-                                                                   tmp_path):
+def test_paper_profile_detection_and_deactivation_on_a_tiny_llama(
+    tiny_llama, default_tok, tmp_path
+):
     started = time.perf_counter()
     paper = ex.PROFILES["paper"]
     tasks = paper.load_tasks(data_dir=FIXTURES, cache_dir=tmp_path / "cache")
@@ -74,11 +85,14 @@ def test_paper_profile_detection_and_deactivation_on_a_tiny_llama(tiny_llama, de
     for name, task in tasks.items():
         assert relevances[name].n_examples == len(task.train)
         assert (tmp_path / "run" / "relevance" / f"{name}.checkpoint.safetensors").exists()
-        assert all(len(idx) == round(0.1 * sets[name].sizes[site])
-                   for site, idx in sets[name].indices.items())
+        assert all(
+            len(idx) == round(0.1 * sets[name].sizes[site])
+            for site, idx in sets[name].indices.items()
+        )
 
-    deactivation = paper.deactivation.replace(n_eval=4, random_seeds=(0,), others=False,
-                                              progress=False)
+    deactivation = paper.deactivation.replace(
+        n_eval=4, random_seeds=(0,), others=False, progress=False
+    )
     df = ex.deactivation(tiny_llama, default_tok, tasks, deactivation, sets=sets)
     assert set(df["task"]) == set(PAPER_TASKS)
     assert set(df["condition"]) == {"none", "own", "random"} and (df["n"] == 4).all()

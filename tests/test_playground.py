@@ -61,8 +61,9 @@ def test_condition_sets(relevance):
         condition_sets(relevance, 10)
 
 
-def test_relevance_cache_attributes_each_task_once(tiny_llama, default_tok, sentiment, toy_task,
-                                                   monkeypatch):
+def test_relevance_cache_attributes_each_task_once(
+    tiny_llama, default_tok, sentiment, toy_task, monkeypatch
+):
     calls = []
     real = conditions.attribute
 
@@ -90,8 +91,9 @@ def test_relevance_cache_attributes_each_task_once(tiny_llama, default_tok, sent
 def test_classification_conditions(tiny_llama, default_tok, sentiment, relevance):
     text = "The kettle broke after two days. Never again."
     everything = condition_sets(relevance, 1.0)  # task off = random off = every neuron off
-    frame = compare_conditions(tiny_llama, default_tok, sentiment, text, everything,
-                               expected="Negative")
+    frame = compare_conditions(
+        tiny_llama, default_tok, sentiment, text, everything, expected="Negative"
+    )
     assert list(frame["condition"]) == ["all on", "task off", "random off"]
     total = sum(relevance.sizes.values())
     assert list(frame["neurons_off"]) == [0, total, total]
@@ -105,21 +107,29 @@ def test_classification_conditions(tiny_llama, default_tok, sentiment, relevance
     assert all(p in sentiment.labels for p in frame["prediction"])
     # "all on" is the unchanged model: the same prediction and probabilities as tn.evaluate's.
     scores = tn.evaluation.option_log_likelihoods(
-        tiny_llama, default_tok, tn.Split([tn.Example(text, "negative")], sentiment))
+        tiny_llama, default_tok, tn.Split([tn.Example(text, "negative")], sentiment)
+    )
     expected = torch.softmax(scores["log_likelihoods"][0], 0)
     np.testing.assert_allclose(probs[0], expected.numpy(), rtol=1e-6)
 
     # A k that selects no neuron: all three conditions are the unchanged model.
-    nothing = compare_conditions(tiny_llama, default_tok, sentiment, text,
-                                 condition_sets(relevance, 0.0), expected="negative")
+    nothing = compare_conditions(
+        tiny_llama,
+        default_tok,
+        sentiment,
+        text,
+        condition_sets(relevance, 0.0),
+        expected="negative",
+    )
     assert list(nothing["neurons_off"]) == [0, 0, 0]
     assert nothing["p_expected"].nunique() == 1 and nothing["answer"].nunique() == 1
     assert nothing["p_expected"].iloc[0] == pytest.approx(on, rel=1e-6)
     assert nothing["answer"].iloc[0] == frame["answer"].iloc[0]
 
     # No expected answer (or one that is not a label): no probability to show, answers still.
-    loose = compare_conditions(tiny_llama, default_tok, sentiment, text,
-                               condition_sets(relevance, 0.0), expected="maybe")
+    loose = compare_conditions(
+        tiny_llama, default_tok, sentiment, text, condition_sets(relevance, 0.0), expected="maybe"
+    )
     assert loose["p_expected"].isna().all() and loose.attrs["expected"] is None
     with pytest.raises(ValueError, match="empty"):
         compare_conditions(tiny_llama, default_tok, sentiment, "  ", everything)
@@ -129,16 +139,24 @@ def test_generation_probability_matches_evaluate(tiny_llama, default_tok, toy_ta
     example = toy_task.test[0]
     relevance = tn.attribute(tiny_llama, default_tok, toy_task.train[:4], progress=False)
     sets = condition_sets(relevance, 0.5)
-    frame = compare_conditions(tiny_llama, default_tok, toy_task, example.input, sets,
-                               expected=example.output, max_new_tokens=5)
+    frame = compare_conditions(
+        tiny_llama,
+        default_tok,
+        toy_task,
+        example.input,
+        sets,
+        expected=example.output,
+        max_new_tokens=5,
+    )
     assert frame.attrs["measure"] == "P(answer)" and "prediction" not in frame
     # P(answer) = exp(-NLL per token x answer tokens), NLL as tn.evaluate reports it.
     n_tokens = len(tn.tasks.answer_ids(default_tok, example.output))
     split = toy_task.test[:1]
     for row, neurons in zip(frame.itertuples(), sets.values()):
         with tn.deactivate(tiny_llama, neurons):
-            nll = tn.evaluate(tiny_llama, default_tok, split, progress=False,
-                              max_new_tokens=5)["nll"]
+            nll = tn.evaluate(tiny_llama, default_tok, split, progress=False, max_new_tokens=5)[
+                "nll"
+            ]
         assert math.log(row.p_expected) == pytest.approx(-nll * n_tokens, rel=1e-5)
     # (log: a random model gives a whole answer a tiny probability)
     on, off = np.log(frame["p_expected"].iloc[:2])
@@ -158,8 +176,15 @@ def test_condition_scores_and_figures(tiny_llama, default_tok, sentiment, releva
     assert [p.get_height() for p in ax.patches] == pytest.approx(list(scores["score"]))
     assert [t.get_text() for t in ax.get_xticklabels()] == list(sets)
 
-    frame = compare_conditions(tiny_llama, default_tok, sentiment, "Great value.", sets,
-                               expected="positive", max_new_tokens=3)
+    frame = compare_conditions(
+        tiny_llama,
+        default_tok,
+        sentiment,
+        "Great value.",
+        sets,
+        expected="positive",
+        max_new_tokens=3,
+    )
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2)
@@ -174,14 +199,17 @@ def test_condition_scores_and_figures(tiny_llama, default_tok, sentiment, releva
     plt.close(fig)
 
 
-def test_widget_callbacks_change_what_it_shows(tiny_llama, default_tok, sentiment, toy_task,
-                                               monkeypatch):
+def test_widget_callbacks_change_what_it_shows(
+    tiny_llama, default_tok, sentiment, toy_task, monkeypatch
+):
     calls = []
     real = conditions.attribute
-    monkeypatch.setattr(conditions, "attribute",
-                        lambda *a, **kw: calls.append(a[2].task.name) or real(*a, **kw))
-    panel = neuron_playground(tiny_llama, default_tok, [sentiment, toy_task], k=0.1,
-                              n_examples=4, max_new_tokens=3)
+    monkeypatch.setattr(
+        conditions, "attribute", lambda *a, **kw: calls.append(a[2].task.name) or real(*a, **kw)
+    )
+    panel = neuron_playground(
+        tiny_llama, default_tok, [sentiment, toy_task], k=0.1, n_examples=4, max_new_tokens=3
+    )
     assert calls == ["product_sentiment"]
     relevance = panel.cache["product_sentiment"]
     first_test = sentiment.test[0]
@@ -227,7 +255,10 @@ def test_widget_callbacks_change_what_it_shows(tiny_llama, default_tok, sentimen
     panel.layers.value = (1, 1)
     assert set(panel.layer_frame["layer"]) == {1} and panel.frame is answers
     assert panel.layer_frame["selected"].sum() == sum(
-        len(idx) for site, idx in panel.sets["task off"].indices.items() if site.startswith("layers.1."))
+        len(idx)
+        for site, idx in panel.sets["task off"].indices.items()
+        if site.startswith("layers.1.")
+    )
     assert "layers 1-1" in panel.layer_figure.axes[0].get_title()
 
     # Another task: attributed once, its first test example becomes the input.
@@ -238,9 +269,16 @@ def test_widget_callbacks_change_what_it_shows(tiny_llama, default_tok, sentimen
     panel.task.value = "product_sentiment"
     assert calls == ["product_sentiment", "swap"]
     assert panel.frame.attrs["input"] == first_test.input
-    assert on == pytest.approx(compare_conditions(
-        tiny_llama, default_tok, sentiment, first_test.input, condition_sets(relevance, 0.0),
-        expected=first_test.output)["p_expected"].iloc[0])
+    assert on == pytest.approx(
+        compare_conditions(
+            tiny_llama,
+            default_tok,
+            sentiment,
+            first_test.input,
+            condition_sets(relevance, 0.0),
+            expected=first_test.output,
+        )["p_expected"].iloc[0]
+    )
 
     # An empty input is reported, not raised.
     shown = panel.frame

@@ -47,8 +47,10 @@ def lines_by_legend(ax) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for text, handle in zip(legend.texts, legend.legend_handles):
         color = mcolors.to_rgba(handle.get_color())
         (line,) = [ln for ln in data if mcolors.to_rgba(ln.get_color()) == color]
-        found[text.get_text()] = (np.asarray(line.get_xdata(), float),
-                                  np.asarray(line.get_ydata(), float))
+        found[text.get_text()] = (
+            np.asarray(line.get_xdata(), float),
+            np.asarray(line.get_ydata(), float),
+        )
     return found
 
 
@@ -108,10 +110,17 @@ def profile():
     for task, base in (("sentiment", 0.0), ("math", 1.0)):
         for layer in (0, 1):
             for kind, neurons, share in (("up", 60, 0.10 + 0.1 * layer), ("down", 20, 0.30)):
-                rows.append({"task": task, "site": f"layers.{layer}.mlp.{kind}", "layer": layer,
-                             "kind": kind, "neurons": neurons,
-                             "mean_score": base + layer + (2.0 if kind == "down" else 0.0),
-                             "global_share": share + 0.01 * base})
+                rows.append(
+                    {
+                        "task": task,
+                        "site": f"layers.{layer}.mlp.{kind}",
+                        "layer": layer,
+                        "kind": kind,
+                        "neurons": neurons,
+                        "mean_score": base + layer + (2.0 if kind == "down" else 0.0),
+                        "global_share": share + 0.01 * base,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -159,14 +168,27 @@ def deactivation(models=("multitask",)):
         factor = 1 + m
         for task, other, base in (("a", "b", 0.1), ("b", "a", 0.2)):
             for condition, deactivated, seed, d_nll, score in (
-                    ("none", "none", -1, 0.0, 0.9), ("own", task, -1, 1.9, 0.5),
-                    ("random", "random", 0, 0.4, 0.8), ("random", "random", 1, 0.6, 0.7),
-                    (f"other:{other}", other, -1, 0.9, 0.6)):
-                rows.append({"model": model, "task": task, "category": "classification",
-                             "metric": "accuracy", "condition": condition,
-                             "deactivated": deactivated, "seed": seed, "n_neurons": 10,
-                             "score": 0.9 - factor * (0.9 - score),
-                             "nll": base + factor * d_nll, "n": 4})
+                ("none", "none", -1, 0.0, 0.9),
+                ("own", task, -1, 1.9, 0.5),
+                ("random", "random", 0, 0.4, 0.8),
+                ("random", "random", 1, 0.6, 0.7),
+                (f"other:{other}", other, -1, 0.9, 0.6),
+            ):
+                rows.append(
+                    {
+                        "model": model,
+                        "task": task,
+                        "category": "classification",
+                        "metric": "accuracy",
+                        "condition": condition,
+                        "deactivated": deactivated,
+                        "seed": seed,
+                        "n_neurons": 10,
+                        "score": 0.9 - factor * (0.9 - score),
+                        "nll": base + factor * d_nll,
+                        "n": 4,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -216,10 +238,17 @@ def test_deactivation_bars_of_the_nll():
 
 def finetuning():
     """``experiments.neuron_finetuning`` rows: two tasks, four methods."""
-    scores = {"a": {"none": 0.25, "neurons": 0.75, "random": 0.5, "full": 1.0},
-              "b": {"none": 0.0, "neurons": 0.5, "random": 0.25, "full": 0.75}}
-    return pd.DataFrame([{"task": t, "method": m, "score": s, "nll": 2.0 - s}
-                         for t, by_method in scores.items() for m, s in by_method.items()])
+    scores = {
+        "a": {"none": 0.25, "neurons": 0.75, "random": 0.5, "full": 1.0},
+        "b": {"none": 0.0, "neurons": 0.5, "random": 0.25, "full": 0.75},
+    }
+    return pd.DataFrame(
+        [
+            {"task": t, "method": m, "score": s, "nll": 2.0 - s}
+            for t, by_method in scores.items()
+            for m, s in by_method.items()
+        ]
+    )
 
 
 def test_finetuning_bars_per_method_and_task():
@@ -249,8 +278,13 @@ def test_finetuning_bars_skip_methods_that_were_not_run():
 
 
 def test_training_curves_are_smoothed_losses():
-    history = pd.DataFrame({"step": [1, 2, 3, 4, 4], "loss": [4.0, 2.0, 3.0, 1.0, np.nan],
-                            "dev_nll": [np.nan] * 4 + [2.5]})  # a dev-only row: no loss
+    history = pd.DataFrame(
+        {
+            "step": [1, 2, 3, 4, 4],
+            "loss": [4.0, 2.0, 3.0, 1.0, np.nan],
+            "dev_nll": [np.nan] * 4 + [2.5],
+        }
+    )  # a dev-only row: no loss
     other = pd.DataFrame({"step": [1, 2], "loss": [5.0, 3.0]})
     ax = plots.plot_training_curves({"task neurons": history, "full": other}, smooth=2)
     lines = lines_by_legend(ax)
@@ -261,17 +295,29 @@ def test_training_curves_are_smoothed_losses():
     assert ax.get_xlabel() == "step" and ax.get_title() == "Training curves"
 
 
-@pytest.mark.parametrize("draw", [
-    lambda ax: plots.plot_overlap(overlap(), ax=ax),
-    lambda ax: plots.plot_layer_profile(profile(), ax=ax),
-    lambda ax: plots.plot_kind_profile(profile(), ax=ax),
-    lambda ax: plots.plot_deactivation_heatmap(deactivation(), ax=ax),
-    lambda ax: plots.plot_deactivation_bars(deactivation(), ax=ax),
-    lambda ax: plots.plot_finetuning(finetuning(), ax=ax),
-    lambda ax: plots.plot_training_curves({"x": pd.DataFrame({"step": [1], "loss": [1.0]})},
-                                          ax=ax),
-], ids=["overlap", "layer_profile", "kind_profile", "deactivation_heatmap",
-        "deactivation_bars", "finetuning", "training_curves"])
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda ax: plots.plot_overlap(overlap(), ax=ax),
+        lambda ax: plots.plot_layer_profile(profile(), ax=ax),
+        lambda ax: plots.plot_kind_profile(profile(), ax=ax),
+        lambda ax: plots.plot_deactivation_heatmap(deactivation(), ax=ax),
+        lambda ax: plots.plot_deactivation_bars(deactivation(), ax=ax),
+        lambda ax: plots.plot_finetuning(finetuning(), ax=ax),
+        lambda ax: plots.plot_training_curves(
+            {"x": pd.DataFrame({"step": [1], "loss": [1.0]})}, ax=ax
+        ),
+    ],
+    ids=[
+        "overlap",
+        "layer_profile",
+        "kind_profile",
+        "deactivation_heatmap",
+        "deactivation_bars",
+        "finetuning",
+        "training_curves",
+    ],
+)
 def test_every_plot_returns_its_axes(draw):
     new = draw(None)
     assert isinstance(new, Axes) and new in new.figure.axes
@@ -280,13 +326,16 @@ def test_every_plot_returns_its_axes(draw):
 
 
 def test_dominance_vs_k_one_line_per_family_at_the_ks_with_its_interval():
-    scores = pd.DataFrame({
-        "family": ["top_k", "top_k", "contrastive", "contrastive", "top_k"],
-        "task": ["mean", "mean", "mean", "mean", "news_topic"],  # a task row is not drawn
-        "k": [0.02, 0.10, 0.02, 0.10, 0.02],
-        "dominance": [0.1, -0.2, 0.5, 0.3, 0.9],
-        "dominance_low": [0.0, -0.4, 0.2, 0.1, 0.9],
-        "dominance_high": [0.3, 0.0, 0.7, 0.6, 0.9]})
+    scores = pd.DataFrame(
+        {
+            "family": ["top_k", "top_k", "contrastive", "contrastive", "top_k"],
+            "task": ["mean", "mean", "mean", "mean", "news_topic"],  # a task row is not drawn
+            "k": [0.02, 0.10, 0.02, 0.10, 0.02],
+            "dominance": [0.1, -0.2, 0.5, 0.3, 0.9],
+            "dominance_low": [0.0, -0.4, 0.2, 0.1, 0.9],
+            "dominance_high": [0.3, 0.0, 0.7, 0.6, 0.9],
+        }
+    )
     ax = plots.plot_dominance_vs_k(scores)
     lines = {bars.get_label(): bars.lines[0] for bars in ax.containers}  # ErrorbarContainers
     assert set(lines) == {"top_k", "contrastive"}
@@ -295,6 +344,10 @@ def test_dominance_vs_k_one_line_per_family_at_the_ks_with_its_interval():
     # Error bars span [low, high]: one vertical segment per point.
     segments = [c for c in ax.collections if len(c.get_segments()) == 2]
     spans = sorted(sorted((s[0][1], s[1][1])) for c in segments for s in c.get_segments())
-    assert [tuple(np.round(s, 6)) for s in spans] == [(-0.4, 0.0), (0.0, 0.3), (0.1, 0.6),
-                                                       (0.2, 0.7)]
+    assert [tuple(np.round(s, 6)) for s in spans] == [
+        (-0.4, 0.0),
+        (0.0, 0.3),
+        (0.1, 0.6),
+        (0.2, 0.7),
+    ]
     plt.close("all")

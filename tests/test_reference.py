@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow
 def test_neuron_set_of_the_suite_is_bit_identical(default_model):
     model, tok = default_model
     reference = tn.NeuronSet.load(REFERENCE / "addition_k005.neurons.safetensors", model=model)
-    rel = tn.attribute(model, tok, tn.load_tasks()["addition"].train[:16], batch_size=8,
-                       progress=False)
+    rel = tn.attribute(
+        model, tok, tn.load_tasks()["addition"].train[:16], batch_size=8, progress=False
+    )
     ours = rel.top_k(0.05)
     assert len(ours) == len(reference) > 0
     for site in reference.sizes:

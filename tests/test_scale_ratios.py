@@ -46,8 +46,10 @@ def test_scale_ratios_tiny_reports_both_ratios(tmp_path, capsys):
     # before this bound too), so the bound is 1e-5, not 1e-6.
     assert attribution["relevance_max_rel_diff"] < 1e-5
     assert all(len(v) == 1 and v[0] > 0 for v in attribution["seconds"].values())
-    assert all(v > 0 for v in (attribution["startup_seconds"]["1proc"],
-                               attribution["startup_seconds"]["2proc"]))
+    assert all(
+        v > 0
+        for v in (attribution["startup_seconds"]["1proc"], attribution["startup_seconds"]["2proc"])
+    )
 
     finetune = written["finetune"]
     assert finetune["steps_timed"] == finetune["steps"] - 1 == 2

@@ -27,8 +27,9 @@ TASKS = ["a", "b", "c"]
 
 
 def matrix(values, rows=TASKS, cols=TASKS):
-    return pd.DataFrame(values, index=pd.Index(rows, name="set"),
-                        columns=pd.Index(cols, name="task"), dtype=float)
+    return pd.DataFrame(
+        values, index=pd.Index(rows, name="set"), columns=pd.Index(cols, name="task"), dtype=float
+    )
 
 
 def heatmap_values(ax) -> np.ndarray:
@@ -70,9 +71,7 @@ def test_constant_matrix_scores_zero():
 
 def test_dominance_and_selectivity_by_hand():
     # rows = switched-off set, columns = evaluated task
-    E = matrix([[4.0, 1.0, 0.0],
-                [2.0, 3.0, 1.0],
-                [0.0, 1.0, 1.0]])
+    E = matrix([[4.0, 1.0, 0.0], [2.0, 3.0, 1.0], [0.0, 1.0, 1.0]])
     rows = task_rows(specificity_scores(E))
     # a: own 4, others on a: mean(2, 0) = 1, a on others: mean(1, 0) = 0.5
     assert rows.loc["a", ["own", "others", "off_target"]].tolist() == [4.0, 1.0, 0.5]
@@ -84,7 +83,9 @@ def test_dominance_and_selectivity_by_hand():
     # c: own 1, others on c: mean(0, 1) = 0.5, c on others: mean(0, 1) = 0.5
     assert rows.loc["c", "dominance"] == pytest.approx(0.5 / 1.5)
     # A set that hurts the other tasks more than its own has a negative selectivity.
-    flipped = task_rows(specificity_scores(matrix([[1.0, 3.0], [0.0, 2.0]], ["a", "b"], ["a", "b"])))
+    flipped = task_rows(
+        specificity_scores(matrix([[1.0, 3.0], [0.0, 2.0]], ["a", "b"], ["a", "b"]))
+    )
     assert flipped.loc["a", "selectivity"] == pytest.approx((1 - 3) / (1 + 3))
     assert flipped.loc["a", "dominance"] == pytest.approx(1.0)
 
@@ -96,7 +97,9 @@ def test_mean_row_and_bootstrap_interval():
     assert mean.dominance == pytest.approx(rows.dominance.mean())
     assert mean.own == pytest.approx(8 / 3)
     assert mean.dominance_low < mean.dominance < mean.dominance_high
-    assert rows.dominance.min() <= mean.dominance_low and mean.dominance_high <= rows.dominance.max()
+    assert (
+        rows.dominance.min() <= mean.dominance_low and mean.dominance_high <= rows.dominance.max()
+    )
     assert rows.dominance_low.isna().all()  # intervals only on the mean row
     again = specificity_scores(E, value="nll", n_boot=500, seed=1)
     pd.testing.assert_frame_equal(scores, again)
@@ -119,17 +122,34 @@ def deactivation_rows(model="m", family=None):
     """Rows in ``experiments.deactivation``'s format for tasks a, b with known numbers."""
     rows = []
     # none, own, random (2 seeds), other, as (nll, score) per task.
-    table = {"a": {"none": (1.0, 0.9), "own": (3.0, 0.3), "random": [(1.2, 0.8), (1.4, 0.8)],
-                   "other:b": (1.5, 0.7)},
-             "b": {"none": (2.0, 0.6), "own": (2.5, 0.4), "random": [(2.1, 0.6), (2.1, 0.5)],
-                   "other:a": (4.0, 0.1)}}
+    table = {
+        "a": {
+            "none": (1.0, 0.9),
+            "own": (3.0, 0.3),
+            "random": [(1.2, 0.8), (1.4, 0.8)],
+            "other:b": (1.5, 0.7),
+        },
+        "b": {
+            "none": (2.0, 0.6),
+            "own": (2.5, 0.4),
+            "random": [(2.1, 0.6), (2.1, 0.5)],
+            "other:a": (4.0, 0.1),
+        },
+    }
     for task, conditions in table.items():
         for condition, values in conditions.items():
             for seed, (nll, score) in enumerate(values if condition == "random" else [values]):
-                rows.append({"model": model, "task": task, "condition": condition,
-                             "seed": seed if condition == "random" else -1,
-                             "n_neurons": 0 if condition == "none" else 10,
-                             "nll": nll, "score": score})
+                rows.append(
+                    {
+                        "model": model,
+                        "task": task,
+                        "condition": condition,
+                        "seed": seed if condition == "random" else -1,
+                        "n_neurons": 0 if condition == "none" else 10,
+                        "nll": nll,
+                        "score": score,
+                    }
+                )
     frame = pd.DataFrame(rows)
     return frame if family is None else frame.assign(family=family)
 
@@ -171,8 +191,9 @@ def test_plot_specificity_cells_and_outlined_diagonal():
     E = matrix([[4.0, 1.0], [2.0, 3.0], [0.5, 0.5]], ["a", "b", "core"], ["a", "b"])
     ax = plots.plot_specificity(E, value="score")
     np.testing.assert_allclose(heatmap_values(ax), E.to_numpy() * 100)
-    outlined = [(p.get_x(), p.get_y()) for p in ax.patches if isinstance(p, Rectangle)
-                and not p.get_fill()]
+    outlined = [
+        (p.get_x(), p.get_y()) for p in ax.patches if isinstance(p, Rectangle) and not p.get_fill()
+    ]
     assert outlined == [(0, 0), (1, 1)]
     plt.close("all")
 
@@ -180,22 +201,32 @@ def test_plot_specificity_cells_and_outlined_diagonal():
 def test_specificity_experiment_on_a_tiny_model(default_tok):
     suite = tn.load_tasks(["addition", "product_sentiment"])
     model = tiny_model("llama", seed=0, vocab_size=len(default_tok))
-    detection = experiments.DetectionConfig(n_attribution=2, batch_size=2, max_length=96,
-                                            progress=False)
+    detection = experiments.DetectionConfig(
+        n_attribution=2, batch_size=2, max_length=96, progress=False
+    )
     relevances = experiments.detect(model, default_tok, suite, detection)
     top = selection.select(relevances, "top_k", 0.1)
     core = selection.shared_core(relevances, 0.1)
-    config = experiments.DeactivationConfig(n_eval=2, random_seeds=(0,), others=False,
-                                            progress=False)
-    df = experiments.specificity(model, default_tok, suite,
-                                 {"top": {**top, "core": core},
-                                  "contrastive": selection.select(relevances, "contrastive")},
-                                 config)
+    config = experiments.DeactivationConfig(
+        n_eval=2, random_seeds=(0,), others=False, progress=False
+    )
+    df = experiments.specificity(
+        model,
+        default_tok,
+        suite,
+        {"top": {**top, "core": core}, "contrastive": selection.select(relevances, "contrastive")},
+        config,
+    )
     assert set(df.family) == {"top", "contrastive"}
     # others=False is overridden: every set is off on every task.
     top_rows = df[df.family == "top"]
-    assert set(top_rows[top_rows.task == "addition"].condition) == \
-        {"none", "own", "random", "other:product_sentiment", "other:core"}
+    assert set(top_rows[top_rows.task == "addition"].condition) == {
+        "none",
+        "own",
+        "random",
+        "other:product_sentiment",
+        "other:core",
+    }
     assert list(deactivation_matrix(top_rows).index) == [*suite, "core"]
     scores = specificity_scores(df)
     assert len(scores) == 2 * 2 * 3
@@ -204,25 +235,35 @@ def test_specificity_experiment_on_a_tiny_model(default_tok):
     assert scores.dominance.dropna().between(-1, 1).all()
     # The families' sets have equal sizes, so they share one random baseline, and it is the
     # one a separate deactivation of that family computes.
-    alone = experiments.deactivation(model, default_tok, suite, config, label="model",
-                                     sets=selection.select(relevances, "contrastive"))
+    alone = experiments.deactivation(
+        model,
+        default_tok,
+        suite,
+        config,
+        label="model",
+        sets=selection.select(relevances, "contrastive"),
+    )
     key = ["task", "condition", "seed"]
     for family in ("top", "contrastive"):
         part = df[(df.family == family) & df.condition.isin(["none", "random"])]
         expected = alone[alone.condition.isin(["none", "random"])]
-        pd.testing.assert_frame_equal(part.sort_values(key)[[*key, "score", "nll"]]
-                                      .reset_index(drop=True),
-                                      expected.sort_values(key)[[*key, "score", "nll"]]
-                                      .reset_index(drop=True))
-    examples = experiments.specificity(model, default_tok, suite, {"top": {**top, "core": core}},
-                                       config, per_example=True)
+        pd.testing.assert_frame_equal(
+            part.sort_values(key)[[*key, "score", "nll"]].reset_index(drop=True),
+            expected.sort_values(key)[[*key, "score", "nll"]].reset_index(drop=True),
+        )
+    examples = experiments.specificity(
+        model, default_tok, suite, {"top": {**top, "core": core}}, config, per_example=True
+    )
     pd.testing.assert_frame_equal(
         experiments.aggregate_examples(examples.drop(columns="family")),
         df[df.family == "top"].drop(columns=["family", "seconds"]).reset_index(drop=True),
-        check_exact=False, rtol=1e-6)
+        check_exact=False,
+        rtol=1e-6,
+    )
     with pytest.raises(KeyError, match="no set for the tasks"):
-        experiments.specificity(model, default_tok, suite, {"x": {"addition": top["addition"]}},
-                                config)
+        experiments.specificity(
+            model, default_tok, suite, {"x": {"addition": top["addition"]}}, config
+        )
 
 
 # -- selection ----------------------------------------------------------------------------------
@@ -230,10 +271,17 @@ def test_specificity_experiment_on_a_tiny_model(default_tok):
 
 def relevance(task, scores, n_examples=2):
     """A Relevance whose scores are ``scores`` ({site: list}); sums = scores x n_examples."""
-    sums = {site: torch.tensor(values, dtype=torch.float64) * n_examples
-            for site, values in scores.items()}
-    return tn.Relevance(sums, {s: v.clone() for s, v in sums.items()}, n_examples, 10 * n_examples,
-                        {"model": "toy", "task": task})
+    sums = {
+        site: torch.tensor(values, dtype=torch.float64) * n_examples
+        for site, values in scores.items()
+    }
+    return tn.Relevance(
+        sums,
+        {s: v.clone() for s, v in sums.items()},
+        n_examples,
+        10 * n_examples,
+        {"model": "toy", "task": task},
+    )
 
 
 UP, DOWN = "layers.0.mlp.up", "layers.1.mlp.down"
@@ -242,11 +290,13 @@ UP, DOWN = "layers.0.mlp.up", "layers.1.mlp.down"
 def contrast_table():
     """10 neurons at each site: 0-1 shared and large for every task; 2-3 a's, 4-5 b's, 6-7 c's
     (moderate for the owner, small elsewhere); 8-9 small for everyone."""
+
     def scores(owner):
         values = [9.0, 9.0] + [1.0] * 8
         start = {"a": 2, "b": 4, "c": 6}[owner]
         values[start] = values[start + 1] = 5.0
         return values
+
     return {t: relevance(t, {UP: scores(t), DOWN: scores(t)}) for t in ("a", "b", "c")}
 
 
@@ -318,8 +368,9 @@ def test_exclusive_tops_up_the_exclusive_sets():
 
 def test_shared_core_is_the_intersection_and_has_matched_controls():
     rels = contrast_table()
-    rels["c"] = relevance("c", {UP: [9.0, 1.0, 1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 1.0, 1.0],
-                                DOWN: [9.0] * 2 + [1.0] * 8})
+    rels["c"] = relevance(
+        "c", {UP: [9.0, 1.0, 1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 1.0, 1.0], DOWN: [9.0] * 2 + [1.0] * 8}
+    )
     core = tn.shared_core(rels, 0.2)
     tops = [rel.top_k(0.2) for rel in rels.values()]
     assert core == reduce(lambda x, y: x & y, tops)
@@ -327,7 +378,10 @@ def test_shared_core_is_the_intersection_and_has_matched_controls():
     assert len(core) == 3 and core.counts().selected.tolist() == [1, 2]
     assert core.name == "shared core"
     matched = tn.matched_top(rels, core)
-    assert matched["c"].indices[UP].tolist() == [0] and matched["c"].indices[DOWN].tolist() == [0, 1]
+    assert matched["c"].indices[UP].tolist() == [0] and matched["c"].indices[DOWN].tolist() == [
+        0,
+        1,
+    ]
     for neurons in matched.values():
         assert neurons.counts().selected.tolist() == [1, 2]
     random = tn.NeuronSet.random_like(core, seed=0)
@@ -338,8 +392,10 @@ def test_shared_core_is_the_intersection_and_has_matched_controls():
 def test_every_method_keeps_the_top_k_count_of_every_site(k):
     generator = torch.Generator().manual_seed(0)
     sites = {"layers.0.mlp.gate": 7, "layers.0.mlp.up": 13, "layers.1.mlp.down": 10}
-    rels = {t: relevance(t, {s: torch.rand(n, generator=generator).tolist()
-                             for s, n in sites.items()}) for t in ("a", "b", "c")}
+    rels = {
+        t: relevance(t, {s: torch.rand(n, generator=generator).tolist() for s, n in sites.items()})
+        for t in ("a", "b", "c")
+    }
     expected = {s: len(v) for s, v in rels["a"].top_k(k, per="site").indices.items()}
     assert expected == {s: round(k * n) for s, n in sites.items()}
     for method in ("top_k", "contrastive", "entropy", "exclusive"):
@@ -383,23 +439,25 @@ def test_core_profile_matches_hooked_activations(default_tok, kinds):
     model = tiny_model("llama", seed=0, vocab_size=len(default_tok))
     layout = tn.layout_of(model, kinds)
     site = [s for s in layout.sites if s.layer == 1 and s.kind == ("act" if kinds else "up")][0]
-    chosen = {s.name: torch.tensor([0, 5, 7]) if s.name == site.name else torch.tensor([2])
-              for s in layout.sites}
+    chosen = {
+        s.name: torch.tensor([0, 5, 7]) if s.name == site.name else torch.tensor([2])
+        for s in layout.sites
+    }
     core = tn.NeuronSet(chosen, dict(layout), {"name": "hand-made"})
-    profile = experiments.core_profile(model, default_tok, suite, core, n_examples=3,
-                                       max_length=96)
+    profile = experiments.core_profile(model, default_tok, suite, core, n_examples=3, max_length=96)
 
     mlp = model.model.layers[1].mlp
     seen, total, tokens = {}, torch.zeros(site.n_neurons, dtype=torch.float64), 0
     if kinds:
         handle = mlp.down_proj.register_forward_pre_hook(
-            lambda module, args: seen.update(out=args[0]))
+            lambda module, args: seen.update(out=args[0])
+        )
     else:
-        handle = mlp.up_proj.register_forward_hook(
-            lambda module, args, out: seen.update(out=out))
+        handle = mlp.up_proj.register_forward_hook(lambda module, args, out: seen.update(out=out))
     for task in suite.values():
-        batch = collate(encode(default_tok, task.train[:3], max_length=96),
-                           default_tok.pad_token_id)
+        batch = collate(
+            encode(default_tok, task.train[:3], max_length=96), default_tok.pad_token_id
+        )
         with torch.no_grad():
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         mask = batch["attention_mask"].to(torch.float64)[..., None]
@@ -414,7 +472,9 @@ def test_core_profile_matches_hooked_activations(default_tok, kinds):
     assert row.set_act == pytest.approx(float(mean[inside].mean()), rel=1e-9)
     assert row.other_act == pytest.approx(float(mean[~inside].mean()), rel=1e-9)
     assert row.ratio == pytest.approx(row.set_act / row.other_act)
-    assert len(profile) == len(layout) and (profile.n_set == [len(v) for v in chosen.values()]).all()
+    assert (
+        len(profile) == len(layout) and (profile.n_set == [len(v) for v in chosen.values()]).all()
+    )
 
 
 # -- the record (benchmarks/replication_specificity.py) -----------------------------------------
@@ -423,10 +483,14 @@ def test_core_profile_matches_hooked_activations(default_tok, kinds):
 def test_specificity_record_parts_and_summary_on_a_tiny_model(tmp_path, default_tok, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the script imports its siblings
     record = load_script("benchmarks/replication_specificity.py")
-    monkeypatch.setattr(record, "DETECTION", record.DETECTION.replace(
-        n_attribution=2, batch_size=2, max_length=96, progress=False))
-    monkeypatch.setattr(record, "CONFIG", record.CONFIG.replace(
-        n_eval=2, random_seeds=(0, 1), progress=False))
+    monkeypatch.setattr(
+        record,
+        "DETECTION",
+        record.DETECTION.replace(n_attribution=2, batch_size=2, max_length=96, progress=False),
+    )
+    monkeypatch.setattr(
+        record, "CONFIG", record.CONFIG.replace(n_eval=2, random_seeds=(0, 1), progress=False)
+    )
     # Two tasks, so that the tiny model's shared core (the intersection) is not empty.
     monkeypatch.setattr(record, "TASKS", ("product_sentiment", "last_word"))
     model = tiny_model("llama", seed=0, vocab_size=len(default_tok))
@@ -434,15 +498,18 @@ def test_specificity_record_parts_and_summary_on_a_tiny_model(tmp_path, default_
         rows = record.run_specific(part, tmp_path, model, default_tok)
         rows.to_csv(tmp_path / f"{part}.csv", index=False)
         examples = pd.read_csv(tmp_path / f"{part}_examples.csv.gz")
-        pd.testing.assert_frame_equal(experiments.aggregate_examples(examples), rows,
-                                      check_exact=False, rtol=1e-9)
+        pd.testing.assert_frame_equal(
+            experiments.aggregate_examples(examples), rows, check_exact=False, rtol=1e-9
+        )
         assert set(rows.family) == {*record.METHODS, "shared core"}
         # Matched counts: every family's own set, and the random sets, have the top-k count.
         own = rows[(rows.condition == "own") & (rows.family != "shared core")]
         assert own.groupby("task").n_neurons.nunique().eq(1).all()
         core = rows[rows.family == "shared core"]
-        assert (core[core.condition == "random"].n_neurons
-                == core[core.condition == "own"].n_neurons.iloc[0]).all()
+        assert (
+            core[core.condition == "random"].n_neurons
+            == core[core.condition == "own"].n_neurons.iloc[0]
+        ).all()
     # The relevance is computed once per definition and reused from disk.
     assert len(list((tmp_path / "specific_relevance" / "act").glob("*.safetensors"))) == 2
     record.summarize_specific(tmp_path)

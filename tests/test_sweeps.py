@@ -20,10 +20,10 @@ matplotlib.use("Agg")
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TASKS = ("product_sentiment", "addition", "last_word")  # accuracy, exact match, ROUGE-L
-DETECT = experiments.DetectionConfig(n_attribution=4, batch_size=4, max_length=128,
-                                     progress=False)
-DEACT = experiments.DeactivationConfig(n_eval=6, random_seeds=tuple(range(10)), batch_size=4,
-                                       progress=False)
+DETECT = experiments.DetectionConfig(n_attribution=4, batch_size=4, max_length=128, progress=False)
+DEACT = experiments.DeactivationConfig(
+    n_eval=6, random_seeds=tuple(range(10)), batch_size=4, progress=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,9 @@ def test_bootstrap_interval_resamples_each_dimension_and_fixes_single_units():
 
 def test_per_example_values_aggregate_to_the_score_and_nll(tiny, default_tok, suite):
     df = experiments.deactivation(tiny, default_tok, suite, DEACT, detection=DETECT)
-    examples = experiments.deactivation(tiny, default_tok, suite, DEACT, detection=DETECT,
-                                        per_example=True)
+    examples = experiments.deactivation(
+        tiny, default_tok, suite, DEACT, detection=DETECT, per_example=True
+    )
     assert len(examples) == len(df) * 6  # 6 test examples a condition
     # 10 random seeds: one row per seed and task, each a different set of the same size.
     assert sorted(df[(df.task == "addition") & (df.condition == "random")].seed) == list(range(10))
@@ -97,14 +98,16 @@ def test_per_example_values_aggregate_to_the_score_and_nll(tiny, default_tok, su
     result = tn.evaluate(tiny, default_tok, split, progress=False, per_example=True)
     values = result["examples"]
     assert result["score"] == pytest.approx(values["score"].mean(), rel=1e-12)
-    assert result["nll"] == pytest.approx(values["nll_sum"].sum() / values["n_tokens"].sum(),
-                                          rel=1e-12)
+    assert result["nll"] == pytest.approx(
+        values["nll_sum"].sum() / values["n_tokens"].sum(), rel=1e-12
+    )
     assert "examples" not in tn.evaluate(tiny, default_tok, split, progress=False)
 
 
 def test_table1_intervals_points_and_bounds(tiny, default_tok, suite):
-    examples = experiments.deactivation(tiny, default_tok, suite, DEACT, detection=DETECT,
-                                        per_example=True)
+    examples = experiments.deactivation(
+        tiny, default_tok, suite, DEACT, detection=DETECT, per_example=True
+    )
     summary = experiments.deactivation_summary(experiments.aggregate_examples(examples))
     table = experiments.table1_intervals(examples, n_resamples=300)
     # Rows: 3 tasks, 2 categories, all tasks; 3 measures each (score, score_per_token, nll).
@@ -112,7 +115,8 @@ def test_table1_intervals_points_and_bounds(tiny, default_tok, suite):
     by_measure = table.set_index(["task", "measure"])
     # Generation has nothing to length-normalise: score_per_token is its score.
     assert by_measure.loc[("last_word", "score_per_token"), "own_off"] == pytest.approx(
-        by_measure.loc[("last_word", "score"), "own_off"])
+        by_measure.loc[("last_word", "score"), "own_off"]
+    )
     assert experiments.aggregate_examples(examples)["score_per_token"].between(0, 1).all()
     one = table[(table.task == "addition") & (table.measure == "nll")].iloc[0]
     by_group = summary[summary.task == "addition"].set_index("group")
@@ -127,7 +131,8 @@ def test_table1_intervals_points_and_bounds(tiny, default_tok, suite):
     # The category row is the mean of its tasks.
     generation = table[(table.category == "generation") & (table.measure == "score")]
     assert generation[generation.task == "all"].own_off.item() == pytest.approx(
-        generation[generation.task != "all"].own_off.mean())
+        generation[generation.task != "all"].own_off.mean()
+    )
 
 
 def _synthetic(own_shift: float) -> pd.DataFrame:
@@ -140,10 +145,23 @@ def _synthetic(own_shift: float) -> pd.DataFrame:
     for condition, deactivated, seed, level in conditions:
         for i in range(40):
             nll = level + rng.normal(0, 0.3)
-            rows.append({"model": "m", "task": "t", "category": "generation",
-                         "metric": "exact_match", "condition": condition,
-                         "deactivated": deactivated, "seed": seed, "n_neurons": 5,
-                         "example": i, "score": 0.0, "nll_sum": nll, "n_tokens": 1, "nll": nll})
+            rows.append(
+                {
+                    "model": "m",
+                    "task": "t",
+                    "category": "generation",
+                    "metric": "exact_match",
+                    "condition": condition,
+                    "deactivated": deactivated,
+                    "seed": seed,
+                    "n_neurons": 5,
+                    "example": i,
+                    "score": 0.0,
+                    "nll_sum": nll,
+                    "n_tokens": 1,
+                    "nll": nll,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -165,10 +183,10 @@ def test_k_sweep_at_a_k_equals_a_direct_deactivation(tiny, default_tok, suite):
     config = DEACT.replace(random_seeds=(0, 1), n_eval=4)
     sweep = experiments.k_sweep(tiny, default_tok, tasks, (0.1, 0.25), config, detection=DETECT)
     assert sorted(sweep.k.unique()) == [0.1, 0.25]
-    sets = experiments.neuron_sets(experiments.detect(tiny, default_tok, tasks, DETECT),
-                                   DETECT.replace(k=0.25))
-    direct = experiments.deactivation(tiny, default_tok, tasks, config, sets=sets,
-                                      per_example=True)
+    sets = experiments.neuron_sets(
+        experiments.detect(tiny, default_tok, tasks, DETECT), DETECT.replace(k=0.25)
+    )
+    direct = experiments.deactivation(tiny, default_tok, tasks, config, sets=sets, per_example=True)
     at = sweep[sweep.k == 0.25].drop(columns="k").reset_index(drop=True)
     pd.testing.assert_frame_equal(at, direct)
     # Larger k, larger sets; the intact model is the same at every k.
@@ -183,8 +201,15 @@ def test_k_sweep_at_a_k_equals_a_direct_deactivation(tiny, default_tok, suite):
 
 def test_k_sweep_with_act_units(tiny, default_tok, suite):
     tasks = {"addition": suite["addition"]}
-    sweep = experiments.k_sweep(tiny, default_tok, tasks, (0.25,), DEACT.replace(
-        random_seeds=(0,), n_eval=2, others=False), detection=DETECT, kinds=("act",))
+    sweep = experiments.k_sweep(
+        tiny,
+        default_tok,
+        tasks,
+        (0.25,),
+        DEACT.replace(random_seeds=(0,), n_eval=2, others=False),
+        detection=DETECT,
+        kinds=("act",),
+    )
     own = sweep[sweep.condition == "own"]
     assert own.n_neurons.iloc[0] == 2 * round(0.25 * 64)  # 2 layers x 64 act units
 
@@ -192,9 +217,19 @@ def test_k_sweep_with_act_units(tiny, default_tok, suite):
 # --- the budget sweep ------------------------------------------------------------------------
 
 
-BUDGET = experiments.BudgetConfig(examples=8, batch_size=2, lr=1e-3, full_lr=1e-4, seeds=(0, 1),
-                                  n_dev=4, n_eval=3, dev_every=1, max_length=128,
-                                  eval_batch_size=4, progress=False)
+BUDGET = experiments.BudgetConfig(
+    examples=8,
+    batch_size=2,
+    lr=1e-3,
+    full_lr=1e-4,
+    seeds=(0, 1),
+    n_dev=4,
+    n_eval=3,
+    dev_every=1,
+    max_length=128,
+    eval_batch_size=4,
+    progress=False,
+)
 
 
 def test_budget_sweep_auc_is_the_trapezoid_of_its_own_curve(tiny, default_tok, suite):
@@ -209,8 +244,9 @@ def test_budget_sweep_auc_is_the_trapezoid_of_its_own_curve(tiny, default_tok, s
         x, y = run.step.to_numpy(float), run.dev_nll.to_numpy()
         for budget in (2, 3):
             upto = x <= budget
-            by_hand = sum((y[i] + y[i + 1]) / 2 * (x[i + 1] - x[i])
-                          for i in range(int(upto.sum()) - 1))
+            by_hand = sum(
+                (y[i] + y[i + 1]) / 2 * (x[i + 1] - x[i]) for i in range(int(upto.sum()) - 1)
+            )
             row = run[run.step == budget].iloc[0]
             assert row.dev_auc == pytest.approx(by_hand, rel=1e-12)
             assert row.dev_auc_mean == pytest.approx(by_hand / budget, rel=1e-12)
@@ -221,8 +257,9 @@ def test_budget_sweep_auc_is_the_trapezoid_of_its_own_curve(tiny, default_tok, s
     # Every method of a seed moved away from it; task and random sets have the same size.
     at3 = df[df.step == 3].set_index(["task", "method", "seed"])
     assert (at3.dev_nll != df[df.step == 0].dev_nll.iloc[0]).any()
-    assert (at3.xs("neurons", level="method").n_neurons ==
-            at3.xs("random", level="method").n_neurons).all()
+    assert (
+        at3.xs("neurons", level="method").n_neurons == at3.xs("random", level="method").n_neurons
+    ).all()
     table = experiments.budget_table(df)
     assert set(table.step) == {0, 2, 3}
     assert {"score", "score_per_token", "nll", "dev_auc_mean"} <= set(table.columns)
@@ -244,11 +281,22 @@ def test_a_budget_checkpoint_is_a_run_of_that_budget(tiny, default_tok, suite):
     train = sample(suite["addition"].train, config.examples, 1)
     for method, lr in (("neurons", config.lr), ("full", config.full_lr)):
         model = tiny_model("llama", seed=0, vocab_size=len(default_tok))
-        tn.finetune(model, default_tok, train, neurons=sets["addition"] if method == "neurons"
-                    else None, method=method, steps=2, lr=lr, batch_size=config.batch_size,
-                    warmup=0.0, schedule="constant", seed=1, max_length=128, progress=False)
-        alone = tn.evaluate(model, default_tok, test, batch_size=4, max_length=128,
-                            progress=False)
+        tn.finetune(
+            model,
+            default_tok,
+            train,
+            neurons=sets["addition"] if method == "neurons" else None,
+            method=method,
+            steps=2,
+            lr=lr,
+            batch_size=config.batch_size,
+            warmup=0.0,
+            schedule="constant",
+            seed=1,
+            max_length=128,
+            progress=False,
+        )
+        alone = tn.evaluate(model, default_tok, test, batch_size=4, max_length=128, progress=False)
         row = df[(df.method == method) & (df.step == 2)].iloc[0]
         assert row.nll == pytest.approx(alone["nll"], rel=1e-5)
         assert row.score == alone["score"]
@@ -267,21 +315,22 @@ def test_replication_detects_on_examples_the_multitask_model_did_not_train_on(mo
     for name, task in tasks.items():
         position = {ex: i for i, ex in enumerate(task.train)}  # examples are unique
         trained = set(experiments.mixture_indices(task, config.examples, config.seed))
-        detected = {position[ex] for ex in
-                    sample(held[name].train, detection.n_attribution, detection.seed)}
+        detected = {
+            position[ex] for ex in sample(held[name].train, detection.n_attribution, detection.seed)
+        }
         assert len(trained) == config.examples and len(detected) == detection.n_attribution
         assert not trained & detected, name
         # Without held_out the same draw would sit inside the trained examples.
-        before = {position[ex] for ex in
-                  sample(task.train, detection.n_attribution, detection.seed)}
+        before = {
+            position[ex] for ex in sample(task.train, detection.n_attribution, detection.seed)
+        }
         assert before <= trained
         assert held[name].test is not task.test and list(held[name].test) == list(task.test)
     # The mixture is made of exactly the trained examples (instruction prefixed).
     mixture = experiments.multitask_mixture(tasks, config.examples, config.seed)
     name, task = next(iter(tasks.items()))
-    first = [task.train[i] for i in experiments.mixture_indices(task, config.examples,
-                                                                config.seed)]
-    assert [ex.output for ex in mixture][:config.examples] == [ex.output for ex in first]
+    first = [task.train[i] for i in experiments.mixture_indices(task, config.examples, config.seed)]
+    assert [ex.output for ex in mixture][: config.examples] == [ex.output for ex in first]
     assert mixture[0].input == f"{task.instruction}\n\n{first[0].input}"
 
 
@@ -317,16 +366,26 @@ def test_budget_contrasts_pair_runs_by_task_and_seed():
             nll = 1.0 + seed - (0.5 if method == "neurons" else 0.0)
             score = 0.5 + (gap if method == "neurons" else 0.0)
             for step in (0, 4):
-                rows.append({"task": task, "category": "classification" if task == "a"
-                             else "generation", "method": method, "seed": seed, "step": step,
-                             "is_budget": True, "score": score, "nll": nll,
-                             "dev_auc_mean": np.nan if step == 0 else nll})
+                rows.append(
+                    {
+                        "task": task,
+                        "category": "classification" if task == "a" else "generation",
+                        "method": method,
+                        "seed": seed,
+                        "step": step,
+                        "is_budget": True,
+                        "score": score,
+                        "nll": nll,
+                        "dev_auc_mean": np.nan if step == 0 else nll,
+                    }
+                )
     table = experiments.budget_contrasts(pd.DataFrame(rows), n_resamples=200)
     assert set(table.step) == {4}  # step 0 is the untrained model, the same for every method
     one = table.set_index(["category", "against", "value"])
     nll = one.loc[("all", "random", "nll")]
-    assert (nll["diff"], nll["low"], nll["high"], nll["runs"]) == pytest.approx((-0.5, -0.5,
-                                                                                 -0.5, 4))
+    assert (nll["diff"], nll["low"], nll["high"], nll["runs"]) == pytest.approx(
+        (-0.5, -0.5, -0.5, 4)
+    )
     score = one.loc[("all", "random", "score")]
     assert score["diff"] == pytest.approx(100 * np.mean(list(score_gap.values())))
     assert score["low"] < score["diff"] < score["high"]

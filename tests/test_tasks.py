@@ -28,8 +28,10 @@ from taskneuron_utils.tasks import (
     load_tasks,
 )
 
-RECORDS = [{"input": f"item {i}, with \"quotes\", commas\nand a newline", "output": f"out {i}"}
-           for i in range(100)]
+RECORDS = [
+    {"input": f'item {i}, with "quotes", commas\nand a newline', "output": f"out {i}"}
+    for i in range(100)
+]
 
 
 def write_jsonl(path, records):
@@ -103,9 +105,12 @@ def test_classification_labels_inferred_and_checked():
     records = [{"input": str(i), "output": "even" if i % 2 == 0 else "odd"} for i in range(30)]
     task = Task.from_records("parity", records, "Even or odd?", category="classification")
     assert task.labels == ("even", "odd") and task.metric == "accuracy"
-    with pytest.raises(TaskDataError, match=r"output 'odd' is not one of the labels \['even', 'zero'\]"):
-        Task.from_records("parity", records, "Even or odd?", category="classification",
-                          labels=["even", "zero"])
+    with pytest.raises(
+        TaskDataError, match=r"output 'odd' is not one of the labels \['even', 'zero'\]"
+    ):
+        Task.from_records(
+            "parity", records, "Even or odd?", category="classification", labels=["even", "zero"]
+        )
     with pytest.raises(ValueError, match="metric must be one of"):
         Task.from_records("parity", records, "x", category="classification", metric="rouge_l")
 
@@ -163,17 +168,32 @@ def test_empty_splits_are_errors(tmp_path):
 @pytest.fixture
 def suite_dir(tmp_path):
     entries = [
-        {"name": "zeta", "instruction": "Copy.", "category": "generation", "family": "copy",
-         "metric": "exact_match", "labels": None, "description": "copy"},
-        {"name": "alpha", "instruction": "Yes?", "category": "classification", "family": "yn",
-         "metric": "accuracy", "labels": ["no", "yes"], "description": "yes/no"},
+        {
+            "name": "zeta",
+            "instruction": "Copy.",
+            "category": "generation",
+            "family": "copy",
+            "metric": "exact_match",
+            "labels": None,
+            "description": "copy",
+        },
+        {
+            "name": "alpha",
+            "instruction": "Yes?",
+            "category": "classification",
+            "family": "yn",
+            "metric": "accuracy",
+            "labels": ["no", "yes"],
+            "description": "yes/no",
+        },
     ]
     (tmp_path / "tasks.json").write_text(json.dumps(entries))
     for entry in entries:
         (tmp_path / entry["name"]).mkdir()
         for split in ("train", "dev", "test"):
-            records = [{"input": f"{split} {i}", "output": "yes" if i % 2 else "no"}
-                       for i in range(4)]
+            records = [
+                {"input": f"{split} {i}", "output": "yes" if i % 2 else "no"} for i in range(4)
+            ]
             write_jsonl(tmp_path / entry["name"] / f"{split}.jsonl", records)
     return tmp_path
 
@@ -196,8 +216,9 @@ def test_unknown_task_name_lists_the_known_ones(suite_dir):
 
 
 def test_answer_that_tokenizes_to_nothing_fails_at_encode(default_tok):
-    task = Task.from_records("t", {"train": [{"input": "a", "output": "b"},
-                                             {"input": "c", "output": ""}]}, "Copy.")
+    task = Task.from_records(
+        "t", {"train": [{"input": "a", "output": "b"}, {"input": "c", "output": ""}]}, "Copy."
+    )
     with pytest.raises(EncodingError, match=r"t/train\[1\]: the answer '' tokenizes to zero"):
         encode(default_tok, task.train)
 
@@ -207,8 +228,9 @@ def test_answer_that_tokenizes_to_nothing_fails_at_encode(default_tok):
 
 @pytest.fixture(scope="module")
 def words_task():
-    records = [{"input": " ".join(["word"] * (i + 1)), "output": f"answer number {i}"}
-               for i in range(6)]
+    records = [
+        {"input": " ".join(["word"] * (i + 1)), "output": f"answer number {i}"} for i in range(6)
+    ]
     return Task.from_records("words", {"train": records}, "Repeat the words.")
 
 
@@ -216,11 +238,11 @@ def test_encode_layout_prompt_then_answer_then_end_marker(default_tok, words_tas
     tok = default_tok
     assert tok.convert_ids_to_tokens(end_marker_id(tok)) == "<|im_end|>"
     for example, enc in zip(words_task.train, encode(tok, words_task.train)):
-        prompt = tok.decode(enc.input_ids[:enc.answer_start])
+        prompt = tok.decode(enc.input_ids[: enc.answer_start])
         assert prompt == format_prompt(tok, "Repeat the words.", example.input)
         assert prompt.endswith("<|im_start|>assistant\n") and example.input in prompt
-        assert tok.decode(enc.input_ids[enc.answer_start:]) == example.output + "<|im_end|>"
-        assert enc.input_ids[enc.answer_start:] == answer_ids(tok, example.output)
+        assert tok.decode(enc.input_ids[enc.answer_start :]) == example.output + "<|im_end|>"
+        assert enc.input_ids[enc.answer_start :] == answer_ids(tok, example.output)
 
 
 def test_collate_masks_all_but_answers_and_pads_either_side(default_tok, words_task):
@@ -233,11 +255,13 @@ def test_collate_masks_all_but_answers_and_pads_either_side(default_tok, words_t
     for b, enc in enumerate(encoded):
         n = len(enc.input_ids)
         assert right["input_ids"][b, :n].tolist() == enc.input_ids
-        assert left["input_ids"][b, width - n:].tolist() == enc.input_ids
+        assert left["input_ids"][b, width - n :].tolist() == enc.input_ids
         assert right["attention_mask"][b].tolist() == [1] * n + [0] * (width - n)
         assert left["attention_mask"][b].tolist() == [0] * (width - n) + [1] * n
-        answer = enc.input_ids[enc.answer_start:]
-        assert right["labels"][b].tolist() == [-100] * enc.answer_start + answer + [-100] * (width - n)
+        answer = enc.input_ids[enc.answer_start :]
+        assert right["labels"][b].tolist() == [-100] * enc.answer_start + answer + [-100] * (
+            width - n
+        )
         assert left["labels"][b].tolist() == [-100] * (width - n + enc.answer_start) + answer
     assert set(right["input_ids"][right["attention_mask"] == 0].tolist()) <= {tok.pad_token_id}
     assert [b["input_ids"].shape[0] for b in batches(tok, words_task.train, 4)] == [4, 2]
@@ -254,11 +278,12 @@ def test_truncation_cuts_the_input_keeps_answer_and_warns_once(default_tok, word
         cut = encode(tok, words_task.train, max_length=limit)
     assert [str(w.message) for w in caught if "truncated" in str(w.message)] == [
         f"encode: 2 of 6 examples exceeded max_length={limit} tokens; their inputs were "
-        "truncated (instruction and answer kept whole)"]
+        "truncated (instruction and answer kept whole)"
+    ]
     for before, after in zip(full, cut):
         assert len(after.input_ids) <= limit
-        assert after.input_ids[after.answer_start:] == before.input_ids[before.answer_start:]
-        prompt = tok.decode(after.input_ids[:after.answer_start])
+        assert after.input_ids[after.answer_start :] == before.input_ids[before.answer_start :]
+        prompt = tok.decode(after.input_ids[: after.answer_start])
         assert "Repeat the words." in prompt and prompt.endswith("<|im_start|>assistant\n")
     assert cut[:4] == full[:4] and len(cut[5].input_ids) < len(full[5].input_ids)
     with pytest.raises(EncodingError, match=r"without its input .* exceed max_length=20"):
@@ -271,27 +296,38 @@ def test_plain_template_without_chat_template(default_tok):
     assert format_prompt(tok, "Say yes.", "now") == "Say yes.\n\nInput: now\nAnswer:"
     assert end_marker_id(tok) == tok.eos_token_id
     (enc,) = encode(tok, [Example("now", "yes please")], instruction="Say yes.")
-    assert tok.decode(enc.input_ids[:enc.answer_start]) == "Say yes.\n\nInput: now\nAnswer:"
-    assert tok.decode(enc.input_ids[enc.answer_start:]) == " yes please" + tok.eos_token
+    assert tok.decode(enc.input_ids[: enc.answer_start]) == "Say yes.\n\nInput: now\nAnswer:"
+    assert tok.decode(enc.input_ids[enc.answer_start :]) == " yes please" + tok.eos_token
 
 
 # -- hub data sets, through local files ----------------------------------------------------
 
 
 def test_hub_mapping_through_local_files_in_the_datasets_own_columns(tmp_path):
-    rows = [{"sentence": f"a {'fine' if i % 2 else 'dull'} film {i}", "label": i % 2, "idx": i}
-            for i in range(40)]
+    rows = [
+        {"sentence": f"a {'fine' if i % 2 else 'dull'} film {i}", "label": i % 2, "idx": i}
+        for i in range(40)
+    ]
     write_jsonl(tmp_path / "train.jsonl", rows[:30])
-    write_jsonl(tmp_path / "validation.jsonl", rows[30:] + [{"sentence": "?", "label": -1, "idx": 99}])
-    task = load_hub_task("sst2", split_sizes={"dev": 5}, cache_dir=tmp_path / "cache",
-                         data_files={"train": str(tmp_path / "train.jsonl"),
-                                     "validation": str(tmp_path / "validation.jsonl")})
+    write_jsonl(
+        tmp_path / "validation.jsonl", rows[30:] + [{"sentence": "?", "label": -1, "idx": 99}]
+    )
+    task = load_hub_task(
+        "sst2",
+        split_sizes={"dev": 5},
+        cache_dir=tmp_path / "cache",
+        data_files={
+            "train": str(tmp_path / "train.jsonl"),
+            "validation": str(tmp_path / "validation.jsonl"),
+        },
+    )
     spec = HUB_TASKS["sst2"]
     assert task.category == "classification" and task.labels == ("negative", "positive")
     assert task.instruction == spec.instruction and "negative, positive" in task.instruction
     # validation (unlabeled -1 row dropped) serves as test; dev is carved out of train.
-    assert task.test.records == [{"input": r["sentence"], "output": ["negative", "positive"][r["label"]]}
-                                 for r in rows[30:]]
+    assert task.test.records == [
+        {"input": r["sentence"], "output": ["negative", "positive"][r["label"]]} for r in rows[30:]
+    ]
     assert len(task.dev) == 5 and len(task.train) == 25
     seen = {r["input"] for r in task.train.records + task.dev.records}
     assert seen == {r["sentence"] for r in rows[:30]}
@@ -301,25 +337,37 @@ def test_hub_mapping_through_local_files_in_the_datasets_own_columns(tmp_path):
     folder.mkdir()
     write_csv(folder / "train.csv", rows[:30])
     write_csv(folder / "validation.csv", rows[30:])
-    from_csv = load_hub_task("sst2", split_sizes={"dev": 5}, source=folder,
-                             cache_dir=tmp_path / "cache")
+    from_csv = load_hub_task(
+        "sst2", split_sizes={"dev": 5}, source=folder, cache_dir=tmp_path / "cache"
+    )
     assert from_csv.test.records == task.test.records
 
 
 def test_hub_generation_task_mapping(tmp_path):
-    rows = [{"question": f"What is {i}?", "support": f"{i} is a number.", "correct_answer": str(i),
-             "distractor1": "x", "distractor2": "y", "distractor3": "z"} for i in range(6)]
+    rows = [
+        {
+            "question": f"What is {i}?",
+            "support": f"{i} is a number.",
+            "correct_answer": str(i),
+            "distractor1": "x",
+            "distractor2": "y",
+            "distractor3": "z",
+        }
+        for i in range(6)
+    ]
     for split in ("train", "validation", "test"):
         write_jsonl(tmp_path / f"{split}.jsonl", rows)
-    task = load_hub_task("sciqa", source=tmp_path, split_sizes=(4, None, None),
-                         cache_dir=tmp_path / "cache")
+    task = load_hub_task(
+        "sciqa", source=tmp_path, split_sizes=(4, None, None), cache_dir=tmp_path / "cache"
+    )
     assert task.category == "generation" and task.metric == "rouge_l"
     assert len(task.train) == 4 and len(task.dev) == len(task.test) == 6
     assert task.test[0] == Example("Context: 0 is a number.\nQuestion: What is 0?", "0")
     with pytest.raises(TaskDataError, match=r"missing \['correct_answer'\]"):
         write_jsonl(tmp_path / "bad.jsonl", [{"question": "q", "support": "s"}])
-        load_hub_task("sciqa", data_files={"train": str(tmp_path / "bad.jsonl")},
-                      cache_dir=tmp_path / "cache")
+        load_hub_task(
+            "sciqa", data_files={"train": str(tmp_path / "bad.jsonl")}, cache_dir=tmp_path / "cache"
+        )
 
 
 def test_hub_task_offline_says_it_needs_network_and_how_to_use_local_files(monkeypatch):
@@ -345,8 +393,10 @@ def test_every_hub_spec_is_consistent():
 # -- the shipped suite -------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not (default_data_dir() / "tasks.json").exists(),
-                    reason="the shipped suite (data/tasks.json) is not built yet")
+@pytest.mark.skipif(
+    not (default_data_dir() / "tasks.json").exists(),
+    reason="the shipped suite (data/tasks.json) is not built yet",
+)
 def test_shipped_suite_loads_in_index_order():
     entries = json.loads((default_data_dir() / "tasks.json").read_text())
     tasks = load_tasks()

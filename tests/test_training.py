@@ -53,7 +53,10 @@ def test_changeable_entries_of_an_act_unit_by_hand():
     masks = changeable_entries(llama, ns)
     mlp = "model.layers.1.mlp"
     assert sorted(name for name, mask in masks.items() if mask.any()) == [
-        f"{mlp}.down_proj.weight", f"{mlp}.gate_proj.weight", f"{mlp}.up_proj.weight"]
+        f"{mlp}.down_proj.weight",
+        f"{mlp}.gate_proj.weight",
+        f"{mlp}.up_proj.weight",
+    ]
     for name in ("gate_proj", "up_proj"):
         expected = torch.zeros(64, 32, dtype=torch.bool)
         expected[3] = True
@@ -65,8 +68,10 @@ def test_changeable_entries_of_an_act_unit_by_hand():
     gpt2 = tiny_model("gpt2")
     masks = changeable_entries(gpt2, NeuronSet({"layers.0.mlp.act": [5]}, layout_of(gpt2, "act")))
     assert sorted(name for name, mask in masks.items() if mask.any()) == [
-        "transformer.h.0.mlp.c_fc.bias", "transformer.h.0.mlp.c_fc.weight",
-        "transformer.h.0.mlp.c_proj.weight"]
+        "transformer.h.0.mlp.c_fc.bias",
+        "transformer.h.0.mlp.c_fc.weight",
+        "transformer.h.0.mlp.c_proj.weight",
+    ]
     assert masks["transformer.h.0.mlp.c_fc.weight"].nonzero()[:, 1].unique().tolist() == [5]
     assert masks["transformer.h.0.mlp.c_fc.bias"].nonzero().flatten().tolist() == [5]
     assert masks["transformer.h.0.mlp.c_proj.weight"].nonzero()[:, 0].unique().tolist() == [5]
@@ -76,8 +81,15 @@ QUICK = dict(steps=3, lr=1e-2, batch_size=4, progress=False)
 
 
 @pytest.mark.parametrize("kinds", [None, "act"], ids=["linear", "act"])
-@pytest.mark.parametrize("family,dtype", [("llama", torch.float32), ("gpt2", torch.float32),
-                                          ("phi3", torch.float32), ("llama", torch.bfloat16)])
+@pytest.mark.parametrize(
+    "family,dtype",
+    [
+        ("llama", torch.float32),
+        ("gpt2", torch.float32),
+        ("phi3", torch.float32),
+        ("llama", torch.bfloat16),
+    ],
+)
 def test_neuron_training_changes_only_the_selected_rows(family, dtype, kinds, tok, toy_task):
     model = tiny(family, tok).to(dtype)
     ns = random_set(model, 0.2, seed=7, kinds=kinds)
@@ -157,8 +169,11 @@ def test_act_and_linear_units_of_one_layer_are_not_trained_together(tok, toy_tas
     layout = layout_of(model, "all")
     before = snapshot(model)
     clash = NeuronSet({"layers.0.mlp.act": [1], "layers.0.mlp.down": [2]}, layout)
-    with pytest.raises(ValueError, match=r"layers\.0\.mlp\.act and layers\.0\.mlp\.down, "
-                                         "which share parameters"):
+    with pytest.raises(
+        ValueError,
+        match=r"layers\.0\.mlp\.act and layers\.0\.mlp\.down, "
+        "which share parameters",
+    ):
         finetune(model, tok, toy_task.train, neurons=clash, **QUICK)
     assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
     # Act units of one layer and linear units of another share nothing.
@@ -175,9 +190,19 @@ def test_act_and_linear_units_of_one_layer_are_not_trained_together(tok, toy_tas
 def test_loss_decreases_on_a_toy_task(method, tok, toy_task):
     model = tiny("llama", tok)
     options = {"neurons": random_set(model, 0.5)} if method == "neurons" else {"method": "full"}
-    history = finetune(model, tok, toy_task.train, steps=30, lr=1e-2,
-                       batch_size=8, warmup=0.1, dev=toy_task.dev, eval_every=10, progress=False,
-                       **options)
+    history = finetune(
+        model,
+        tok,
+        toy_task.train,
+        steps=30,
+        lr=1e-2,
+        batch_size=8,
+        warmup=0.1,
+        dev=toy_task.dev,
+        eval_every=10,
+        progress=False,
+        **options,
+    )
     train = history[history["loss"].notna()]
     assert list(train["step"]) == list(range(1, 31))
     first, last = train["loss"].head(5).mean(), train["loss"].tail(5).mean()
@@ -208,11 +233,15 @@ def test_optimizer_state_is_the_selected_fraction_of_full_training(tok, toy_task
     total = sum(p.numel() for p in params)
     assert full["optimizer_state_numel"] == 2 * total + len(params)
     fraction = selected / total
-    assert neurons["optimizer_state_numel"] <= fraction * full["optimizer_state_numel"] + len(trained)
+    assert neurons["optimizer_state_numel"] <= fraction * full["optimizer_state_numel"] + len(
+        trained
+    )
     assert neurons["optimizer_state_bytes"] == 4 * neurons["optimizer_state_numel"]
 
 
-@pytest.mark.parametrize("family,method", [("llama", "neurons"), ("gpt2", "full"), ("llama", "lora")])
+@pytest.mark.parametrize(
+    "family,method", [("llama", "neurons"), ("gpt2", "full"), ("llama", "lora")]
+)
 def test_same_seed_same_weights_other_seed_other_weights(family, method, tok, toy_task):
     # GPT-2 has dropout 0.1, so the full run also checks that dropout is seeded.
     def run(seed):
@@ -234,8 +263,17 @@ def test_gradient_accumulation_matches_a_larger_batch(tok, toy_task):
     for batch_size, grad_accum in ((8, 1), (4, 2)):
         model = tiny("llama", tok)
         before = snapshot(model)
-        history = finetune(model, tok, toy_task.train, neurons=random_set(model, 0.3), steps=3,
-                           lr=1e-3, batch_size=batch_size, grad_accum=grad_accum, progress=False)
+        history = finetune(
+            model,
+            tok,
+            toy_task.train,
+            neurons=random_set(model, 0.3),
+            steps=3,
+            lr=1e-3,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            progress=False,
+        )
         results.append((snapshot(model), history["loss"].to_numpy()))
     (a, loss_a), (b, loss_b) = results
     assert max((a[name] - before[name]).abs().max().item() for name in a) > 1e-3
@@ -261,7 +299,13 @@ def test_lora_merges_back_into_a_plain_model(family, tok, toy_task):
 
 
 def test_lora_default_targets():
-    assert lora_targets(tiny_model("llama")) == ["gate_proj", "up_proj", "down_proj", "q_proj", "v_proj"]
+    assert lora_targets(tiny_model("llama")) == [
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+        "q_proj",
+        "v_proj",
+    ]
     assert lora_targets(tiny_model("gpt2")) == ["c_fc", "c_proj", "c_attn"]
     assert lora_targets(tiny_model("phi3")) == ["down_proj", "gate_up_proj", "qkv_proj"]
 
@@ -296,15 +340,22 @@ def test_bad_arguments_raise_clear_errors(tok, toy_task):
     with pytest.raises(ValueError, match="needs the neurons"):
         finetune(model, tok, toy_task.train, method="neurons", progress=False)
     with pytest.raises(ValueError, match="only used by method='neurons'"):
-        finetune(model, tok, toy_task.train, neurons=random_set(model, 0.1), method="full",
-                 progress=False)
+        finetune(
+            model,
+            tok,
+            toy_task.train,
+            neurons=random_set(model, 0.1),
+            method="full",
+            progress=False,
+        )
     with pytest.raises(ValueError, match="schedule"):
         finetune(model, tok, toy_task.train, schedule="step", progress=False)
     with pytest.raises(ValueError, match="empty"):
         finetune(model, tok, toy_task.train, neurons=NeuronSet.empty(model), progress=False)
     with pytest.raises(NeuronSetMismatchError):
-        finetune(model, tok, toy_task.train, neurons=random_set(tiny("gpt2", tok), 0.1),
-                 progress=False)
+        finetune(
+            model, tok, toy_task.train, neurons=random_set(tiny("gpt2", tok), 0.1), progress=False
+        )
     assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
 
 
@@ -314,8 +365,9 @@ def test_history_dev_nll_is_what_evaluate_reports(tok, toy_task):
     model = tiny("llama", tok)
     dev = toy_task.dev
     before = tn.evaluate(model, tok, dev, progress=False)["nll"]
-    history = finetune(model, tok, toy_task.train, method="full", steps=3, lr=1e-3, dev=dev,
-                       progress=False)
+    history = finetune(
+        model, tok, toy_task.train, method="full", steps=3, lr=1e-3, dev=dev, progress=False
+    )
     after = tn.evaluate(model, tok, dev, progress=False)["nll"]
     dev_rows = history.dropna(subset=["dev_nll"])
     assert dev_rows["dev_nll"].iloc[0] == pytest.approx(before, rel=1e-6)
@@ -331,8 +383,14 @@ def test_a_registered_family_carries_its_lora_targets():
     assert tn.FAMILIES["gemma"].logit_softcap == "final_logit_softcapping"
     model = tiny_model("llama")
     try:
-        tn.register_family(tn.Family("plain_llama", ("plain_llama",), "model.layers",
-                                     {"up": "mlp.up_proj", "down": "mlp.down_proj"}))
+        tn.register_family(
+            tn.Family(
+                "plain_llama",
+                ("plain_llama",),
+                "model.layers",
+                {"up": "mlp.up_proj", "down": "mlp.down_proj"},
+            )
+        )
         model.config.model_type = "plain_llama"
         assert lora_targets(model) == ["up_proj", "down_proj"]
     finally:

@@ -56,8 +56,11 @@ def _copy_source(dst: Path) -> Path:
 def _pip(*args: str) -> list[str]:
     """pip of the current environment; offline with the installed setuptools when it has one
     (Python 3.12+ venvs do not include setuptools: then pip builds in an isolated environment)."""
-    offline = ["--no-build-isolation", "--no-index"] \
-        if importlib.util.find_spec("setuptools") is not None else []
+    offline = (
+        ["--no-build-isolation", "--no-index"]
+        if importlib.util.find_spec("setuptools") is not None
+        else []
+    )
     return [sys.executable, "-m", "pip", *args, *offline, "--disable-pip-version-check"]
 
 
@@ -74,8 +77,11 @@ def _see_current_dependencies(python: Path) -> None:
 
 
 def _check(python: Path, cwd: Path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TASKNEURON_DATA", "PYTHONPATH", "PYTHONHOME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TASKNEURON_DATA", "PYTHONPATH", "PYTHONHOME")
+    }
     # -I: no current folder on sys.path, no PYTHON* variables, no user site-packages.
     done = _run([str(python), "-I", "-c", CHECK], cwd=cwd, env=env, timeout=600)
     return json.loads(done.stdout)
@@ -102,8 +108,19 @@ def test_installed_package_loads_the_shipped_suite(mode, tmp_path):
         # environment visible first, and --ignore-installed so that pip never touches (never
         # uninstalls) the current environment's taskneuron_utils.
         _see_current_dependencies(python)
-        _run(_pip("--python", str(python), "install", "--no-deps", "--ignore-installed",
-                  "-e", str(src)), cwd=src, timeout=600)
+        _run(
+            _pip(
+                "--python",
+                str(python),
+                "install",
+                "--no-deps",
+                "--ignore-installed",
+                "-e",
+                str(src),
+            ),
+            cwd=src,
+            timeout=600,
+        )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 

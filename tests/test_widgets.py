@@ -28,8 +28,9 @@ def heatmap_values(fig) -> np.ndarray:
 def relevances(default_tok):
     model = tiny_model("llama", seed=0, vocab_size=len(default_tok))
     suite = tn.load_tasks(["product_sentiment", "news_topic", "addition"])
-    config = experiments.DetectionConfig(n_attribution=4, batch_size=4, max_length=128,
-                                         progress=False)
+    config = experiments.DetectionConfig(
+        n_attribution=4, batch_size=4, max_length=128, progress=False
+    )
     return experiments.detect(model, default_tok, suite, config)
 
 
@@ -69,14 +70,29 @@ def test_overlap_explorer_needs_two_tasks(relevances):
 
 def test_deactivation_explorer_switches_model_and_measure():
     # NLL with nothing off: 0.1; deltas (own, random, other) = (1.9, 0.4, 0.9) x factor.
-    rows = [{"model": m, "task": t, "category": "classification", "metric": "accuracy",
-             "condition": c, "deactivated": d, "seed": -1, "n_neurons": 1,
-             "score": 0.9 - factor * drop, "nll": 0.1 + factor * rise, "n": 4}
-            for m, factor in (("multitask", 1.0), ("untuned", 2.0))
-            for t, other in (("a", "b"), ("b", "a"))
-            for c, d, drop, rise in (("none", "none", 0.0, 0.0), ("own", t, 0.4, 1.9),
-                                     ("random", "random", 0.1, 0.4),
-                                     (f"other:{other}", other, 0.2, 0.9))]
+    rows = [
+        {
+            "model": m,
+            "task": t,
+            "category": "classification",
+            "metric": "accuracy",
+            "condition": c,
+            "deactivated": d,
+            "seed": -1,
+            "n_neurons": 1,
+            "score": 0.9 - factor * drop,
+            "nll": 0.1 + factor * rise,
+            "n": 4,
+        }
+        for m, factor in (("multitask", 1.0), ("untuned", 2.0))
+        for t, other in (("a", "b"), ("b", "a"))
+        for c, d, drop, rise in (
+            ("none", "none", 0.0, 0.0),
+            ("own", t, 0.4, 1.9),
+            ("random", "random", 0.1, 0.4),
+            (f"other:{other}", other, 0.2, 0.9),
+        )
+    ]
     df = pd.DataFrame(rows)
     panel = widgets.deactivation_explorer(df)
     assert set(panel.frame["model"]) == {"multitask"}
@@ -101,8 +117,10 @@ def test_continual_explorer_switches_method_and_view():
         scores = pd.DataFrame(A, index=["a", "b"], columns=["a", "b"])
         return experiments.ContinualResult(method, ["a", "b"], scores, scores)
 
-    runs = {"seqft": run("seqft", [[0.9, 0.2], [0.3, 0.8]]),
-            "ncft": run("ncft", [[0.7, 0.1], [0.6, 0.75]])}
+    runs = {
+        "seqft": run("seqft", [[0.9, 0.2], [0.3, 0.8]]),
+        "ncft": run("ncft", [[0.7, 0.1], [0.6, 0.75]]),
+    }
     panel = widgets.continual_explorer(runs)
     assert panel.frame is runs["seqft"].scores
     np.testing.assert_allclose(heatmap_values(panel.figure), [[90, 20], [30, 80]])
@@ -116,5 +134,5 @@ def test_continual_explorer_switches_method_and_view():
     ax = panel.figure.axes[0]
     assert ax.get_title() == "ncft: trajectories"
     solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"]
-    np.testing.assert_allclose(solid[0].get_ydata(), [70, 60])   # task a from stage 0 on
-    np.testing.assert_allclose(solid[1].get_ydata(), [75])       # task b from stage 1
+    np.testing.assert_allclose(solid[0].get_ydata(), [70, 60])  # task a from stage 0 on
+    np.testing.assert_allclose(solid[1].get_ydata(), [75])  # task b from stage 1

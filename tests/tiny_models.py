@@ -58,28 +58,57 @@ def ffn_width(model) -> int:
     return 4 * config.hidden_size
 
 
-WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle", "forest", "mirror",
-         "rocket", "garden", "window", "dragon", "pencil", "silver"]
+WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "tiger",
+    "piano",
+    "lemon",
+    "candle",
+    "forest",
+    "mirror",
+    "rocket",
+    "garden",
+    "window",
+    "dragon",
+    "pencil",
+    "silver",
+]
 
 
 def swap_task() -> Task:
     """A small generation task, "a b" -> "b a", split 24 / 6 / 6."""
     records = [{"input": f"{a} {b}", "output": f"{b} {a}"} for a in WORDS[:6] for b in WORDS[6:12]]
-    return Task.from_records("swap", instruction="Swap the two words.",
-                             splits={"train": records[:24], "dev": records[24:30], "test": records[30:]})
+    return Task.from_records(
+        "swap",
+        instruction="Swap the two words.",
+        splits={"train": records[:24], "dev": records[24:30], "test": records[30:]},
+    )
 
 
 def label_task(name: str, words: list[str], labels: list[str]) -> Task:
     """A small classification task: "word i" -> labels[i % len(labels)], 16 records split
     8 / 4 / 4."""
-    records = [{"input": f"{w} {i}", "output": labels[i % len(labels)]}
-               for i in range(16) for w in words[i % len(words):][:1]]
-    return Task.from_records(name, records, instruction=f"Label ({name}).",
-                             category="classification", metric="accuracy",
-                             splits=(0.5, 0.25, 0.25))
+    records = [
+        {"input": f"{w} {i}", "output": labels[i % len(labels)]}
+        for i in range(16)
+        for w in words[i % len(words) :][:1]
+    ]
+    return Task.from_records(
+        name,
+        records,
+        instruction=f"Label ({name}).",
+        category="classification",
+        metric="accuracy",
+        splits=(0.5, 0.25, 0.25),
+    )
 
 
 def label_sequence() -> list[Task]:
     """Two small classification tasks, for continual learning."""
-    return [label_task("colour", ["red", "blue"], ["yes", "no"]),
-            label_task("animal", ["cat", "dog", "cow"], ["one", "two"])]
+    return [
+        label_task("colour", ["red", "blue"], ["yes", "no"]),
+        label_task("animal", ["cat", "dog", "cow"], ["one", "two"]),
+    ]

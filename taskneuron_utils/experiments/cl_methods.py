@@ -50,8 +50,9 @@ from ..tasks import Split, collate, encode
 from ..train_loop import fit
 
 
-def train_tensors(model, tok, encoded, params, config, *, steps, lr, seed, method,
-                  penalty=None) -> pd.DataFrame:
+def train_tensors(
+    model, tok, encoded, params, config, *, steps, lr, seed, method, penalty=None
+) -> pd.DataFrame:
     """Train ``params`` (tensors of ``model``, adapters included) on ``encoded`` the way
     ``tn.finetune`` trains, on its loop (``train_loop.fit``: AdamW, linear decay after 10%
     warmup, gradient clipping at norm 1, batches of ``config.batch_size`` from a stream of
@@ -59,11 +60,21 @@ def train_tensors(model, tok, encoded, params, config, *, steps, lr, seed, metho
     data parallel over processes), with ``penalty()`` (None, or () -> scalar tensor) added to
     each step's mean answer loss. ``method`` names the method for the ranks' agreement check.
     Returns the history (``attrs``: ``trainable_parameters``, ``optimizer_state_bytes``, ...)."""
-    return fit(model, tok, encoded, _trainable(model, params), steps=steps, lr=lr,
-               batch_size=config.batch_size, seed=seed, penalty=penalty,
-               mixed_precision=config.mixed_precision,
-               gradient_checkpointing=config.gradient_checkpointing,
-               agree={"method": method}, desc=method)
+    return fit(
+        model,
+        tok,
+        encoded,
+        _trainable(model, params),
+        steps=steps,
+        lr=lr,
+        batch_size=config.batch_size,
+        seed=seed,
+        penalty=penalty,
+        mixed_precision=config.mixed_precision,
+        gradient_checkpointing=config.gradient_checkpointing,
+        agree={"method": method},
+        desc=method,
+    )
 
 
 @contextlib.contextmanager
@@ -108,8 +119,14 @@ class CLMethod:
     def evaluate(self, model, tok, split: Split) -> dict:
         from ..evaluation import evaluate
 
-        return evaluate(model, tok, split, batch_size=self.config.eval_batch_size,
-                        max_length=self.config.max_length, progress=False)
+        return evaluate(
+            model,
+            tok,
+            split,
+            batch_size=self.config.eval_batch_size,
+            max_length=self.config.max_length,
+            progress=False,
+        )
 
     def state_dict(self) -> dict:
         return {}
@@ -122,8 +139,18 @@ class CLMethod:
 
     def _run(self, model, tok, encoded, params, stage, penalty=None):
         c = self.config
-        history = train_tensors(model, tok, encoded, params, c, steps=c.steps, lr=self.lr(),
-                                seed=c.seed + stage, method=self.name, penalty=penalty)
+        history = train_tensors(
+            model,
+            tok,
+            encoded,
+            params,
+            c,
+            steps=c.steps,
+            lr=self.lr(),
+            seed=c.seed + stage,
+            method=self.name,
+            penalty=penalty,
+        )
         self.trainable_parameters = history.attrs["trainable_parameters"]
         self.optimizer_state_bytes = history.attrs["optimizer_state_bytes"]
 
@@ -145,14 +172,19 @@ class Replay(CLMethod):
     def train(self, model, tok, task, train, stage):
         encoded = encode(tok, train, max_length=self.config.max_length)
         for rec in self.buffer:
-            encoded += encode(tok, [{"input": rec["input"], "output": rec["output"]}],
-                              max_length=self.config.max_length, instruction=rec["instruction"])
+            encoded += encode(
+                tok,
+                [{"input": rec["input"], "output": rec["output"]}],
+                max_length=self.config.max_length,
+                instruction=rec["instruction"],
+            )
         self._run(model, tok, encoded, list(model.parameters()), stage)
 
     def after_task(self, model, tok, task, train, stage):
         for ex in list(train)[: self.config.replay_per_task]:
-            self.buffer.append({"instruction": task.instruction, "input": ex.input,
-                                "output": ex.output})
+            self.buffer.append(
+                {"instruction": task.instruction, "input": ex.input, "output": ex.output}
+            )
 
     def state_dict(self):
         return {"buffer": list(self.buffer)}
@@ -176,19 +208,29 @@ class EWC(CLMethod):
         lam = self.config.ewc_lambda
 
         def penalty():
-            return lam / 2 * sum((self.fisher[n] * (named[n] - self.anchor[n]) ** 2).sum()
-                                 for n in self.fisher)
+            return (
+                lam
+                / 2
+                * sum(
+                    (self.fisher[n] * (named[n] - self.anchor[n]) ** 2).sum() for n in self.fisher
+                )
+            )
 
         encoded = encode(tok, train, max_length=self.config.max_length)
         # No Fisher before the first task is done: nothing to hold on to.
-        self._run(model, tok, encoded, list(named.values()), stage,
-                  penalty if self.fisher else None)
+        self._run(
+            model, tok, encoded, list(named.values()), stage, penalty if self.fisher else None
+        )
 
     def after_task(self, model, tok, task, train, stage):
         from ..loss import answer_losses
 
-        encoded = encode(tok, list(train)[: self.config.ewc_samples],
-                         max_length=self.config.max_length, instruction=task.instruction)
+        encoded = encode(
+            tok,
+            list(train)[: self.config.ewc_samples],
+            max_length=self.config.max_length,
+            instruction=task.instruction,
+        )
         named = dict(model.named_parameters())
         device = input_device(model)
         fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in named.items()}
@@ -224,15 +266,22 @@ def _peft(model, config, seed: int):
     from ..training import _quiet_peft, lora_targets
 
     targets = list(config.lora_target or lora_targets(model))
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                      target_modules=targets, bias="none")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=targets,
+        bias="none",
+    )
     with _quiet_peft(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         peft_model = get_peft_model(model, lora)
     try:
-        yield {name.replace("base_model.model.", "", 1): m
-               for name, m in peft_model.named_modules()
-               if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {})}
+        yield {
+            name.replace("base_model.model.", "", 1): m
+            for name, m in peft_model.named_modules()
+            if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {})
+        }
     finally:
         with _quiet_peft():
             peft_model.merge_and_unload()
@@ -282,7 +331,9 @@ class SeqLoRA(CLMethod):
 
 def _lora_params(layers: dict) -> list[torch.Tensor]:
     """The trainable A and B matrices of every LoRA layer."""
-    return [p for m in layers.values() for p in (m.lora_A["default"].weight, m.lora_B["default"].weight)]
+    return [
+        p for m in layers.values() for p in (m.lora_A["default"].weight, m.lora_B["default"].weight)
+    ]
 
 
 def olora_penalty(old_As: list[dict[str, torch.Tensor]], new_A: dict[str, torch.Tensor]):
@@ -309,7 +360,9 @@ class OLoRA(CLMethod):
 
     def train(self, model, tok, task, train, stage):
         encoded = encode(tok, train, max_length=self.config.max_length)
-        with _peft(model, self.config, seed=self.config.seed + stage) as layers:  # a new A each task
+        with _peft(
+            model, self.config, seed=self.config.seed + stage
+        ) as layers:  # a new A each task
             new_A = {n: m.lora_A["default"].weight for n, m in layers.items()}
             lam = self.config.olora_lambda
             penalty = (lambda: lam * olora_penalty(self.old_As, new_A)) if self.old_As else None

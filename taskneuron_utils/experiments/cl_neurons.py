@@ -21,6 +21,7 @@ from ..placement import input_device
 from ..tasks import collate, encode
 from .cl_methods import CLMethod
 
+
 class NCFT(CLMethod):
     """Neuron-level continual fine-tuning: detect the task's neurons on the current model, train
     only those (``tn.finetune(neurons=...)``); inference unchanged."""
@@ -37,19 +38,29 @@ class NCFT(CLMethod):
 
         c = self.config
         data = task.train[: c.n_attribution] if c.n_attribution else task.train
-        rel = attribute(model, tok, data, batch_size=c.batch_size, max_length=c.max_length,
-                        progress=False)
+        rel = attribute(
+            model, tok, data, batch_size=c.batch_size, max_length=c.max_length, progress=False
+        )
         self.neurons = rel.top_k(c.k)
 
     def train(self, model, tok, task, train, stage):
         from ..training import finetune
 
         c = self.config
-        history = finetune(model, tok, train, neurons=self.neurons, steps=c.steps, lr=self.lr(),
-                           batch_size=c.batch_size, seed=c.seed + stage,
-                           mixed_precision=c.mixed_precision,
-                           gradient_checkpointing=c.gradient_checkpointing,
-                           max_length=c.max_length, progress=False)
+        history = finetune(
+            model,
+            tok,
+            train,
+            neurons=self.neurons,
+            steps=c.steps,
+            lr=self.lr(),
+            batch_size=c.batch_size,
+            seed=c.seed + stage,
+            mixed_precision=c.mixed_precision,
+            gradient_checkpointing=c.gradient_checkpointing,
+            max_length=c.max_length,
+            progress=False,
+        )
         self.trainable_parameters = history.attrs["trainable_parameters"]
         self.optimizer_state_bytes = history.attrs["optimizer_state_bytes"]
         self.sets.append({k: v.clone() for k, v in self.neurons.indices.items()})
@@ -72,8 +83,10 @@ class RandomNeurons(NCFT):
 
         sizes = dict(layout_of(model))
         generator = torch.Generator().manual_seed(self.config.seed + 1000 + stage)
-        chosen = {s: torch.sort(torch.randperm(n, generator=generator)[: round(self.config.k * n)])
-                  .values for s, n in sizes.items()}
+        chosen = {
+            s: torch.sort(torch.randperm(n, generator=generator)[: round(self.config.k * n)]).values
+            for s, n in sizes.items()
+        }
         layout = layout_of(model)
         self.neurons = NeuronSet(chosen, layout, {"model": layout.model, "selection": "random"})
 
@@ -108,7 +121,7 @@ class WNCFT(NCFT):
 
     def __init__(self, config):
         super().__init__(config)
-        self.rows: list[dict[str, torch.Tensor]] = []      # stage -> site -> (n_sel, in[+1])
+        self.rows: list[dict[str, torch.Tensor]] = []  # stage -> site -> (n_sel, in[+1])
         self.base: dict[str, dict[int, torch.Tensor]] = {}  # site -> {unit: starting row}
         self.vectors: list[torch.Tensor] = []
 
@@ -130,8 +143,9 @@ class WNCFT(NCFT):
         from ..architectures import layout_of
 
         sites = layout_of(model).by_name
-        self.rows.append({name: sites[name].read(idx) for name, idx in self.sets[-1].items()
-                          if len(idx)})
+        self.rows.append(
+            {name: sites[name].read(idx) for name, idx in self.sets[-1].items() if len(idx)}
+        )
 
     def _snapshots(self):
         """site -> (units U, tensor (S, |U|, in[+1]) of theta_s[U] per stage s)."""
@@ -153,8 +167,13 @@ class WNCFT(NCFT):
     @contextlib.contextmanager
     def _rows_edit(self, model, combined):
         """Every stored unit recomputed from fixed rows; combined {site: (units, rows)}."""
-        with _units_edit(model, {name: (units, functools.partial(_unit_outputs, rows=rows))
-                                 for name, (units, rows) in combined.items()}):
+        with _units_edit(
+            model,
+            {
+                name: (units, functools.partial(_unit_outputs, rows=rows))
+                for name, (units, rows) in combined.items()
+            },
+        ):
             yield
 
     @torch.no_grad()
@@ -162,17 +181,23 @@ class WNCFT(NCFT):
         """(n, d): mean last-layer hidden state over each example's prompt tokens, computed on
         the starting model (every stored neuron reset to its starting row)."""
         encoded = encode(tok, data, max_length=self.config.max_length)
-        base = {n: (torch.tensor(sorted(b), dtype=torch.long), torch.stack([b[u] for u in sorted(b)]))
-                for n, b in self.base.items()}
+        base = {
+            n: (torch.tensor(sorted(b), dtype=torch.long), torch.stack([b[u] for u in sorted(b)]))
+            for n, b in self.base.items()
+        }
         device = input_device(model)
         out = []
         with self._rows_edit(model, base):
             for start in range(0, len(encoded), self.config.eval_batch_size):
-                batch = collate(encoded[start:start + self.config.eval_batch_size], tok.pad_token_id)
+                batch = collate(
+                    encoded[start : start + self.config.eval_batch_size], tok.pad_token_id
+                )
                 batch = {k: v.to(device) for k, v in batch.items()}
-                hidden = model.base_model(input_ids=batch["input_ids"],
-                                          attention_mask=batch["attention_mask"],
-                                          use_cache=False).last_hidden_state.float()
+                hidden = model.base_model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    use_cache=False,
+                ).last_hidden_state.float()
                 prompt = ((batch["labels"] == -100) & (batch["attention_mask"] == 1)).float()
                 prompt = prompt.to(hidden.device)  # a device_map may end on another device
                 out.append((hidden * prompt[..., None]).sum(1) / prompt.sum(1, keepdim=True))
@@ -180,8 +205,11 @@ class WNCFT(NCFT):
 
     def weights(self, model, tok, data) -> torch.Tensor:
         """(n, stages) mixture weights of each example of ``data``."""
-        return wncft_weights(self.representations(model, tok, data), torch.stack(self.vectors),
-                             self.config.wncft_temperature)
+        return wncft_weights(
+            self.representations(model, tok, data),
+            torch.stack(self.vectors),
+            self.config.wncft_temperature,
+        )
 
     def evaluate(self, model, tok, split):
         from ..evaluation import evaluate
@@ -192,9 +220,15 @@ class WNCFT(NCFT):
         with self._mixed_edit(model, self._snapshots(), weights):
             # The default path runs the batch's common prefix once for all its examples: their
             # mixtures differ, so each prompt is run on its own ("prompt"), once for its options.
-            result = evaluate(model, tok, split, batch_size=self.config.eval_batch_size,
-                              max_length=self.config.max_length, progress=False,
-                              share_prefix="prompt")
+            result = evaluate(
+                model,
+                tok,
+                split,
+                batch_size=self.config.eval_batch_size,
+                max_length=self.config.max_length,
+                progress=False,
+                share_prefix="prompt",
+            )
         return {"score": result["score"], "nll": result["nll"], "n": len(split)}
 
     @contextlib.contextmanager
@@ -206,19 +240,30 @@ class WNCFT(NCFT):
         def mixed(x, n_in, stages):
             examples = BATCH_EXAMPLES.get()
             if examples is None or x.shape[0] % len(examples):
-                raise RuntimeError("W-NCFT's mixture is per example: score through "
-                                   "evaluation.evaluate(share_prefix='prompt' or False)")
+                raise RuntimeError(
+                    "W-NCFT's mixture is per example: score through "
+                    "evaluation.evaluate(share_prefix='prompt' or False)"
+                )
             per_row = weights[examples].repeat_interleave(x.shape[0] // len(examples), 0)
             outs = torch.stack([_unit_outputs(x, n_in, rows) for rows in stages])  # (S, R, ..., U)
             return torch.einsum("sr...u,rs->r...u", outs, per_row.to(outs))
 
-        with _units_edit(model, {name: (units, functools.partial(mixed, stages=stages))
-                                 for name, (units, stages) in snaps.items()}):
+        with _units_edit(
+            model,
+            {
+                name: (units, functools.partial(mixed, stages=stages))
+                for name, (units, stages) in snaps.items()
+            },
+        ):
             yield
 
     def state_dict(self):
-        return {**super().state_dict(), "rows": self.rows, "base": self.base,
-                "vectors": self.vectors}
+        return {
+            **super().state_dict(),
+            "rows": self.rows,
+            "base": self.base,
+            "vectors": self.vectors,
+        }
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
@@ -241,7 +286,9 @@ def _units_edit(model, outputs: dict):
     from ..hooks import Edit, trace
 
     sites = layout_of(model).by_name
-    edits = {name: Edit.replace(units, functools.partial(fn, n_in=sites[name].in_features))
-             for name, (units, fn) in outputs.items()}
+    edits = {
+        name: Edit.replace(units, functools.partial(fn, n_in=sites[name].in_features))
+        for name, (units, fn) in outputs.items()
+    }
     with trace(model, keep=False, edit=edits):
         yield

@@ -36,8 +36,9 @@ class ConfigMixin:
 def check_fraction(k: float) -> float:
     """``k`` itself if it is a fraction in (0, 1]; else a ValueError that says so."""
     if not 0 < k <= 1:
-        raise ValueError(f"k is a fraction of neurons in (0, 1], got {k!r}; "
-                         f"for the paper's top 10% use k=0.1")
+        raise ValueError(
+            f"k is a fraction of neurons in (0, 1], got {k!r}; for the paper's top 10% use k=0.1"
+        )
     return k
 
 

@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 
 
 # Every method by name; a user passes a CLMethod subclass or instance to add one.
-CL_METHODS = {cls.name: cls for cls in (SeqFT, SeqLoRA, OLoRA, EWC, Replay, RandomNeurons, NCFT,
-                                        WNCFT)}
+CL_METHODS = {
+    cls.name: cls for cls in (SeqFT, SeqLoRA, OLoRA, EWC, Replay, RandomNeurons, NCFT, WNCFT)
+}
 
 # Offline sequences of distinct classification tasks from the shipped suite, with analogs of the
 # paper's benchmarks: news_topic ~ AG News, product_sentiment ~ Amazon, entity_type ~ DBpedia,
@@ -71,13 +72,20 @@ PAPER_ORDERS = {
     6: ("yahoo", "rte", "ag_news", "qqp", "amazon", "mnli", "dbpedia", "sst2"),
 }
 # The same three permutations applied to the quick 4-task sequence (ag, amazon, dbpedia, yahoo).
-_ANALOG = dict(zip(("ag_news", "amazon", "dbpedia", "yahoo", "mnli", "qqp", "rte", "sst2"),
-                   QUICK_SEQUENCE_8))
+_ANALOG = dict(
+    zip(("ag_news", "amazon", "dbpedia", "yahoo", "mnli", "qqp", "rte", "sst2"), QUICK_SEQUENCE_8)
+)
 QUICK_ORDERS = {i: tuple(_ANALOG[t] for t in order) for i, order in PAPER_ORDERS.items()}
 # The paper's Table 5 (Llama-2-7b), CL average x100: (4-task orders 1-3, 8-task orders 4-6).
-PAPER_TABLE5 = {"seqft": (47.1, 34.6), "seqlora": (53.8, 47.7), "epi": (48.4, 42.6),
-                "olora": (76.1, 71.6), "ncft": (71.3, 70.0), "wncft": (73.3, 72.0),
-                "per_task": (77.2, 84.5)}
+PAPER_TABLE5 = {
+    "seqft": (47.1, 34.6),
+    "seqlora": (53.8, 47.7),
+    "epi": (48.4, 42.6),
+    "olora": (76.1, 71.6),
+    "ncft": (71.3, 70.0),
+    "wncft": (73.3, 72.0),
+    "per_task": (77.2, 84.5),
+}
 
 
 @dataclass(frozen=True)
@@ -158,20 +166,33 @@ class ContinualResult:
     def summary(self) -> dict:
         """One flat row: method, order, CL / FG / BWT / forgetting (x100 where a score), sizes."""
         m = self.metrics
-        return {"method": self.method, "order": " > ".join(self.order),
-                "CL": 100 * m["CL"], "FG": m["FG"], "BWT": 100 * m["BWT"],
-                "forgetting": 100 * m["forgetting"],
-                "trainable_parameters": self.trainable_parameters,
-                "optimizer_state_bytes": self.optimizer_state_bytes,
-                "train_seconds": round(sum(self.train_seconds), 1)}
+        return {
+            "method": self.method,
+            "order": " > ".join(self.order),
+            "CL": 100 * m["CL"],
+            "FG": m["FG"],
+            "BWT": 100 * m["BWT"],
+            "forgetting": 100 * m["forgetting"],
+            "trainable_parameters": self.trainable_parameters,
+            "optimizer_state_bytes": self.optimizer_state_bytes,
+            "train_seconds": round(sum(self.train_seconds), 1),
+        }
 
     def to_frame(self) -> pd.DataFrame:
         """Long form: method, stage, trained (task), task, score, nll."""
         rows = []
         for i, trained in enumerate(self.order[: len(self.scores)]):
             for task in self.order:
-                rows.append({"method": self.method, "stage": i, "trained": trained, "task": task,
-                             "score": self.scores.iloc[i][task], "nll": self.nll.iloc[i][task]})
+                rows.append(
+                    {
+                        "method": self.method,
+                        "stage": i,
+                        "trained": trained,
+                        "task": task,
+                        "score": self.scores.iloc[i][task],
+                        "nll": self.nll.iloc[i][task],
+                    }
+                )
         return pd.DataFrame(rows)
 
 
@@ -195,7 +216,7 @@ def cl_metrics(A: np.ndarray | Sequence[Sequence[float]]) -> dict:
     fg = float(np.mean(last[kept] / diag[kept]) * 100) if kept.any() else float("nan")
     if n > 1:
         bwt = float(np.mean(last[:-1] - diag[:-1]))
-        forgetting = float(np.mean([A[j:n - 1, j].max() - last[j] for j in range(n - 1)]))
+        forgetting = float(np.mean([A[j : n - 1, j].max() - last[j] for j in range(n - 1)]))
     else:
         bwt = forgetting = 0.0
     return {"CL": float(last.mean()), "FG": fg, "BWT": bwt, "forgetting": forgetting}
@@ -208,14 +229,21 @@ def make_method(method: str | CLMethod | type, config: ContinualConfig) -> CLMet
     if isinstance(method, type) and issubclass(method, CLMethod):
         return method(config)
     if method not in CL_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {tuple(CL_METHODS)} or pass a "
-                         f"CLMethod")
+        raise ValueError(
+            f"unknown method {method!r}; choose from {tuple(CL_METHODS)} or pass a CLMethod"
+        )
     return CL_METHODS[method](config)
 
 
-def continual(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, sequence: list[Task],
-              method: str | CLMethod, config: ContinualConfig = ContinualConfig(), *,
-              checkpoint: str | Path | None = None) -> ContinualResult:
+def continual(
+    model_loader: ModelLoader,
+    tok: PreTrainedTokenizerBase,
+    sequence: list[Task],
+    method: str | CLMethod,
+    config: ContinualConfig = ContinualConfig(),
+    *,
+    checkpoint: str | Path | None = None,
+) -> ContinualResult:
     """Train ``sequence`` in order with ``method``; score every task after every stage.
 
     Args:
@@ -237,10 +265,18 @@ def continual(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, sequence:
     tests = [eval_split(t, config.n_eval, config.seed) for t in sequence]
     # Options added later enter the key only when set, so older checkpoints still resume.
     later = ("mixed_precision", "gradient_checkpointing")
-    key = settings_key({"method": method.name, "tasks": names,
-                        "data": [data_hash(s) for s in trains],
-                        "config": {k: v for k, v in config.__dict__.items() if k != "progress"
-                                   and not (k in later and v == getattr(ContinualConfig, k))}})
+    key = settings_key(
+        {
+            "method": method.name,
+            "tasks": names,
+            "data": [data_hash(s) for s in trains],
+            "config": {
+                k: v
+                for k, v in config.__dict__.items()
+                if k != "progress" and not (k in later and v == getattr(ContinualConfig, k))
+            },
+        }
+    )
     rows, nll_rows, seconds, start = [], [], [], 0
     folder = Path(checkpoint) if checkpoint is not None else None
     if folder is not None:
@@ -264,17 +300,24 @@ def continual(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, sequence:
         method.after_task(model, tok, task, trains[stage], stage)
         seconds.append(round(time.perf_counter() - started, 2))
         unscored = {"score": float("nan"), "nll": float("nan")}
-        results = [method.evaluate(model, tok, test) if j <= stage or config.eval_upcoming
-                   else unscored for j, test in enumerate(tests)]
+        results = [
+            method.evaluate(model, tok, test) if j <= stage or config.eval_upcoming else unscored
+            for j, test in enumerate(tests)
+        ]
         rows.append([r["score"] for r in results])
         nll_rows.append([r["nll"] for r in results])
         if config.progress:
             cells = " ".join(f"{n}={r['score']:.2f}" for n, r in zip(names, results))
             tqdm.write(f"{method.name:<15} stage {stage} ({task.name}): {cells}")
         if folder is not None:
-            meta = {"key": key, "scores": rows, "nll": nll_rows, "seconds": seconds,
-                    "trainable_parameters": method.trainable_parameters,
-                    "optimizer_state_bytes": method.optimizer_state_bytes}
+            meta = {
+                "key": key,
+                "scores": rows,
+                "nll": nll_rows,
+                "seconds": seconds,
+                "trainable_parameters": method.trainable_parameters,
+                "optimizer_state_bytes": method.optimizer_state_bytes,
+            }
 
             def write(tmp, meta=meta):
                 torch.save(model.state_dict(), tmp / "model.pt")
@@ -295,11 +338,20 @@ def continual(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, sequence:
         from ..neurons import NeuronSet
 
         layout = layout_of(model)
-        sets = {name: NeuronSet(chosen, layout, {"model": layout.model, "method": method.name})
-                for name, chosen in zip(names, method.sets)}
-    return ContinualResult(method.name, names, pd.DataFrame(rows, index=index, columns=names),
-                           pd.DataFrame(nll_rows, index=index, columns=names),
-                           method.trainable_parameters, method.optimizer_state_bytes, seconds, sets)
+        sets = {
+            name: NeuronSet(chosen, layout, {"model": layout.model, "method": method.name})
+            for name, chosen in zip(names, method.sets)
+        }
+    return ContinualResult(
+        method.name,
+        names,
+        pd.DataFrame(rows, index=index, columns=names),
+        pd.DataFrame(nll_rows, index=index, columns=names),
+        method.trainable_parameters,
+        method.optimizer_state_bytes,
+        seconds,
+        sets,
+    )
 
 
 def forgetting_overlap(result: ContinualResult, sets: dict | None = None) -> pd.DataFrame:
@@ -316,18 +368,35 @@ def forgetting_overlap(result: ContinualResult, sets: dict | None = None) -> pd.
     A, order = result.scores.to_numpy(), result.order
     missing = [name for name in order[: len(A)] if name not in sets]
     if missing:
-        raise ValueError(f"no neuron set for {missing}: pass sets={{task: NeuronSet}} (the run "
-                         f"of {result.method!r} trained no neuron sets)")
-    return pd.DataFrame([
-        {"method": result.method, "trained": order[i], "task": order[j], "stage": i,
-         "forgetting": A[i - 1, j] - A[i, j], "overlap": sets[order[i]].jaccard(sets[order[j]])}
-        for i in range(1, len(A)) for j in range(i)],
-        columns=["method", "trained", "task", "stage", "forgetting", "overlap"])
+        raise ValueError(
+            f"no neuron set for {missing}: pass sets={{task: NeuronSet}} (the run "
+            f"of {result.method!r} trained no neuron sets)"
+        )
+    return pd.DataFrame(
+        [
+            {
+                "method": result.method,
+                "trained": order[i],
+                "task": order[j],
+                "stage": i,
+                "forgetting": A[i - 1, j] - A[i, j],
+                "overlap": sets[order[i]].jaccard(sets[order[j]]),
+            }
+            for i in range(1, len(A))
+            for j in range(i)
+        ],
+        columns=["method", "trained", "task", "stage", "forgetting", "overlap"],
+    )
 
 
-def references(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, sequence: list[Task],
-               config: ContinualConfig = ContinualConfig(), *,
-               which: Sequence[str] = ("per_task", "multitask")) -> pd.DataFrame:
+def references(
+    model_loader: ModelLoader,
+    tok: PreTrainedTokenizerBase,
+    sequence: list[Task],
+    config: ContinualConfig = ContinualConfig(),
+    *,
+    which: Sequence[str] = ("per_task", "multitask"),
+) -> pd.DataFrame:
     """The upper references: ``per_task`` (each task fine-tuned alone from the starting model,
     full FT, ``config.steps`` steps) and ``multitask`` (full FT on all tasks' samples mixed,
     ``len(sequence) * config.steps`` steps). Returns one row per (reference, task): score, nll."""
@@ -341,29 +410,52 @@ def references(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, sequence
     if "per_task" in which:
         for stage, (task, train, test) in enumerate(zip(sequence, trains, tests)):
             model = fresh(model_loader)
-            train_tensors(model, tok, encode(tok, train, max_length=config.max_length),
-                          list(model.parameters()), config, steps=config.steps, lr=lr,
-                          seed=config.seed + stage, method="per_task")
+            train_tensors(
+                model,
+                tok,
+                encode(tok, train, max_length=config.max_length),
+                list(model.parameters()),
+                config,
+                steps=config.steps,
+                lr=lr,
+                seed=config.seed + stage,
+                method="per_task",
+            )
             r = method.evaluate(model, tok, test)
-            rows.append({"reference": "per_task", "task": task.name, "score": r["score"],
-                         "nll": r["nll"]})
+            rows.append(
+                {"reference": "per_task", "task": task.name, "score": r["score"], "nll": r["nll"]}
+            )
             del model
     if "multitask" in which:
         model = fresh(model_loader)
         encoded = [e for train in trains for e in encode(tok, train, max_length=config.max_length)]
-        train_tensors(model, tok, encoded, list(model.parameters()), config,
-                      steps=config.steps * len(sequence), lr=lr, seed=config.seed,
-                      method="multitask")
+        train_tensors(
+            model,
+            tok,
+            encoded,
+            list(model.parameters()),
+            config,
+            steps=config.steps * len(sequence),
+            lr=lr,
+            seed=config.seed,
+            method="multitask",
+        )
         for task, test in zip(sequence, tests):
             r = method.evaluate(model, tok, test)
-            rows.append({"reference": "multitask", "task": task.name, "score": r["score"],
-                         "nll": r["nll"]})
+            rows.append(
+                {"reference": "multitask", "task": task.name, "score": r["score"], "nll": r["nll"]}
+            )
     return pd.DataFrame(rows)
 
 
-def choose_lrs(model_loader: ModelLoader, tok: PreTrainedTokenizerBase, tasks: Task | list[Task],
-               methods: Sequence[str], lrs: Sequence[float] = (1e-4, 1e-3),
-               config: ContinualConfig = ContinualConfig()) -> dict[str, float]:
+def choose_lrs(
+    model_loader: ModelLoader,
+    tok: PreTrainedTokenizerBase,
+    tasks: Task | list[Task],
+    methods: Sequence[str],
+    lrs: Sequence[float] = (1e-4, 1e-3),
+    config: ContinualConfig = ContinualConfig(),
+) -> dict[str, float]:
     """Per method, the lr of ``lrs`` with the lowest mean answer NLL on ``config.n_dev`` dev
     examples of each of ``tasks`` after training them in order, from the starting model, as
     ``continual`` would (the same sample, steps and seeds). Dev data only, never the test split.

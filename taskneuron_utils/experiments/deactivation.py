@@ -48,10 +48,17 @@ class DeactivationConfig(ConfigMixin):
     progress: bool = True
 
 
-def deactivation(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task],
-                 config: DeactivationConfig = DeactivationConfig(), *, label: str = "multitask",
-                 sets: dict | None = None, detection: DetectionConfig | None = None,
-                 per_example: bool = False) -> pd.DataFrame:
+def deactivation(
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    config: DeactivationConfig = DeactivationConfig(),
+    *,
+    label: str = "multitask",
+    sets: dict | None = None,
+    detection: DetectionConfig | None = None,
+    per_example: bool = False,
+) -> pd.DataFrame:
     """Each task's test score and answer NLL with neuron sets deactivated (the paper's Table 1).
 
     For every task in ``tasks``: nothing deactivated (``none``), its own set (``own``), as many
@@ -84,12 +91,20 @@ def deactivation(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str
     rows = list(deactivation_rows(model, tok, tasks, sets, config, label))
     if per_example:
         return examples_frame(rows)
-    return pd.DataFrame([{key: value for key, value in row.items() if key != "examples"}
-                         for row in rows])
+    return pd.DataFrame(
+        [{key: value for key, value in row.items() if key != "examples"} for row in rows]
+    )
 
 
-def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
-                      config: DeactivationConfig, label: str, reuse: dict | None = None):
+def deactivation_rows(
+    model,
+    tok,
+    tasks: dict[str, Task],
+    sets: dict,
+    config: DeactivationConfig,
+    label: str,
+    reuse: dict | None = None,
+):
     """Yield ``deactivation``'s rows, each with its per-example values under ``"examples"``
     (``evaluate(per_example=True)``). ``reuse``: a dict of already evaluated rows to reuse (and
     to fill) for the conditions that do not depend on which set is the task's: ``none``, and
@@ -117,23 +132,38 @@ def deactivation_rows(model, tok, tasks: dict[str, Task], sets: dict,
                 continue
             started = time.perf_counter()
             with deactivate(model, neurons, mode=config.mode):
-                result = evaluate(model, tok, split, batch_size=config.batch_size,
-                                  progress=False, per_example=True)
-            row = {"model": label, "task": name, "category": task.category,
-                   "metric": task.metric, "condition": condition, "deactivated": deactivated,
-                   "seed": seed, "n_neurons": len(neurons), "score": result["score"],
-                   "score_per_token": result["score_per_token"],
-                   "nll": result["nll"], "n": result["n"],
-                   "seconds": round(time.perf_counter() - started, 2),
-                   "examples": result["examples"]}
+                result = evaluate(
+                    model,
+                    tok,
+                    split,
+                    batch_size=config.batch_size,
+                    progress=False,
+                    per_example=True,
+                )
+            row = {
+                "model": label,
+                "task": name,
+                "category": task.category,
+                "metric": task.metric,
+                "condition": condition,
+                "deactivated": deactivated,
+                "seed": seed,
+                "n_neurons": len(neurons),
+                "score": result["score"],
+                "score_per_token": result["score_per_token"],
+                "nll": result["nll"],
+                "n": result["n"],
+                "seconds": round(time.perf_counter() - started, 2),
+                "examples": result["examples"],
+            }
             if condition in ("none", "random") and reuse is not None:
                 reuse[key] = row
             if config.progress:
-                tqdm.write(f"[{label}] {name:<20} {condition:<28} score {result['score']:.3f} "
-                           f"nll {result['nll']:.3f}")
+                tqdm.write(
+                    f"[{label}] {name:<20} {condition:<28} score {result['score']:.3f} "
+                    f"nll {result['nll']:.3f}"
+                )
             yield row
-
-
 
 
 def examples_frame(rows) -> pd.DataFrame:
@@ -141,13 +171,21 @@ def examples_frame(rows) -> pd.DataFrame:
     frames = []
     for row in rows:
         values = row["examples"]
-        frame = pd.DataFrame({"example": np.arange(len(values["score"])),
-                              "score": values["score"],
-                              "score_per_token": values["score_per_token"],
-                              "nll_sum": values["nll_sum"], "n_tokens": values["n_tokens"]})
+        frame = pd.DataFrame(
+            {
+                "example": np.arange(len(values["score"])),
+                "score": values["score"],
+                "score_per_token": values["score_per_token"],
+                "nll_sum": values["nll_sum"],
+                "n_tokens": values["n_tokens"],
+            }
+        )
         frame["nll"] = frame["nll_sum"] / frame["n_tokens"]
-        keys = {key: row[key] for key in row if key not in frame and key not in
-                ("examples", "nll", "n", "seconds")}
+        keys = {
+            key: row[key]
+            for key in row
+            if key not in frame and key not in ("examples", "nll", "n", "seconds")
+        }
         frames.append(frame.assign(**keys)[[*keys, *frame.columns]])
     return pd.concat(frames, ignore_index=True)
 
@@ -162,8 +200,13 @@ def aggregate_examples(examples: pd.DataFrame) -> pd.DataFrame:
     # Frames recorded before 2026-11-29 have no per-token score; later ones under either name.
     norm = {c: (c, "mean") for c in PER_TOKEN if c in examples}
     grouped = examples.groupby(keys, sort=False, dropna=False)
-    out = grouped.agg(score=("score", "mean"), **norm, nll_sum=("nll_sum", "sum"),
-                      n_tokens=("n_tokens", "sum"), n=("score", "size")).reset_index()
+    out = grouped.agg(
+        score=("score", "mean"),
+        **norm,
+        nll_sum=("nll_sum", "sum"),
+        n_tokens=("n_tokens", "sum"),
+        n=("score", "size"),
+    ).reset_index()
     out["nll"] = out.pop("nll_sum") / out.pop("n_tokens")
     return out[[*keys, "score", *norm, "nll", "n"]]
 
@@ -183,10 +226,18 @@ def deactivation_summary(df: pd.DataFrame) -> pd.DataFrame:
     """
     frame = df.assign(group=df["condition"].map(_group))
     keys = ["model", "task", "category", "metric", "group"]
-    out = frame.groupby(keys, sort=False).agg(
-        score=("score", "mean"), score_std=("score", "std"), nll=("nll", "mean"),
-        nll_std=("nll", "std"), runs=("score", "size"), n_neurons=("n_neurons", "first"),
-    ).reset_index()
+    out = (
+        frame.groupby(keys, sort=False)
+        .agg(
+            score=("score", "mean"),
+            score_std=("score", "std"),
+            nll=("nll", "mean"),
+            nll_std=("nll", "std"),
+            runs=("score", "size"),
+            n_neurons=("n_neurons", "first"),
+        )
+        .reset_index()
+    )
     none = out[out.group == "none"].set_index(["model", "task"])
     ref = out.set_index(["model", "task"]).index
     out["d_score"] = out["score"].values - none.loc[ref, "score"].values

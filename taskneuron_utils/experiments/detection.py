@@ -75,8 +75,12 @@ class DetectionConfig(ConfigMixin):
             resolve_kinds(self.kinds)  # an unknown kind fails here, before any model is loaded
 
 
-def detect(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task],
-           config: DetectionConfig = DetectionConfig()) -> dict[str, Relevance]:
+def detect(
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    config: DetectionConfig = DetectionConfig(),
+) -> dict[str, Relevance]:
     """Relevance of every FFN neuron for each task, on ``config.n_attribution`` training examples.
 
     With ``config.out_dir``, each task's run is checkpointed to
@@ -93,21 +97,29 @@ def detect(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task
         checkpoint = None
         if config.out_dir is not None:
             checkpoint = Path(config.out_dir) / "relevance" / f"{name}.checkpoint.safetensors"
-        relevances[name] = attribute(model, tok, data, kinds=config.kinds,
-                                     batch_size=config.batch_size,
-                                     max_length=config.max_length, checkpoint=checkpoint,
-                                     progress=config.progress)
+        relevances[name] = attribute(
+            model,
+            tok,
+            data,
+            kinds=config.kinds,
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            checkpoint=checkpoint,
+            progress=config.progress,
+        )
     return relevances
 
 
-def neuron_sets(relevances: dict[str, Relevance],
-                config: DetectionConfig = DetectionConfig()) -> dict[str, NeuronSet]:
+def neuron_sets(
+    relevances: dict[str, Relevance], config: DetectionConfig = DetectionConfig()
+) -> dict[str, NeuronSet]:
     """{task: NeuronSet}: each task's top ``config.k`` neurons, selected ``config.per``."""
     return {name: rel.top_k(config.k, per=config.per) for name, rel in relevances.items()}
 
 
-def detected_sets(model_loader, tok, tasks: dict[str, Task],
-                  detection: DetectionConfig | None = None) -> dict:
+def detected_sets(
+    model_loader, tok, tasks: dict[str, Task], detection: DetectionConfig | None = None
+) -> dict:
     """{task: NeuronSet} detected with ``detection`` (default ``DetectionConfig()``) on the
     starting model: ``model_loader`` itself when it is a model (attribution leaves its weights
     as they are), else the model it returns (``common.starting_model``)."""
@@ -130,8 +142,9 @@ def exclusive_sets(sets: dict) -> dict:
     return exclusive
 
 
-def main_job(out_dir: str | os.PathLike,
-             config: DetectionConfig = DetectionConfig()) -> pd.DataFrame:
+def main_job(
+    out_dir: str | os.PathLike, config: DetectionConfig = DetectionConfig()
+) -> pd.DataFrame:
     """The README's main job: detect neurons for ``config.tasks`` on ``config.model``, then write
     to ``out_dir``
 
@@ -165,18 +178,26 @@ def main_job(out_dir: str | os.PathLike,
     plots.plot_overlap(overlap, baseline=baseline).figure.savefig(out / "overlap.png", dpi=120)
     plots.plot_layer_profile(profile).figure.savefig(out / "layers.png", dpi=120)
     elapsed = time.perf_counter() - started
-    (out / "summary.txt").write_text(main_job_summary(model_name(model), config, sets, overlap,
-                                                      profile, baseline, elapsed))
+    (out / "summary.txt").write_text(
+        main_job_summary(model_name(model), config, sets, overlap, profile, baseline, elapsed)
+    )
     return overlap
 
 
-def main_job_summary(model: str, config: DetectionConfig, sets: dict, overlap: pd.DataFrame,
-                     profile: pd.DataFrame, baseline: float, elapsed: float) -> str:
+def main_job_summary(
+    model: str,
+    config: DetectionConfig,
+    sets: dict,
+    overlap: pd.DataFrame,
+    profile: pd.DataFrame,
+    baseline: float,
+    elapsed: float,
+) -> str:
     """The text of the main job's ``summary.txt``: model, tasks and settings, set sizes, every
     pair's overlap (largest first) against the random baseline, the layers holding most of the
     global top-k neurons, and the wall time ``elapsed`` (seconds)."""
     names = list(overlap.index)
-    pairs = [(overlap.loc[a, b], a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(overlap.loc[a, b], a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     pairs.sort(reverse=True)
     shares = profile.assign(selected=profile.global_share * profile.neurons)
     by_layer = shares.groupby("layer")["selected"].sum() / shares.groupby("layer")["neurons"].sum()

@@ -61,11 +61,16 @@ class FinetuningConfig(ConfigMixin):
             raise ValueError(f"unknown methods {sorted(unknown)}; choose from {FT_METHODS}")
 
 
-def neuron_finetuning(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
-                      tasks: dict[str, Task],
-                      config: FinetuningConfig = FinetuningConfig(), *, sets: dict | None = None,
-                      method_lrs: dict[str, tuple[float, ...]] | None = None,
-                      detection: DetectionConfig | None = None) -> pd.DataFrame:
+def neuron_finetuning(
+    model_loader: ModelLoader,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    config: FinetuningConfig = FinetuningConfig(),
+    *,
+    sets: dict | None = None,
+    method_lrs: dict[str, tuple[float, ...]] | None = None,
+    detection: DetectionConfig | None = None,
+) -> pd.DataFrame:
     """Per task: no training vs its own neurons vs as many random neurons vs full fine-tuning
     (the paper's Table 2), from the same starting model.
 
@@ -101,10 +106,19 @@ def neuron_finetuning(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
         own = sets[name]
         random_set = NeuronSet.random_like(own, seed=config.seed)
         for method in config.methods:
-            row = {"task": name, "category": task.category, "metric": task.metric,
-                   "method": method, "lr": float("nan"), "lr_search": "",
-                   "n_neurons": 0, "trainable_parameters": 0, "train_seconds": 0.0,
-                   "first_loss": float("nan"), "final_loss": float("nan")}
+            row = {
+                "task": name,
+                "category": task.category,
+                "metric": task.metric,
+                "method": method,
+                "lr": float("nan"),
+                "lr_search": "",
+                "n_neurons": 0,
+                "trainable_parameters": 0,
+                "train_seconds": 0.0,
+                "first_loss": float("nan"),
+                "final_loss": float("nan"),
+            }
             if method == "none":
                 best = fresh(model_loader)
                 best_dev = answer_nll(best, tok, dev_encoded, batch_size=config.eval_batch_size)
@@ -114,11 +128,19 @@ def neuron_finetuning(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
                 for lr in (method_lrs or {}).get(method, config.lrs):
                     model = fresh(model_loader)
                     started = time.perf_counter()
-                    history = finetune(model, tok, train, neurons=neurons,
-                                       method="neurons" if neurons is not None else "full",
-                                       steps=config.steps, lr=lr, batch_size=config.batch_size,
-                                       seed=config.seed, max_length=config.max_length,
-                                       progress=False)
+                    history = finetune(
+                        model,
+                        tok,
+                        train,
+                        neurons=neurons,
+                        method="neurons" if neurons is not None else "full",
+                        steps=config.steps,
+                        lr=lr,
+                        batch_size=config.batch_size,
+                        seed=config.seed,
+                        max_length=config.max_length,
+                        progress=False,
+                    )
                     seconds = time.perf_counter() - started
                     dev_nll = answer_nll(model, tok, dev_encoded, batch_size=config.eval_batch_size)
                     search[lr] = round(dev_nll, 4)
@@ -126,10 +148,13 @@ def neuron_finetuning(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
                         losses = history["loss"].dropna()
                         tail = max(1, len(losses) // 5)
                         best, best_dev = model, dev_nll
-                        row.update(lr=lr, train_seconds=round(seconds, 1),
-                                   trainable_parameters=history.attrs["trainable_parameters"],
-                                   first_loss=float(losses.iloc[:tail].mean()),
-                                   final_loss=float(losses.iloc[-tail:].mean()))
+                        row.update(
+                            lr=lr,
+                            train_seconds=round(seconds, 1),
+                            trainable_parameters=history.attrs["trainable_parameters"],
+                            first_loss=float(losses.iloc[:tail].mean()),
+                            final_loss=float(losses.iloc[-tail:].mean()),
+                        )
                     else:
                         del model
                 row["lr_search"] = json.dumps({f"{k:g}": v for k, v in search.items()})
@@ -139,17 +164,24 @@ def neuron_finetuning(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
             rows.append(row)
             del best
             if config.progress:
-                tqdm.write(f"{name:<20} {method:<8} lr {row['lr']:<8g} dev_nll {best_dev:.3f} "
-                      f"score {row['score']:.3f} nll {row['nll']:.3f}")
+                tqdm.write(
+                    f"{name:<20} {method:<8} lr {row['lr']:<8g} dev_nll {best_dev:.3f} "
+                    f"score {row['score']:.3f} nll {row['nll']:.3f}"
+                )
     return pd.DataFrame(rows)
 
 
 def table2(df: pd.DataFrame) -> pd.DataFrame:
     """The Table 2 analog: per category, the mean metric (x100) and the mean answer NLL (nats per
     token, columns ``<method>_nll``) of each method."""
-    scores = df.pivot_table(index="category", columns="method", values="score", aggfunc="mean",
-                            sort=False) * 100
-    nll = df.pivot_table(index="category", columns="method", values="nll", aggfunc="mean",
-                         sort=False)
+    scores = (
+        df.pivot_table(
+            index="category", columns="method", values="score", aggfunc="mean", sort=False
+        )
+        * 100
+    )
+    nll = df.pivot_table(
+        index="category", columns="method", values="nll", aggfunc="mean", sort=False
+    )
     order = [m for m in FT_METHODS if m in scores.columns]
     return scores[order].join(nll[order].add_suffix("_nll")).reset_index()

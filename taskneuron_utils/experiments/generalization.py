@@ -39,10 +39,16 @@ if TYPE_CHECKING:
 
 #: The data card's suggested groups: (name, training tasks, out-of-domain test tasks).
 GROUPS = (
-    ("classification", ("product_sentiment", "news_topic", "number_compare"),
-     ("film_sentiment", "question_topic", "number_parity")),
-    ("generation", ("addition", "uppercase", "country_capital"),
-     ("subtraction", "reverse_words", "list_capitals")),
+    (
+        "classification",
+        ("product_sentiment", "news_topic", "number_compare"),
+        ("film_sentiment", "question_topic", "number_parity"),
+    ),
+    (
+        "generation",
+        ("addition", "uppercase", "country_capital"),
+        ("subtraction", "reverse_words", "list_capitals"),
+    ),
 )
 
 
@@ -91,14 +97,18 @@ class GeneralizationConfig(ConfigMixin):
     def __post_init__(self):
         bad = [p for p in (*self.proportions, self.pairwise_p) if not 0 < p <= 1]
         if bad or not self.proportions:
-            raise ValueError(f"proportions are fractions in (0, 1] (1.0 = full fine-tuning); "
-                             f"got {self.proportions!r}, pairwise_p={self.pairwise_p!r}")
+            raise ValueError(
+                f"proportions are fractions in (0, 1] (1.0 = full fine-tuning); "
+                f"got {self.proportions!r}, pairwise_p={self.pairwise_p!r}"
+            )
         if not self.groups:
             raise ValueError("groups is empty: give (name, training tasks, test tasks) triples")
         for group in self.groups:
             if len(group) != 3 or not group[1] or not group[2]:
-                raise ValueError(f"group {group!r} needs a name, training tasks and test tasks, "
-                                 f"none of them empty")
+                raise ValueError(
+                    f"group {group!r} needs a name, training tasks and test tasks, "
+                    f"none of them empty"
+                )
         if not self.lrs:
             raise ValueError("lrs is empty")
 
@@ -110,15 +120,39 @@ class GeneralizationConfig(ConfigMixin):
 # --- experiments ----------------------------------------------------------------------------
 
 
-SWEEP_COLUMNS = ["group", "condition", "p", "seed", "lr", "task", "domain", "category", "metric",
-                 "family", "n_trained", "trainable_parameters", "overlap", "task_overlap",
-                 "score_before", "score", "gain", "nll_before", "nll", "nll_gain", "n",
-                 "dev_nll", "train_seconds"]
+SWEEP_COLUMNS = [
+    "group",
+    "condition",
+    "p",
+    "seed",
+    "lr",
+    "task",
+    "domain",
+    "category",
+    "metric",
+    "family",
+    "n_trained",
+    "trainable_parameters",
+    "overlap",
+    "task_overlap",
+    "score_before",
+    "score",
+    "gain",
+    "nll_before",
+    "nll",
+    "nll_gain",
+    "n",
+    "dev_nll",
+    "train_seconds",
+]
 
 
-def proportion_sweep(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
-                     tasks: dict[str, Task],
-                     config: GeneralizationConfig = GeneralizationConfig()) -> pd.DataFrame:
+def proportion_sweep(
+    model_loader: ModelLoader,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    config: GeneralizationConfig = GeneralizationConfig(),
+) -> pd.DataFrame:
     """Train the union of each group's training tasks' top-p neurons on the group's mixture, at
     every p of ``config.proportions`` (p = 1.0: every parameter), plus a random control of the
     same per-site size per seed of ``config.random_seeds`` at every p < 1; score every task of
@@ -159,23 +193,43 @@ def proportion_sweep(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
             if condition == "full":
                 neurons, lr, counted = None, full_lr, full_set(trained_union)
             else:
-                neurons = (trained_union if condition == "task"
-                           else NeuronSet.random_like(trained_union, seed=seed))
+                neurons = (
+                    trained_union
+                    if condition == "task"
+                    else NeuronSet.random_like(trained_union, seed=seed)
+                )
                 lr, counted = neuron_lr, neurons
             run = ctx.train(train, neurons, lr, names)
             overlap = counted.jaccard(test_union)
             for name in names:
                 task, b, a = tasks[name], before[name], run["eval"][name]
-                rows.append({"group": group, "condition": condition, "p": p, "seed": seed,
-                             "lr": lr, "task": name, "domain": "in" if name in train else "out",
-                             "category": task.category, "metric": task.metric,
-                             "family": task.family, "n_trained": len(counted),
-                             "trainable_parameters": run["trainable_parameters"],
-                             "overlap": overlap, "task_overlap": counted.jaccard(ctx.top(name, p)),
-                             "score_before": b["score"], "score": a["score"],
-                             "gain": a["score"] - b["score"], "nll_before": b["nll"],
-                             "nll": a["nll"], "nll_gain": b["nll"] - a["nll"], "n": a["n"],
-                             "dev_nll": run["dev_nll"], "train_seconds": run["train_seconds"]})
+                rows.append(
+                    {
+                        "group": group,
+                        "condition": condition,
+                        "p": p,
+                        "seed": seed,
+                        "lr": lr,
+                        "task": name,
+                        "domain": "in" if name in train else "out",
+                        "category": task.category,
+                        "metric": task.metric,
+                        "family": task.family,
+                        "n_trained": len(counted),
+                        "trainable_parameters": run["trainable_parameters"],
+                        "overlap": overlap,
+                        "task_overlap": counted.jaccard(ctx.top(name, p)),
+                        "score_before": b["score"],
+                        "score": a["score"],
+                        "gain": a["score"] - b["score"],
+                        "nll_before": b["nll"],
+                        "nll": a["nll"],
+                        "nll_gain": b["nll"] - a["nll"],
+                        "n": a["n"],
+                        "dev_nll": run["dev_nll"],
+                        "train_seconds": run["train_seconds"],
+                    }
+                )
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
@@ -193,19 +247,25 @@ def _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr):
     for source in tqdm(sources, desc="single-task runs", disable=not config.progress):
         own = ctx.top(source, p)
         sets = {source: own, **{t: ctx.top(t, p) for t in targets if t != source}}
-        chosen, search = ((lr, {}) if lr is not None
-                          else ctx.choose_lr([source], own, targets, similarity=sets))
+        chosen, search = (
+            (lr, {}) if lr is not None else ctx.choose_lr([source], own, targets, similarity=sets)
+        )
         run = ctx.train([source], own, chosen, targets, similarity=sets)
         out[source] = (run, chosen, search)
     return ctx, before, out
 
 
-def pairwise_transfer(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
-                      tasks: dict[str, Task],
-                      config: GeneralizationConfig = GeneralizationConfig(), *,
-                      sources: Sequence[str] | None = None,
-                      targets: Sequence[str] | None = None, lr: float | None = None,
-                      selections: tuple[str, ...] = ()) -> pd.DataFrame:
+def pairwise_transfer(
+    model_loader: ModelLoader,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    config: GeneralizationConfig = GeneralizationConfig(),
+    *,
+    sources: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
+    lr: float | None = None,
+    selections: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """Train one task's top-``config.pairwise_p`` neurons on its own training data, measure the
     gain on every target task (default: every task of the groups, for sources and targets).
 
@@ -222,32 +282,50 @@ def pairwise_transfer(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
     targets = list(targets or config.group_tasks())
     ctx, before, runs = _single_task_runs(model_loader, tok, tasks, config, sources, targets, lr)
     everyone = list(dict.fromkeys(sources + targets))
-    specific = {m: select({t: ctx.relevance(t) for t in everyone}, m, k=config.pairwise_p)
-                for m in selections}
+    specific = {
+        m: select({t: ctx.relevance(t) for t in everyone}, m, k=config.pairwise_p)
+        for m in selections
+    }
     rows = []
     for source, (run, chosen, _) in runs.items():
         for name in targets:
             if name == source:
                 continue
             b, a = before[name], run["eval"][name]
-            rows.append({"source": source, "task": name,
-                         **{f"overlap_{m}": sets[source].jaccard(sets[name])
-                            for m, sets in specific.items()},
-                         "same_family": tasks[source].family == tasks[name].family,
-                         "overlap": ctx.top(source, config.pairwise_p).jaccard(
-                             ctx.top(name, config.pairwise_p)),
-                         "score_before": b["score"], "score": a["score"],
-                         "gain": a["score"] - b["score"], "nll_before": b["nll"],
-                         "nll": a["nll"], "nll_gain": b["nll"] - a["nll"], "lr": chosen,
-                         "n": a["n"]})
+            rows.append(
+                {
+                    "source": source,
+                    "task": name,
+                    **{
+                        f"overlap_{m}": sets[source].jaccard(sets[name])
+                        for m, sets in specific.items()
+                    },
+                    "same_family": tasks[source].family == tasks[name].family,
+                    "overlap": ctx.top(source, config.pairwise_p).jaccard(
+                        ctx.top(name, config.pairwise_p)
+                    ),
+                    "score_before": b["score"],
+                    "score": a["score"],
+                    "gain": a["score"] - b["score"],
+                    "nll_before": b["nll"],
+                    "nll": a["nll"],
+                    "nll_gain": b["nll"] - a["nll"],
+                    "lr": chosen,
+                    "n": a["n"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def similarity_vs_gain(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
-                       tasks: dict[str, Task],
-                       config: GeneralizationConfig = GeneralizationConfig(), *,
-                       sources: Sequence[str] | None = None,
-                       lr: float | None = None) -> pd.DataFrame:
+def similarity_vs_gain(
+    model_loader: ModelLoader,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    config: GeneralizationConfig = GeneralizationConfig(),
+    *,
+    sources: Sequence[str] | None = None,
+    lr: float | None = None,
+) -> pd.DataFrame:
     """Per layer: in a model whose only trained parameters are a training task's top-p neurons
     (``config.pairwise_p``), the cosine similarity between that task's neurons' parameters and
     each out-of-domain test task's neurons' (``analysis.parameter_similarity``: ``weights`` and
@@ -270,10 +348,17 @@ def similarity_vs_gain(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
             if sim["task"] not in tests[source]:
                 continue
             b, a = before[sim["task"]], run["eval"][sim["task"]]
-            rows.append({"group": group_of.get(source, ("-",))[0], "source": source,
-                         "task": sim["task"], "layer": sim["layer"],
-                         "similarity_weights": sim["similarity_weights"],
-                         "similarity_update": sim.get("similarity_update"),
-                         "gain": a["score"] - b["score"], "nll_gain": b["nll"] - a["nll"],
-                         "lr": chosen})
+            rows.append(
+                {
+                    "group": group_of.get(source, ("-",))[0],
+                    "source": source,
+                    "task": sim["task"],
+                    "layer": sim["layer"],
+                    "similarity_weights": sim["similarity_weights"],
+                    "similarity_update": sim.get("similarity_update"),
+                    "gain": a["score"] - b["score"],
+                    "nll_gain": b["nll"] - a["nll"],
+                    "lr": chosen,
+                }
+            )
     return pd.DataFrame(rows)

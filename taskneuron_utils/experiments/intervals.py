@@ -30,8 +30,17 @@ import numpy as np
 import pandas as pd
 
 LEVELS = {"none": "original", "own": "own_off", "random": "random_off", "other": "other_off"}
-QUANTITIES = ("original", "own_off", "random_off", "other_off", "own_effect", "random_effect",
-              "other_effect", "own_vs_random", "own_vs_other")
+QUANTITIES = (
+    "original",
+    "own_off",
+    "random_off",
+    "other_off",
+    "own_effect",
+    "random_effect",
+    "other_effect",
+    "own_vs_random",
+    "own_vs_other",
+)
 MEASURES = ("score", "score_per_token", "score_norm", "nll")  # score_norm: recorded name
 
 
@@ -40,8 +49,9 @@ def _cell(part: pd.DataFrame, measure: str) -> dict:
     seed), other (rows by set)), and the answer tokens per example (nll) or None (score)."""
     value = "nll_sum" if measure == "nll" else measure
     group = part["condition"].where(~part["condition"].str.startswith("other:"), "other")
-    frame = part.assign(group=group, unit=np.where(group == "random", part["seed"].astype(str),
-                                                   part["deactivated"]))
+    frame = part.assign(
+        group=group, unit=np.where(group == "random", part["seed"].astype(str), part["deactivated"])
+    )
     matrices = {}
     for name in LEVELS:
         rows = frame[frame.group == name]
@@ -51,8 +61,10 @@ def _cell(part: pd.DataFrame, measure: str) -> dict:
     none = frame[frame.group == "none"].sort_values("example")
     tokens = none["n_tokens"].to_numpy(dtype=np.float64) if measure == "nll" else None
     if "none" not in matrices or "own" not in matrices:
-        raise ValueError(f"task {part['task'].iloc[0]!r}: the per-example frame needs its "
-                         "'none' and 'own' conditions")
+        raise ValueError(
+            f"task {part['task'].iloc[0]!r}: the per-example frame needs its "
+            "'none' and 'own' conditions"
+        )
     return {"values": matrices, "tokens": tokens}
 
 
@@ -76,10 +88,19 @@ def _statistics(cell: dict, ex, seeds, others) -> np.ndarray:
             level[group] = _level(cell, group, ex, units[group])
         else:
             level[group] = np.full(ex.shape[:-1], np.nan)
-    return np.stack([level["none"], level["own"], level["random"], level["other"],
-                     level["own"] - level["none"], level["random"] - level["none"],
-                     level["other"] - level["none"], level["own"] - level["random"],
-                     level["own"] - level["other"]])
+    return np.stack(
+        [
+            level["none"],
+            level["own"],
+            level["random"],
+            level["other"],
+            level["own"] - level["none"],
+            level["random"] - level["none"],
+            level["other"] - level["none"],
+            level["own"] - level["random"],
+            level["own"] - level["other"],
+        ]
+    )
 
 
 def _interval_row(cells: list[dict], n_resamples: int, confidence: float, seed: int) -> dict:
@@ -89,11 +110,14 @@ def _interval_row(cells: list[dict], n_resamples: int, confidence: float, seed: 
     sizes = []
     for cell in cells:
         values = cell["values"]
-        sizes += [values["none"].shape[1], len(values.get("random", [0])),
-                  len(values.get("other", [0]))]
+        sizes += [
+            values["none"].shape[1],
+            len(values.get("random", [0])),
+            len(values.get("other", [0])),
+        ]
 
     def statistic(*indices):
-        per_task = [_statistics(cell, *indices[3 * i:3 * i + 3]) for i, cell in enumerate(cells)]
+        per_task = [_statistics(cell, *indices[3 * i : 3 * i + 3]) for i, cell in enumerate(cells)]
         return np.mean(per_task, axis=0)
 
     point = statistic(*[np.arange(n) for n in sizes])
@@ -101,16 +125,21 @@ def _interval_row(cells: list[dict], n_resamples: int, confidence: float, seed: 
     defined = np.flatnonzero(np.isfinite(point))
     low, high = np.full(len(point), np.nan), np.full(len(point), np.nan)
     low[defined], high[defined] = bootstrap_interval(
-        lambda *indices: statistic(*indices)[defined], sizes, n_resamples=n_resamples,
-        confidence=confidence, seed=seed)
+        lambda *indices: statistic(*indices)[defined],
+        sizes,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+    )
     row = {}
     for q, name in enumerate(QUANTITIES):
         row.update({name: point[q], f"{name}_low": low[q], f"{name}_high": high[q]})
     return row
 
 
-def table1_intervals(examples: pd.DataFrame, *, n_resamples: int = 2000,
-                     confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def table1_intervals(
+    examples: pd.DataFrame, *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
     """The Table 1 analog with bootstrap intervals (module docstring: units, statistics, verdict).
 
     Args:
@@ -143,16 +172,24 @@ def table1_intervals(examples: pd.DataFrame, *, n_resamples: int = 2000,
             cells = {t: _cell(tasks[t], measure) for t in tasks}
             for category, task, members in scopes:
                 chosen = [cells[t] for t in members]
-                row = {**key, "category": category, "task": task, "measure": measure,
-                       "tasks": len(members),
-                       "examples": sum(c["values"]["none"].shape[1] for c in chosen),
-                       "seeds": len(chosen[0]["values"].get("random", [])),
-                       "others": len(chosen[0]["values"].get("other", []))}
+                row = {
+                    **key,
+                    "category": category,
+                    "task": task,
+                    "measure": measure,
+                    "tasks": len(members),
+                    "examples": sum(c["values"]["none"].shape[1] for c in chosen),
+                    "seeds": len(chosen[0]["values"].get("random", [])),
+                    "others": len(chosen[0]["values"].get("other", [])),
+                }
                 row.update(_interval_row(chosen, n_resamples, confidence, seed))
-                for name, diff in (("beyond_random", "own_vs_random"),
-                                   ("beyond_other", "own_vs_other")):
+                for name, diff in (
+                    ("beyond_random", "own_vs_random"),
+                    ("beyond_other", "own_vs_other"),
+                ):
                     # NaN bounds compare False: no verdict without the comparison set.
-                    row[name] = bool(row[f"{diff}_low"] > 0 if measure == "nll"
-                                     else row[f"{diff}_high"] < 0)
+                    row[name] = bool(
+                        row[f"{diff}_low"] > 0 if measure == "nll" else row[f"{diff}_high"] < 0
+                    )
                 rows.append(row)
     return pd.DataFrame(rows)

@@ -37,8 +37,14 @@ class MultitaskConfig(ConfigMixin):
     """
 
     model: str | None = None
-    tasks: tuple[str, ...] = ("product_sentiment", "news_topic", "country_continent",
-                              "addition", "country_capital", "last_word")
+    tasks: tuple[str, ...] = (
+        "product_sentiment",
+        "news_topic",
+        "country_continent",
+        "addition",
+        "country_capital",
+        "last_word",
+    )
     source: str = "quick"
     examples: int = 48
     steps: int = 36
@@ -65,9 +71,13 @@ def multitask_mixture(tasks: dict[str, Task], examples: int, seed: int = 0) -> S
         for ex in (task.train[i] for i in mixture_indices(task, examples, seed)):
             text = f"{task.instruction}\n\n{ex.input}" if task.instruction else ex.input
             records.append({"input": text, "output": ex.output})
-    mixture = Task.from_records("multitask", {"train": records}, instruction="",
-                                category="generation",
-                                description="mixture of " + ", ".join(tasks))
+    mixture = Task.from_records(
+        "multitask",
+        {"train": records},
+        instruction="",
+        category="generation",
+        description="mixture of " + ", ".join(tasks),
+    )
     return mixture.train
 
 
@@ -76,7 +86,9 @@ def mixture_indices(task: Task, examples: int, seed: int = 0) -> list[int]:
     return task.train.sample_indices(min(examples, len(task.train)), seed=seed)
 
 
-def held_out(tasks: dict[str, Task], config: MultitaskConfig = MultitaskConfig()) -> dict[str, Task]:
+def held_out(
+    tasks: dict[str, Task], config: MultitaskConfig = MultitaskConfig()
+) -> dict[str, Task]:
     """Each task with its training split cut to the examples the multi-task model of ``config``
     did not train on (``mixture_indices``; also dropped: any example equal in input and output
     to a trained one). Dev and test splits are kept.
@@ -95,11 +107,13 @@ def held_out(tasks: dict[str, Task], config: MultitaskConfig = MultitaskConfig()
     return out
 
 
-def multitask_finetune(config: MultitaskConfig = MultitaskConfig(), *,
-                       tasks: dict[str, Task] | None = None,
-                       base: tuple[nn.Module, PreTrainedTokenizerBase] | None = None,
-                       rebuild: bool = False
-                       ) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+def multitask_finetune(
+    config: MultitaskConfig = MultitaskConfig(),
+    *,
+    tasks: dict[str, Task] | None = None,
+    base: tuple[nn.Module, PreTrainedTokenizerBase] | None = None,
+    rebuild: bool = False,
+) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
     """Full fine-tuning of the base model on the mixture of ``config.tasks``' training data.
 
     ``config.examples`` training examples per task (``multitask_mixture``), ``config.steps``
@@ -131,11 +145,19 @@ def multitask_finetune(config: MultitaskConfig = MultitaskConfig(), *,
     base_model, tok = load_model(config.model) if base is None else base
     mixture = multitask_mixture(tasks, config.examples, config.seed)
     settings = {
-        "base_model": model_name(base_model), "base_fingerprint": weight_fingerprint(base_model),
-        "tasks": list(tasks), "examples_per_task": config.examples,
-        "n_examples": len(mixture), "data_hash": data_hash(mixture), "steps": config.steps,
-        "lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
-        "schedule": "linear", "warmup": 0.1, "method": "full",
+        "base_model": model_name(base_model),
+        "base_fingerprint": weight_fingerprint(base_model),
+        "tasks": list(tasks),
+        "examples_per_task": config.examples,
+        "n_examples": len(mixture),
+        "data_hash": data_hash(mixture),
+        "steps": config.steps,
+        "lr": config.lr,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "schedule": "linear",
+        "warmup": 0.1,
+        "method": "full",
     }
     if config.max_length != 256:  # absent = 256: keeps the keys of caches written without it
         settings["max_length"] = config.max_length
@@ -150,18 +172,30 @@ def multitask_finetune(config: MultitaskConfig = MultitaskConfig(), *,
 
     model = copy.deepcopy(base_model)
     started = time.perf_counter()
-    history = finetune(model, tok, mixture, method="full", steps=config.steps, lr=config.lr,
-                       batch_size=config.batch_size, seed=config.seed,
-                       max_length=config.max_length, progress=config.progress)
+    history = finetune(
+        model,
+        tok,
+        mixture,
+        method="full",
+        steps=config.steps,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        max_length=config.max_length,
+        progress=config.progress,
+    )
     wall = time.perf_counter() - started
     losses = history["loss"].dropna()
     tail = max(1, len(losses) // 10)
-    info = {**settings, "key": key,
-            "first_loss": float(losses.iloc[:tail].mean()),
-            "final_loss": float(losses.iloc[-tail:].mean()),
-            "wall_seconds": round(wall, 1),
-            "weight_fingerprint": weight_fingerprint(model),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    info = {
+        **settings,
+        "key": key,
+        "first_loss": float(losses.iloc[:tail].mean()),
+        "final_loss": float(losses.iloc[-tail:].mean()),
+        "wall_seconds": round(wall, 1),
+        "weight_fingerprint": weight_fingerprint(model),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
     def write(tmp):
         model.save_pretrained(tmp)

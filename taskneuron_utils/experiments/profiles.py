@@ -51,30 +51,59 @@ class Profile(ConfigMixin):
 
 
 PAPER_MODEL = "meta-llama/Llama-2-7b-hf"
-PAPER_TASKS = ("amazon_food", "sst2", "qqp", "paws", "mnli", "gpt_nli",
-               "sciqa", "tweetqa", "e2e", "commongen", "cnn_dailymail", "xsum")
+PAPER_TASKS = (
+    "amazon_food",
+    "sst2",
+    "qqp",
+    "paws",
+    "mnli",
+    "gpt_nli",
+    "sciqa",
+    "tweetqa",
+    "e2e",
+    "commongen",
+    "cnn_dailymail",
+    "xsum",
+)
 
 PROFILES = {
     "quick": Profile("quick"),
     "paper": Profile(
         "paper",
-        detection=DetectionConfig(model=PAPER_MODEL, tasks=PAPER_TASKS, source="paper",
-                                  dtype="auto", device_map="auto", n_attribution=None,
-                                  batch_size=8, max_length=512),
+        detection=DetectionConfig(
+            model=PAPER_MODEL,
+            tasks=PAPER_TASKS,
+            source="paper",
+            dtype="auto",
+            device_map="auto",
+            n_attribution=None,
+            batch_size=8,
+            max_length=512,
+        ),
         # The paper's "original" model: multi-task fine-tuned on its twelve hub tasks.
-        multitask=MultitaskConfig(model=PAPER_MODEL, tasks=PAPER_TASKS, source="paper",
-                                  max_length=512),
+        multitask=MultitaskConfig(
+            model=PAPER_MODEL, tasks=PAPER_TASKS, source="paper", max_length=512
+        ),
         finetuning=FinetuningConfig(max_length=512),
         # Table 5: the hub benchmarks (tasks.hub CONTINUAL_TASKS / CONTINUAL_LONG_TASKS) in
         # continual.PAPER_ORDERS; 1,000 training examples a task, 1 epoch, LoRA r 8.
-        continual=ContinualConfig(examples=1000, steps=125, batch_size=8, n_eval=500,
-                                  n_attribution=1000, max_length=512),
+        continual=ContinualConfig(
+            examples=1000, steps=125, batch_size=8, n_eval=500, n_attribution=1000, max_length=512
+        ),
         generalization=GeneralizationConfig(
-            groups=(("classification", ("amazon_food", "qqp", "mnli"), ("sst2", "paws", "gpt_nli")),
-                    ("generation", ("sciqa", "e2e", "cnn_dailymail"),
-                     ("tweetqa", "commongen", "xsum"))),
-            n_attribution=None, examples=1000, steps=500, batch_size=8, lrs=(1e-5, 1e-4),
+            groups=(
+                ("classification", ("amazon_food", "qqp", "mnli"), ("sst2", "paws", "gpt_nli")),
+                ("generation", ("sciqa", "e2e", "cnn_dailymail"), ("tweetqa", "commongen", "xsum")),
+            ),
+            n_attribution=None,
+            examples=1000,
+            steps=500,
+            batch_size=8,
+            lrs=(1e-5, 1e-4),
             full_lrs=(1e-5, 2e-5),
-            n_dev=200, n_eval=None, max_length=512),
+            n_dev=200,
+            n_eval=None,
+            max_length=512,
+        ),
     ),
 }

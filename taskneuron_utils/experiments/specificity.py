@@ -47,9 +47,16 @@ VALUES = ("nll", "score")
 _GROUPS = ("model", "family")
 
 
-def specificity(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task], sets: dict,
-                config: DeactivationConfig = DeactivationConfig(), *,
-                label: str = "model", per_example: bool = False) -> pd.DataFrame:
+def specificity(
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    sets: dict,
+    config: DeactivationConfig = DeactivationConfig(),
+    *,
+    label: str = "model",
+    per_example: bool = False,
+) -> pd.DataFrame:
     """Every set of one or more families switched off on every task (``deactivation`` with
     ``others=True``, whatever ``config.others`` says).
 
@@ -74,24 +81,39 @@ def specificity(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str,
     reuse: dict = {}  # none and random rows, shared by families whose sets have equal sizes
     frames = []
     for family, members in families.items():
-        if not isinstance(members, dict) or not all(isinstance(s, NeuronSet)
-                                                    for s in members.values()):
-            raise TypeError("sets must be {task: NeuronSet} or {family: {task: NeuronSet}}; "
-                            f"family {family!r} is not a dict of NeuronSets")
+        if not isinstance(members, dict) or not all(
+            isinstance(s, NeuronSet) for s in members.values()
+        ):
+            raise TypeError(
+                "sets must be {task: NeuronSet} or {family: {task: NeuronSet}}; "
+                f"family {family!r} is not a dict of NeuronSets"
+            )
         missing = [task for task in tasks if task not in members]
         if missing:
             raise KeyError(f"family {family!r} has no set for the tasks {missing}")
-        rows = deactivation_rows(model, tok, tasks, members, config.replace(others=True),
-                                 label, reuse)
-        frame = examples_frame(rows) if per_example else pd.DataFrame(
-            [{key: value for key, value in row.items() if key != "examples"} for row in rows])
+        rows = deactivation_rows(
+            model, tok, tasks, members, config.replace(others=True), label, reuse
+        )
+        frame = (
+            examples_frame(rows)
+            if per_example
+            else pd.DataFrame(
+                [{key: value for key, value in row.items() if key != "examples"} for row in rows]
+            )
+        )
         frames.append(frame.assign(family=family))
     return pd.concat(frames, ignore_index=True)
 
 
-def core_profile(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task],
-                 core: NeuronSet, *, n_examples: int = 8,
-                 max_length: int = 256) -> pd.DataFrame:
+def core_profile(
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    core: NeuronSet,
+    *,
+    n_examples: int = 8,
+    max_length: int = 256,
+) -> pd.DataFrame:
     """Where a set (typically ``selection.shared_core``) sits and how large its activations are,
     next to the other units of the same site: the massive-activation question.
 
@@ -133,14 +155,25 @@ def core_profile(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str
         inside[core.indices[site.name]] = True
         set_act = float(mean[inside].mean()) if inside.any() else float("nan")
         other_act = float(mean[~inside].mean()) if (~inside).any() else float("nan")
-        rows.append({"site": site.name, "layer": site.layer, "kind": site.kind,
-                     "n_neurons": site.n_neurons, "n_set": int(inside.sum()),
-                     "share": float(inside.float().mean()), "set_act": set_act,
-                     "other_act": other_act, "ratio": set_act / other_act})
+        rows.append(
+            {
+                "site": site.name,
+                "layer": site.layer,
+                "kind": site.kind,
+                "n_neurons": site.n_neurons,
+                "n_set": int(inside.sum()),
+                "share": float(inside.float().mean()),
+                "set_act": set_act,
+                "other_act": other_act,
+                "ratio": set_act / other_act,
+            }
+        )
     return pd.DataFrame(rows)
 
-def deactivation_matrix(df: pd.DataFrame, value: str = "nll", *,
-                        baseline: str | None = None) -> pd.DataFrame:
+
+def deactivation_matrix(
+    df: pd.DataFrame, value: str = "nll", *, baseline: str | None = None
+) -> pd.DataFrame:
     """The effect matrix ``E`` (see the module docstring) of one model and family.
 
     Args:
@@ -163,38 +196,49 @@ def deactivation_matrix(df: pd.DataFrame, value: str = "nll", *,
         raise ValueError(f"not a deactivation frame: columns {sorted(missing)} are missing")
     groups = [key for key in _GROUPS if key in df and df[key].nunique() > 1]
     if groups:
-        raise ValueError(f"the rows hold several {' and '.join(groups)} values "
-                         f"({', '.join(map(str, df[groups[0]].unique()))}); select one first, "
-                         f"e.g. df[df.{groups[0]} == ...], or use specificity_scores")
+        raise ValueError(
+            f"the rows hold several {' and '.join(groups)} values "
+            f"({', '.join(map(str, df[groups[0]].unique()))}); select one first, "
+            f"e.g. df[df.{groups[0]} == ...], or use specificity_scores"
+        )
     tasks = list(dict.fromkeys(df["task"]))
-    means = {cond: df[df["condition"] == cond].groupby("task")[value].mean()
-             for cond in ("none", "random")}
+    means = {
+        cond: df[df["condition"] == cond].groupby("task")[value].mean()
+        for cond in ("none", "random")
+    }
     if baseline is None:
         baseline = "random" if all(t in means["random"].index for t in tasks) else "none"
     if baseline not in ("random", "none"):
         raise ValueError(f"baseline must be 'random', 'none' or None, got {baseline!r}")
     lacking = [t for t in tasks if t not in means[baseline].index]
     if lacking:
-        raise ValueError(f"no {baseline!r} rows for the tasks {lacking}: cannot subtract the "
-                         f"{baseline} baseline")
-    part = df[(df["condition"] != "none")
-              & ((df["condition"] != "random") | (baseline == "none"))]
-    rows = part["condition"].str.removeprefix("other:").where(part["condition"] != "own",
-                                                              part["task"])
+        raise ValueError(
+            f"no {baseline!r} rows for the tasks {lacking}: cannot subtract the {baseline} baseline"
+        )
+    part = df[(df["condition"] != "none") & ((df["condition"] != "random") | (baseline == "none"))]
+    rows = (
+        part["condition"].str.removeprefix("other:").where(part["condition"] != "own", part["task"])
+    )
     reference = means[baseline].reindex(part["task"]).to_numpy()
     sign = 1.0 if value == "nll" else -1.0
     effect = sign * (part[value].to_numpy(dtype=float) - reference)
-    matrix = pd.DataFrame({"set": rows.to_numpy(), "task": part["task"].to_numpy(),
-                           "effect": effect}).pivot_table(index="set", columns="task",
-                                                          values="effect", aggfunc="mean")
+    matrix = pd.DataFrame(
+        {"set": rows.to_numpy(), "task": part["task"].to_numpy(), "effect": effect}
+    ).pivot_table(index="set", columns="task", values="effect", aggfunc="mean")
     order = [t for t in tasks if t in matrix.index]
     order += [s for s in dict.fromkeys(rows) if s not in order]
     return matrix.loc[order, tasks]
 
 
-def specificity_scores(data: pd.DataFrame, value: str | tuple[str, ...] | None = None, *,
-                       baseline: str | None = None, n_boot: int = 2000,
-                       confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def specificity_scores(
+    data: pd.DataFrame,
+    value: str | tuple[str, ...] | None = None,
+    *,
+    baseline: str | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Diagonal dominance and selectivity of a family of sets (formulas: module docstring).
 
     Args:
@@ -226,10 +270,13 @@ def specificity_scores(data: pd.DataFrame, value: str | tuple[str, ...] | None =
     values = VALUES if value is None else (value,) if isinstance(value, str) else tuple(value)
     keys = [key for key in _GROUPS if key in data.columns]
     frames = []
-    for group, part in (data.groupby(keys, sort=False) if keys else [((), data)]):
+    for group, part in data.groupby(keys, sort=False) if keys else [((), data)]:
         group = group if isinstance(group, tuple) else (group,)
-        sizes = part[part["condition"] == "own"].groupby("task")["n_neurons"].first() \
-            if "n_neurons" in part else pd.Series(dtype=float)
+        sizes = (
+            part[part["condition"] == "own"].groupby("task")["n_neurons"].first()
+            if "n_neurons" in part
+            else pd.Series(dtype=float)
+        )
         for name in values:
             scores = _score_matrix(deactivation_matrix(part, name, baseline=baseline), **boot)
             scores["n_neurons"] = scores["task"].map(sizes)
@@ -238,31 +285,53 @@ def specificity_scores(data: pd.DataFrame, value: str | tuple[str, ...] | None =
 
 
 def _columns(keys: list[str]) -> list[str]:
-    return [*keys, "value", "task", "n_neurons", "own", "others", "off_target", "dominance",
-            "selectivity", "dominance_low", "dominance_high", "selectivity_low",
-            "selectivity_high"]
+    return [
+        *keys,
+        "value",
+        "task",
+        "n_neurons",
+        "own",
+        "others",
+        "off_target",
+        "dominance",
+        "selectivity",
+        "dominance_low",
+        "dominance_high",
+        "selectivity_low",
+        "selectivity_high",
+    ]
 
 
-def _score_matrix(matrix: pd.DataFrame, *, n_boot: int, confidence: float,
-                  seed: int) -> pd.DataFrame:
+def _score_matrix(
+    matrix: pd.DataFrame, *, n_boot: int, confidence: float, seed: int
+) -> pd.DataFrame:
     """Per-task rows and the mean row of one effect matrix (sets x tasks)."""
     tasks = [t for t in matrix.columns if t in matrix.index]
     if len(tasks) < 2:
-        raise ValueError("specificity compares sets: the matrix needs the sets of at least two "
-                         f"of its tasks (rows named like columns); rows {list(matrix.index)}, "
-                         f"columns {list(matrix.columns)}")
+        raise ValueError(
+            "specificity compares sets: the matrix needs the sets of at least two "
+            f"of its tasks (rows named like columns); rows {list(matrix.index)}, "
+            f"columns {list(matrix.columns)}"
+        )
     square = matrix.loc[tasks, tasks].astype(float)
     own = pd.Series(np.diag(square.to_numpy()), index=tasks)
     off = square.mask(np.eye(len(tasks), dtype=bool))
     others, off_target = off.mean(axis=0), off.mean(axis=1)  # NaNs skipped
-    rows = pd.DataFrame({"task": tasks, "own": own.values, "others": others[tasks].values,
-                         "off_target": off_target[tasks].values})
+    rows = pd.DataFrame(
+        {
+            "task": tasks,
+            "own": own.values,
+            "others": others[tasks].values,
+            "off_target": off_target[tasks].values,
+        }
+    )
     rows["dominance"] = _contrast(rows["own"], rows["others"])
     rows["selectivity"] = _contrast(rows["own"], rows["off_target"])
     mean = {"task": "mean", **rows.drop(columns="task").mean().to_dict()}
     for name in ("dominance", "selectivity"):
         mean[f"{name}_low"], mean[f"{name}_high"] = _mean_interval(
-            rows[name].to_numpy(), n_boot=n_boot, confidence=confidence, seed=seed)
+            rows[name].to_numpy(), n_boot=n_boot, confidence=confidence, seed=seed
+        )
     return pd.concat([rows, pd.DataFrame([mean])], ignore_index=True).assign(n_neurons=np.nan)
 
 
@@ -272,8 +341,9 @@ def _contrast(a: pd.Series, b: pd.Series) -> pd.Series:
     return (a - b) / denominator.where(denominator > 0)
 
 
-def _mean_interval(values: np.ndarray, *, n_boot: int, confidence: float,
-                   seed: int) -> tuple[float, float]:
+def _mean_interval(
+    values: np.ndarray, *, n_boot: int, confidence: float, seed: int
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of the finite ``values``; NaN with fewer than 2."""
     from scipy import stats
 
@@ -282,7 +352,12 @@ def _mean_interval(values: np.ndarray, *, n_boot: int, confidence: float,
         return np.nan, np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # equal values: a degenerate (zero-width) interval
-        result = stats.bootstrap((values,), np.mean, n_resamples=n_boot,
-                                 confidence_level=confidence, method="percentile",
-                                 rng=np.random.default_rng(seed))
+        result = stats.bootstrap(
+            (values,),
+            np.mean,
+            n_resamples=n_boot,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)

@@ -26,12 +26,18 @@ if TYPE_CHECKING:
     from .common import ModelLoader
 
 
-def k_sweep(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Task],
-            ks: Sequence[float] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
-            config: DeactivationConfig = DeactivationConfig(), *,
-            detection: DetectionConfig | None = None,
-            kinds: str | Sequence[str] | None = None, label: str = "multitask",
-            relevances: dict | None = None) -> pd.DataFrame:
+def k_sweep(
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    ks: Sequence[float] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+    config: DeactivationConfig = DeactivationConfig(),
+    *,
+    detection: DetectionConfig | None = None,
+    kinds: str | Sequence[str] | None = None,
+    label: str = "multitask",
+    relevances: dict | None = None,
+) -> pd.DataFrame:
     """Deactivation (``deactivation``) at every fraction k of ``ks``, per example.
 
     Relevance is computed once per task (``detect`` with ``detection``, its ``kinds`` replaced
@@ -61,8 +67,10 @@ def k_sweep(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: dict[str, Tas
     rows = []
     for k in tqdm(ks, desc="k sweep", disable=not config.progress):
         sets = {name: relevances[name].top_k(k, per=detection.per) for name in tasks}
-        rows += [{**row, "k": k}
-                 for row in deactivation_rows(model, tok, tasks, sets, config, label, reuse)]
+        rows += [
+            {**row, "k": k}
+            for row in deactivation_rows(model, tok, tasks, sets, config, label, reuse)
+        ]
     return examples_frame(rows)
 
 
@@ -106,14 +114,21 @@ class BudgetConfig(ConfigMixin):
     def __post_init__(self):
         unknown = set(self.methods) - {"neurons", "random", "full"}
         if unknown:
-            raise ValueError(f"unknown methods {sorted(unknown)}; choose from neurons, random, "
-                             "full")
+            raise ValueError(
+                f"unknown methods {sorted(unknown)}; choose from neurons, random, full"
+            )
 
 
-def budget_sweep(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
-                 tasks: dict[str, Task], budgets: Sequence[int] = (2, 4, 8, 16, 32, 64),
-                 config: BudgetConfig = BudgetConfig(), *, sets: dict | None = None,
-                 detection: DetectionConfig | None = None) -> pd.DataFrame:
+def budget_sweep(
+    model_loader: ModelLoader,
+    tok: PreTrainedTokenizerBase,
+    tasks: dict[str, Task],
+    budgets: Sequence[int] = (2, 4, 8, 16, 32, 64),
+    config: BudgetConfig = BudgetConfig(),
+    *,
+    sets: dict | None = None,
+    detection: DetectionConfig | None = None,
+) -> pd.DataFrame:
     """Table 2 over training budgets: per task, method and seed, test score and NLL after each
     budget of steps, and the area under the dev-NLL curve up to it.
 
@@ -148,21 +163,30 @@ def budget_sweep(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
     if not budgets or budgets[0] < 1:
         raise ValueError(f"budgets are positive numbers of steps, got {budgets}")
     last = budgets[-1]
-    points = set(budgets) | set(range(config.dev_every, last + 1, config.dev_every)
-                                if config.dev_every else ())
+    points = set(budgets) | set(
+        range(config.dev_every, last + 1, config.dev_every) if config.dev_every else ()
+    )
     if sets is None:
         sets = detected_sets(model_loader, tok, tasks, detection)
     rows = []
-    bar = tqdm(total=len(tasks) * len(config.seeds) * len(config.methods), desc="budget sweep",
-               disable=not config.progress)
+    bar = tqdm(
+        total=len(tasks) * len(config.seeds) * len(config.methods),
+        desc="budget sweep",
+        disable=not config.progress,
+    )
     for name, task in tasks.items():
-        dev = encode(tok, sample(task.dev, config.n_dev, config.seed),
-                     max_length=config.max_length)
+        dev = encode(tok, sample(task.dev, config.n_dev, config.seed), max_length=config.max_length)
         test = eval_split(task, config.n_eval, config.seed)
 
         def score(model, test=test):  # test bound now: the closure outlives no iteration
-            return evaluate(model, tok, test, batch_size=config.eval_batch_size,
-                            max_length=config.max_length, progress=False)
+            return evaluate(
+                model,
+                tok,
+                test,
+                batch_size=config.eval_batch_size,
+                max_length=config.max_length,
+                progress=False,
+            )
 
         start = fresh(model_loader)  # step 0 is the same model for every method and seed
         dev_start = answer_nll(start, tok, dev, batch_size=config.eval_batch_size)
@@ -170,49 +194,87 @@ def budget_sweep(model_loader: ModelLoader, tok: PreTrainedTokenizerBase,
         del start
         for seed in config.seeds:
             train = sample(task.train, config.examples, seed)
-            neurons = {"neurons": sets[name],
-                       "random": NeuronSet.random_like(sets[name], seed=seed), "full": None}
+            neurons = {
+                "neurons": sets[name],
+                "random": NeuronSet.random_like(sets[name], seed=seed),
+                "full": None,
+            }
             for method in config.methods:
                 lr = config.full_lr if method == "full" else config.lr
                 started = time.perf_counter()
                 history, curve, tested = _scored_run(
-                    fresh(model_loader), tok, train, neurons[method], lr, seed, budgets, points,
-                    lambda model, dev=dev: answer_nll(model, tok, dev,
-                                                      batch_size=config.eval_batch_size),
-                    score, config)
+                    fresh(model_loader),
+                    tok,
+                    train,
+                    neurons[method],
+                    lr,
+                    seed,
+                    budgets,
+                    points,
+                    lambda model, dev=dev: answer_nll(
+                        model, tok, dev, batch_size=config.eval_batch_size
+                    ),
+                    score,
+                    config,
+                )
                 curve[0], tested[0] = dev_start, test_start
                 wall = time.perf_counter() - started
                 steps = sorted(curve)
                 dev_nll = np.array([curve[s] for s in steps])
                 clock = history["seconds"].cumsum().to_numpy()
                 for i, step in enumerate(steps):
-                    row = {"task": name, "category": task.category, "metric": task.metric,
-                           "method": method, "seed": seed, "lr": lr,
-                           "n_neurons": len(neurons[method]) if neurons[method] is not None else 0,
-                           "trainable_parameters": history.attrs["trainable_parameters"],
-                           "step": step, "is_budget": step in tested, "dev_nll": dev_nll[i],
-                           "loss": history["loss"].iloc[step - 1] if step else np.nan,
-                           "train_seconds": clock[step - 1] if step else 0.0}
+                    row = {
+                        "task": name,
+                        "category": task.category,
+                        "metric": task.metric,
+                        "method": method,
+                        "seed": seed,
+                        "lr": lr,
+                        "n_neurons": len(neurons[method]) if neurons[method] is not None else 0,
+                        "trainable_parameters": history.attrs["trainable_parameters"],
+                        "step": step,
+                        "is_budget": step in tested,
+                        "dev_nll": dev_nll[i],
+                        "loss": history["loss"].iloc[step - 1] if step else np.nan,
+                        "train_seconds": clock[step - 1] if step else 0.0,
+                    }
                     if step in tested:
-                        auc = float(trapezoid(dev_nll[:i + 1], steps[:i + 1]))
+                        auc = float(trapezoid(dev_nll[: i + 1], steps[: i + 1]))
                         result = tested[step]
-                        row.update(dev_auc=auc, dev_auc_mean=auc / step if step else np.nan,
-                                   score=result["score"],
-                                   score_per_token=result["score_per_token"],
-                                   nll=result["nll"], n=result["n"])
+                        row.update(
+                            dev_auc=auc,
+                            dev_auc_mean=auc / step if step else np.nan,
+                            score=result["score"],
+                            score_per_token=result["score_per_token"],
+                            nll=result["nll"],
+                            n=result["n"],
+                        )
                     rows.append(row)
                 bar.update(1)
                 if config.progress:
                     final = tested[last]
-                    tqdm.write(f"{name:<20} {method:<8} seed {seed} {wall:6.1f} s  dev_nll "
-                               f"{curve[last]:.3f}  score {final['score']:.3f}  nll "
-                               f"{final['nll']:.3f}")
+                    tqdm.write(
+                        f"{name:<20} {method:<8} seed {seed} {wall:6.1f} s  dev_nll "
+                        f"{curve[last]:.3f}  score {final['score']:.3f}  nll "
+                        f"{final['nll']:.3f}"
+                    )
     bar.close()
     return pd.DataFrame(rows)
 
 
-def _scored_run(model, tok, train, neurons, lr: float, seed: int, budgets, points, dev_nll,
-                score, config: BudgetConfig):
+def _scored_run(
+    model,
+    tok,
+    train,
+    neurons,
+    lr: float,
+    seed: int,
+    budgets,
+    points,
+    dev_nll,
+    score,
+    config: BudgetConfig,
+):
     """Train ``model`` (neurons, or every parameter when ``neurons`` is None) for the largest
     budget at a constant ``lr``; ``dev_nll(model)`` at each step of ``points`` and ``score(model)``
     at each budget. Returns (history, {step: dev NLL}, {step: evaluate's result})."""
@@ -226,11 +288,22 @@ def _scored_run(model, tok, train, neurons, lr: float, seed: int, budgets, point
         if step in budgets:
             tested[step] = score(model)
 
-    history = finetune(model, tok, train, neurons=neurons,
-                       method="full" if neurons is None else "neurons", steps=max(budgets),
-                       lr=lr, batch_size=config.batch_size, warmup=0.0, schedule="constant",
-                       seed=seed, max_length=config.max_length, progress=False,
-                       callback=checkpoint)
+    history = finetune(
+        model,
+        tok,
+        train,
+        neurons=neurons,
+        method="full" if neurons is None else "neurons",
+        steps=max(budgets),
+        lr=lr,
+        batch_size=config.batch_size,
+        warmup=0.0,
+        schedule="constant",
+        seed=seed,
+        max_length=config.max_length,
+        progress=False,
+        callback=checkpoint,
+    )
     return history, curve, tested
 
 
@@ -242,16 +315,22 @@ def budget_table(df: pd.DataFrame) -> pd.DataFrame:
     at = df[df["is_budget"]]
     scores = [c for c in ("score", *PER_TOKEN) if c in at]
     per_seed = at.groupby(["category", "method", "step", "seed"], sort=False)[
-        [*scores, "nll", "dev_auc_mean"]].mean()
+        [*scores, "nll", "dev_auc_mean"]
+    ].mean()
     per_seed[scores] *= 100
     out = per_seed.groupby(["category", "method", "step"], sort=False).agg(["mean", "std"])
     out.columns = [f"{value}_{stat}" if stat == "std" else value for value, stat in out.columns]
     return out.reset_index().sort_values(["category", "method", "step"], kind="stable")
 
 
-def budget_contrasts(df: pd.DataFrame, *, against: Sequence[str] = ("random", "full"),
-                     n_resamples: int = 2000,
-                     confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def budget_contrasts(
+    df: pd.DataFrame,
+    *,
+    against: Sequence[str] = ("random", "full"),
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Task neurons against each method of ``against`` at every budget of ``budget_sweep``'s
     frame, paired by run: per (task, seed), the neurons run's value minus the other method's
     (same examples, same order), then the mean over the runs of a category (and of all tasks)
@@ -268,8 +347,9 @@ def budget_contrasts(df: pd.DataFrame, *, against: Sequence[str] = ("random", "f
 
     values = [c for c in ("score", *PER_TOKEN, "nll", "dev_auc_mean") if c in df]
     at = df[df["is_budget"] & (df["step"] > 0)]
-    wide = at.pivot_table(index=["category", "task", "seed", "step"], columns="method",
-                          values=values).reset_index()
+    wide = at.pivot_table(
+        index=["category", "task", "seed", "step"], columns="method", values=values
+    ).reset_index()
     groups = [(c, part) for c, part in wide.groupby("category", sort=False)]
     if len(groups) > 1:
         groups.append(("all", wide))
@@ -283,10 +363,23 @@ def budget_contrasts(df: pd.DataFrame, *, against: Sequence[str] = ("random", "f
                     diff = diff[np.isfinite(diff)]
                     if not len(diff):
                         continue
-                    low, high = bootstrap_interval(lambda i, diff=diff: diff[i].mean(-1),
-                                                   [len(diff)], n_resamples=n_resamples,
-                                                   confidence=confidence, seed=seed)
-                    rows.append({"category": category, "against": other, "step": int(step),
-                                 "value": value, "runs": len(diff), "diff": diff.mean(),
-                                 "low": float(low), "high": float(high)})
+                    low, high = bootstrap_interval(
+                        lambda i, diff=diff: diff[i].mean(-1),
+                        [len(diff)],
+                        n_resamples=n_resamples,
+                        confidence=confidence,
+                        seed=seed,
+                    )
+                    rows.append(
+                        {
+                            "category": category,
+                            "against": other,
+                            "step": int(step),
+                            "value": value,
+                            "runs": len(diff),
+                            "diff": diff.mean(),
+                            "low": float(low),
+                            "high": float(high),
+                        }
+                    )
     return pd.DataFrame(rows)

@@ -29,8 +29,9 @@ def check_tasks(tasks: dict[str, Task], config) -> None:
     """A KeyError naming every task the groups need and ``tasks`` lacks."""
     missing = [t for t in config.group_tasks() if t not in tasks]
     if missing:
-        raise KeyError(f"unknown tasks {missing}: the groups need them but tasks has only "
-                       f"{sorted(tasks)}")
+        raise KeyError(
+            f"unknown tasks {missing}: the groups need them but tasks has only {sorted(tasks)}"
+        )
 
 
 # --- caches -------------------------------------------------------------------------------
@@ -83,11 +84,16 @@ class RunContext:
         if name not in self._relevance:
             c = self.config
             key = settings_key({"n": c.n_attribution, "len": c.max_length, "seed": c.seed})
-            detection = DetectionConfig(n_attribution=c.n_attribution, max_length=c.max_length,
-                                        seed=c.seed, progress=False,
-                                        out_dir=str(cache_root(c) / self.fingerprint[:16] / key))
-            self._relevance[name] = detect(self.base, self.tok, {name: self.tasks[name]},
-                                           detection)[name]
+            detection = DetectionConfig(
+                n_attribution=c.n_attribution,
+                max_length=c.max_length,
+                seed=c.seed,
+                progress=False,
+                out_dir=str(cache_root(c) / self.fingerprint[:16] / key),
+            )
+            self._relevance[name] = detect(
+                self.base, self.tok, {name: self.tasks[name]}, detection
+            )[name]
         return self._relevance[name]
 
     def top(self, name: str, p: float) -> NeuronSet:
@@ -101,17 +107,29 @@ class RunContext:
         out = {}
         for name in names:
             split = eval_split(self.tasks[name], self.config.n_eval, self.config.seed)
-            r = evaluate(model, self.tok, split, batch_size=self.config.eval_batch_size,
-                         max_length=self.config.max_length, progress=False)
+            r = evaluate(
+                model,
+                self.tok,
+                split,
+                batch_size=self.config.eval_batch_size,
+                max_length=self.config.max_length,
+                progress=False,
+            )
             out[name] = {"score": r["score"], "nll": r["nll"], "n": r["n"]}
         return out
 
     def before(self, names) -> dict:
         """The base model's test scores (cached)."""
-        settings = {"base": self.fingerprint, "tasks": list(names), "n_eval": self.config.n_eval,
-                    "seed": self.config.seed, "max_length": self.config.max_length}
-        return _cached(self.config, "base", settings,
-                       lambda: {"eval": self.evaluate(self.base, names)})["eval"]
+        settings = {
+            "base": self.fingerprint,
+            "tasks": list(names),
+            "n_eval": self.config.n_eval,
+            "seed": self.config.seed,
+            "max_length": self.config.max_length,
+        }
+        return _cached(
+            self.config, "base", settings, lambda: {"eval": self.evaluate(self.base, names)}
+        )["eval"]
 
     def train(self, train_tasks, neurons, lr: float | None, eval_names, similarity=None) -> dict:
         """Train (neurons, or every parameter when ``neurons`` is None) on the mixture of
@@ -123,30 +141,63 @@ class RunContext:
 
         c = self.config
         chosen = {t: self.tasks[t] for t in train_tasks}
-        data = (multitask_mixture(chosen, c.examples, c.seed) if len(chosen) > 1
-                else sample(chosen[train_tasks[0]].train, c.examples, c.seed))
-        settings = {"base": self.fingerprint, "train": list(train_tasks), "examples": c.examples,
-                    "neurons": None if neurons is None else set_hash(neurons), "lr": lr,
-                    "steps": c.steps, "batch_size": c.batch_size, "seed": c.seed,
-                    "max_length": c.max_length, "n_dev": c.n_dev, "n_eval": c.n_eval,
-                    "eval": list(eval_names),
-                    "similarity": None if similarity is None else list(similarity)}
+        data = (
+            multitask_mixture(chosen, c.examples, c.seed)
+            if len(chosen) > 1
+            else sample(chosen[train_tasks[0]].train, c.examples, c.seed)
+        )
+        settings = {
+            "base": self.fingerprint,
+            "train": list(train_tasks),
+            "examples": c.examples,
+            "neurons": None if neurons is None else set_hash(neurons),
+            "lr": lr,
+            "steps": c.steps,
+            "batch_size": c.batch_size,
+            "seed": c.seed,
+            "max_length": c.max_length,
+            "n_dev": c.n_dev,
+            "n_eval": c.n_eval,
+            "eval": list(eval_names),
+            "similarity": None if similarity is None else list(similarity),
+        }
 
         def compute():
             model = fresh(self.loader)
             started = time.perf_counter()
-            history = finetune(model, self.tok, data, neurons=neurons,
-                               method="full" if neurons is None else "neurons", steps=c.steps,
-                               lr=lr, batch_size=c.batch_size, seed=c.seed,
-                               max_length=c.max_length, progress=False)
+            history = finetune(
+                model,
+                self.tok,
+                data,
+                neurons=neurons,
+                method="full" if neurons is None else "neurons",
+                steps=c.steps,
+                lr=lr,
+                batch_size=c.batch_size,
+                seed=c.seed,
+                max_length=c.max_length,
+                progress=False,
+            )
             seconds = time.perf_counter() - started
-            dev = [answer_nll(model, self.tok,
-                              encode(self.tok, sample(self.tasks[t].dev, c.n_dev, c.seed),
-                                     max_length=c.max_length), batch_size=c.eval_batch_size)
-                   for t in train_tasks]
-            out = {"dev_nll": sum(dev) / len(dev), "train_seconds": round(seconds, 1),
-                   "trainable_parameters": int(history.attrs["trainable_parameters"]),
-                   "eval": self.evaluate(model, eval_names)}
+            dev = [
+                answer_nll(
+                    model,
+                    self.tok,
+                    encode(
+                        self.tok,
+                        sample(self.tasks[t].dev, c.n_dev, c.seed),
+                        max_length=c.max_length,
+                    ),
+                    batch_size=c.eval_batch_size,
+                )
+                for t in train_tasks
+            ]
+            out = {
+                "dev_nll": sum(dev) / len(dev),
+                "train_seconds": round(seconds, 1),
+                "trainable_parameters": int(history.attrs["trainable_parameters"]),
+                "eval": self.evaluate(model, eval_names),
+            }
             if similarity is not None:
                 reference = next(iter(similarity))
                 sim = parameter_similarity(model, similarity, reference, base=self.base)
@@ -159,15 +210,18 @@ class RunContext:
         """The lr of ``config.lrs`` (full: ``config.full_lrs``) with the lowest dev NLL on the
         training tasks' dev data."""
         grid = self.config.lrs if neurons is not None else (self.config.full_lrs or self.config.lrs)
-        search = {lr: self.train(train_tasks, neurons, lr, eval_names, similarity)["dev_nll"]
-                  for lr in grid}
+        search = {
+            lr: self.train(train_tasks, neurons, lr, eval_names, similarity)["dev_nll"]
+            for lr in grid
+        }
         return min(search, key=lambda lr: search[lr]), search
 
 
 def full_set(like: NeuronSet) -> NeuronSet:
     """Every neuron of ``like``'s sites: what full fine-tuning trains, counted as a set."""
-    return NeuronSet({s: torch.arange(n) for s, n in like.sizes.items()}, like.sizes,
-                     {"name": "all"})
+    return NeuronSet(
+        {s: torch.arange(n) for s, n in like.sizes.items()}, like.sizes, {"name": "all"}
+    )
 
 
 def union(sets: list[NeuronSet]) -> NeuronSet:

@@ -10,8 +10,13 @@ from typing import Any
 import pandas as pd
 
 
-def correlations(df: pd.DataFrame, x: str = "overlap", y: str = "gain",
-                 by: str | list[str] | None = None, **kwargs: Any) -> pd.DataFrame:
+def correlations(
+    df: pd.DataFrame,
+    x: str = "overlap",
+    y: str = "gain",
+    by: str | list[str] | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
     """``analysis.correlate(df[x], df[y])`` for every group of ``by`` (None = all rows): one row
     a group with ``x``, ``y``, the ``by`` values, n, Pearson / Spearman, p-values and bootstrap
     intervals. ``kwargs`` go to ``correlate`` (n_boot, confidence, seed)."""
@@ -23,8 +28,14 @@ def correlations(df: pd.DataFrame, x: str = "overlap", y: str = "gain",
     rows = []
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by or [], key)), "x": x, "y": y,
-                     **correlate(part[x].to_numpy(), part[y].to_numpy(), **kwargs)})
+        rows.append(
+            {
+                **dict(zip(by or [], key)),
+                "x": x,
+                "y": y,
+                **correlate(part[x].to_numpy(), part[y].to_numpy(), **kwargs),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -35,9 +46,12 @@ def sweep_correlations(sweep: pd.DataFrame, y: str = "gain", **kwargs: Any) -> p
     out = sweep[sweep["domain"] == "out"]
     parts = []
     for x in ("overlap", "task_overlap"):
-        for subset, rows in (("task+random", out[out.condition.isin(["task", "random"])]),
-                             ("task+random+full", out), ("task", out[out.condition == "task"]),
-                             ("random", out[out.condition == "random"])):
+        for subset, rows in (
+            ("task+random", out[out.condition.isin(["task", "random"])]),
+            ("task+random+full", out),
+            ("task", out[out.condition == "task"]),
+            ("random", out[out.condition == "random"]),
+        ):
             parts.append(correlations(rows, x, y, **kwargs).assign(subset=subset))
     return pd.concat(parts, ignore_index=True)
 
@@ -49,8 +63,9 @@ def layer_correlations(sim: pd.DataFrame, y: str = "gain", **kwargs: Any) -> pd.
     for vec in ("weights", "update"):
         column = f"similarity_{vec}"
         if column in sim and sim[column].notna().any():
-            parts.append(correlations(sim, column, y, by="layer", **kwargs)
-                         .assign(vectorisation=vec))
+            parts.append(
+                correlations(sim, column, y, by="layer", **kwargs).assign(vectorisation=vec)
+            )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -59,5 +74,8 @@ def sweep_view(sweep: pd.DataFrame, group: str, p: float) -> pd.DataFrame:
     random control averaged over seeds: what the notebook's explorer shows."""
     part = sweep[(sweep.group == group) & ((sweep.p == p) | (sweep.p == 1.0))]
     keys = ["condition", "p", "task", "domain"]
-    return part.groupby(keys, sort=False)[["gain", "nll_gain", "overlap", "task_overlap"]] \
-        .mean().reset_index()
+    return (
+        part.groupby(keys, sort=False)[["gain", "nll_gain", "overlap", "task_overlap"]]
+        .mean()
+        .reset_index()
+    )

@@ -56,10 +56,21 @@ class TaskNeuronsLM(LM):
     """The harness's LM interface over a transformers causal LM with an intervention applied
     to every request (``model_args`` in the module docstring)."""
 
-    def __init__(self, pretrained: str | None = None, neurons=None, mode: str = "zero",
-                 factor: float = 0.0, seed: int = 0, batch_size: int | str = 16,
-                 max_length: int = 2048, dtype: str | None = None, device: str | None = None,
-                 model=None, tokenizer=None, **_ignored):
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        neurons=None,
+        mode: str = "zero",
+        factor: float = 0.0,
+        seed: int = 0,
+        batch_size: int | str = 16,
+        max_length: int = 2048,
+        dtype: str | None = None,
+        device: str | None = None,
+        model=None,
+        tokenizer=None,
+        **_ignored,
+    ):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -70,8 +81,9 @@ class TaskNeuronsLM(LM):
 
             if str(device or "").startswith("cuda") and not torch.cuda.is_available():
                 # The harness's command line passes device="cuda" unless told otherwise.
-                logger.warning("no CUDA device here: loading %s on the CPU", pretrained or
-                               "the default model")
+                logger.warning(
+                    "no CUDA device here: loading %s on the CPU", pretrained or "the default model"
+                )
                 device = None
 
             model, tokenizer = load_model(pretrained, dtype=dtype, device=device)
@@ -96,8 +108,11 @@ class TaskNeuronsLM(LM):
         elif self.mode == "scale":
             edit = scale(self.model, self.neurons, self.factor)
         else:
-            edit = deactivate(self.model, self.neurons,
-                              mode="weight" if self.mode == "zero_weights" else "activation")
+            edit = deactivate(
+                self.model,
+                self.neurons,
+                mode="weight" if self.mode == "zero_weights" else "activation",
+            )
         with edit, inference(self.model):
             yield
 
@@ -109,8 +124,8 @@ class TaskNeuronsLM(LM):
         context's when the context's tokens are a prefix of them, else its own tokens."""
         head = self.tok(context, add_special_tokens=False).input_ids
         whole = self.tok(context + continuation, add_special_tokens=False).input_ids
-        if whole[:len(head)] == head and len(whole) > len(head):
-            return whole[len(head):]
+        if whole[: len(head)] == head and len(whole) > len(head):
+            return whole[len(head) :]
         return self.tok(continuation, add_special_tokens=False).input_ids
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
@@ -133,8 +148,9 @@ class TaskNeuronsLM(LM):
             (text,) = request.args[:1]
             ids = self.tok(text, add_special_tokens=False).input_ids
             if len(ids) + 1 > self.max_length:
-                raise ValueError(f"a rolling text of {len(ids)} tokens exceeds max_length="
-                                 f"{self.max_length}")
+                raise ValueError(
+                    f"a rolling text of {len(ids)} tokens exceeds max_length={self.max_length}"
+                )
             pairs.append(([self._start_id()], ids))
         return [total for total, _ in self._score(pairs, disable_tqdm)]
 
@@ -147,17 +163,25 @@ class TaskNeuronsLM(LM):
                 context, kwargs = request.args
                 until = kwargs.get("until") or []
                 until = [until] if isinstance(until, str) else list(until)
-                text = generate_answers(self.model, self.tok, [self._context_ids(context)],
-                                        max_new_tokens=int(kwargs.get("max_gen_toks", 256)))[0]
+                text = generate_answers(
+                    self.model,
+                    self.tok,
+                    [self._context_ids(context)],
+                    max_new_tokens=int(kwargs.get("max_gen_toks", 256)),
+                )[0]
                 for stop in until:
                     text = text.split(stop)[0] if stop else text
                 outputs.append(text)
         return outputs
 
     def _start_id(self) -> int:
-        start = self.tok.bos_token_id if self.tok.bos_token_id is not None else self.tok.eos_token_id
+        start = (
+            self.tok.bos_token_id if self.tok.bos_token_id is not None else self.tok.eos_token_id
+        )
         if start is None:
-            raise ValueError("the tokenizer has neither a BOS nor an EOS token to start a text with")
+            raise ValueError(
+                "the tokenizer has neither a BOS nor an EOS token to start a text with"
+            )
         return start
 
     def _score(self, pairs: list[tuple[list[int], list[int]]], disable_tqdm: bool):
@@ -165,32 +189,41 @@ class TaskNeuronsLM(LM):
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
         device = input_device(self.model)
         with self._intervened():
-            for start in tqdm(range(0, len(order), self.batch_size), desc="taskneurons",
-                              disable=disable_tqdm):
-                rows = order[start:start + self.batch_size]
-                batch = collate([Encoded(pairs[i][0] + pairs[i][1], len(pairs[i][0]))
-                                 for i in rows], self.tok.pad_token_id, "right")
+            for start in tqdm(
+                range(0, len(order), self.batch_size), desc="taskneurons", disable=disable_tqdm
+            ):
+                rows = order[start : start + self.batch_size]
+                batch = collate(
+                    [Encoded(pairs[i][0] + pairs[i][1], len(pairs[i][0])) for i in rows],
+                    self.tok.pad_token_id,
+                    "right",
+                )
                 hidden = self.model.base_model(
                     input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device)).last_hidden_state
+                    attention_mask=batch["attention_mask"].to(device),
+                ).last_hidden_state
                 # The LM head runs on the continuation positions only (the state at t predicts
                 # token t + 1), as in tn.evaluate.
-                at = torch.cat([torch.arange(len(pairs[i][0]) - 1, sum(map(len, pairs[i])) - 1)
-                                for i in rows])
-                row_of = torch.cat([torch.full((len(pairs[i][1]),), b)
-                                    for b, i in enumerate(rows)])
-                logits = lm_head_logits(self.model, hidden[row_of.to(hidden.device),
-                                                           at.to(hidden.device)])
+                at = torch.cat(
+                    [torch.arange(len(pairs[i][0]) - 1, sum(map(len, pairs[i])) - 1) for i in rows]
+                )
+                row_of = torch.cat([torch.full((len(pairs[i][1]),), b) for b, i in enumerate(rows)])
+                logits = lm_head_logits(
+                    self.model, hidden[row_of.to(hidden.device), at.to(hidden.device)]
+                )
                 log_probs = torch.log_softmax(logits.float(), dim=-1)  # (answer tokens, V)
-                target = torch.tensor([t for i in rows for t in pairs[i][1]],
-                                      device=log_probs.device)
+                target = torch.tensor(
+                    [t for i in rows for t in pairs[i][1]], device=log_probs.device
+                )
                 token_lp = log_probs.gather(1, target[:, None])[:, 0].double()
                 greedy = log_probs.argmax(-1) == target
                 start_of = 0
                 for i in rows:
                     n = len(pairs[i][1])
-                    results[i] = (float(token_lp[start_of:start_of + n].sum()),
-                                  bool(greedy[start_of:start_of + n].all()))
+                    results[i] = (
+                        float(token_lp[start_of : start_of + n].sum()),
+                        bool(greedy[start_of : start_of + n].all()),
+                    )
                     start_of += n
         return results
 

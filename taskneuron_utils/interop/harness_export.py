@@ -31,14 +31,23 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-def export_lm_eval_task(task: Task, tok: PreTrainedTokenizerBase, folder: str | os.PathLike, *, split: str = "test",
-                        n: int | None = None, name: str | None = None) -> Path:
+def export_lm_eval_task(
+    task: Task,
+    tok: PreTrainedTokenizerBase,
+    folder: str | os.PathLike,
+    *,
+    split: str = "test",
+    n: int | None = None,
+    name: str | None = None,
+) -> Path:
     """Write ``folder/<name>.yaml`` and ``folder/<name>/<split>.jsonl`` (``name`` default
     ``tn_<task.name>``) for ``task``'s ``split`` (its first ``n`` examples); returns the YAML's
     path. Pass ``folder`` to the harness's ``--include_path`` (or ``TaskManager(include_path=)``).
     """
     if split not in task.splits:
-        raise ValueError(f"task {task.name!r} has no {split!r} split (it has {sorted(task.splits)})")
+        raise ValueError(
+            f"task {task.name!r} has no {split!r} split (it has {sorted(task.splits)})"
+        )
     examples = list(task.splits[split])[:n]
     if not examples:
         raise ValueError(f"task {task.name!r} has no examples in its {split!r} split")
@@ -59,26 +68,49 @@ def export_lm_eval_task(task: Task, tok: PreTrainedTokenizerBase, folder: str | 
         records.append(record)
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     atomic_write(data, lambda tmp: Path(tmp).write_text(lines, encoding="utf-8"))
-    config = {"task": name, "dataset_path": "json",
-              "dataset_kwargs": {"data_files": {split: str(data)}},
-              "test_split": split, "doc_to_text": "context", "target_delimiter": delimiter}
+    config = {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {split: str(data)}},
+        "test_split": split,
+        "doc_to_text": "context",
+        "target_delimiter": delimiter,
+    }
     if classification:
-        config.update(output_type="multiple_choice", doc_to_choice="choices", doc_to_target="gold",
-                      metric_list=[{"metric": m, "aggregation": "mean", "higher_is_better": True}
-                                   for m in ("acc", "acc_norm", "acc_bytes")])
+        config.update(
+            output_type="multiple_choice",
+            doc_to_choice="choices",
+            doc_to_target="gold",
+            metric_list=[
+                {"metric": m, "aggregation": "mean", "higher_is_better": True}
+                for m in ("acc", "acc_norm", "acc_bytes")
+            ],
+        )
     else:
         end = end_marker_id(tok)
         stop = [tok.decode([end])] if end is not None else []
         # tn.evaluate's default budget: the longest gold answer (end marker included) + 8.
         budget = max(len(answer_ids(tok, ex.output)) for ex in examples) + 8
-        config.update(output_type="generate_until", doc_to_target="output",
-                      generation_kwargs={"until": stop, "do_sample": False,
-                                         "max_gen_toks": budget},
-                      metric_list=[{"metric": "exact_match", "aggregation": "mean",
-                                    "higher_is_better": True, "ignore_case": True,
-                                    "ignore_punctuation": False}])
-    config["metadata"] = {"version": 1.0, "exported_by": "taskneuron_utils",
-                          "source_task": task.name, "n": len(records)}
+        config.update(
+            output_type="generate_until",
+            doc_to_target="output",
+            generation_kwargs={"until": stop, "do_sample": False, "max_gen_toks": budget},
+            metric_list=[
+                {
+                    "metric": "exact_match",
+                    "aggregation": "mean",
+                    "higher_is_better": True,
+                    "ignore_case": True,
+                    "ignore_punctuation": False,
+                }
+            ],
+        )
+    config["metadata"] = {
+        "version": 1.0,
+        "exported_by": "taskneuron_utils",
+        "source_task": task.name,
+        "n": len(records),
+    }
     path = folder / f"{name}.yaml"
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
     return path

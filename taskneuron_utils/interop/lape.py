@@ -42,7 +42,8 @@ def lape_masks(sets) -> list[list[torch.Tensor]]:
         if others:
             raise NeuronSetMismatchError(
                 f"LAPE's format holds act units only; set {number} ({neurons.name!r}) has "
-                f"{others} sites (select over kinds='act', e.g. tn.attribute(..., kinds='act'))")
+                f"{others} sites (select over kinds='act', e.g. tn.attribute(..., kinds='act'))"
+            )
         masks.append([neurons.indices[site].clone() for site in neurons.sizes])
     return masks
 
@@ -69,11 +70,18 @@ def load_lape(source, model, names: Sequence[str] | None = None) -> dict:
         if not Path(source).exists():
             raise ArtefactFileError(f"{source} does not exist.")
         source = torch.load(source, map_location="cpu", weights_only=True)
-    if isinstance(source, torch.Tensor) or not isinstance(source, Sequence) or not all(
+    if (
+        isinstance(source, torch.Tensor)
+        or not isinstance(source, Sequence)
+        or not all(
             isinstance(mask, Sequence) and all(isinstance(t, torch.Tensor) for t in mask)
-            for mask in source):
-        raise ArtefactFileError(f"{where} is not LAPE's format, a list (one entry a language "
-                                f"or task) of lists (one a layer) of index tensors")
+            for mask in source
+        )
+    ):
+        raise ArtefactFileError(
+            f"{where} is not LAPE's format, a list (one entry a language "
+            f"or task) of lists (one a layer) of index tensors"
+        )
     layout = layout_of(model, "act")
     sites = list(layout)
     names = list(names) if names is not None else [f"lape_{i}" for i in range(len(source))]
@@ -83,14 +91,22 @@ def load_lape(source, model, names: Sequence[str] | None = None) -> dict:
         if len(mask) != len(sites):
             raise NeuronSetMismatchError(
                 f"{where}: mask {name!r} has {len(mask)} layers, model {layout.model!r} has "
-                f"{len(sites)}")
+                f"{len(sites)}"
+            )
         for site, idx in zip(sites, mask):
-            if idx.is_floating_point() or (len(idx) and (idx.min() < 0 or idx.max() >= layout[site])):
+            if idx.is_floating_point() or (
+                len(idx) and (idx.min() < 0 or idx.max() >= layout[site])
+            ):
                 raise NeuronSetMismatchError(
                     f"{where}: mask {name!r} at {site} holds index "
                     f"{idx.max().item() if len(idx) else '?'}, but the model's layer is "
-                    f"{layout[site]} units wide (integer indices 0..{layout[site] - 1})")
-    return {name: NeuronSet(dict(zip(sites, mask)), layout,
-                            {"model": layout.model, "name": name, "selection": "lape import",
-                             "source": where})
-            for name, mask in zip(names, source)}
+                    f"{layout[site]} units wide (integer indices 0..{layout[site] - 1})"
+                )
+    return {
+        name: NeuronSet(
+            dict(zip(sites, mask)),
+            layout,
+            {"model": layout.model, "name": name, "selection": "lape import", "source": where},
+        )
+        for name, mask in zip(names, source)
+    }

@@ -14,16 +14,25 @@ def plot_cl_matrix(scores: pd.DataFrame, *, ax=None, title: str | None = None) -
     """Heatmap of an accuracy matrix (``ContinualResult.scores``: row i = after training task i,
     column j = task j), x100."""
     ax = new_axes(ax, size=(5, 4))
-    sns.heatmap(scores * 100, annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100,
-                cbar_kws={"label": "score x100"}, ax=ax)
+    sns.heatmap(
+        scores * 100,
+        annot=True,
+        fmt=".0f",
+        cmap="viridis",
+        vmin=0,
+        vmax=100,
+        cbar_kws={"label": "score x100"},
+        ax=ax,
+    )
     ax.set_xlabel("evaluated task")
     ax.set_ylabel("after training")
     ax.set_title(title or "Score of every task after each stage")
     return ax
 
 
-def plot_cl_summary(summary: pd.DataFrame, *, metrics=("CL", "FG"), reference: float | None = None,
-                    ax=None) -> Axes:
+def plot_cl_summary(
+    summary: pd.DataFrame, *, metrics=("CL", "FG"), reference: float | None = None, ax=None
+) -> Axes:
     """CL and FG per method (bars: mean over the rows of a method, e.g. orders or seeds; error
     bars: their spread, the standard deviation), from rows of ``ContinualResult.summary()``.
     ``reference`` (e.g. the per-task fine-tuning score x100) is drawn as a dashed line."""
@@ -47,9 +56,9 @@ def plot_cl_trajectories(scores: pd.DataFrame, *, ax=None, title: str | None = N
     stages = list(range(len(scores)))
     for j, task in enumerate(scores.columns):
         values = scores[task].values * 100
-        line, = ax.plot(stages[j:], values[j:], marker="o", label=task)
+        (line,) = ax.plot(stages[j:], values[j:], marker="o", label=task)
         if j:
-            ax.plot(stages[:j + 1], values[:j + 1], ":", color=line.get_color())
+            ax.plot(stages[: j + 1], values[: j + 1], ":", color=line.get_color())
     ax.set_xticks(stages, [f"{i}: {name}" for i, name in enumerate(scores.index)], rotation=30)
     ax.set_ylim(0, 105)
     ax.set_xlabel("after training")

@@ -12,8 +12,9 @@ from .figure import new_axes
 _CONDITION_COLORS = {"task": "#c44e52", "random": "#4c72b0", "full": "#555555"}
 
 
-def plot_overlap_gain(df: pd.DataFrame, *, x: str = "overlap", y: str = "gain",
-                      domain: str | None = "out", ax=None) -> Axes:
+def plot_overlap_gain(
+    df: pd.DataFrame, *, x: str = "overlap", y: str = "gain", domain: str | None = "out", ax=None
+) -> Axes:
     """Scatter of neuron overlap vs gain (``proportion_sweep`` rows of one ``domain``, or
     ``pairwise_transfer`` rows), coloured by condition (or same/other family), with Pearson and
     Spearman (``analysis.correlate``, 95% bootstrap interval) in the title. Also overlap vs
@@ -24,12 +25,16 @@ def plot_overlap_gain(df: pd.DataFrame, *, x: str = "overlap", y: str = "gain",
     ax = new_axes(ax, size=(6, 4.2))
     hue = "condition" if "condition" in part else ("same_family" if "same_family" in part else None)
     palette = _CONDITION_COLORS if hue == "condition" else None
-    sns.scatterplot(part, x=x, y=y, hue=hue, style="p" if "p" in part else None,
-                    palette=palette, ax=ax)
+    sns.scatterplot(
+        part, x=x, y=y, hue=hue, style="p" if "p" in part else None, palette=palette, ax=ax
+    )
     r = correlate(part[x].to_numpy(), part[y].to_numpy())
-    ax.set_title(f"{y} vs {x} (n = {r['n']}): Pearson {r['pearson']:.2f} "
-                 f"[{r['pearson_low']:.2f}, {r['pearson_high']:.2f}], "
-                 f"Spearman {r['spearman']:.2f}", fontsize=9)
+    ax.set_title(
+        f"{y} vs {x} (n = {r['n']}): Pearson {r['pearson']:.2f} "
+        f"[{r['pearson_low']:.2f}, {r['pearson_high']:.2f}], "
+        f"Spearman {r['spearman']:.2f}",
+        fontsize=9,
+    )
     ax.axhline(0, color="#999999", lw=0.8)
     ax.set_xlabel(f"{x} (Jaccard)")
     ax.set_ylabel(f"{y} ({'nats' if 'nll' in y else 'metric'})")
@@ -49,8 +54,14 @@ def plot_gain_vs_p(df: pd.DataFrame, *, value: str = "gain", ax=None) -> Axes:
             part = frame[(frame.condition == condition) & (frame.domain == domain)]
             part = pd.concat([part, full[full.domain == domain]]).sort_values("p")
             if len(part):
-                ax.plot(part["p"], part[value], style, marker="o",
-                        color=_CONDITION_COLORS[condition], label=f"{condition} neurons, {domain}-domain")
+                ax.plot(
+                    part["p"],
+                    part[value],
+                    style,
+                    marker="o",
+                    color=_CONDITION_COLORS[condition],
+                    label=f"{condition} neurons, {domain}-domain",
+                )
     ax.axhline(0, color="#999999", lw=0.8)
     ax.set_xlabel("trained proportion p (1.0 = full fine-tuning)")
     ax.set_ylabel(f"mean {value}")
@@ -59,8 +70,9 @@ def plot_gain_vs_p(df: pd.DataFrame, *, value: str = "gain", ax=None) -> Axes:
     return ax
 
 
-def plot_similarity_heatmap(sim: pd.DataFrame, *, value: str = "similarity_update",
-                            ax=None) -> Axes:
+def plot_similarity_heatmap(
+    sim: pd.DataFrame, *, value: str = "similarity_update", ax=None
+) -> Axes:
     """Heatmap, layer (rows) x test task (columns), of the parameter similarity
     (``similarity_vs_gain``; mean over the training tasks), the test tasks ordered by gain."""
     table = sim.pivot_table(index="layer", columns="task", values=value, aggfunc="mean")
@@ -84,12 +96,20 @@ def plot_layer_correlation(corr: pd.DataFrame, *, ax=None) -> Axes:
     for stat, (low, high) in PAPER_LAYER_CORRELATION.items():
         ax.axhspan(low, high, color=colors[stat], alpha=0.12, label=f"paper {stat} {low}-{high}")
     for vec, style in (("weights", ":"), ("update", "-")):
-        part = corr[corr.get("vectorisation", "weights") == vec] if "vectorisation" in corr else corr
+        part = (
+            corr[corr.get("vectorisation", "weights") == vec] if "vectorisation" in corr else corr
+        )
         if not len(part):
             continue
         for stat in ("pearson", "spearman"):
-            ax.plot(part["layer"], part[stat], style, marker=".", color=colors[stat],
-                    label=f"ours {stat}, {vec}")
+            ax.plot(
+                part["layer"],
+                part[stat],
+                style,
+                marker=".",
+                color=colors[stat],
+                label=f"ours {stat}, {vec}",
+            )
     ax.axhline(0, color="#999999", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("layer")

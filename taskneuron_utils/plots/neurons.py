@@ -9,8 +9,13 @@ from matplotlib.axes import Axes
 from .figure import new_axes
 
 
-def plot_overlap(matrix: pd.DataFrame, *, baseline: float | None = None, ax=None,
-                 title: str = "Overlap of task-specific neurons (Jaccard)") -> Axes:
+def plot_overlap(
+    matrix: pd.DataFrame,
+    *,
+    baseline: float | None = None,
+    ax=None,
+    title: str = "Overlap of task-specific neurons (Jaccard)",
+) -> Axes:
     """Heatmap of a task x task overlap matrix (``analysis.overlap_matrix``).
 
     ``baseline`` (for example ``analysis.expected_random_jaccard(k)``) is shown in the title so
@@ -19,8 +24,17 @@ def plot_overlap(matrix: pd.DataFrame, *, baseline: float | None = None, ax=None
     n = len(matrix)
     # Room for the task names (rotated ticks) and a two-line title even for 2-3 tasks.
     ax = new_axes(ax, size=(max(6.0, 2.5 + 0.8 * n), max(5.0, 2.0 + 0.7 * n)))
-    sns.heatmap(matrix, annot=n <= 14, fmt=".2f", cmap="viridis", vmin=0, vmax=1, square=True,
-                cbar_kws={"label": "Jaccard"}, ax=ax)
+    sns.heatmap(
+        matrix,
+        annot=n <= 14,
+        fmt=".2f",
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        square=True,
+        cbar_kws={"label": "Jaccard"},
+        ax=ax,
+    )
     if baseline is not None:
         title += f"\nrandom sets of the same size: {baseline:.3f}"
     ax.set_title(title, fontsize=11)
@@ -37,8 +51,11 @@ def plot_layer_profile(profile: pd.DataFrame, *, value: str = "global_share", ax
     """
     ax = new_axes(ax, size=(7, 4))
     if value == "global_share":
-        selected = (profile["global_share"] * profile["neurons"]).groupby(
-            [profile["task"], profile["layer"]]).sum()
+        selected = (
+            (profile["global_share"] * profile["neurons"])
+            .groupby([profile["task"], profile["layer"]])
+            .sum()
+        )
         neurons = profile.groupby(["task", "layer"])["neurons"].sum()
         per_layer = (selected / neurons).rename(value).reset_index()
         ylabel = "share of the layer's neurons in the global top-k"

@@ -17,8 +17,9 @@ def _delta_frame(df: pd.DataFrame, value: str) -> pd.DataFrame:
     return df.assign(delta=df[value].values - ref)
 
 
-def plot_deactivation_heatmap(df: pd.DataFrame, *, value: str = "nll", model: str | None = None,
-                              ax=None) -> Axes:
+def plot_deactivation_heatmap(
+    df: pd.DataFrame, *, value: str = "nll", model: str | None = None, ax=None
+) -> Axes:
     """Heatmap, deactivated set (rows) x evaluated task (columns), of the change of ``value``
     ("nll" or "score") against nothing deactivated (``experiments.deactivation``). Random rows
     are averaged over seeds. A strong diagonal means the sets are task-specific.
@@ -28,30 +29,44 @@ def plot_deactivation_heatmap(df: pd.DataFrame, *, value: str = "nll", model: st
     part = part[part["condition"] != "none"]
     tasks = list(dict.fromkeys(part["task"]))
     row_of = part["deactivated"].where(part["condition"] != "own", part["task"])
-    table = part.assign(row=row_of).pivot_table(index="row", columns="task", values="delta",
-                                                aggfunc="mean")
+    table = part.assign(row=row_of).pivot_table(
+        index="row", columns="task", values="delta", aggfunc="mean"
+    )
     rows = [t for t in tasks if t in table.index] + [r for r in table.index if r not in tasks]
     table = table.loc[rows, tasks]
     scale = 100 if value == "score" else 1
     ax = new_axes(ax, size=(1.6 + 0.9 * len(tasks), 1.0 + 0.6 * len(rows)))
     limit = float(abs(table * scale).max().max()) or 1.0
     cmap = "RdBu" if value == "score" else "RdBu_r"
-    sns.heatmap(table * scale, annot=len(tasks) <= 12, fmt=".2f" if value == "nll" else ".0f",
-                cmap=cmap, center=0, vmin=-limit, vmax=limit, ax=ax,
-                cbar_kws={"label": f"change of {'metric (points)' if value == 'score' else 'answer NLL (nats)'}"})
+    sns.heatmap(
+        table * scale,
+        annot=len(tasks) <= 12,
+        fmt=".2f" if value == "nll" else ".0f",
+        cmap=cmap,
+        center=0,
+        vmin=-limit,
+        vmax=limit,
+        ax=ax,
+        cbar_kws={
+            "label": f"change of {'metric (points)' if value == 'score' else 'answer NLL (nats)'}"
+        },
+    )
     ax.set_xlabel("evaluated task")
     ax.set_ylabel("deactivated neurons of")
     ax.set_title(f"Deactivation on the {model} model")
     return ax
 
 
-def plot_deactivation_bars(df: pd.DataFrame, *, value: str = "score", model: str | None = None,
-                           ax=None) -> Axes:
+def plot_deactivation_bars(
+    df: pd.DataFrame, *, value: str = "score", model: str | None = None, ax=None
+) -> Axes:
     """Per task, ``value`` with nothing, random neurons (mean ± std over seeds) and the task's
     own neurons deactivated (``experiments.deactivation``)."""
     model = model or df["model"].iloc[0]
     part = df[(df["model"] == model) & df["condition"].isin(["none", "random", "own"])]
-    stats = part.groupby(["task", "condition"], sort=False)[value].agg(["mean", "std"]).reset_index()
+    stats = (
+        part.groupby(["task", "condition"], sort=False)[value].agg(["mean", "std"]).reset_index()
+    )
     tasks = list(dict.fromkeys(part["task"]))
     order = ["none", "random", "own"]
     labels = {"none": "nothing off", "random": "random neurons off", "own": "task neurons off"}
@@ -62,8 +77,15 @@ def plot_deactivation_bars(df: pd.DataFrame, *, value: str = "score", model: str
         sub = stats[stats["condition"] == cond].set_index("task").reindex(tasks)
         x = [i + (j - 1) * width for i in range(len(tasks))]
         scale = 100 if value == "score" else 1
-        ax.bar(x, sub["mean"] * scale, width, yerr=(sub["std"].fillna(0) * scale), capsize=3,
-               label=labels[cond], color=colors[cond])
+        ax.bar(
+            x,
+            sub["mean"] * scale,
+            width,
+            yerr=(sub["std"].fillna(0) * scale),
+            capsize=3,
+            label=labels[cond],
+            color=colors[cond],
+        )
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels(tasks, rotation=30, ha="right")
     ax.set_ylabel("metric (x100)" if value == "score" else "answer NLL (nats)")
@@ -75,15 +97,27 @@ def plot_deactivation_bars(df: pd.DataFrame, *, value: str = "score", model: str
 def plot_finetuning(df: pd.DataFrame, *, value: str = "score", ax=None) -> Axes:
     """Per task, ``value`` after no training, training the task's neurons, as many random
     neurons, and full fine-tuning (``experiments.neuron_finetuning``)."""
-    labels = {"none": "no training", "neurons": "task neurons", "random": "random neurons",
-              "full": "full fine-tuning"}
+    labels = {
+        "none": "no training",
+        "neurons": "task neurons",
+        "random": "random neurons",
+        "full": "full fine-tuning",
+    }
     methods = [m for m in labels if m in set(df["method"])]
     tasks = list(dict.fromkeys(df["task"]))
     ax = new_axes(ax, size=(max(5.0, 1.5 + 1.2 * len(tasks)), 4))
-    frame = df.assign(method=df["method"].map(labels),
-                      shown=df[value] * (100 if value == "score" else 1))
-    sns.barplot(frame, x="task", y="shown", hue="method", order=tasks,
-                hue_order=[labels[m] for m in methods], ax=ax)
+    frame = df.assign(
+        method=df["method"].map(labels), shown=df[value] * (100 if value == "score" else 1)
+    )
+    sns.barplot(
+        frame,
+        x="task",
+        y="shown",
+        hue="method",
+        order=tasks,
+        hue_order=[labels[m] for m in methods],
+        ax=ax,
+    )
     ax.set_ylabel("metric (x100)" if value == "score" else "answer NLL (nats)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=30)
@@ -92,15 +126,19 @@ def plot_finetuning(df: pd.DataFrame, *, value: str = "score", ax=None) -> Axes:
     return ax
 
 
-def plot_k_sweep(intervals: pd.DataFrame, *, value: str = "nll", ax=None,
-                 model: str | None = None) -> Axes:
+def plot_k_sweep(
+    intervals: pd.DataFrame, *, value: str = "nll", ax=None, model: str | None = None
+) -> Axes:
     """Effect of switching off the own, random and other tasks' sets against the fraction k
     (log axis), mean over tasks, with bootstrap 95% bands over test examples and seeds:
     ``experiments.table1_intervals(experiments.k_sweep(...))``. ``value``: "nll" (change in
     nats per answer token) or "score" (change of the metric, x100)."""
     model = model or intervals["model"].iloc[0]
-    table = intervals[(intervals["model"] == model) & (intervals["measure"] == value)
-                      & (intervals["task"] == "all")]
+    table = intervals[
+        (intervals["model"] == model)
+        & (intervals["measure"] == value)
+        & (intervals["task"] == "all")
+    ]
     overall = table[table["category"] == "all"]
     table = (overall if len(overall) else table).sort_values("k")
     scale = 100 if value == "score" else 1
@@ -108,15 +146,26 @@ def plot_k_sweep(intervals: pd.DataFrame, *, value: str = "nll", ax=None,
     for group, color in (("own", "#c44e52"), ("random", "#4c72b0"), ("other", "#8c8c8c")):
         column = f"{group}_effect"
         if table[column].notna().any():
-            ax.plot(table["k"], table[column] * scale, marker="o", color=color,
-                    label=f"{group} neurons off")
-            ax.fill_between(table["k"], table[f"{column}_low"] * scale,
-                            table[f"{column}_high"] * scale, color=color, alpha=0.2)
+            ax.plot(
+                table["k"],
+                table[column] * scale,
+                marker="o",
+                color=color,
+                label=f"{group} neurons off",
+            )
+            ax.fill_between(
+                table["k"],
+                table[f"{column}_low"] * scale,
+                table[f"{column}_high"] * scale,
+                color=color,
+                alpha=0.2,
+            )
     ax.set_xscale("log")
     ax.axhline(0, color="#999999", lw=0.8)
     ax.set_xlabel("fraction k of neurons per site switched off")
-    ax.set_ylabel("change of metric (points)" if value == "score" else
-                  "change of answer NLL (nats)")
+    ax.set_ylabel(
+        "change of metric (points)" if value == "score" else "change of answer NLL (nats)"
+    )
     ax.set_title(f"Deactivation against k, {model} model (bands: 95% bootstrap)")
     ax.legend(fontsize=8)
     return ax
@@ -144,8 +193,12 @@ def plot_budget(df: pd.DataFrame, *, value: str = "nll", ax=None) -> Axes:
         ax.axhline(start.mean() * scale, color="#999999", ls="--", lw=1, label="untrained")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("training steps (budget)")
-    names = {"score": "test metric (x100)", "nll": "test answer NLL (nats)",
-             "dev_nll": "dev answer NLL (nats)", "dev_auc_mean": "mean dev NLL so far (nats)"}
+    names = {
+        "score": "test metric (x100)",
+        "nll": "test answer NLL (nats)",
+        "dev_nll": "dev answer NLL (nats)",
+        "dev_auc_mean": "mean dev NLL so far (nats)",
+    }
     ax.set_ylabel(names.get(value, value))
     ax.set_title("Fine-tuning against the budget (bands: range over seeds)")
     ax.legend(fontsize=8)
@@ -168,8 +221,9 @@ def plot_training_curves(histories: dict, *, ax=None, smooth: int = 3) -> Axes:
 # --- generalization (experiments.generalization) -------------------------------------------
 
 
-def plot_specificity(matrix: pd.DataFrame, *, value: str = "nll", ax=None,
-                     title: str | None = None) -> Axes:
+def plot_specificity(
+    matrix: pd.DataFrame, *, value: str = "nll", ax=None, title: str | None = None
+) -> Axes:
     """Heatmap of an effect matrix, switched-off set (rows) x evaluated task (columns)
     (``experiments.deactivation_matrix``: harm beyond the random baseline, larger = more
     harmful), with each task's own set outlined. A task-specific family lights up the outlined
@@ -181,9 +235,17 @@ def plot_specificity(matrix: pd.DataFrame, *, value: str = "nll", ax=None,
     ax = new_axes(ax, size=(1.8 + 0.9 * matrix.shape[1], 1.0 + 0.6 * matrix.shape[0]))
     limit = float(shown.abs().max().max()) or 1.0
     unit = "drop of metric (points)" if value == "score" else "rise of answer NLL (nats)"
-    sns.heatmap(shown, annot=matrix.shape[1] <= 12, fmt=".0f" if value == "score" else ".2f",
-                cmap="RdBu_r", center=0, vmin=-limit, vmax=limit, ax=ax,
-                cbar_kws={"label": unit})
+    sns.heatmap(
+        shown,
+        annot=matrix.shape[1] <= 12,
+        fmt=".0f" if value == "score" else ".2f",
+        cmap="RdBu_r",
+        center=0,
+        vmin=-limit,
+        vmax=limit,
+        ax=ax,
+        cbar_kws={"label": unit},
+    )
     for j, task in enumerate(matrix.columns):
         if task in matrix.index:
             i = list(matrix.index).index(task)
@@ -194,8 +256,9 @@ def plot_specificity(matrix: pd.DataFrame, *, value: str = "nll", ax=None,
     return ax
 
 
-def plot_dominance_vs_k(scores: pd.DataFrame, *, value: str = "dominance", ax=None,
-                        title: str | None = None) -> Axes:
+def plot_dominance_vs_k(
+    scores: pd.DataFrame, *, value: str = "dominance", ax=None, title: str | None = None
+) -> Axes:
     """Diagonal dominance (or ``value="selectivity"``) of each family of sets against k:
     the ``task == "mean"`` rows of ``experiments.specificity_scores`` with a ``k`` column (a
     fraction), one line per ``family`` with its bootstrap interval as error bars. 1 = only the
@@ -205,12 +268,20 @@ def plot_dominance_vs_k(scores: pd.DataFrame, *, value: str = "dominance", ax=No
     for family, part in means.groupby("family", sort=False):
         part = part.sort_values("k")
         low, high = part[f"{value}_low"], part[f"{value}_high"]
-        ax.errorbar(100 * part["k"], part[value], yerr=[part[value] - low, high - part[value]],
-                    marker="o", capsize=3, label=family)
+        ax.errorbar(
+            100 * part["k"],
+            part[value],
+            yerr=[part[value] - low, high - part[value]],
+            marker="o",
+            capsize=3,
+            label=family,
+        )
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xticks(sorted(100 * means["k"].unique()), labels=[f"{100 * k:g}%" for k in
-                                                             sorted(means["k"].unique())])
+    ax.set_xticks(
+        sorted(100 * means["k"].unique()),
+        labels=[f"{100 * k:g}%" for k in sorted(means["k"].unique())],
+    )
     ax.set_xlabel("k (neurons per site)")
     ax.set_ylabel(value)
     ax.set_title(title or f"{value.capitalize()} of each selection method")

@@ -82,22 +82,25 @@ class Split(Sequence):
         try:
             return self._examples[operator.index(index)]
         except TypeError:
-            raise TypeError(f"Split indices must be integers or slices, not "
-                            f"{type(index).__name__}") from None
+            raise TypeError(
+                f"Split indices must be integers or slices, not {type(index).__name__}"
+            ) from None
 
     def __iter__(self):
         return iter(self._examples)
 
     def sample(self, n: int, seed: int = 0) -> Split:
         """``n`` examples drawn without replacement, deterministic in ``seed``, in split order."""
-        return Split([self._examples[i] for i in self.sample_indices(n, seed)], self.task,
-                     self.name)
+        return Split(
+            [self._examples[i] for i in self.sample_indices(n, seed)], self.task, self.name
+        )
 
     def sample_indices(self, n: int, seed: int = 0) -> list[int]:
         """The sorted positions of the examples ``sample(n, seed)`` draws."""
         if not 0 <= n <= len(self):
-            raise ValueError(f"cannot sample {n} examples from {self._describe()} "
-                             f"which has {len(self)}")
+            raise ValueError(
+                f"cannot sample {n} examples from {self._describe()} which has {len(self)}"
+            )
         return sorted(random.Random(seed).sample(range(len(self)), n))
 
     @property
@@ -143,13 +146,16 @@ class Task:
 
     def __post_init__(self):
         if self.category not in CATEGORIES:
-            raise ValueError(f"task {self.name!r}: category must be one of {CATEGORIES}, "
-                             f"got {self.category!r}")
+            raise ValueError(
+                f"task {self.name!r}: category must be one of {CATEGORIES}, got {self.category!r}"
+            )
         if self.metric is None:
             self.metric = METRICS[self.category][0]
         if self.metric not in METRICS[self.category]:
-            raise ValueError(f"task {self.name!r}: a {self.category} task's metric must be one of "
-                             f"{METRICS[self.category]}, got {self.metric!r}")
+            raise ValueError(
+                f"task {self.name!r}: a {self.category} task's metric must be one of "
+                f"{METRICS[self.category]}, got {self.metric!r}"
+            )
         self.family = self.family or self.name
         # Bind every split to this task (a Split from elsewhere is re-bound, its examples shared).
         for split_name in SPLIT_NAMES:
@@ -162,15 +168,18 @@ class Task:
                 self.labels = tuple(sorted(outputs))
             self.labels = tuple(self.labels)
             if len(self.labels) < 2:
-                raise TaskDataError(f"task {self.name!r}: a classification task needs at least two "
-                                    f"labels, got {self.labels}")
+                raise TaskDataError(
+                    f"task {self.name!r}: a classification task needs at least two "
+                    f"labels, got {self.labels}"
+                )
             known = set(self.labels)
             for split in self.splits.values():
                 for i, ex in enumerate(split):
                     if ex.output not in known:
                         raise TaskDataError(
                             f"task {self.name!r}, {split.name}[{i}]: output {ex.output!r} is not "
-                            f"one of the labels {list(self.labels)}")
+                            f"one of the labels {list(self.labels)}"
+                        )
         elif self.labels is not None:
             self.labels = tuple(self.labels)
 
@@ -182,8 +191,10 @@ class Task:
     def __repr__(self) -> str:
         sizes = "/".join(str(len(s)) for s in self.splits.values())
         labels = f", labels={list(self.labels)}" if self.labels else ""
-        return (f"Task({self.name!r}, {self.category}, metric={self.metric}, "
-                f"train/dev/test={sizes}{labels})")
+        return (
+            f"Task({self.name!r}, {self.category}, metric={self.metric}, "
+            f"train/dev/test={sizes}{labels})"
+        )
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -219,15 +230,18 @@ class Task:
             splits, records = records, None
         if isinstance(splits, Mapping):
             if records is not None:
-                raise ValueError("pass either records (split by fractions) or a dict of "
-                                 "pre-split records, not both")
+                raise ValueError(
+                    "pass either records (split by fractions) or a dict of "
+                    "pre-split records, not both"
+                )
             unknown = set(splits) - set(SPLIT_NAMES)
             if unknown:
                 raise ValueError(f"unknown split names {sorted(unknown)}; use {SPLIT_NAMES}")
             parts = {}
             for split_name, split_records in splits.items():
                 parts[split_name] = _to_examples(
-                    split_records, lambda i, s=split_name: f"task {name!r}, {s} record {i}")
+                    split_records, lambda i, s=split_name: f"task {name!r}, {s} record {i}"
+                )
                 if not parts[split_name]:
                     raise TaskDataError(f"task {name!r}: split {split_name!r} is empty")
         else:
@@ -235,20 +249,30 @@ class Task:
                 raise ValueError("records is required unless splits is a dict of record lists")
             examples = _to_examples(records, lambda i: f"task {name!r}, record {i}")
             parts = _split_by_fractions(examples, splits, seed, name)
-        return cls(name=name, instruction=instruction, category=category, family=family,
-                   metric=metric, labels=labels, description=description, **parts)
+        return cls(
+            name=name,
+            instruction=instruction,
+            category=category,
+            family=family,
+            metric=metric,
+            labels=labels,
+            description=description,
+            **parts,
+        )
 
     @classmethod
-    def from_jsonl(cls, path: str | os.PathLike, name: str | None = None, instruction: str = "",
-                   **kwargs) -> Task:
+    def from_jsonl(
+        cls, path: str | os.PathLike, name: str | None = None, instruction: str = "", **kwargs
+    ) -> Task:
         """A task from a JSONL file (one ``{"input", "output"}`` object a line; split by
         ``splits``/``seed`` as in ``from_records``) or from a folder holding ``train.jsonl``,
         ``dev.jsonl`` and/or ``test.jsonl``. ``name`` defaults to the file or folder name."""
         return _from_file(cls, Path(path), "jsonl", read_jsonl, name, instruction, kwargs)
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike, name: str | None = None, instruction: str = "",
-                 **kwargs) -> Task:
+    def from_csv(
+        cls, path: str | os.PathLike, name: str | None = None, instruction: str = "", **kwargs
+    ) -> Task:
         """Like ``from_jsonl`` for CSV files with a header row containing ``input`` and
         ``output`` columns (other columns are ignored)."""
         return _from_file(cls, Path(path), "csv", read_csv, name, instruction, kwargs)
@@ -274,15 +298,20 @@ def _to_examples(records, where: Callable[[int], str]) -> list[Example]:
             examples.append(record)
             continue
         if not isinstance(record, Mapping):
-            raise TaskDataError(f"{where(i)}: expected a dict with 'input' and 'output', got "
-                                f"{type(record).__name__}")
+            raise TaskDataError(
+                f"{where(i)}: expected a dict with 'input' and 'output', got "
+                f"{type(record).__name__}"
+            )
         for key in ("input", "output"):
             if key not in record:
-                raise TaskDataError(f"{where(i)}: missing field {key!r} (fields present: "
-                                    f"{sorted(record)})")
+                raise TaskDataError(
+                    f"{where(i)}: missing field {key!r} (fields present: {sorted(record)})"
+                )
             if not isinstance(record[key], str):
-                raise TaskDataError(f"{where(i)}: field {key!r} must be a string, got "
-                                    f"{type(record[key]).__name__} {record[key]!r}")
+                raise TaskDataError(
+                    f"{where(i)}: field {key!r} must be a string, got "
+                    f"{type(record[key]).__name__} {record[key]!r}"
+                )
         examples.append(Example(record["input"], record["output"]))
     return examples
 
@@ -290,22 +319,28 @@ def _to_examples(records, where: Callable[[int], str]) -> list[Example]:
 def _split_by_fractions(examples: list[Example], fractions, seed: int, name: str) -> dict:
     fractions = tuple(fractions)
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"splits must be three non-negative (train, dev, test) fractions summing "
-                         f"to 1, got {fractions}")
+        raise ValueError(
+            f"splits must be three non-negative (train, dev, test) fractions summing "
+            f"to 1, got {fractions}"
+        )
     if not examples:
         raise TaskDataError(f"task {name!r}: no examples")
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     n_train = round(fractions[0] * len(order))
     n_dev = round(fractions[1] * len(order))
-    bounds = {"train": (0, n_train), "dev": (n_train, n_train + n_dev),
-              "test": (n_train + n_dev, len(order))}
+    bounds = {
+        "train": (0, n_train),
+        "dev": (n_train, n_train + n_dev),
+        "test": (n_train + n_dev, len(order)),
+    }
     parts = {}
     for (split_name, (lo, hi)), fraction in zip(bounds.items(), fractions):
         if fraction > 0 and hi <= lo:
             raise TaskDataError(
                 f"task {name!r}: split {split_name!r} would be empty ({len(examples)} examples "
-                f"split {fractions}); pass more examples or other fractions")
+                f"split {fractions}); pass more examples or other fractions"
+            )
         # Keep the file order inside each split: it makes splits easy to inspect.
         parts[split_name] = [examples[i] for i in sorted(order[lo:hi])]
     return parts
@@ -319,8 +354,9 @@ def _from_file(cls, path: Path, ext: str, reader, name, instruction, kwargs) -> 
             if file.exists():
                 parts[split_name] = reader(file)
         if not parts:
-            raise FileNotFoundError(f"{path}: no {', '.join(f'{s}.{ext}' for s in SPLIT_NAMES)} "
-                                    f"in this folder")
+            raise FileNotFoundError(
+                f"{path}: no {', '.join(f'{s}.{ext}' for s in SPLIT_NAMES)} in this folder"
+            )
         if "splits" in kwargs:
             raise ValueError(f"{path} is a folder of pre-split files; 'splits' does not apply")
         return cls.from_records(name or path.name, None, instruction, splits=parts, **kwargs)
@@ -340,8 +376,9 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, str]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise TaskDataError(f"{path}:{lineno}: invalid JSON ({err.msg} at column "
-                                    f"{err.colno})") from None
+                raise TaskDataError(
+                    f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})"
+                ) from None
             records.extend(_to_examples([record], lambda i, where=f"{path}:{lineno}": where))
     if not records:
         raise TaskDataError(f"{path}: no examples (empty split)")
@@ -355,8 +392,9 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         missing = [c for c in ("input", "output") if c not in (reader.fieldnames or [])]
         if missing:
-            raise TaskDataError(f"{path}:1: missing column(s) {missing} in the header "
-                                f"{reader.fieldnames}")
+            raise TaskDataError(
+                f"{path}:1: missing column(s) {missing} in the header {reader.fieldnames}"
+            )
         records = []
         for row in reader:
             if row["input"] is None or row["output"] is None:

@@ -58,8 +58,9 @@ def format_prompt(tok: PreTrainedTokenizerBase, instruction: str, input: str) ->
     """
     if has_chat_template(tok):
         content = f"{instruction}\n\n{input}" if instruction else input
-        return tok.apply_chat_template([{"role": "user", "content": content}],
-                                       add_generation_prompt=True, tokenize=False)
+        return tok.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
     head = f"{instruction}\n\n" if instruction else ""
     return f"{head}Input: {input}\nAnswer:"
 
@@ -92,11 +93,12 @@ def end_marker_id(tok) -> int | None:
         try:
             rendered = tok.apply_chat_template(
                 [{"role": "user", "content": "hi"}, {"role": "assistant", "content": sentinel}],
-                tokenize=False)
+                tokenize=False,
+            )
         except Exception:  # an unusual template: fall back to eos
             rendered = ""
         if sentinel in rendered:
-            suffix = rendered[rendered.rindex(sentinel) + len(sentinel):]
+            suffix = rendered[rendered.rindex(sentinel) + len(sentinel) :]
             ids = tok(suffix, add_special_tokens=False).input_ids if suffix else []
             special = set(tok.all_special_ids) | set(getattr(tok, "added_tokens_decoder", {}))
             if ids and ids[0] in special:
@@ -122,19 +124,25 @@ def answer_ids(tok, text: str) -> list[int]:
     else:
         head = tok("Answer:", add_special_tokens=False).input_ids
         full = tok("Answer: " + text, add_special_tokens=False).input_ids
-        ids = full[len(head):] if full[:len(head)] == head else \
-            tok(" " + text, add_special_tokens=False).input_ids
+        ids = (
+            full[len(head) :]
+            if full[: len(head)] == head
+            else tok(" " + text, add_special_tokens=False).input_ids
+        )
         if not text.strip():
             ids = []  # a lone space token is not an answer
     if not ids:
-        raise EncodingError(f"the answer {text!r} tokenizes to zero tokens; every output must "
-                            f"contain text (check for empty outputs in the data)")
+        raise EncodingError(
+            f"the answer {text!r} tokenizes to zero tokens; every output must "
+            f"contain text (check for empty outputs in the data)"
+        )
     end = end_marker_id(tok)
     return list(ids) + ([end] if end is not None else [])
 
 
-def encode(tok, data: Split | Iterable[Example], max_length: int = 512, *,
-           instruction: str | None = None) -> list[Encoded]:
+def encode(
+    tok, data: Split | Iterable[Example], max_length: int = 512, *, instruction: str | None = None
+) -> list[Encoded]:
     """Tokenize examples as prompt + answer (see the module docstring for the layout).
 
     Args:
@@ -153,8 +161,9 @@ def encode(tok, data: Split | Iterable[Example], max_length: int = 512, *,
     if instruction is None:
         task = getattr(data, "task", None)
         if task is None:
-            raise TypeError("encode needs a Split (which knows its task's instruction) or "
-                            "instruction=...")
+            raise TypeError(
+                "encode needs a Split (which knows its task's instruction) or instruction=..."
+            )
         instruction = task.instruction
     examples = _to_examples(data, lambda i: f"example {i}")
     encoded, n_truncated = [], 0
@@ -165,14 +174,18 @@ def encode(tok, data: Split | Iterable[Example], max_length: int = 512, *,
             raise EncodingError(f"{_where(data, i)}: {err}") from None
         prompt = prompt_ids(tok, instruction, ex.input)
         if len(prompt) + len(answer) > max_length:
-            prompt = _truncated_prompt(tok, instruction, ex.input, len(answer), max_length,
-                                       _where(data, i))
+            prompt = _truncated_prompt(
+                tok, instruction, ex.input, len(answer), max_length, _where(data, i)
+            )
             n_truncated += 1
         encoded.append(Encoded(prompt + answer, len(prompt)))
     if n_truncated:
-        warnings.warn(f"encode: {n_truncated} of {len(encoded)} examples exceeded "
-                      f"max_length={max_length} tokens; their inputs were truncated (instruction "
-                      f"and answer kept whole)", stacklevel=2)
+        warnings.warn(
+            f"encode: {n_truncated} of {len(encoded)} examples exceeded "
+            f"max_length={max_length} tokens; their inputs were truncated (instruction "
+            f"and answer kept whole)",
+            stacklevel=2,
+        )
     return encoded
 
 
@@ -184,7 +197,8 @@ def _truncated_prompt(tok, instruction, text, n_answer, max_length, where) -> li
         raise EncodingError(
             f"{where}: the prompt without its input ({overhead} tokens) plus the answer "
             f"({n_answer} tokens) exceed max_length={max_length}; raise max_length or shorten "
-            f"the instruction/answer")
+            f"the instruction/answer"
+        )
     input_ids = tok(text, add_special_tokens=False).input_ids
     keep = min(budget, len(input_ids))
     while True:
@@ -200,8 +214,9 @@ def _where(data, i: int) -> str:
     return f"{data._describe()}[{i}]" if isinstance(data, Split) else f"example {i}"
 
 
-def collate(encoded: Sequence[Encoded], pad_token_id: int | None,
-            padding_side: str = "right") -> dict[str, torch.Tensor]:
+def collate(
+    encoded: Sequence[Encoded], pad_token_id: int | None, padding_side: str = "right"
+) -> dict[str, torch.Tensor]:
     """Pad encoded examples into a batch.
 
     Returns:
@@ -212,8 +227,10 @@ def collate(encoded: Sequence[Encoded], pad_token_id: int | None,
         same position) is for generation.
     """
     if pad_token_id is None:
-        raise ValueError("the tokenizer has no pad token; set tok.pad_token = tok.eos_token "
-                         "(tn.load_model does this)")
+        raise ValueError(
+            "the tokenizer has no pad token; set tok.pad_token = tok.eos_token "
+            "(tn.load_model does this)"
+        )
     if padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     if not encoded:
@@ -225,15 +242,16 @@ def collate(encoded: Sequence[Encoded], pad_token_id: int | None,
     for b, e in enumerate(encoded):
         n = len(e.input_ids)
         start = 0 if padding_side == "right" else width - n
-        input_ids[b, start:start + n] = torch.tensor(e.input_ids, dtype=torch.long)
-        attention_mask[b, start:start + n] = 1
-        labels[b, start + e.answer_start:start + n] = input_ids[b, start + e.answer_start:start + n]
+        input_ids[b, start : start + n] = torch.tensor(e.input_ids, dtype=torch.long)
+        attention_mask[b, start : start + n] = 1
+        labels[b, start + e.answer_start : start + n] = input_ids[
+            b, start + e.answer_start : start + n
+        ]
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def batches(tok, split: Split, batch_size: int, max_length: int = 512,
-            padding_side: str = "right"):
+def batches(tok, split: Split, batch_size: int, max_length: int = 512, padding_side: str = "right"):
     """Collated batches of ``split`` in order (the last one may be smaller)."""
     encoded = encode(tok, split, max_length=max_length)
     for start in range(0, len(encoded), batch_size):
-        yield collate(encoded[start:start + batch_size], tok.pad_token_id, padding_side)
+        yield collate(encoded[start : start + batch_size], tok.pad_token_id, padding_side)

@@ -34,8 +34,13 @@ HUB_DATA_ENV = "TASKNEURON_HUB_DATA"
 
 # Split sizes carved from train when the hub has no such split: min(cap, fraction of train).
 _CARVE = {"dev": (0.1, 1000), "test": (0.2, 2000)}
-_LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv",
-                   ".parquet": "parquet"}
+_LOCAL_BUILDERS = {
+    ".jsonl": "json",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+}
 
 
 def load_hub_task(
@@ -82,10 +87,17 @@ def load_hub_task(
     else:
         dataset = _load_from_hub(name, spec, cache_dir, load_dataset_kwargs)
     parts = _resolve_splits(name, spec, dataset, sizes, seed)
-    return Task.from_records(name, None, spec.instruction, category=spec.category,
-                             metric=spec.metric, labels=spec.labels, family=spec.family,
-                             description=spec.description or f"{spec.path} ({spec.config})",
-                             splits=parts)
+    return Task.from_records(
+        name,
+        None,
+        spec.instruction,
+        category=spec.category,
+        metric=spec.metric,
+        labels=spec.labels,
+        family=spec.family,
+        description=spec.description or f"{spec.path} ({spec.config})",
+        splits=parts,
+    )
 
 
 def _local_copy(name: str, spec: HubSpec, data_dir) -> Path | None:
@@ -103,7 +115,8 @@ def _local_copy(name: str, spec: HubSpec, data_dir) -> Path | None:
             f"hub task {name!r}: {origin} is {str(data_dir)!r} but it has no folder {name!r}; "
             f"put the data set {spec.path!r}{f' ({spec.config})' if spec.config else ''} there "
             f"as {', '.join(s + '.jsonl' for s in splits)} (or .csv/.parquet) with its own "
-            f"columns {list(spec.columns)}, or unset {origin} to download it from the hub")
+            f"columns {list(spec.columns)}, or unset {origin} to download it from the hub"
+        )
     return folder
 
 
@@ -125,13 +138,16 @@ def _split_sizes(split_sizes) -> dict[str, int | None]:
 def _honour_offline_env():
     """``datasets`` and ``huggingface_hub`` read HF_HUB_OFFLINE once, at import; read it now so
     that setting it later (in a notebook, a test) avoids minutes of connection retries."""
-    offline = any(os.environ.get(var, "").upper() in ("1", "ON", "YES", "TRUE")
-                  for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    offline = any(
+        os.environ.get(var, "").upper() in ("1", "ON", "YES", "TRUE")
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
     if not offline:
         yield False
         return
     import datasets.config
     import huggingface_hub.constants
+
     saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
     datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
     try:
@@ -155,7 +171,8 @@ def _load_from_hub(name: str, spec: HubSpec, cache_dir, kwargs):
                 f"is not in the local cache ({reason}). Without network access, pass local files "
                 f"in the data set's own columns {list(spec.columns)} instead: "
                 f"load_hub_task({name!r}, data_files={example}) or "
-                f"load_hub_task({name!r}, source='folder/with/train.jsonl')") from err
+                f"load_hub_task({name!r}, source='folder/with/train.jsonl')"
+            ) from err
 
 
 def _load_local(spec: HubSpec, source, data_files, cache_dir, kwargs):
@@ -172,19 +189,26 @@ def _load_local(spec: HubSpec, source, data_files, cache_dir, kwargs):
                 if found:
                     data_files[stem] = str(found[0])
             if not data_files:
-                raise FileNotFoundError(f"{source}: no {'/'.join(stems)} files "
-                                        f"({', '.join(_LOCAL_BUILDERS)})")
+                raise FileNotFoundError(
+                    f"{source}: no {'/'.join(stems)} files ({', '.join(_LOCAL_BUILDERS)})"
+                )
         elif source.exists():
             data_files = {"train": str(source)}
         else:
             raise FileNotFoundError(f"{source}: no such file or folder")
-    files = data_files.values() if isinstance(data_files, Mapping) else \
-        [data_files] if isinstance(data_files, (str, os.PathLike)) else data_files
+    files = (
+        data_files.values()
+        if isinstance(data_files, Mapping)
+        else [data_files]
+        if isinstance(data_files, (str, os.PathLike))
+        else data_files
+    )
     suffixes = {Path(str(f)).suffix for f in files}
     builders = {_LOCAL_BUILDERS.get(s) for s in suffixes}
     if len(builders) != 1 or None in builders:
-        raise ValueError(f"local files must all be one of {sorted(_LOCAL_BUILDERS)}, "
-                         f"got {suffixes}")
+        raise ValueError(
+            f"local files must all be one of {sorted(_LOCAL_BUILDERS)}, got {suffixes}"
+        )
     builder = builders.pop()
     if ".tsv" in suffixes:
         kwargs = {"delimiter": "\t", **kwargs}
@@ -215,8 +239,10 @@ def _resolve_splits(name: str, spec: HubSpec, dataset, sizes, seed) -> dict[str,
             found[split_name] = train.select(range(start, min(start + n, len(train))))
             start += n
         if start >= len(train) and len(train) > 0:
-            raise TaskDataError(f"hub task {name!r}: train has {len(train)} rows, too few to "
-                                f"carve dev/test from; pass more data or smaller split_sizes")
+            raise TaskDataError(
+                f"hub task {name!r}: train has {len(train)} rows, too few to "
+                f"carve dev/test from; pass more data or smaller split_sizes"
+            )
         found["train"] = train.select(range(start, len(train)))
     parts = {}
     for split_name, rows in found.items():
@@ -227,8 +253,10 @@ def _resolve_splits(name: str, spec: HubSpec, dataset, sizes, seed) -> dict[str,
 def _convert(name, spec: HubSpec, rows, n: int | None, seed: int) -> list[dict]:
     missing = [c for c in spec.columns if c not in rows.column_names]
     if missing:
-        raise TaskDataError(f"hub task {name!r}: the data has columns {rows.column_names} but "
-                            f"needs {list(spec.columns)} (missing {missing})")
+        raise TaskDataError(
+            f"hub task {name!r}: the data has columns {rows.column_names} but "
+            f"needs {list(spec.columns)} (missing {missing})"
+        )
     if n is not None:
         rows = rows.shuffle(seed=seed)
     records = []
@@ -238,8 +266,10 @@ def _convert(name, spec: HubSpec, rows, n: int | None, seed: int) -> list[dict]:
         try:
             record = spec.to_record(row)
         except (KeyError, TypeError, ValueError) as err:
-            raise TaskDataError(f"hub task {name!r}, row {i}: cannot map {dict(row)!r} "
-                                f"({type(err).__name__}: {err})") from None
+            raise TaskDataError(
+                f"hub task {name!r}, row {i}: cannot map {dict(row)!r} "
+                f"({type(err).__name__}: {err})"
+            ) from None
         if record is not None:
             records.append(record)
     return records

@@ -31,9 +31,12 @@ def default_data_dir() -> Path:
     return package.parent / "data"
 
 
-def load_tasks(names: Sequence[str] | str | None = None, profile: str = "quick",
-               data_dir: str | os.PathLike | None = None,
-               **hub_kwargs: Any) -> dict[str, Task]:
+def load_tasks(
+    names: Sequence[str] | str | None = None,
+    profile: str = "quick",
+    data_dir: str | os.PathLike | None = None,
+    **hub_kwargs: Any,
+) -> dict[str, Task]:
     """Load tasks by name, in suite order.
 
     Args:
@@ -61,8 +64,10 @@ def load_tasks(names: Sequence[str] | str | None = None, profile: str = "quick",
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     index = root / "tasks.json"
     if not index.exists():
-        raise FileNotFoundError(f"no task suite at {index}; build it with "
-                                f"`python data/build_suite.py` or set TASKNEURON_DATA")
+        raise FileNotFoundError(
+            f"no task suite at {index}; build it with "
+            f"`python data/build_suite.py` or set TASKNEURON_DATA"
+        )
     try:
         entries = json.loads(index.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -72,14 +77,24 @@ def load_tasks(names: Sequence[str] | str | None = None, profile: str = "quick",
     tasks = {}
     for name in chosen:
         entry = by_name[name]
-        parts = {s: read_jsonl(root / name / f"{s}.jsonl") for s in SPLIT_NAMES
-                 if (root / name / f"{s}.jsonl").exists()}
+        parts = {
+            s: read_jsonl(root / name / f"{s}.jsonl")
+            for s in SPLIT_NAMES
+            if (root / name / f"{s}.jsonl").exists()
+        }
         if not parts:
             raise FileNotFoundError(f"{root / name}: no train/dev/test.jsonl for task {name!r}")
         tasks[name] = Task.from_records(
-            name, None, entry.get("instruction", ""), category=entry.get("category", "generation"),
-            metric=entry.get("metric"), labels=entry.get("labels"), family=entry.get("family"),
-            description=entry.get("description", ""), splits=parts)
+            name,
+            None,
+            entry.get("instruction", ""),
+            category=entry.get("category", "generation"),
+            metric=entry.get("metric"),
+            labels=entry.get("labels"),
+            family=entry.get("family"),
+            description=entry.get("description", ""),
+            splits=parts,
+        )
     return tasks
 
 
