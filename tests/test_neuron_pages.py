@@ -144,6 +144,53 @@ def test_stats_are_the_moments_of_every_counted_position(default_tok):
         assert row.mean_swap == pytest.approx(row.mean)
 
 
+def test_the_running_top_k_is_exact_under_ties_and_short_batches():
+    """The streaming update alone, on activations with many exact ties (small integers),
+    batches of unequal widths with uncounted positions, one shorter than k, one without any
+    counted position: the kept
+    top / bottom k are the brute-force ones (ties to the earlier position), and mean / std are
+    right for values far from zero (1000 + a spread of 0.2, where float32 E[x^2] - mean^2 would
+    cancel to noise)."""
+    from taskneuron_utils.running_top import POSITION_BITS, fresh_state, update
+
+    gen = torch.Generator().manual_seed(0)
+    k, m = 6, 9
+    state = fresh_state(k, m, 2)
+    seen, tasks, first = [], [], 0
+    for batch, width in ((4, 7), (3, 11), (1, 3), (2, 4), (5, 2)):  # (1, 3): 3 positions < k
+        acts = torch.randint(-3, 4, (m, batch * width), generator=gen).float()
+        acts[0] = acts[0] * 0.1 + 1000  # neuron 0: mean / std ~ 5000
+        counted = torch.rand(batch, width, generator=gen) < 0.7
+        counted[:, 0] = False
+        if batch == 2:
+            counted[:] = False  # a batch without a counted position
+        update(state, acts[:, counted.reshape(-1)], counted, first, [b % 2 for b in range(batch)], k)
+        for b in range(batch):
+            for t in range(width):
+                if counted[b, t]:
+                    seen.append((acts[:, b * width + t], (first + b) << POSITION_BITS | t))
+                    tasks.append(b % 2)
+        first += batch
+    values = torch.stack([v for v, _ in seen])  # (positions, m)
+    keys = torch.tensor([key for _, key in seen])
+    for column in range(m):
+        top = sorted(zip(values[:, column].tolist(), keys.tolist()), key=lambda p: (-p[0], p[1]))
+        bottom = sorted(zip(values[:, column].tolist(), keys.tolist()))
+        assert list(zip(state["top_values"][:, column].tolist(),
+                        state["top_keys"][:, column].tolist())) == top[:k]
+        assert list(zip((-state["bottom_values"][:, column]).tolist(),
+                        state["bottom_keys"][:, column].tolist())) == bottom[:k]
+    assert int(state["count"]) == len(seen)
+    truth = values.double()
+    assert torch.allclose(state["sum"] / len(seen), truth.mean(0), rtol=1e-6, atol=1e-6)
+    assert torch.allclose((state["m2"] / len(seen)).sqrt(), truth.std(0, correction=0),
+                          rtol=1e-4)
+    for task in (0, 1):
+        rows = torch.tensor(tasks) == task
+        assert int(state["task_count"][task]) == int(rows.sum())
+        assert torch.allclose(state["task_sum"][task], truth[rows].sum(0), rtol=1e-6)
+
+
 def test_template_positions_are_not_counted_and_strings_work(default_tok):
     model = tiny_model("llama", vocab_size=len(default_tok))
     task = swap_task()
