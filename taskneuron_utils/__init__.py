@@ -35,6 +35,7 @@ from .interop.harness_export import export_lm_eval_task
 from .interventions import deactivate, scale
 from .loss import AnswerMaskError
 from .memory import MemoryEstimate, estimate_memory, estimate_table, measure_peak
+from .method_agreement import method_agreement
 from .models import ModelNotAvailableError, cache_dir, load_model
 from .neurons import NeuronSet
 from .neuron_pages import neuron_stats, top_examples
@@ -80,7 +81,7 @@ __all__ = [
     "TaskDataError", "UnknownTaskError", "HubUnavailableError", "EncodingError",
     # relevance, neuron sets, selections
     "attribute", "Relevance", "AttributionError", "AnswerMaskError", "NeuronSet",
-    "activation_stats", "ActivationStats",
+    "activation_stats", "ActivationStats", "method_agreement",
     "ArtefactFileError", "select", "matched_top", "shared_core",
     # looking inside and intervening
     "trace", "Trace", "Edit", "deactivate", "scale", "Ablation",
