@@ -28,8 +28,8 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
                    (``correlations``, ``sweep_correlations``, ``layer_correlations``)
     continual      Table 5: continual learning over a task sequence, NCFT / W-NCFT and the
                    baselines (``ContinualConfig``; ``continual``, ``cl_metrics``,
-                   ``continual_references``, ``choose_lrs``); methods in ``cl_methods`` and
-                   ``cl_neurons`` (``CL_METHODS``, ``CLMethod`` to subclass)
+                   ``continual_references``, ``choose_lrs`` in ``cl_references``); methods in
+                   ``cl_methods`` and ``cl_neurons`` (``CL_METHODS``, ``CLMethod`` to subclass)
 
     common         helpers shared by the sections (samples, fresh models, atomic cache folders)
     profiles       ``Profile`` (one config per section) and ``PROFILES``: "quick" (CPU, the
@@ -44,10 +44,11 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
 """
 
 from .cl_methods import CLMethod
+from .cl_references import choose_lrs
+from .cl_references import references as continual_references
 from .continual import (CL_METHODS, PAPER_ORDERS, PAPER_TABLE5, QUICK_ORDERS, QUICK_SEQUENCE_4,
-                        QUICK_SEQUENCE_8, ContinualConfig, ContinualResult, choose_lrs, cl_metrics,
+                        QUICK_SEQUENCE_8, ContinualConfig, ContinualResult, cl_metrics,
                         continual, forgetting_overlap, make_method)
-from .continual import references as continual_references
 from .deactivation import (DeactivationConfig, aggregate_examples, deactivation,
                            deactivation_summary, table1)
 from .detection import (DetectionConfig, detect, exclusive_sets, main_job, main_job_summary,

@@ -38,7 +38,7 @@ import torch
 
 from ..parallel import init_from_environment
 from ..tasks import Task
-from .cl_methods import EWC, OLoRA, CLMethod, Replay, SeqFT, SeqLoRA, train_tensors
+from .cl_methods import EWC, OLoRA, CLMethod, Replay, SeqFT, SeqLoRA
 from .cl_neurons import NCFT, WNCFT, RandomNeurons
 from .common import ConfigMixin, data_hash, eval_split, fresh, sample, settings_key, write_folder
 
@@ -387,100 +387,3 @@ def forgetting_overlap(result: ContinualResult, sets: dict | None = None) -> pd.
         ],
         columns=["method", "trained", "task", "stage", "forgetting", "overlap"],
     )
-
-
-def references(
-    model_loader: ModelLoader,
-    tok: PreTrainedTokenizerBase,
-    sequence: list[Task],
-    config: ContinualConfig = ContinualConfig(),
-    *,
-    which: Sequence[str] = ("per_task", "multitask"),
-) -> pd.DataFrame:
-    """The upper references: ``per_task`` (each task fine-tuned alone from the starting model,
-    full FT, ``config.steps`` steps) and ``multitask`` (full FT on all tasks' samples mixed,
-    ``len(sequence) * config.steps`` steps). Returns one row per (reference, task): score, nll."""
-    from ..tasks import encode
-
-    method = CLMethod(config)
-    lr = dict(config.method_lrs).get("seqft", config.lr)
-    trains = [sample(t.train, config.examples, config.seed) for t in sequence]
-    tests = [eval_split(t, config.n_eval, config.seed) for t in sequence]
-    rows = []
-    if "per_task" in which:
-        for stage, (task, train, test) in enumerate(zip(sequence, trains, tests)):
-            model = fresh(model_loader)
-            train_tensors(
-                model,
-                tok,
-                encode(tok, train, max_length=config.max_length),
-                list(model.parameters()),
-                config,
-                steps=config.steps,
-                lr=lr,
-                seed=config.seed + stage,
-                method="per_task",
-            )
-            r = method.evaluate(model, tok, test)
-            rows.append(
-                {"reference": "per_task", "task": task.name, "score": r["score"], "nll": r["nll"]}
-            )
-            del model
-    if "multitask" in which:
-        model = fresh(model_loader)
-        encoded = [e for train in trains for e in encode(tok, train, max_length=config.max_length)]
-        train_tensors(
-            model,
-            tok,
-            encoded,
-            list(model.parameters()),
-            config,
-            steps=config.steps * len(sequence),
-            lr=lr,
-            seed=config.seed,
-            method="multitask",
-        )
-        for task, test in zip(sequence, tests):
-            r = method.evaluate(model, tok, test)
-            rows.append(
-                {"reference": "multitask", "task": task.name, "score": r["score"], "nll": r["nll"]}
-            )
-    return pd.DataFrame(rows)
-
-
-def choose_lrs(
-    model_loader: ModelLoader,
-    tok: PreTrainedTokenizerBase,
-    tasks: Task | list[Task],
-    methods: Sequence[str],
-    lrs: Sequence[float] = (1e-4, 1e-3),
-    config: ContinualConfig = ContinualConfig(),
-) -> dict[str, float]:
-    """Per method, the lr of ``lrs`` with the lowest mean answer NLL on ``config.n_dev`` dev
-    examples of each of ``tasks`` after training them in order, from the starting model, as
-    ``continual`` would (the same sample, steps and seeds). Dev data only, never the test split.
-
-    ``tasks``: one Task, or the first tasks of the sequence. With two or more, an lr that learns
-    the first task but wrecks it (or fails to learn) at the second stage loses: one stage alone
-    cannot see forgetting, and picks the largest lr that fits the first task. The NLL is read
-    through the method's own inference (``method.evaluate``: W-NCFT's mixed neurons, the LoRA
-    methods' adapters). Returns {method: lr}, to pass as ``config.method_lrs``.
-    """
-    tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
-    trains = [sample(t.train, config.examples, config.seed) for t in tasks]
-    devs = [sample(t.dev, config.n_dev, config.seed) for t in tasks]
-    chosen = {}
-    for name in methods:
-        best = (float("inf"), None)
-        for lr in lrs:
-            method = make_method(name, config.replace(method_lrs=((name, lr),)))
-            model = fresh(model_loader)
-            for stage, (task, train) in enumerate(zip(tasks, trains)):
-                method.before_task(model, tok, task, stage)
-                method.train(model, tok, task, train, stage)
-                method.after_task(model, tok, task, train, stage)
-            nll = sum(method.evaluate(model, tok, dev)["nll"] for dev in devs) / len(devs)
-            best = min(best, (nll, lr))
-            del model
-        chosen[name] = best[1]
-    return chosen
