@@ -106,9 +106,11 @@ def choose_lrs(
     tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
     trains = [sample(t.train, config.examples, config.seed) for t in tasks]
     devs = [sample(t.dev, config.n_dev, config.seed) for t in tasks]
-    chosen = {}
+    if not lrs:
+        raise ValueError("choose_lrs needs at least one learning rate in lrs")
+    chosen: dict[str, float] = {}
     for name in methods:
-        best = (float("inf"), None)
+        best = (float("inf"), float("inf"))  # (dev NLL, lr): equal NLLs go to the smaller lr
         for lr in lrs:
             method = make_method(name, config.replace(method_lrs=((name, lr),)))
             model = fresh(model_loader)
