@@ -45,6 +45,7 @@ from .conditions import (
     layer_counts,
 )
 from .neurons import NeuronSet
+from .plots.conditions import plot_condition_scores, plot_conditions, plot_layer_counts
 from .tasks import Task
 
 __all__ = [
@@ -60,105 +61,6 @@ __all__ = [
     "Playground",
     "neuron_playground",
 ]
-
-# ----------------------------------------------------------------------------------------------
-# Figures (each takes ax= and returns the Axes it drew on)
-# ----------------------------------------------------------------------------------------------
-
-
-def _new_axes(ax, size):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, layout="constrained")
-    return ax
-
-
-_COLOURS = {"all on": "tab:green", "task off": "tab:red", "random off": "tab:gray"}
-
-
-def _shorten(text: str, n: int = 34) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def plot_conditions(frame: pd.DataFrame, *, ax=None):
-    """Horizontal bars of ``p_expected`` per condition (``compare_conditions``), each labelled
-    with the model's answer under that condition."""
-    ax = _new_axes(ax, (6.5, 1.3 + 0.5 * len(frame)))
-    conditions = list(frame["condition"])
-    values = frame["p_expected"].fillna(0.0).to_numpy()
-    colours = [_COLOURS.get(c, "tab:blue") for c in conditions]
-    ax.barh(range(len(frame)), values, color=colours)
-    ax.set_yticks(
-        range(len(frame)), [f"{c}\n({n:,} off)" for c, n in zip(conditions, frame["neurons_off"])]
-    )
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.6)
-    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
-    for i, (value, answer) in enumerate(zip(values, frame["answer"])):
-        ax.text(value + 0.02, i, f"{value:.2f}  “{_shorten(answer)}”", va="center", fontsize=8)
-    expected = frame.attrs.get("expected")
-    measure = frame.attrs.get("measure", "P(expected)")
-    ax.set_xlabel(f"{measure} of the expected answer" + (f" “{expected}”" if expected else ""))
-    ax.set_title(f"{frame.attrs.get('task', '')}: the model's answers".strip(": "))
-    ax.spines[["top", "right"]].set_visible(False)
-    return ax
-
-
-def plot_condition_scores(scores: pd.DataFrame, *, ax=None):
-    """Bars of the task metric per condition (``condition_scores``), NLL written on each bar."""
-    ax = _new_axes(ax, (5, 3.2))
-    conditions = list(scores["condition"])
-    bars = ax.bar(
-        conditions, scores["score"], color=[_COLOURS.get(c, "tab:blue") for c in conditions]
-    )
-    for bar, nll, n_off in zip(bars, scores["nll"], scores["neurons_off"]):
-        ax.annotate(
-            f"NLL {nll:.2f}\n{n_off:,} off",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
-    ax.set_ylim(0, 1.25)
-    metric = scores["metric"].iloc[0] if len(scores) else "score"
-    ax.set_ylabel(metric)
-    task = scores["task"].iloc[0] if len(scores) else ""
-    ax.set_title(
-        f"{task}: {metric} on {int(scores['n'].iloc[0]) if len(scores) else 0} test examples"
-    )
-    ax.spines[["top", "right"]].set_visible(False)
-    return ax
-
-
-def plot_layer_counts(counts: pd.DataFrame, *, ax=None, title: str | None = None):
-    """Stacked bars: selected neurons per layer, one colour a site kind (``layer_counts``)."""
-    ax = _new_axes(ax, (6.5, 2.8))
-    table = counts.pivot_table(
-        index="layer", columns="kind", values="selected", aggfunc="sum", fill_value=0, sort=False
-    )
-    bottom = None
-    for kind in table.columns:
-        ax.bar(table.index, table[kind], bottom=bottom, label=kind, width=0.8)
-        bottom = table[kind] if bottom is None else bottom + table[kind]
-    ax.set_xlabel("layer")
-    ax.set_ylabel("neurons switched off")
-    if len(table):
-        ax.set_xticks(list(table.index))
-        ax.legend(
-            title="site",
-            fontsize=8,
-            ncols=len(table.columns),
-            loc="upper left",
-            bbox_to_anchor=(0, 1.0),
-            frameon=False,
-        )
-        ax.set_ylim(0, max(1, float(bottom.max())) * 1.3)
-    ax.set_title(title or "Where the switched-off task neurons sit")
-    ax.spines[["top", "right"]].set_visible(False)
-    return ax
-
 
 # ----------------------------------------------------------------------------------------------
 # The widget
