@@ -153,3 +153,17 @@ class Relevance:
             layout_for(model, relevance.sizes).check(
                 relevance.sizes, made_for=relevance.provenance.get("model"), what="relevance")
         return relevance
+
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        """Upload to a Hub model repository with a model card (``interop.hub.push_to_hub``)."""
+        from .interop.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+    @classmethod
+    def from_hub(cls, repo_id: str | os.PathLike, model=None, **kwargs) -> Relevance:
+        """Download relevance pushed by ``push_to_hub`` (or read a local folder of that
+        layout); with ``model``, checked to fit it."""
+        from .interop.hub import from_hub
+
+        return from_hub(repo_id, model, kind="Relevance", **kwargs)

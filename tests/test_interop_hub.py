@@ -72,6 +72,18 @@ def test_relevance_round_trip_through_a_repo_folder(tiny_llama, relevance, tmp_p
     assert back.provenance == relevance.provenance
 
 
+def test_push_then_pull_relevance(tiny_llama, relevance, tmp_path):
+    relevance.push_to_hub("me/tiny-relevance", api=FolderHub(tmp_path), command="tn.attribute")
+    repo = tmp_path / "me/tiny-relevance"
+    info = json.loads((repo / "taskneurons.json").read_text())
+    assert info["kind"] == "Relevance" and info["weights"] == tn.weight_fingerprint(tiny_llama)
+    back = tn.Relevance.from_hub(repo, model=tiny_llama)
+    assert all(torch.equal(back.sum_abs[s], v) for s, v in relevance.sum_abs.items())
+    assert back.provenance == relevance.provenance
+    with pytest.raises(hub.HubRepoError, match="holds a 'Relevance', not a 'NeuronSet'"):
+        tn.NeuronSet.from_hub(repo)
+
+
 def test_repos_without_our_metadata_are_refused(tiny_llama, relevance, tmp_path):
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "config.json").write_text("{}")
