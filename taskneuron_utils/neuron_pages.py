@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -138,8 +139,9 @@ class Scan:
     def __init__(self, neurons, items, k, tasks, state):
         self.neurons, self.items, self.k, self.tasks = neurons, items, k, tasks
         self.kept = state.get("kept")
-        self.top_values, self.top_keys = state["top_values"], state["top_keys"]
-        self.bottom_values, self.bottom_keys = -state["bottom_values"], state["bottom_keys"]
+        # (M, k) in the state (one neuron's kept values contiguous), (k, M) here
+        self.top_values, self.top_keys = state["top_values"].T, state["top_keys"].T
+        self.bottom_values, self.bottom_keys = -state["bottom_values"].T, state["bottom_keys"].T
         self.sums = {name: state[name] for name in SUM_NAMES}
 
     def stats(self) -> pd.DataFrame:
@@ -173,23 +175,26 @@ class Scan:
 
     def examples(self, tok, window: int = 8) -> pd.DataFrame:
         """The long frame ``top_examples`` returns (see there)."""
-        rows = []
+        rows, texts = [], {}  # texts: (data index, position) -> (token, context), decoded once
         for sign, values, keys in (("top", self.top_values, self.top_keys),
                                    ("bottom", self.bottom_values, self.bottom_keys)):
+            # Python lists: per-element tensor indexing cost more than the whole scan here.
+            values, keys = values.T.tolist(), keys.T.tolist()  # [neuron][rank]
             for column, (site, index) in enumerate(self.neurons):
-                for rank in range(self.k):
-                    key = int(keys[rank, column])
-                    if key < 0 or not torch.isfinite(values[rank, column]):
+                for rank, (value, key) in enumerate(zip(values[column], keys[column])):
+                    if key < 0 or not math.isfinite(value):
                         break  # fewer counted positions than k
                     data_index, position = key >> POSITION_BITS, key & ((1 << POSITION_BITS) - 1)
                     item = self.items[data_index]
+                    if (data_index, position) not in texts:
+                        texts[data_index, position] = (tok.decode([item.ids[position]]),
+                                                       _context(tok, item.ids, position, window))
+                    token, context = texts[data_index, position]
                     rows.append({"site": site.name, "neuron": index, "sign": sign,
-                                 "rank": rank + 1, "activation": float(values[rank, column]),
-                                 "task": item.task, "example": item.example,
-                                 "data_index": data_index, "position": position,
-                                 "token_id": item.ids[position],
-                                 "token": tok.decode([item.ids[position]]),
-                                 "context": _context(tok, item.ids, position, window)})
+                                 "rank": rank + 1, "activation": value, "task": item.task,
+                                 "example": item.example, "data_index": data_index,
+                                 "position": position, "token_id": item.ids[position],
+                                 "token": token, "context": context})
         return pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
 
 

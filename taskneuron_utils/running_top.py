@@ -1,7 +1,7 @@
 """Running top-k and moments per neuron over streamed batches (``neuron_pages.scan``'s state).
 
 The state is a dict of tensors (``fresh_state``), so a checkpoint is a plain tensor file. Per
-neuron (M columns): the k largest values and their position keys (``example << 20 |
+neuron (M rows of (M, k) tensors): the k largest values and their position keys (``example << 20 |
 position``, -1: none), the k largest of the negated values (the bottom k), and count, sum, m2
 (sum of squared deviations from the mean), positive count, per-task sums and counts.
 
@@ -21,7 +21,7 @@ SUM_NAMES = ("sum", "m2", "positive", "task_sum", "task_count", "count")
 
 def fresh_state(k: int, m: int, n_tasks: int) -> dict:
     """The state before any position: k kept of m neurons, per-task sums over n_tasks."""
-    state = {f"{name}_{part}": torch.full((k, m), fill, dtype=dtype)
+    state = {f"{name}_{part}": torch.full((m, k), fill, dtype=dtype)
              for name in ("top", "bottom")
              for part, fill, dtype in (("values", float("-inf"), torch.float32),
                                        ("keys", -1, torch.long))}
@@ -54,8 +54,7 @@ def update(state: dict, acts: torch.Tensor, counted: torch.Tensor, first: int,
         best, columns = batch_top(acts, k, largest)  # (M, k), columns ascending (key order)
         found = keys[columns].masked_fill_(columns < 0, -1)
         state[f"{name}_values"], state[f"{name}_keys"] = merge(
-            state[f"{name}_values"], state[f"{name}_keys"], (best if largest else -best).T,
-            found.T, k)
+            state[f"{name}_values"], state[f"{name}_keys"], best if largest else -best, found, k)
     # Mean and spread: Chan et al.'s pairwise update of (count, sum, m2 = sum of squared
     # deviations), float32 within the batch, float64 across; no E[x^2] - mean^2 cancellation.
     n_new, n_old = acts.shape[1], int(state["count"])
@@ -77,18 +76,20 @@ def update(state: dict, acts: torch.Tensor, counted: torch.Tensor, first: int,
 def batch_top(values: torch.Tensor, k: int, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The k largest (or smallest) of each row of ``values`` (M, n), ties to the smaller
     column: (values, columns), both (M, k), columns ascending; -1 where n < k (value: -inf
-    largest, +inf smallest). ``topk`` alone picks among ties arbitrarily, so rows whose k-th
-    value ties with a left-out one are redone exactly (a cumulative count of the ties, as
-    ``merge``); with continuous activations they are rare, with ReLU zeros common.
+    largest, +inf smallest). ``topk`` alone picks among ties arbitrarily; its (k + 1)-th value
+    shows where the k-th ties with a left-out one, and only those rows are redone exactly (a
+    cumulative count of the ties, as ``merge``): rare with continuous activations, common
+    with ReLU zeros.
     """
     sign = 1.0 if largest else -1.0
-    if values.shape[1] < k:  # fewer counted positions than k: pad, marked by column -1
-        pad = values.new_full((len(values), k - values.shape[1]), -sign * float("inf"))
+    n = values.shape[1]
+    if n <= k:  # pad (never chosen over a real position): topk needs k + 1 columns
+        pad = values.new_full((len(values), k + 1 - n), -sign * float("inf"))
         best, columns = batch_top(torch.cat([values, pad], 1), k, largest)
-        return best, columns.masked_fill_(columns >= values.shape[1], -1)
-    top = values.topk(k, dim=1, largest=largest)
-    kth, columns = top.values[:, -1:], top.indices
-    crowded = (((values >= kth) if largest else (values <= kth)).sum(1) > k).nonzero()[:, 0]
+        return best, columns.masked_fill_(columns >= n, -1)
+    top = values.topk(k + 1, dim=1, largest=largest)
+    kth, columns = top.values[:, k - 1:k], top.indices[:, :k]
+    crowded = (top.values[:, k] == top.values[:, k - 1]).nonzero()[:, 0]
     if len(crowded):
         part, edge = sign * values[crowded], sign * kth[crowded]
         above, tied = part > edge, part == edge
@@ -99,18 +100,18 @@ def batch_top(values: torch.Tensor, k: int, largest: bool) -> tuple[torch.Tensor
 
 
 def merge(run_values, run_keys, values, keys, k: int):
-    """The k largest of the running (k, M) and new (R, M) values per column, ties to the
-    smaller key; returns (values, keys) (k, M) sorted by value (descending), then key.
+    """The k largest of the running (M, k) and new (M, R) values per row, ties to the smaller
+    key; returns (values, keys) (M, k) sorted by value (descending), then key.
 
-    The running rows hold earlier examples (smaller keys) in that order and the new rows
+    The running columns hold earlier examples (smaller keys) in that order and the new columns
     are in key order, so among equal values the concatenation is in key order: ties are
-    taken in row order (a cumulative count), and a stable sort keeps that order.
+    taken in column order (a cumulative count), and a stable sort keeps that order.
     """
-    values, keys = torch.cat([run_values, values]), torch.cat([run_keys, keys])
-    kth = values.topk(k, dim=0).values[-1]  # (M,)
+    values, keys = torch.cat([run_values, values], 1), torch.cat([run_keys, keys], 1)
+    kth = values.topk(k, dim=1).values[:, -1:]  # (M, 1)
     above, tied = values > kth, values == kth
-    chosen = above | (tied & (tied.cumsum(0) <= k - above.sum(0)))
-    rows = chosen.T.nonzero()[:, 1].view(-1, k).T  # (k, M): each column has exactly k
-    values, keys = values.gather(0, rows), keys.gather(0, rows)
-    order = torch.sort(values, dim=0, descending=True, stable=True).indices
-    return values.gather(0, order), keys.gather(0, order)
+    chosen = above | (tied & (tied.cumsum(1) <= k - above.sum(1, keepdim=True)))
+    columns = chosen.nonzero()[:, 1].view(-1, k)  # (M, k): each row has exactly k
+    values, keys = values.gather(1, columns), keys.gather(1, columns)
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    return values.gather(1, order), keys.gather(1, order)

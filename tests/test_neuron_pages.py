@@ -176,10 +176,10 @@ def test_the_running_top_k_is_exact_under_ties_and_short_batches():
     for column in range(m):
         top = sorted(zip(values[:, column].tolist(), keys.tolist()), key=lambda p: (-p[0], p[1]))
         bottom = sorted(zip(values[:, column].tolist(), keys.tolist()))
-        assert list(zip(state["top_values"][:, column].tolist(),
-                        state["top_keys"][:, column].tolist())) == top[:k]
-        assert list(zip((-state["bottom_values"][:, column]).tolist(),
-                        state["bottom_keys"][:, column].tolist())) == bottom[:k]
+        assert list(zip(state["top_values"][column].tolist(),
+                        state["top_keys"][column].tolist())) == top[:k]
+        assert list(zip((-state["bottom_values"][column]).tolist(),
+                        state["bottom_keys"][column].tolist())) == bottom[:k]
     assert int(state["count"]) == len(seen)
     truth = values.double()
     assert torch.allclose(state["sum"] / len(seen), truth.mean(0), rtol=1e-6, atol=1e-6)
