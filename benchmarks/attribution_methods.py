@@ -8,7 +8,8 @@ default model and the six tasks of the quick profile's mixture, under both neuro
 
 Parts (each writes its files under --out as it finishes and is skipped when they exist, so an
 interrupted run resumes at the part it was in; the sizes are kept in settings.json and a rerun
-with other sizes is refused):
+with other sizes is refused; two processes may run disjoint --parts into one --out, the parts
+after relevance once it is done):
 
     relevance           every method's relevance of every unit (kinds "all": both definitions
                         in one pass) per task, on --detect-examples training examples (seed 0):
@@ -256,6 +257,10 @@ def spearman_table(agreement: pd.DataFrame) -> pd.DataFrame:
                         if kind == "signed" and method in ("activation", "firing_rate"):
                             continue  # no sign: a statistic, not a loss change
                         x, y = chosen[kind][method], chosen[kind][reference]
+                        measured = x.notna() & y.notna()  # IG: its sites only
+                        x, y = x[measured], y[measured]
+                        if len(x) < 3:
+                            continue
                         low, high = interval(x, y, rho)
                         rows.append({"definition": definition, "scope": scope,
                                      "reference": reference, "method": method,
@@ -370,11 +375,10 @@ def main() -> None:
     tasks = tn.load_tasks(list(TASKS))
     stats = reference_stats(model, tok, tasks)
     times_path = out / "times.json"
-    times = json.loads(times_path.read_text()) if times_path.exists() else {}
     for part in args.parts:
         started = time.perf_counter()
         if part == "relevance":
-            if part in times:
+            if all(relevance_path(out, m, t).exists() for m in ALL_METHODS for t in TASKS):
                 continue
             run_relevance(model, tok, tasks, stats, sizes, out)
         elif part == "overlap":
@@ -393,8 +397,9 @@ def main() -> None:
                 continue
             write_csv(run_table1(model, tok, tasks, stats, sizes, part, out),
                       out / f"{part}.csv.gz")
-        times[part] = round(time.perf_counter() - started, 1)
-        write_json(times_path, times)
+        # Read again before writing: another process may be running other parts into --out.
+        times = json.loads(times_path.read_text()) if times_path.exists() else {}
+        write_json(times_path, {**times, part: round(time.perf_counter() - started, 1)})
     summarize(out, sizes)
 
 
