@@ -11,6 +11,8 @@ of each neuron definition for the record (docs/attribution.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import torch
 
@@ -51,12 +53,13 @@ def method_agreement(model, tok, data, site: str, *, methods=("grad_x_act", "int
         raise ValueError(f"n_units must be in 1..{sizes[site]} (the units of {site}), got {n_units}")
     generator = torch.Generator().manual_seed(seed)
     units = torch.randperm(sizes[site], generator=generator)[:n_units].sort().values
-    run = dict(kinds=(kind,), batch_size=batch_size, progress=False)
+    run: dict[str, Any] = dict(kinds=(kind,), batch_size=batch_size, progress=False)
     exact = attribute(model, tok, data, method="ablation", neurons={site: units},
                       baseline=baseline, **run)
     frames = []
     for method in methods:
-        options = {"grad_x_act": {}, "activation": {}}.get(method, {"baseline": baseline})
+        options: dict[str, Any] = {} if method in ("grad_x_act", "activation") else {
+            "baseline": baseline}
         if method == "integrated_gradients":
             options.update(steps=steps, neurons={site: units[:1]})
         rel = attribute(model, tok, data, method=method, **run, **options)
