@@ -11,7 +11,7 @@ of each neuron definition for the record (docs/attribution.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -19,9 +19,18 @@ import torch
 from .architectures import layout_of
 from .neurons import parse_site_name
 
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
-def method_agreement(model, tok, data, site: str, *, methods=("grad_x_act", "integrated_gradients"),
-                     n_units: int = 24, seed: int = 0, steps: int = 16, baseline="zero",
+    from .baselines import ActivationStats
+    from .tasks import Split
+
+
+def method_agreement(model: nn.Module, tok: PreTrainedTokenizerBase, data: Split, site: str, *,
+                     methods: tuple[str, ...] = ("grad_x_act", "integrated_gradients"),
+                     n_units: int = 24, seed: int = 0, steps: int = 16,
+                     baseline: str | ActivationStats = "zero",
                      batch_size: int = 8) -> pd.DataFrame:
     """Each method's score beside exact ablation's, for ``n_units`` units of ``site``.
 
