@@ -9,6 +9,7 @@ of every act site (4,620 units).
 
 - cost: ``top_examples`` vs a plain forward (``model(input_ids, attention_mask)``, no
   gradients, no hooks) over the same batches, alternating, medians; target <= 1.2.
+  ``extra_s_per_batch``: the difference per batch (hooks, gathering, the running top-k).
 - memory: on N (16: one full batch) and on 10 x N examples, each in a fresh process, the
   peak resident memory during ``top_examples`` above what the process held just before it
   (RSS sampled every 5 ms from /proc; it counts torch's tensors and Python's objects alike);
@@ -94,6 +95,8 @@ def main() -> None:
                                       for name in sets},
         "forward_s": round(median["plain"], 4),
         "top_examples_s": {name: round(median[name], 4) for name in sets},
+        "extra_s_per_batch": {name: round((median[name] - median["plain"]) / len(batches), 4)
+                              for name in sets},
         "neurons": {name: len(ns) for name, ns in sets.items()},
         "examples": len(data), "batches": len(batches), "batch_size": args.batch_size,
         "tokens": sum(len(i.ids) for i in items), "k": 20, "repeats": args.repeats,
