@@ -245,7 +245,7 @@ def _accumulate(model, batch, tr: Trace, state: dict, device, batch_index: int) 
         activation = record.output.detach().reshape(batch_size, length, -1)
         grad = record.grad.reshape(batch_size, length, -1)
         # r = -(dL/da . a): the first-order change of the loss when the output is zeroed.
-        r = -(grad.float() * activation.float()).sum(dim=1)  # (B, n)
+        r = -_product(grad, activation).sum(dim=1)  # (B, n)
         if not torch.isfinite(r).all():
             raise AttributionError(
                 f"non-finite gradients at {name} in batch {batch_index}; the model may "
@@ -256,6 +256,16 @@ def _accumulate(model, batch, tr: Trace, state: dict, device, batch_index: int) 
     state["n_examples"] += batch_size
     state["n_tokens"] += n_tokens
     tr.clear()
+
+
+def _product(grad: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+    """``grad * activation`` in float32, (B, T, n). Float32 and contiguous (the usual case):
+    written into ``grad``, which nothing reads after this (each site's gradient is its own
+    tensor), so no (B, T, n) tensor is allocated per site; the values are the same bits."""
+    if (grad.dtype == activation.dtype == torch.float32 and grad.is_contiguous()
+            and activation.is_contiguous()):
+        return grad.mul_(activation)
+    return grad.float() * activation.float()
 
 
 def _autocast_dtype(value) -> torch.dtype | None:
