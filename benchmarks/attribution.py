@@ -49,8 +49,9 @@ def captum_step(model, batch, sites, cheap_head: bool = False):
         # loss as attribute() (mean NLL of the answer tokens), from the full logits.
         logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"]).logits
         targets = batch["labels"][:, 1:]
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), targets,
-                              ignore_index=-100, reduction="none")  # (B, T-1)
+        nll = F.cross_entropy(
+            logits[:, :-1].transpose(1, 2).float(), targets, ignore_index=-100, reduction="none"
+        )  # (B, T-1)
         return nll.sum(1) / (targets != -100).sum(1)
 
     attributions = LayerGradientXActivation(forward, modules).attribute(batch["input_ids"])
@@ -86,8 +87,12 @@ def peak_memory_child(task: str, n: int) -> None:
 
 
 def peak_memory(task: str, n: int) -> int:
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), "--task", task],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(n), "--task", task],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout.strip().splitlines()[-1])
 
 
@@ -109,8 +114,10 @@ def main() -> None:
     task = load_tasks([args.task])[args.task]
     data = task.train[: args.batch_size * args.batches]
     encoded = encode(tok, data)
-    batches = [collate(encoded[i : i + args.batch_size], tok.pad_token_id)
-               for i in range(0, len(encoded), args.batch_size)]
+    batches = [
+        collate(encoded[i : i + args.batch_size], tok.pad_token_id)
+        for i in range(0, len(encoded), args.batch_size)
+    ]
     sites = tn.ffn_sites(model)
 
     def train_step():
@@ -132,7 +139,9 @@ def main() -> None:
             captum_step(model, batch, sites, cheap_head=True)
 
     methods = {
-        "attribution": lambda: attribute(model, tok, data, batch_size=args.batch_size, progress=False),
+        "attribution": lambda: attribute(
+            model, tok, data, batch_size=args.batch_size, progress=False
+        ),
         "train_step": train_step,
         "forward": forward,
     }
@@ -142,7 +151,10 @@ def main() -> None:
         methods["captum"] = captum_run
         methods["captum_cheap_head"] = captum_cheap_head_run
     except ImportError:
-        print("captum not installed (pip install -e '.[bench]'); skipping that baseline", file=sys.stderr)
+        print(
+            "captum not installed (pip install -e '.[bench]'); skipping that baseline",
+            file=sys.stderr,
+        )
 
     for fn in methods.values():  # warm-up
         fn()
@@ -154,7 +166,7 @@ def main() -> None:
     median = {name: statistics.median(values) for name, values in times.items()}
     result = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-                   f"{platform.processor() or platform.platform()}",
+        f"{platform.processor() or platform.platform()}",
         "torch": torch.__version__,
         "model": tn.model_name(model),
         "task": args.task,
@@ -167,7 +179,8 @@ def main() -> None:
     if "captum" in median:
         result["attribution_over_captum"] = round(median["attribution"] / median["captum"], 3)
         result["attribution_over_captum_cheap_head"] = round(
-            median["attribution"] / median["captum_cheap_head"], 3)
+            median["attribution"] / median["captum_cheap_head"], 3
+        )
     if not args.skip_memory:
         small, large = peak_memory(args.task, 64), peak_memory(args.task, 640)
         result["peak_rss_bytes"] = {"64": small, "640": large}

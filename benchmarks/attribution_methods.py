@@ -69,25 +69,40 @@ from taskneuron_utils.tasks import collate, encode
 
 TASKS = ex.PROFILES["quick"].multitask.tasks  # the six tasks of the mixture
 DEFINITIONS = {"linear": None, "act": "act"}
-SITES = {"linear": ("layers.3.mlp.gate", "layers.15.mlp.up", "layers.27.mlp.down"),
-         "act": ("layers.3.mlp.act", "layers.15.mlp.act", "layers.27.mlp.act")}
+SITES = {
+    "linear": ("layers.3.mlp.gate", "layers.15.mlp.up", "layers.27.mlp.down"),
+    "act": ("layers.3.mlp.act", "layers.15.mlp.act", "layers.27.mlp.act"),
+}
 KS = {"k02": 0.02, "k10": 0.10}
 MODES = ("zero", "mean")
 SET_METHODS = ("grad_x_act", "atp_mean", "activation")  # the families of (c)
 ALL_METHODS = (*SET_METHODS, "firing_rate")  # (b) also compares LAPE's firing rate
 # In the order of what matters most if a run is cut short.
-PARTS = ("relevance", "overlap", "table1_linear_k10_zero", "table1_act_k10_zero",
-         "agreement_act", "agreement_linear", "table1_linear_k10_mean", "table1_act_k10_mean",
-         "table1_linear_k02_zero", "table1_act_k02_zero", "table1_linear_k02_mean",
-         "table1_act_k02_mean")
+PARTS = (
+    "relevance",
+    "overlap",
+    "table1_linear_k10_zero",
+    "table1_act_k10_zero",
+    "agreement_act",
+    "agreement_linear",
+    "table1_linear_k10_mean",
+    "table1_act_k10_mean",
+    "table1_linear_k02_zero",
+    "table1_act_k02_zero",
+    "table1_linear_k02_mean",
+    "table1_act_k02_mean",
+)
 BATCH = 8
 
 
 def options(method: str, stats) -> dict:
     """``tn.attribute``'s keyword arguments for one method name of this record."""
-    return {"grad_x_act": {}, "atp_mean": dict(method="attribution_patching", baseline=stats),
-            "activation": dict(method="activation"),
-            "firing_rate": dict(method="activation", statistic="firing_rate")}[method]
+    return {
+        "grad_x_act": {},
+        "atp_mean": dict(method="attribution_patching", baseline=stats),
+        "activation": dict(method="activation"),
+        "firing_rate": dict(method="activation", statistic="firing_rate"),
+    }[method]
 
 
 def reference_stats(model, tok, tasks):
@@ -98,8 +113,14 @@ def reference_stats(model, tok, tasks):
 def restrict(rel: tn.Relevance, definition: str) -> tn.Relevance:
     """The sites of one definition of a relevance computed on every site (kinds "all")."""
     keep = [s for s in rel.sum_abs if (s.endswith(".act")) == (definition == "act")]
-    return tn.Relevance({s: rel.sum_abs[s] for s in keep}, {s: rel.sum_signed[s] for s in keep},
-                        rel.n_examples, rel.n_tokens, rel.provenance, rel.aggregation)
+    return tn.Relevance(
+        {s: rel.sum_abs[s] for s in keep},
+        {s: rel.sum_signed[s] for s in keep},
+        rel.n_examples,
+        rel.n_tokens,
+        rel.provenance,
+        rel.aggregation,
+    )
 
 
 def relevance_path(out: Path, method: str, task: str) -> Path:
@@ -113,16 +134,27 @@ def run_relevance(model, tok, tasks, stats, sizes, out: Path) -> None:
             if path.exists():
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            rel = tn.attribute(model, tok, task.train.sample(sizes["detect_examples"], seed=0),
-                               kinds="all", batch_size=BATCH, progress=False,
-                               **options(method, stats))
+            rel = tn.attribute(
+                model,
+                tok,
+                task.train.sample(sizes["detect_examples"], seed=0),
+                kinds="all",
+                batch_size=BATCH,
+                progress=False,
+                **options(method, stats),
+            )
             rel.save(path)
 
 
 def load_sets(model, out: Path, definition: str, k: float, methods=SET_METHODS) -> dict:
     """{method: {task: NeuronSet}}, the top k per site of one definition."""
-    return {m: {t: restrict(tn.Relevance.load(relevance_path(out, m, t), model), definition)
-                .top_k(k) for t in TASKS} for m in methods}
+    return {
+        m: {
+            t: restrict(tn.Relevance.load(relevance_path(out, m, t), model), definition).top_k(k)
+            for t in TASKS
+        }
+        for m in methods
+    }
 
 
 def run_overlap(model, out: Path) -> pd.DataFrame:
@@ -131,11 +163,19 @@ def run_overlap(model, out: Path) -> pd.DataFrame:
         for k in KS.values():
             sets = load_sets(model, out, definition, k, ALL_METHODS)
             for i, a in enumerate(ALL_METHODS):
-                for b in ALL_METHODS[i + 1:]:
+                for b in ALL_METHODS[i + 1 :]:
                     for task in TASKS:
-                        rows.append({"definition": definition, "k": k, "a": a, "b": b,
-                                     "task": task, "jaccard": sets[a][task].jaccard(sets[b][task]),
-                                     "chance": expected_random_jaccard(k)})
+                        rows.append(
+                            {
+                                "definition": definition,
+                                "k": k,
+                                "a": a,
+                                "b": b,
+                                "task": task,
+                                "jaccard": sets[a][task].jaccard(sets[b][task]),
+                                "chance": expected_random_jaccard(k),
+                            }
+                        )
     return pd.DataFrame(rows)
 
 
@@ -146,16 +186,19 @@ def run_agreement(model, tok, tasks, stats, sizes, definition: str) -> tuple[pd.
     data = ex.multitask_mixture(tasks, sizes["agree_examples"], seed=1)
     n_units = {site.name: site.n_neurons for site in tn.ffn_sites(model, kinds)}
     generator = torch.Generator().manual_seed(0)
-    neurons = {site: torch.randperm(n_units[site], generator=generator)[:sizes["neurons"]].sort()
-               .values for site in SITES[definition]}
+    neurons = {
+        site: torch.randperm(n_units[site], generator=generator)[: sizes["neurons"]].sort().values
+        for site in SITES[definition]
+    }
     run = dict(kinds=kinds, batch_size=len(data), progress=False)
     calls = {m: options(m, stats) for m in ALL_METHODS}
     calls["exact_zero"] = dict(method="ablation", neurons=neurons)
     calls["exact_mean"] = dict(method="ablation", neurons=neurons, baseline=stats)
     ig_sites = SITES[definition] if sizes["ig_sites"] == "all" else SITES[definition][1:2]
     for site in ig_sites:
-        calls[f"ig:{site}"] = dict(method="integrated_gradients", steps=sizes["steps"],
-                                   neurons={site: [0]})
+        calls[f"ig:{site}"] = dict(
+            method="integrated_gradients", steps=sizes["steps"], neurons={site: [0]}
+        )
     tn.attribute(model, tok, data, **run)  # warm-up (first-call costs), not timed
     results, seconds = {}, {}
     for name, call in tqdm(calls.items(), desc=f"agreement {definition}"):
@@ -170,17 +213,34 @@ def run_agreement(model, tok, tasks, stats, sizes, definition: str) -> tuple[pd.
                 continue
             scores = rel.scores[site][idx].numpy()
             signed = (rel.sum_signed[site][idx] / rel.n_examples).numpy()
-            rows += [{"definition": definition, "site": site, "unit": int(u), "method": name,
-                      "score": float(s), "signed": float(v)}
-                     for u, s, v in zip(idx, scores, signed)]
-    completeness = {site: results[f"ig:{site}"].provenance["completeness"]["per_site"][site]
-                    for site in ig_sites}
-    info = {"definition": definition, "examples": len(data), "sites": list(SITES[definition]),
-            "units_per_site": sizes["neurons"], "n_sites_of_definition": len(n_units),
-            "n_units_of_definition": sum(n_units.values()),
-            "seconds": {k: round(v, 2) for k, v in seconds.items()},
-            "ig_completeness": {site: {"mean_abs_residual": r, "mean_abs_delta": d}
-                                for site, (r, d) in completeness.items()}}
+            rows += [
+                {
+                    "definition": definition,
+                    "site": site,
+                    "unit": int(u),
+                    "method": name,
+                    "score": float(s),
+                    "signed": float(v),
+                }
+                for u, s, v in zip(idx, scores, signed)
+            ]
+    completeness = {
+        site: results[f"ig:{site}"].provenance["completeness"]["per_site"][site]
+        for site in ig_sites
+    }
+    info = {
+        "definition": definition,
+        "examples": len(data),
+        "sites": list(SITES[definition]),
+        "units_per_site": sizes["neurons"],
+        "n_sites_of_definition": len(n_units),
+        "n_units_of_definition": sum(n_units.values()),
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "ig_completeness": {
+            site: {"mean_abs_residual": r, "mean_abs_delta": d}
+            for site, (r, d) in completeness.items()
+        },
+    }
     return pd.DataFrame(rows), info
 
 
@@ -189,7 +249,7 @@ def score_nll(model, tok, encoded, neurons, mode) -> tuple[np.ndarray, np.ndarra
     sums, counts = [], []
     with torch.no_grad(), tn.deactivate(model, neurons, mode=mode):
         for start in range(0, len(encoded), 2 * BATCH):
-            batch = collate(encoded[start:start + 2 * BATCH], tok.pad_token_id)
+            batch = collate(encoded[start : start + 2 * BATCH], tok.pad_token_id)
             losses, _ = answer_losses(model, batch)
             n = (batch["labels"][:, 1:] != -100).sum(1)
             sums.append((losses.double() * n).numpy())
@@ -207,11 +267,17 @@ def run_table1(model, tok, tasks, stats, sizes, part: str, out: Path) -> pd.Data
     ablation = "activation" if mode == "zero" else tn.Ablation.mean(stats)
     template = families[SET_METHODS[0]][TASKS[0]]
     evaluated = {("none", "none", -1): tn.NeuronSet({}, template.sizes)}
-    evaluated.update({("random", "random", s): tn.NeuronSet.random_like(template, seed=s)
-                      for s in range(sizes["seeds"])})
+    evaluated.update(
+        {
+            ("random", "random", s): tn.NeuronSet.random_like(template, seed=s)
+            for s in range(sizes["seeds"])
+        }
+    )
     evaluated.update({(m, t, -1): families[m][t] for m in SET_METHODS for t in TASKS})
-    values = {key: score_nll(model, tok, encoded, neurons, ablation)
-              for key, neurons in tqdm(evaluated.items(), desc=part)}
+    values = {
+        key: score_nll(model, tok, encoded, neurons, ablation)
+        for key, neurons in tqdm(evaluated.items(), desc=part)
+    }
     label = f"{definition} k={KS[k_name]:g} {mode}"
     frames = []
     for family in SET_METHODS:
@@ -220,23 +286,49 @@ def run_table1(model, tok, tasks, stats, sizes, part: str, out: Path) -> pd.Data
                 continue
             for task in TASKS:
                 chosen = owner == task
-                condition = (who if who in ("none", "random") else
-                             "own" if deactivated == task else f"other:{deactivated}")
-                frames.append(pd.DataFrame({
-                    "model": label, "family": family, "definition": definition,
-                    "k": KS[k_name], "mode": mode, "task": task,
-                    "category": tasks[task].category, "metric": tasks[task].metric,
-                    "condition": condition, "deactivated": deactivated, "seed": seed,
-                    "n_neurons": len(evaluated[(who, deactivated, seed)]),
-                    "example": np.arange(chosen.sum()), "nll_sum": nll_sum[chosen],
-                    "n_tokens": n_tokens[chosen], "nll": nll_sum[chosen] / n_tokens[chosen]}))
+                condition = (
+                    who
+                    if who in ("none", "random")
+                    else "own"
+                    if deactivated == task
+                    else f"other:{deactivated}"
+                )
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "model": label,
+                            "family": family,
+                            "definition": definition,
+                            "k": KS[k_name],
+                            "mode": mode,
+                            "task": task,
+                            "category": tasks[task].category,
+                            "metric": tasks[task].metric,
+                            "condition": condition,
+                            "deactivated": deactivated,
+                            "seed": seed,
+                            "n_neurons": len(evaluated[(who, deactivated, seed)]),
+                            "example": np.arange(chosen.sum()),
+                            "nll_sum": nll_sum[chosen],
+                            "n_tokens": n_tokens[chosen],
+                            "nll": nll_sum[chosen] / n_tokens[chosen],
+                        }
+                    )
+                )
     return pd.concat(frames, ignore_index=True)
 
 
 def interval(x, y, statistic, seed=0) -> tuple[float, float]:
     """Percentile bootstrap over units (pairs resampled together), 2000 resamples."""
-    result = bootstrap((np.asarray(x), np.asarray(y)), statistic, paired=True, vectorized=False,
-                       n_resamples=2000, method="percentile", rng=np.random.default_rng(seed))
+    result = bootstrap(
+        (np.asarray(x), np.asarray(y)),
+        statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=2000,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -245,8 +337,9 @@ def spearman_table(agreement: pd.DataFrame) -> pd.DataFrame:
         return spearmanr(a, b).statistic
 
     rows = []
-    wide = agreement.pivot_table(index=["definition", "site", "unit"], columns="method",
-                                 values=["score", "signed"])
+    wide = agreement.pivot_table(
+        index=["definition", "site", "unit"], columns="method", values=["score", "signed"]
+    )
     methods = [m for m in wide["score"].columns if not m.startswith("exact")]
     for definition, part in wide.groupby(level="definition", sort=False):
         scopes = [("pooled", part)] + list(part.groupby(level="site", sort=False))
@@ -262,22 +355,36 @@ def spearman_table(agreement: pd.DataFrame) -> pd.DataFrame:
                         if len(x) < 3:
                             continue
                         low, high = interval(x, y, rho)
-                        rows.append({"definition": definition, "scope": scope,
-                                     "reference": reference, "method": method,
-                                     "value": "magnitude" if kind == "score" else "signed",
-                                     "units": len(x), "spearman": rho(x, y),
-                                     "low": low, "high": high})
+                        rows.append(
+                            {
+                                "definition": definition,
+                                "scope": scope,
+                                "reference": reference,
+                                "method": method,
+                                "value": "magnitude" if kind == "score" else "signed",
+                                "units": len(x),
+                                "spearman": rho(x, y),
+                                "low": low,
+                                "high": high,
+                            }
+                        )
     return pd.DataFrame(rows)
 
 
 def summarize(out: Path, sizes: dict) -> None:
-    summary: dict = {"sizes": sizes, "tasks": list(TASKS), "sites": SITES,
-                     "times": json.loads((out / "times.json").read_text())
-                     if (out / "times.json").exists() else {}}
+    summary: dict = {
+        "sizes": sizes,
+        "tasks": list(TASKS),
+        "sites": SITES,
+        "times": json.loads((out / "times.json").read_text())
+        if (out / "times.json").exists()
+        else {},
+    }
     agreements = [d for d in DEFINITIONS if (out / f"agreement_{d}.csv").exists()]
     if agreements:
-        table = spearman_table(pd.concat([pd.read_csv(out / f"agreement_{d}.csv")
-                                          for d in agreements]))
+        table = spearman_table(
+            pd.concat([pd.read_csv(out / f"agreement_{d}.csv") for d in agreements])
+        )
         write_csv(table, out / "spearman.csv")
         pooled = table[(table.scope == "pooled") & (table.value == "magnitude")]
         print(pooled.round(3).to_string(index=False))
@@ -289,40 +396,70 @@ def summarize(out: Path, sizes: dict) -> None:
             ig = [v for k, v in s.items() if k.startswith("ig:")]
             n_measured = len(info["sites"]) * info["units_per_site"]
             summary["costs"][d] = {
-                "grad_x_act_seconds": s["grad_x_act"], "examples": info["examples"],
-                **{f"{m}_over_grad_x_act": round(s[m] / s["grad_x_act"], 3)
-                   for m in ("atp_mean", "activation", "firing_rate")},
-                "integrated_gradients_per_site_over_grad_x_act":
-                    {k[3:]: round(v / s["grad_x_act"], 2) for k, v in s.items()
-                     if k.startswith("ig:")},
-                "integrated_gradients_every_site_over_grad_x_act (extrapolated)":
-                    round(np.mean(ig) * info["n_sites_of_definition"] / s["grad_x_act"], 1),
-                "exact_ablation_per_unit_over_grad_x_act":
-                    round(s["exact_zero"] / n_measured / s["grad_x_act"], 4),
-                "exact_ablation_every_unit_over_grad_x_act (extrapolated)":
-                    round(s["exact_zero"] / n_measured * info["n_units_of_definition"]
-                          / s["grad_x_act"], 0)}
+                "grad_x_act_seconds": s["grad_x_act"],
+                "examples": info["examples"],
+                **{
+                    f"{m}_over_grad_x_act": round(s[m] / s["grad_x_act"], 3)
+                    for m in ("atp_mean", "activation", "firing_rate")
+                },
+                "integrated_gradients_per_site_over_grad_x_act": {
+                    k[3:]: round(v / s["grad_x_act"], 2)
+                    for k, v in s.items()
+                    if k.startswith("ig:")
+                },
+                "integrated_gradients_every_site_over_grad_x_act (extrapolated)": round(
+                    np.mean(ig) * info["n_sites_of_definition"] / s["grad_x_act"], 1
+                ),
+                "exact_ablation_per_unit_over_grad_x_act": round(
+                    s["exact_zero"] / n_measured / s["grad_x_act"], 4
+                ),
+                "exact_ablation_every_unit_over_grad_x_act (extrapolated)": round(
+                    s["exact_zero"] / n_measured * info["n_units_of_definition"] / s["grad_x_act"],
+                    0,
+                ),
+            }
             summary["ig_completeness"][d] = info["ig_completeness"]
     if (out / "overlap.csv").exists():
         overlap = pd.read_csv(out / "overlap.csv")
-        mean = overlap.groupby(["definition", "k", "a", "b"], sort=False).agg(
-            jaccard=("jaccard", "mean"), low=("jaccard", "min"), high=("jaccard", "max"),
-            chance=("chance", "first")).reset_index()
+        mean = (
+            overlap.groupby(["definition", "k", "a", "b"], sort=False)
+            .agg(
+                jaccard=("jaccard", "mean"),
+                low=("jaccard", "min"),
+                high=("jaccard", "max"),
+                chance=("chance", "first"),
+            )
+            .reset_index()
+        )
         write_csv(mean, out / "overlap_summary.csv")
-        summary["overlap_mean_over_tasks (low/high: min/max over tasks)"] = \
-            mean.round(4).to_dict("records")
+        summary["overlap_mean_over_tasks (low/high: min/max over tasks)"] = mean.round(4).to_dict(
+            "records"
+        )
     parts = [p for p in PARTS if p.startswith("table1") and (out / f"{p}.csv.gz").exists()]
     if parts:
         examples = pd.concat([pd.read_csv(out / f"{p}.csv.gz") for p in parts])
         intervals, scores = [], []
         for (_, family), frame in examples.groupby(["model", "family"], sort=False):
             keys = frame[["definition", "k", "mode"]].iloc[0].to_dict()
-            table = ex.table1_intervals(frame.drop(columns=["family", "definition", "k",
-                                                            "mode"]))
+            table = ex.table1_intervals(frame.drop(columns=["family", "definition", "k", "mode"]))
             intervals.append(table.assign(family=family, **keys))
-            per_condition = frame.groupby(["model", "family", "task", "category", "condition",
-                                           "deactivated", "seed", "n_neurons"], sort=False).agg(
-                nll_sum=("nll_sum", "sum"), n_tokens=("n_tokens", "sum")).reset_index()
+            per_condition = (
+                frame.groupby(
+                    [
+                        "model",
+                        "family",
+                        "task",
+                        "category",
+                        "condition",
+                        "deactivated",
+                        "seed",
+                        "n_neurons",
+                    ],
+                    sort=False,
+                )
+                .agg(nll_sum=("nll_sum", "sum"), n_tokens=("n_tokens", "sum"))
+                .reset_index()
+            )
             per_condition["nll"] = per_condition.pop("nll_sum") / per_condition.pop("n_tokens")
             scores.append(ex.specificity_scores(per_condition, "nll").assign(**keys))
         intervals = pd.concat(intervals, ignore_index=True)
@@ -330,12 +467,25 @@ def summarize(out: Path, sizes: dict) -> None:
         write_csv(intervals, out / "table1.csv")
         write_csv(scores, out / "specificity.csv")
         overall = intervals[(intervals.task == "all") & (intervals.category == "all")]
-        shown = overall.filter(regex=r"^(definition|k|mode|family|own_effect|random_effect|"
-                                     r"own_vs_random.*|own_vs_other.*|beyond_.*)$")
+        shown = overall.filter(
+            regex=r"^(definition|k|mode|family|own_effect|random_effect|"
+            r"own_vs_random.*|own_vs_other.*|beyond_.*)$"
+        )
         print(shown.round(3).to_string(index=False))
-        mean = scores[scores.task == "mean"][["definition", "k", "mode", "family", "dominance",
-                                              "dominance_low", "dominance_high", "selectivity",
-                                              "selectivity_low", "selectivity_high"]]
+        mean = scores[scores.task == "mean"][
+            [
+                "definition",
+                "k",
+                "mode",
+                "family",
+                "dominance",
+                "dominance_low",
+                "dominance_high",
+                "selectivity",
+                "selectivity_low",
+                "selectivity_high",
+            ]
+        ]
         print(mean.round(3).to_string(index=False))
         summary["table1_all_tasks_nll"] = shown.round(4).to_dict("records")
         summary["specificity_mean_nll"] = mean.round(4).to_dict("records")
@@ -344,8 +494,9 @@ def summarize(out: Path, sizes: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"
-                                             / "attribution_methods"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "attribution_methods")
+    )
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--detect-examples", type=int, default=4, help="per task")
     parser.add_argument("--agree-examples", type=int, default=1, help="per task")
@@ -353,14 +504,28 @@ def main() -> None:
     parser.add_argument("--eval-examples", type=int, default=2, help="test examples per task")
     parser.add_argument("--seeds", type=int, default=2, help="random sets per condition")
     parser.add_argument("--steps", type=int, default=16, help="integrated gradients' points")
-    parser.add_argument("--ig-sites", choices=("middle", "all"), default="middle",
-                        help="the sampled sites integrated gradients runs on (its cost: steps + "
-                             "1 forward and backward passes per site)")
+    parser.add_argument(
+        "--ig-sites",
+        choices=("middle", "all"),
+        default="middle",
+        help="the sampled sites integrated gradients runs on (its cost: steps + "
+        "1 forward and backward passes per site)",
+    )
     add_threads_option(parser)
     args = parser.parse_args()
     apply_threads(args)
-    sizes = {key: getattr(args, key) for key in ("detect_examples", "agree_examples", "neurons",
-                                                 "eval_examples", "seeds", "steps", "ig_sites")}
+    sizes = {
+        key: getattr(args, key)
+        for key in (
+            "detect_examples",
+            "agree_examples",
+            "neurons",
+            "eval_examples",
+            "seeds",
+            "steps",
+            "ig_sites",
+        )
+    }
     sizes["threads"] = torch.get_num_threads()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -368,8 +533,10 @@ def main() -> None:
     if settings.exists():
         recorded = {k: v for k, v in json.loads(settings.read_text()).items() if k != "threads"}
         if recorded != {k: v for k, v in sizes.items() if k != "threads"}:
-            raise SystemExit(f"{out} holds results of other sizes ({recorded}); pass another "
-                             "--out or the same sizes")
+            raise SystemExit(
+                f"{out} holds results of other sizes ({recorded}); pass another "
+                "--out or the same sizes"
+            )
     write_json(settings, sizes)
     model, tok = tn.load_model()
     tasks = tn.load_tasks(list(TASKS))
@@ -395,8 +562,9 @@ def main() -> None:
         else:
             if (out / f"{part}.csv.gz").exists():
                 continue
-            write_csv(run_table1(model, tok, tasks, stats, sizes, part, out),
-                      out / f"{part}.csv.gz")
+            write_csv(
+                run_table1(model, tok, tasks, stats, sizes, part, out), out / f"{part}.csv.gz"
+            )
         # Read again before writing: another process may be running other parts into --out.
         times = json.loads(times_path.read_text()) if times_path.exists() else {}
         write_json(times_path, {**times, part: round(time.perf_counter() - started, 1)})

@@ -36,8 +36,10 @@ def cpu_flags() -> list[str]:
         text = open("/proc/cpuinfo").read()
     except OSError:
         return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
     return sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
 
 
@@ -84,8 +86,11 @@ def main() -> None:
 
         return {"forward": forward, "attribution": attribution, "train_step": train_step}
 
-    runs = {(way, work): fn for way, (model, context) in ways.items()
-            for work, fn in workloads(model, context, autocast[way]).items()}
+    runs = {
+        (way, work): fn
+        for way, (model, context) in ways.items()
+        for work, fn in workloads(model, context, autocast[way]).items()
+    }
     for fn in runs.values():  # warm-up
         fn()
     times = {key: [] for key in runs}
@@ -103,7 +108,9 @@ def main() -> None:
         "seconds_median": {f"{way}/{work}": round(s, 4) for (way, work), s in median.items()},
         "speedup_over_fp32": {
             f"{way}/{work}": round(median[("fp32", work)] / median[(way, work)], 3)
-            for (way, work) in median if way != "fp32"},
+            for (way, work) in median
+            if way != "fp32"
+        },
     }
     emit(result, args.out)
 

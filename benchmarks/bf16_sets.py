@@ -83,23 +83,38 @@ def one_run(model, tok, task, config, way, work) -> tn.Relevance:
     data = sample(task.train, config.n_attribution, config.seed)
     checkpoint = Path(work) / way / f"{task.name}.checkpoint.safetensors"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    return tn.attribute(model, tok, data, kinds=config.kinds, batch_size=config.batch_size,
-                        max_length=config.max_length, checkpoint=checkpoint, progress=False,
-                        autocast=torch.bfloat16 if way == "autocast" else None)
+    return tn.attribute(
+        model,
+        tok,
+        data,
+        kinds=config.kinds,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        checkpoint=checkpoint,
+        progress=False,
+        autocast=torch.bfloat16 if way == "autocast" else None,
+    )
 
 
 def report(relevances: dict, config, seconds: dict, args) -> dict:
     fp32 = relevances["fp32"]
-    sets = {way: {t: rel.top_k(config.k, per=config.per) for t, rel in rels.items()}
-            for way, rels in relevances.items()}
+    sets = {
+        way: {t: rel.top_k(config.k, per=config.per) for t, rel in rels.items()}
+        for way, rels in relevances.items()
+    }
     result = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__,
         "model": fp32 and next(iter(fp32.values())).provenance["model"],
-        "n_examples_per_task": args.n, "k": config.k, "per": config.per,
+        "n_examples_per_task": args.n,
+        "k": config.k,
+        "per": config.per,
         "seconds": seconds,
-        "jaccard_vs_fp32": {f"{way}/{t}": jaccards(sets["fp32"][t], s)
-                            for way in ("bf16", "autocast") for t, s in sets[way].items()},
+        "jaccard_vs_fp32": {
+            f"{way}/{t}": jaccards(sets["fp32"][t], s)
+            for way in ("bf16", "autocast")
+            for t, s in sets[way].items()
+        },
     }
     if all(t in sets[way] for way in WAYS for t in MAIN_JOB):
         overlaps = {way: overlap_matrix({t: sets[way][t] for t in MAIN_JOB}) for way in WAYS}
@@ -109,14 +124,18 @@ def report(relevances: dict, config, seconds: dict, args) -> dict:
             third = (overlaps[way].round(3) != overlaps["fp32"].round(3)).to_numpy()
             result[f"main_job_overlap_{way}"] = {
                 "max_abs_change": round(float(delta.max()), 5),
-                "pairs_changed_at_3rd_decimal": int(third.sum() // 2)}
+                "pairs_changed_at_3rd_decimal": int(third.sum() // 2),
+            }
         result["main_job_top_layers"] = {
-            way: top_layers({t: relevances[way][t] for t in MAIN_JOB}, config.k) for way in WAYS}
+            way: top_layers({t: relevances[way][t] for t in MAIN_JOB}, config.k) for way in WAYS
+        }
     done = [t for t in args.tasks if all(t in sets[way] for way in WAYS)]
     result["tasks_done"] = done
     if done:
-        worst = {way: min(result["jaccard_vs_fp32"][f"{way}/{t}"]["all"] for t in done)
-                 for way in ("bf16", "autocast")}
+        worst = {
+            way: min(result["jaccard_vs_fp32"][f"{way}/{t}"]["all"] for t in done)
+            for way in ("bf16", "autocast")
+        }
         result["min_jaccard_all_sites"] = worst
     return result
 

@@ -40,17 +40,19 @@ def main() -> None:
     torch.manual_seed(0)
     model, tok = tn.load_model()
     suite = tn.load_tasks(list(TASKS))
-    rels = {name: tn.attribute(model, tok, suite[name].train[:24], kinds="act", progress=False)
-            for name in TASKS}
+    rels = {
+        name: tn.attribute(model, tok, suite[name].train[:24], kinds="act", progress=False)
+        for name in TASKS
+    }
     a, b = TASKS
     only = rels[a].top_k(0.01).difference(rels[b].top_k(0.01)).to_frame()
     best = rels[a].to_frame().merge(only[["site", "neuron"]]).nlargest(1, "score").iloc[0]
     site, neuron = best["site"], int(best["neuron"])
     data = {name: suite[name].test[:16] for name in TASKS}
-    page = tn.neuron_page(model, tok, data, site, neuron, relevances=rels, k=5,
-                          effect_examples=8)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained",
-                             width_ratios=[1.1, 1, 1])
+    page = tn.neuron_page(model, tok, data, site, neuron, relevances=rels, k=5, effect_examples=8)
+    fig, axes = plt.subplots(
+        1, 3, figsize=(13, 3.6), layout="constrained", width_ratios=[1.1, 1, 1]
+    )
     plot_activation_histogram(page.values, ax=axes[0], title=f"{site} #{neuron}: activations")
     plot_vocab_projection(page.vocab, ax=axes[1], n=6)
     plot_deactivation_effect(page.effect, ax=axes[2], title="switched off alone (8 examples)")

@@ -41,8 +41,9 @@ def act_fraction(model, fraction: float) -> tn.NeuronSet:
     """The first round(fraction * n) units of every act site (which units does not matter
     for cost)."""
     layout = tn.layout_of(model, "act")
-    return tn.NeuronSet({site: torch.arange(round(fraction * n)) for site, n in layout.items()},
-                        layout)
+    return tn.NeuronSet(
+        {site: torch.arange(round(fraction * n)) for site, n in layout.items()}, layout
+    )
 
 
 def main() -> None:
@@ -50,8 +51,12 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--memory-examples", type=int, default=16,
-                        help="N of the memory comparison (N vs 10 x N examples)")
+    parser.add_argument(
+        "--memory-examples",
+        type=int,
+        default=16,
+        help="N of the memory comparison (N vs 10 x N examples)",
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     add_threads_option(parser)
     parser.add_argument("--out")
@@ -62,21 +67,29 @@ def main() -> None:
     test = tn.load_tasks(["addition"])["addition"].test
     if args.memory_child:
         return _measure_memory(model, tok, test, args)
-    data = test[:args.examples]
+    data = test[: args.examples]
     sets = {"act_1pct": act_fraction(model, 0.01), "act_10pct": act_fraction(model, 0.10)}
     items = data_items(tok, data)
-    batches = [collate([Encoded(i.ids, len(i.ids)) for i in items[s:s + args.batch_size]],
-                       tok.pad_token_id) for s in range(0, len(items), args.batch_size)]
+    batches = [
+        collate(
+            [Encoded(i.ids, len(i.ids)) for i in items[s : s + args.batch_size]], tok.pad_token_id
+        )
+        for s in range(0, len(items), args.batch_size)
+    ]
 
     @torch.inference_mode()
     def plain():
         for batch in batches:
-            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                  use_cache=False)
+            model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                use_cache=False,
+            )
 
     def top(neurons, split=data):
-        return tn.top_examples(model, tok, split, neurons, k=20, batch_size=args.batch_size,
-                               progress=False)
+        return tn.top_examples(
+            model, tok, split, neurons, k=20, batch_size=args.batch_size, progress=False
+        )
 
     runs = {"plain": plain, **{name: (lambda ns=ns: top(ns)) for name, ns in sets.items()}}
     for fn in runs.values():  # warm-up
@@ -87,21 +100,30 @@ def main() -> None:
             times[name].append(timed(fn))
     median = {name: statistics.median(values) for name, values in times.items()}
 
-    memory = {label: _child(n, args) for label, n in
-              (("n", args.memory_examples), ("10n", 10 * args.memory_examples))}
+    memory = {
+        label: _child(n, args)
+        for label, n in (("n", args.memory_examples), ("10n", 10 * args.memory_examples))
+    }
 
     result = {
-        "top_examples_over_forward": {name: round(median[name] / median["plain"], 4)
-                                      for name in sets},
+        "top_examples_over_forward": {
+            name: round(median[name] / median["plain"], 4) for name in sets
+        },
         "forward_s": round(median["plain"], 4),
         "top_examples_s": {name: round(median[name], 4) for name in sets},
-        "extra_s_per_batch": {name: round((median[name] - median["plain"]) / len(batches), 4)
-                              for name in sets},
+        "extra_s_per_batch": {
+            name: round((median[name] - median["plain"]) / len(batches), 4) for name in sets
+        },
         "neurons": {name: len(ns) for name, ns in sets.items()},
-        "examples": len(data), "batches": len(batches), "batch_size": args.batch_size,
-        "tokens": sum(len(i.ids) for i in items), "k": 20, "repeats": args.repeats,
-        "peak_memory_10x_over_1x": round(memory["10n"]["peak_rss_increase_bytes"]
-                                         / memory["n"]["peak_rss_increase_bytes"], 4),
+        "examples": len(data),
+        "batches": len(batches),
+        "batch_size": args.batch_size,
+        "tokens": sum(len(i.ids) for i in items),
+        "k": 20,
+        "repeats": args.repeats,
+        "peak_memory_10x_over_1x": round(
+            memory["10n"]["peak_rss_increase_bytes"] / memory["n"]["peak_rss_increase_bytes"], 4
+        ),
         "memory": memory,
         "model": tn.model_name(model),
         "torch_threads": torch.get_num_threads(),
@@ -120,8 +142,15 @@ def _measure_memory(model, tok, test, args) -> None:
     """In a fresh process: warm up on one batch, then the peak RSS increase of one
     top_examples call on ``--memory-child`` examples; printed as JSON."""
     neurons = act_fraction(model, 0.10)
-    run = lambda n: tn.top_examples(model, tok, test[:n], neurons, k=20,  # noqa: E731
-                                    batch_size=args.batch_size, progress=False)
+    run = lambda n: tn.top_examples(
+        model,
+        tok,
+        test[:n],
+        neurons,
+        k=20,  # noqa: E731
+        batch_size=args.batch_size,
+        progress=False,
+    )
     run(args.batch_size)
     before, peak, done = _rss(), [0], threading.Event()
 
@@ -135,13 +164,26 @@ def _measure_memory(model, tok, test, args) -> None:
     run(args.memory_child)
     done.set()
     sampler.join()
-    print(json.dumps({"examples": args.memory_child, "rss_before_bytes": before,
-                      "peak_rss_increase_bytes": max(peak[0], _rss()) - before}))
+    print(
+        json.dumps(
+            {
+                "examples": args.memory_child,
+                "rss_before_bytes": before,
+                "peak_rss_increase_bytes": max(peak[0], _rss()) - before,
+            }
+        )
+    )
 
 
 def _child(n: int, args) -> dict:
-    command = [sys.executable, __file__, "--memory-child", str(n),
-               "--batch-size", str(args.batch_size)]
+    command = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        str(n),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     if args.threads:
         command += ["--threads", str(args.threads)]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout

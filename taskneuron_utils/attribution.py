@@ -36,8 +36,13 @@ from tqdm.auto import tqdm
 
 from . import attribution_methods
 from .architectures import layout_of, weight_fingerprint
-from .attribution_state import (AttributionError, analysis_mode as _analysis_mode, fresh_state,
-                                resume, save_checkpoint)
+from .attribution_state import (
+    AttributionError,
+    analysis_mode as _analysis_mode,
+    fresh_state,
+    resume,
+    save_checkpoint,
+)
 from .attribution_state import hash_encoded as _hash_encoded  # train_loop imports it from here
 from .hooks import Trace, trace
 from .loss import answer_losses
@@ -123,10 +128,21 @@ def attribute(
     encoded = encode(tok, data, max_length=max_length)
     if len(encoded) == 0:
         raise AttributionError(
-            f"no examples to attribute on ({_describe(data)} is empty); pass a non-empty split")
-    plan = attribution_methods.plan(method, model, tok, data, encoded, sites, steps=steps,
-                                    baseline=baseline, statistic=statistic, neurons=neurons,
-                                    max_length=max_length)  # every option checked, no work yet
+            f"no examples to attribute on ({_describe(data)} is empty); pass a non-empty split"
+        )
+    plan = attribution_methods.plan(
+        method,
+        model,
+        tok,
+        data,
+        encoded,
+        sites,
+        steps=steps,
+        baseline=baseline,
+        statistic=statistic,
+        neurons=neurons,
+        max_length=max_length,
+    )  # every option checked, no work yet
     device = input_device(model)
     if accumulate_dtype is None:
         accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64
@@ -144,22 +160,33 @@ def attribute(
         + ", L = mean answer-token NLL",
         "method": method,
         "settings": plan.settings,
-        "compute": {"weights": "+".join(sorted({str(p.dtype).removeprefix("torch.")
-                                                 for p in model.parameters()})),
-                    "autocast": None if autocast is None else str(autocast).removeprefix("torch.")},
+        "compute": {
+            "weights": "+".join(
+                sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()})
+            ),
+            "autocast": None if autocast is None else str(autocast).removeprefix("torch."),
+        },
     }
     rank, world = rank_and_world()
     if world > 1:
-        differs = ranks_disagree({
-            "n_examples": provenance["n_examples"], "data_hash": provenance["data_hash"],
-            "batch_size": batch_size, "max_length": provenance["max_length"],
-            "weights": provenance["weights"], "method": f"{method} {plan.settings}",
-            "sites": str([(site.name, site.n_neurons) for site in sites])}, device)
+        differs = ranks_disagree(
+            {
+                "n_examples": provenance["n_examples"],
+                "data_hash": provenance["data_hash"],
+                "batch_size": batch_size,
+                "max_length": provenance["max_length"],
+                "weights": provenance["weights"],
+                "method": f"{method} {plan.settings}",
+                "sites": str([(site.name, site.n_neurons) for site in sites]),
+            },
+            device,
+        )
         if differs:
             raise AttributionError(
                 f"data-parallel attribution: the {world} processes disagree on "
                 f"{', '.join(differs)}; every rank must pass the same model, data and options "
-                "to attribute (each attributes its own share of the batches)")
+                "to attribute (each attributes its own share of the batches)"
+            )
     if checkpoint is not None:
         checkpoint, others = rank_file(checkpoint, rank, world)
         if others:
@@ -167,18 +194,25 @@ def attribute(
                 f"checkpoint {checkpoint} was made with another number of processes "
                 f"({', '.join(others)}); this run has {world}. Resume with the same number of "
                 "processes, or delete those files or pass another checkpoint path. They were "
-                "left untouched.")
+                "left untouched."
+            )
     state = fresh_state(sites, device, accumulate_dtype, plan.measured, plan.extra)
     if checkpoint is not None and Path(checkpoint).exists():
         state = resume(checkpoint, provenance, batch_size, sites, device, accumulate_dtype)
 
     starts = range(0, len(encoded), batch_size)
     mine = range(rank, len(starts), world)  # this rank's batches (all of them in one process)
-    bar = tqdm(total=len(mine), desc=f"attribution {provenance['task'] or ''}".strip(),
-               disable=not progress or rank != 0,
-               initial=len(range(rank, state["batches_done"], world)))
-    compute = (contextlib.nullcontext if autocast is None
-               else lambda: torch.autocast(device.type, dtype=autocast))
+    bar = tqdm(
+        total=len(mine),
+        desc=f"attribution {provenance['task'] or ''}".strip(),
+        disable=not progress or rank != 0,
+        initial=len(range(rank, state["batches_done"], world)),
+    )
+    compute = (
+        contextlib.nullcontext
+        if autocast is None
+        else lambda: torch.autocast(device.type, dtype=autocast)
+    )
     with _analysis_mode(model), compute():
         plan.prepare(model, tok, encoded, batch_size)  # the mean over the data, if asked for
     with _analysis_mode(model), compute(), _site_trace(model, sites, plan) as tr:
@@ -203,18 +237,26 @@ def attribute(
         totals = [state[t][n] for t in ("sum_abs", "sum_signed") for n in names]
         totals += list(state["extra"].values())
         summed, (state["n_examples"], state["n_tokens"]) = gather_sum(
-            totals, [state["n_examples"], state["n_tokens"]], device)
+            totals, [state["n_examples"], state["n_tokens"]], device
+        )
         pieces = iter(summed)
         for total in ("sum_abs", "sum_signed"):
             state[total] = {name: next(pieces) for name in names}
         state["extra"] = {name: next(pieces) for name in state["extra"]}
     plan.finish(state, provenance)
-    return Relevance(state["sum_abs"], state["sum_signed"], state["n_examples"],
-                     state["n_tokens"], provenance, aggregation)
+    return Relevance(
+        state["sum_abs"],
+        state["sum_signed"],
+        state["n_examples"],
+        state["n_tokens"],
+        provenance,
+        aggregation,
+    )
 
 
-def per_example_relevance(model, tok, data: Split, *, kinds=None,
-                          max_length: int = 512) -> dict[str, torch.Tensor]:
+def per_example_relevance(
+    model, tok, data: Split, *, kinds=None, max_length: int = 512
+) -> dict[str, torch.Tensor]:
     """Signed Taylor estimates ``r_j`` for every example: {site: float64 (n_examples, n_neurons)}.
 
     The same computation as ``attribute`` (on the sites of ``kinds``, as there), kept per
@@ -249,7 +291,8 @@ def _accumulate(model, batch, tr: Trace, state: dict, device, batch_index: int) 
         if not torch.isfinite(r).all():
             raise AttributionError(
                 f"non-finite gradients at {name} in batch {batch_index}; the model may "
-                "overflow in this dtype: try dtype=torch.float32 or bfloat16 instead of float16")
+                "overflow in this dtype: try dtype=torch.float32 or bfloat16 instead of float16"
+            )
         # .to(sums): dtype and device (a device_map may run the site on another device).
         state["sum_abs"][name] += r.abs().sum(0).to(state["sum_abs"][name])
         state["sum_signed"][name] += r.sum(0).to(state["sum_signed"][name])
@@ -262,8 +305,11 @@ def _product(grad: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
     """``grad * activation`` in float32, (B, T, n). Float32 and contiguous (the usual case):
     written into ``grad``, which nothing reads after this (each site's gradient is its own
     tensor), so no (B, T, n) tensor is allocated per site; the values are the same bits."""
-    if (grad.dtype == activation.dtype == torch.float32 and grad.is_contiguous()
-            and activation.is_contiguous()):
+    if (
+        grad.dtype == activation.dtype == torch.float32
+        and grad.is_contiguous()
+        and activation.is_contiguous()
+    ):
         return grad.mul_(activation)
     return grad.float() * activation.float()
 
@@ -274,8 +320,10 @@ def _autocast_dtype(value) -> torch.dtype | None:
         return None
     dtype = getattr(torch, value, None) if isinstance(value, str) else value
     if dtype not in (torch.bfloat16, torch.float16):
-        raise ValueError(f"autocast must be None, torch.bfloat16 or torch.float16 (the "
-                         f"dtype the passes compute in; sums stay float64), got {value!r}")
+        raise ValueError(
+            f"autocast must be None, torch.bfloat16 or torch.float16 (the "
+            f"dtype the passes compute in; sums stay float64), got {value!r}"
+        )
     return dtype
 
 

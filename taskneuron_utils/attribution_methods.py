@@ -85,23 +85,38 @@ class Plan:
         names = [site.name for site in self.sites]
         provenance["completeness"] = {
             "definition": "per site, mean over examples of |sum_j IG_j - (L(a) - L(a'))| "
-                          "(nats), beside the mean |L(a) - L(a')|; the site alone interpolated",
+            "(nats), beside the mean |L(a) - L(a')|; the site alone interpolated",
             "mean_abs_residual": sum(residual) / len(residual),
             "mean_abs_delta": sum(delta) / len(delta),
             "max_abs_residual": max(residual),
-            "per_site": {name: [round(r, 8), round(d, 8)]
-                         for name, r, d in zip(names, residual, delta)}}
+            "per_site": {
+                name: [round(r, 8), round(d, 8)] for name, r, d in zip(names, residual, delta)
+            },
+        }
 
 
-def plan(method, model, tok, data, encoded, sites, *, steps=16, baseline="zero",
-         statistic="mean_abs", neurons=None, max_length=512) -> Plan:
+def plan(
+    method,
+    model,
+    tok,
+    data,
+    encoded,
+    sites,
+    *,
+    steps=16,
+    baseline="zero",
+    statistic="mean_abs",
+    neurons=None,
+    max_length=512,
+) -> Plan:
     """Check every option of ``method`` (ValueError naming what is wrong, before any forward
     pass) and return its Plan."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1 (points on the integration path), "
-                         f"got {steps!r}")
+        raise ValueError(
+            f"steps must be an integer >= 1 (points on the integration path), got {steps!r}"
+        )
     if steps != 16 and method != "integrated_gradients":
         raise ValueError(f"steps applies to integrated_gradients only, not to {method!r}")
     if statistic not in STATISTICS:
@@ -114,8 +129,10 @@ def plan(method, model, tok, data, encoded, sites, *, steps=16, baseline="zero",
     if neurons is not None and method not in ("ablation", "integrated_gradients"):
         raise ValueError(f"neurons applies to ablation and integrated_gradients, not {method!r}")
     if method == "ablation" and neurons is None:
-        raise ValueError("ablation needs neurons=: the units to ablate one at a time (a "
-                         "NeuronSet or {site name: indices}); it costs a forward pass each")
+        raise ValueError(
+            "ablation needs neurons=: the units to ablate one at a time (a "
+            "NeuronSet or {site name: indices}); it costs a forward pass each"
+        )
     p = Plan(method, {}, "", sites=sites, pad_id=tok.pad_token_id)
     p.settings["baseline"] = _baseline(p, model, tok, data, encoded, sites, baseline, max_length)
     if neurons is not None:
@@ -131,13 +148,18 @@ def plan(method, model, tok, data, encoded, sites, *, steps=16, baseline="zero",
         p.settings["steps"] = steps
         p.extra = {"residual_abs": (len(sites),), "delta_abs": (len(sites),)}
         p.run = lambda *args: _ig_step(p, *args)
-        p.description = (f"|sum_t (a - a') * mean of dL/da over {steps} points from a' to a| "
-                         "per example, one site interpolated at a time")
+        p.description = (
+            f"|sum_t (a - a') * mean of dL/da over {steps} points from a' to a| "
+            "per example, one site interpolated at a time"
+        )
     elif method == "activation":
         p.settings["statistic"] = statistic
         p.run = lambda *args: _activation_step(p, *args)
-        p.description = ("mean over positions of |a| per example" if statistic == "mean_abs"
-                         else "share of positions with a > 0 per example (LAPE firing rate)")
+        p.description = (
+            "mean over positions of |a| per example"
+            if statistic == "mean_abs"
+            else "share of positions with a > 0 per example (LAPE firing rate)"
+        )
     elif method == "ablation":
         p.run = lambda *args: _ablation_step(p, *args)
         p.description = "L(unit at baseline at every position) - L per example, exact"
@@ -150,28 +172,37 @@ def _baseline(p: Plan, model, tok, data, encoded, sites, baseline, max_length) -
         if baseline == "zero":
             return "zero"
         if baseline == "mean":
-            p.data_stats = lambda model, tok, encoded, batch_size: stats_of_encoded(
-                model, tok, encoded, sites, batch_size).mean
+            p.data_stats = lambda model, tok, encoded, batch_size: (
+                stats_of_encoded(model, tok, encoded, sites, batch_size).mean
+            )
             return "mean over the data's positions"
-        raise ValueError(f"baseline must be 'zero', 'mean', tn.activation_stats(...) or a "
-                         f"split of paired corrupted prompts, got {baseline!r}")
+        raise ValueError(
+            f"baseline must be 'zero', 'mean', tn.activation_stats(...) or a "
+            f"split of paired corrupted prompts, got {baseline!r}"
+        )
     if isinstance(baseline, ActivationStats):
         baseline.check(sites)
         p.mean = {site.name: baseline.mean[site.name] for site in sites}
         return f"mean of a reference set ({baseline.n_positions} positions, {baseline.fingerprint})"
     if p.method == "ablation":
-        raise ValueError("ablation takes baseline 'zero', 'mean' or tn.activation_stats(...); "
-                         "paired corrupted prompts are for attribution_patching and "
-                         "integrated_gradients")
+        raise ValueError(
+            "ablation takes baseline 'zero', 'mean' or tn.activation_stats(...); "
+            "paired corrupted prompts are for attribution_patching and "
+            "integrated_gradients"
+        )
     paired = encode(tok, baseline, max_length=max_length)
     if len(paired) != len(encoded):
-        raise ValueError(f"the paired baseline has {len(paired)} examples but the data has "
-                         f"{len(encoded)}; corrupted prompts pair one to one with the examples")
+        raise ValueError(
+            f"the paired baseline has {len(paired)} examples but the data has "
+            f"{len(encoded)}; corrupted prompts pair one to one with the examples"
+        )
     for i, (corrupt, real) in enumerate(zip(paired, encoded)):
         if len(corrupt.input_ids) != len(real.input_ids):
-            raise ValueError(f"paired baseline example {i} has {len(corrupt.input_ids)} tokens "
-                             f"but data example {i} has {len(real.input_ids)}; a corrupted "
-                             "prompt must have its example's token length")
+            raise ValueError(
+                f"paired baseline example {i} has {len(corrupt.input_ids)} tokens "
+                f"but data example {i} has {len(real.input_ids)}; a corrupted "
+                "prompt must have its example's token length"
+            )
     p.paired = paired
     return f"paired corrupted prompts {hash_encoded(paired)}"
 
@@ -184,11 +215,15 @@ def _subset(neurons, sites) -> dict:
     for name, idx in indices.items():
         idx = torch.unique(torch.as_tensor(idx, dtype=torch.long).reshape(-1))
         if name not in by_name:
-            raise ValueError(f"neurons names site {name!r}, which is not among the attributed "
-                             f"sites (first: {sites[0].name}); pass kinds= to match")
+            raise ValueError(
+                f"neurons names site {name!r}, which is not among the attributed "
+                f"sites (first: {sites[0].name}); pass kinds= to match"
+            )
         if len(idx) and (idx.min() < 0 or idx.max() >= by_name[name].n_neurons):
-            raise ValueError(f"neurons names unit {int(idx.max())} of {name}, which has "
-                             f"{by_name[name].n_neurons} units")
+            raise ValueError(
+                f"neurons names unit {int(idx.max())} of {name}, which has "
+                f"{by_name[name].n_neurons} units"
+            )
         if len(idx):
             subset[name] = idx
     if not subset:
@@ -201,7 +236,8 @@ def _add(state: dict, name: str, r: torch.Tensor, batch_index: int, idx=None) ->
     if not torch.isfinite(r).all():
         raise AttributionError(
             f"non-finite values at {name} in batch {batch_index}; the model may overflow in "
-            "this dtype: try dtype=torch.float32 or bfloat16 instead of float16")
+            "this dtype: try dtype=torch.float32 or bfloat16 instead of float16"
+        )
     for total, values in (("sum_abs", r.abs().sum(0)), ("sum_signed", r.sum(0))):
         target = state[total][name]
         if idx is None:
@@ -212,11 +248,12 @@ def _add(state: dict, name: str, r: torch.Tensor, batch_index: int, idx=None) ->
 
 def _paired_activations(model, batch, start, p: Plan, device, sites) -> dict:
     """{site name: (B, T, n)} activations of the corrupted prompts paired with this batch."""
-    other = collate(p.paired[start:start + len(batch["input_ids"])], p.pad_id)
+    other = collate(p.paired[start : start + len(batch["input_ids"])], p.pad_id)
     other = {key: value.to(device) for key, value in other.items()}
     with torch.no_grad(), trace(model, sites) as tr:
-        model.base_model(input_ids=other["input_ids"], attention_mask=other["attention_mask"],
-                         use_cache=False)
+        model.base_model(
+            input_ids=other["input_ids"], attention_mask=other["attention_mask"], use_cache=False
+        )
         return {name: record.output.detach() for name, record in tr.items()}
 
 
@@ -262,8 +299,12 @@ def _ig_step(p: Plan, model, batch, start, tr, state, device, batch_index) -> No
             k = len(chunk)
             rows = {key: value.repeat(k, 1) for key, value in batch.items()}  # row i*B + b
             scale = alphas[chunk].repeat_interleave(size).view(-1, 1, 1)
-            shift = torch.zeros(()) if base is None else (1 - scale) * (
-                base.double() if base.dim() == 1 else base.double().repeat(k, 1, 1))
+            shift = (
+                torch.zeros(())
+                if base is None
+                else (1 - scale)
+                * (base.double() if base.dim() == 1 else base.double().repeat(k, 1, 1))
+            )
             edit = Edit.affine(torch.arange(site.n_neurons), scale.float(), shift.float())
             with trace(model, [site.name], grad=True, edit={site.name: edit}) as one:
                 losses, _ = answer_losses(model, rows)
@@ -291,8 +332,9 @@ def _activation_step(p: Plan, model, batch, start, tr, state, device, batch_inde
     size, length = batch["input_ids"].shape
     real = batch["attention_mask"].reshape(size, length, 1).float()
     with torch.no_grad(), trace(model, p.sites) as kept:
-        model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         use_cache=False)
+        model.base_model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        )
         for name, record in kept.items():
             a = record.output.reshape(size, length, -1).float()
             value = a.abs() if p.settings["statistic"] == "mean_abs" else (a > 0).float()

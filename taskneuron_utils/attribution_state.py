@@ -26,8 +26,11 @@ class AttributionError(RuntimeError):
     """Attribution cannot proceed on this input (empty data, masked answers, NaN gradients)."""
 
 
-def fresh_state(sites, device, dtype, measured: dict | None = None, extra: dict | None = None) -> dict:
+def fresh_state(
+    sites, device, dtype, measured: dict | None = None, extra: dict | None = None
+) -> dict:
     """Zero sums for ``sites``; with ``measured`` ({site name: bool (n,)}), NaN where False."""
+
     def zeros(site):
         values = torch.zeros(site.n_neurons, dtype=dtype, device=device)
         if measured is not None:
@@ -37,9 +40,13 @@ def fresh_state(sites, device, dtype, measured: dict | None = None, extra: dict 
     return {
         "sum_abs": {s.name: zeros(s) for s in sites},
         "sum_signed": {s.name: zeros(s) for s in sites},
-        "extra": {name: torch.zeros(shape, dtype=dtype, device=device)
-                  for name, shape in (extra or {}).items()},
-        "n_examples": 0, "n_tokens": 0, "batches_done": 0,
+        "extra": {
+            name: torch.zeros(shape, dtype=dtype, device=device)
+            for name, shape in (extra or {}).items()
+        },
+        "n_examples": 0,
+        "n_tokens": 0,
+        "batches_done": 0,
     }
 
 
@@ -67,8 +74,7 @@ def resume(path, provenance, batch_size, sites, device, dtype) -> dict:
     """The state saved in ``path``; AttributionError if it belongs to another run."""
     tensors, meta = load_artefact(path, "AttributionCheckpoint")
     expected = checkpoint_key(provenance, batch_size)
-    differs = [k for k in {**meta["key"], **expected}
-               if meta["key"].get(k) != expected.get(k)]
+    differs = [k for k in {**meta["key"], **expected} if meta["key"].get(k) != expected.get(k)]
     # The key predates site kinds; the sites themselves are the names of the stored sums.
     stored = {name.split("/", 1)[1] for name in tensors if not name.startswith("extra/")}
     if stored != {site.name for site in sites}:
@@ -76,13 +82,19 @@ def resume(path, provenance, batch_size, sites, device, dtype) -> dict:
     if differs:
         raise AttributionError(
             f"checkpoint {path} belongs to another run (different {', '.join(differs)}); "
-            "delete it or pass another checkpoint path. It was left untouched.")
+            "delete it or pass another checkpoint path. It was left untouched."
+        )
     state = {k: meta[k] for k in COUNTS}
     for total in ("sum_abs", "sum_signed"):  # the file's order is sorted; keep model order
-        state[total] = {site.name: tensors[f"{total}/{site.name}"].to(device=device, dtype=dtype)
-                        for site in sites}
-    state["extra"] = {name.split("/", 1)[1]: value.to(device=device, dtype=dtype)
-                      for name, value in tensors.items() if name.startswith("extra/")}
+        state[total] = {
+            site.name: tensors[f"{total}/{site.name}"].to(device=device, dtype=dtype)
+            for site in sites
+        }
+    state["extra"] = {
+        name.split("/", 1)[1]: value.to(device=device, dtype=dtype)
+        for name, value in tensors.items()
+        if name.startswith("extra/")
+    }
     return state
 
 

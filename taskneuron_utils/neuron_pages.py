@@ -45,6 +45,7 @@ from .running_top import POSITION_BITS, SUM_NAMES, fresh_state, update
 from .storage import load_artefact, save_artefact
 from .tasks import Encoded, Split, Task, collate, encode, prompt_ids
 
+
 @dataclass(frozen=True)
 class Item:
     """One scanned sequence: ``ids`` (token ids), ``start`` (first counted position), its
@@ -92,8 +93,9 @@ def data_items(tok, data, *, max_length: int = 512, skip_template: bool = True) 
     position; raises ValueError when there are none."""
     if isinstance(data, Mapping):
         data = list(data.values())
-    if isinstance(data, (Split, Task)) or (isinstance(data, list) and data
-                                           and isinstance(data[0], str)):
+    if isinstance(data, (Split, Task)) or (
+        isinstance(data, list) and data and isinstance(data[0], str)
+    ):
         data = [data]
     items = []
     for part in data:
@@ -102,8 +104,9 @@ def data_items(tok, data, *, max_length: int = 512, skip_template: bool = True) 
             continue
         split = part.test if isinstance(part, Task) else part
         if not isinstance(split, Split) or split.task is None:
-            raise TypeError(f"data must be Splits, Tasks or lists of strings, got "
-                            f"{type(part).__name__}")
+            raise TypeError(
+                f"data must be Splits, Tasks or lists of strings, got {type(part).__name__}"
+            )
         template = prompt_ids(tok, split.task.instruction, "")
         for i, example in enumerate(encode(tok, split, max_length=max_length)):
             start = _common_prefix(template, example.input_ids) if skip_template else 1
@@ -149,14 +152,18 @@ class Scan:
         > 0), min, max, positions, and ``mean_<task>`` per task (activation units)."""
         s, n = self.sums, int(self.sums["count"])
         mean = s["sum"] / max(n, 1)
-        frame = pd.DataFrame({
-            "site": [site.name for site, _ in self.neurons],
-            "neuron": [index for _, index in self.neurons],
-            "mean": mean.numpy(),
-            "std": (s["m2"] / max(n, 1)).sqrt().numpy(),
-            "firing_rate": (s["positive"].double() / max(n, 1)).numpy(),
-            "min": self.bottom_values[0].double().numpy(),
-            "max": self.top_values[0].double().numpy(), "positions": n})
+        frame = pd.DataFrame(
+            {
+                "site": [site.name for site, _ in self.neurons],
+                "neuron": [index for _, index in self.neurons],
+                "mean": mean.numpy(),
+                "std": (s["m2"] / max(n, 1)).sqrt().numpy(),
+                "firing_rate": (s["positive"].double() / max(n, 1)).numpy(),
+                "min": self.bottom_values[0].double().numpy(),
+                "max": self.top_values[0].double().numpy(),
+                "positions": n,
+            }
+        )
         for row, task in enumerate(self.tasks):
             count = max(int(s["task_count"][row]), 1)
             frame[f"mean_{task}"] = (s["task_sum"][row] / count).numpy()
@@ -170,14 +177,17 @@ class Scan:
         rows = torch.cat([rows for rows, _ in self.kept])
         values = torch.cat([values[:, column] for _, values in self.kept])
         names = [*self.tasks, None]  # row -1: plain strings
-        return pd.DataFrame({"task": [names[r] for r in rows.tolist()],
-                             "activation": values.numpy()})
+        return pd.DataFrame(
+            {"task": [names[r] for r in rows.tolist()], "activation": values.numpy()}
+        )
 
     def examples(self, tok, window: int = 8) -> pd.DataFrame:
         """The long frame ``top_examples`` returns (see there)."""
         rows, texts = [], {}  # texts: (data index, position) -> (token, context), decoded once
-        for sign, values, keys in (("top", self.top_values, self.top_keys),
-                                   ("bottom", self.bottom_values, self.bottom_keys)):
+        for sign, values, keys in (
+            ("top", self.top_values, self.top_keys),
+            ("bottom", self.bottom_values, self.bottom_keys),
+        ):
             # Python lists: per-element tensor indexing cost more than the whole scan here.
             values, keys = values.T.tolist(), keys.T.tolist()  # [neuron][rank]
             for column, (site, index) in enumerate(self.neurons):
@@ -187,32 +197,68 @@ class Scan:
                     data_index, position = key >> POSITION_BITS, key & ((1 << POSITION_BITS) - 1)
                     item = self.items[data_index]
                     if (data_index, position) not in texts:
-                        texts[data_index, position] = (tok.decode([item.ids[position]]),
-                                                       _context(tok, item.ids, position, window))
+                        texts[data_index, position] = (
+                            tok.decode([item.ids[position]]),
+                            _context(tok, item.ids, position, window),
+                        )
                     token, context = texts[data_index, position]
-                    rows.append({"site": site.name, "neuron": index, "sign": sign,
-                                 "rank": rank + 1, "activation": value, "task": item.task,
-                                 "example": item.example, "data_index": data_index,
-                                 "position": position, "token_id": item.ids[position],
-                                 "token": token, "context": context})
+                    rows.append(
+                        {
+                            "site": site.name,
+                            "neuron": index,
+                            "sign": sign,
+                            "rank": rank + 1,
+                            "activation": value,
+                            "task": item.task,
+                            "example": item.example,
+                            "data_index": data_index,
+                            "position": position,
+                            "token_id": item.ids[position],
+                            "token": token,
+                            "context": context,
+                        }
+                    )
         return pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
 
 
-EXAMPLE_COLUMNS = ["site", "neuron", "sign", "rank", "activation", "task", "example",
-                   "data_index", "position", "token_id", "token", "context"]
+EXAMPLE_COLUMNS = [
+    "site",
+    "neuron",
+    "sign",
+    "rank",
+    "activation",
+    "task",
+    "example",
+    "data_index",
+    "position",
+    "token_id",
+    "token",
+    "context",
+]
 
 
 def _context(tok, ids: list[int], position: int, window: int) -> str:
     """Text of ``window`` tokens either side, the token itself in ⟦ ⟧."""
-    before = tok.decode(ids[max(position - window, 0):position])
-    after = tok.decode(ids[position + 1:position + 1 + window])
+    before = tok.decode(ids[max(position - window, 0) : position])
+    after = tok.decode(ids[position + 1 : position + 1 + window])
     return f"{before}⟦{tok.decode([ids[position]])}⟧{after}"
 
 
-def scan(model, tok, data, neurons, *, k: int = 20, batch_size: int = 16,
-         max_length: int = 512, skip_template: bool = True,
-         checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 25,
-         keep_values: bool = False, progress: bool = True) -> Scan:
+def scan(
+    model,
+    tok,
+    data,
+    neurons,
+    *,
+    k: int = 20,
+    batch_size: int = 16,
+    max_length: int = 512,
+    skip_template: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 25,
+    keep_values: bool = False,
+    progress: bool = True,
+) -> Scan:
     """One pass over ``data``: per neuron, the top and bottom ``k`` positions and running sums.
 
     ``top_examples`` and ``neuron_stats`` are views of it; call it directly to get both from
@@ -225,8 +271,10 @@ def scan(model, tok, data, neurons, *, k: int = 20, batch_size: int = 16,
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     if keep_values and checkpoint is not None:
-        raise ValueError("keep_values keeps O(tokens) values, which a checkpoint does not hold; "
-                         "use one or the other")
+        raise ValueError(
+            "keep_values keeps O(tokens) values, which a checkpoint does not hold; "
+            "use one or the other"
+        )
     pairs = resolve_neurons(model, neurons)
     items = data_items(tok, data, max_length=max_length, skip_template=skip_template)
     tasks = list(dict.fromkeys(item.task for item in items if item.task is not None))
@@ -234,15 +282,27 @@ def scan(model, tok, data, neurons, *, k: int = 20, batch_size: int = 16,
     for site, index in pairs:
         by_site.setdefault(site.name, []).append(index)
     # Columns grouped by site (model order), so each site's gathered block is contiguous.
-    order = [(site, index) for site in layout_of(model, "all").sites
-             for index in by_site.get(site.name, [])]
-    columns = {site.name: torch.tensor(by_site[site.name]) for site in layout_of(model, "all").sites
-               if site.name in by_site}
+    order = [
+        (site, index)
+        for site in layout_of(model, "all").sites
+        for index in by_site.get(site.name, [])
+    ]
+    columns = {
+        site.name: torch.tensor(by_site[site.name])
+        for site in layout_of(model, "all").sites
+        if site.name in by_site
+    }
     key = None  # what a checkpoint must match (hashing the weights costs: only when needed)
     if checkpoint is not None:
-        key = {"model": layout_of(model).model, "weights": weight_fingerprint(model),
-               "data": _hash_items(items), "neurons": [(s.name, i) for s, i in order], "k": k,
-               "batch_size": batch_size, "format": 2}
+        key = {
+            "model": layout_of(model).model,
+            "weights": weight_fingerprint(model),
+            "data": _hash_items(items),
+            "neurons": [(s.name, i) for s, i in order],
+            "k": k,
+            "batch_size": batch_size,
+            "format": 2,
+        }
     state = fresh_state(k, len(order), len(tasks))
     if checkpoint is not None and Path(checkpoint).exists():
         state = _resume(checkpoint, key)
@@ -251,8 +311,9 @@ def scan(model, tok, data, neurons, *, k: int = 20, batch_size: int = 16,
     device = input_device(model)
     task_row = {task: row for row, task in enumerate(tasks)}
     starts = range(0, len(items), batch_size)
-    bar = tqdm(total=len(starts), initial=state["batches_done"], desc="top examples",
-               disable=not progress)
+    bar = tqdm(
+        total=len(starts), initial=state["batches_done"], desc="top examples", disable=not progress
+    )
     was_training = model.training
     model.eval()
     try:
@@ -260,11 +321,15 @@ def scan(model, tok, data, neurons, *, k: int = 20, batch_size: int = 16,
             for batch_index, start in enumerate(starts):
                 if batch_index < state["batches_done"]:
                     continue
-                chunk = items[start:start + batch_size]
-                batch = collate([Encoded(item.ids, len(item.ids)) for item in chunk],
-                                tok.pad_token_id)
-                model(input_ids=batch["input_ids"].to(device),
-                      attention_mask=batch["attention_mask"].to(device), use_cache=False)
+                chunk = items[start : start + batch_size]
+                batch = collate(
+                    [Encoded(item.ids, len(item.ids)) for item in chunk], tok.pad_token_id
+                )
+                model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    use_cache=False,
+                )
                 counted = _counted(chunk, batch["input_ids"].shape[1])  # (B, T) bool
                 acts = _gather(tr, columns, counted.reshape(-1).nonzero()[:, 0])  # (M, n)
                 tr.clear()
@@ -295,12 +360,14 @@ def _gather(tr, columns: dict[str, torch.Tensor], positions: torch.Tensor) -> to
     """float32 (M, n) on the CPU: the units of ``columns`` (one row each, sites in order) at
     the n flat ``positions`` of the batch (only those counted: fewer values to rank and sum).
     Filled block by block: torch.cat of 30 blocks measured ~10x slower than these copies."""
-    blocks = [_site_values(tr[name].output, cols).T.index_select(1, positions.to(
-        tr[name].output.device)) for name, cols in columns.items()]
+    blocks = [
+        _site_values(tr[name].output, cols).T.index_select(1, positions.to(tr[name].output.device))
+        for name, cols in columns.items()
+    ]
     out = torch.empty(sum(len(b) for b in blocks), len(positions))
     row = 0
     for block in blocks:
-        out[row:row + len(block)].copy_(block)
+        out[row : row + len(block)].copy_(block)
         row += len(block)
     return out
 
@@ -308,7 +375,7 @@ def _gather(tr, columns: dict[str, torch.Tensor], positions: torch.Tensor) -> to
 def _counted(chunk: list[Item], width: int) -> torch.Tensor:
     mask = torch.zeros(len(chunk), width, dtype=torch.bool)
     for row, item in enumerate(chunk):
-        mask[row, item.start:len(item.ids)] = True
+        mask[row, item.start : len(item.ids)] = True
     return mask
 
 
@@ -321,8 +388,9 @@ def _hash_items(items: list[Item]) -> str:
 
 def _save(path, state: dict, key: dict) -> None:
     tensors = {name: value for name, value in state.items() if isinstance(value, torch.Tensor)}
-    save_artefact(path, "TopExamplesCheckpoint", tensors,
-                  {"key": key, "batches_done": state["batches_done"]})
+    save_artefact(
+        path, "TopExamplesCheckpoint", tensors, {"key": key, "batches_done": state["batches_done"]}
+    )
 
 
 def _resume(path, key: dict) -> dict:
@@ -330,14 +398,17 @@ def _resume(path, key: dict) -> dict:
     stored = json.loads(json.dumps(meta["key"]))
     differs = [name for name in key if stored.get(name) != json.loads(json.dumps(key[name]))]
     if differs:
-        raise ValueError(f"checkpoint {path} belongs to another run (different "
-                         f"{', '.join(differs)}); delete it or pass another path. It was left "
-                         "untouched.")
+        raise ValueError(
+            f"checkpoint {path} belongs to another run (different "
+            f"{', '.join(differs)}); delete it or pass another path. It was left "
+            "untouched."
+        )
     return {**tensors, "batches_done": meta["batches_done"]}
 
 
-def top_examples(model, tok, data, neurons, *, k: int = 20, window: int = 8,
-                 **options) -> pd.DataFrame:
+def top_examples(
+    model, tok, data, neurons, *, k: int = 20, window: int = 8, **options
+) -> pd.DataFrame:
     """For every neuron, the ``k`` token positions of ``data`` where it is largest, and the
     ``k`` where it is most negative, in one streamed pass (``scan``; its options apply:
     batch_size, max_length, skip_template, checkpoint, progress).
@@ -369,11 +440,14 @@ def token_values(model, tok, ids: list[list[int]], site: str, neuron: int) -> li
     out, device = [], input_device(model)
     with torch.inference_mode(), trace(model, [site_obj.name]) as tr:
         for start in range(0, len(ids), 16):
-            chunk = ids[start:start + 16]
+            chunk = ids[start : start + 16]
             batch = collate([Encoded(s, len(s)) for s in chunk], tok.pad_token_id)
-            model(input_ids=batch["input_ids"].to(device),
-                  attention_mask=batch["attention_mask"].to(device), use_cache=False)
+            model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                use_cache=False,
+            )
             values = _site_values(tr[site_obj.name].output, torch.tensor([index])).float()
             values = values.cpu().view(batch["input_ids"].shape)
-            out += [values[row, :len(s)].tolist() for row, s in enumerate(chunk)]
+            out += [values[row, : len(s)].tolist() for row, s in enumerate(chunk)]
     return out

@@ -43,13 +43,27 @@ def relevance_ranks(relevances, site: str, neuron: int) -> pd.DataFrame:
     for task, relevance in relevances.items():
         scores = relevance.scores.get(site)
         if scores is None:
-            rows.append({"task": task, "score": float("nan"), "rank": None,
-                         "of": None, "percentile": float("nan")})
+            rows.append(
+                {
+                    "task": task,
+                    "score": float("nan"),
+                    "rank": None,
+                    "of": None,
+                    "percentile": float("nan"),
+                }
+            )
             continue
         score = float(scores[neuron])
         rank = 1 + int((scores > score).sum())
-        rows.append({"task": task, "score": score, "rank": rank, "of": len(scores),
-                     "percentile": 100 * (1 - (rank - 1) / len(scores))})
+        rows.append(
+            {
+                "task": task,
+                "score": score,
+                "rank": rank,
+                "of": len(scores),
+                "percentile": 100 * (1 - (rank - 1) / len(scores)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -59,12 +73,16 @@ def _splits(data) -> list[Split]:
         data = list(data.values())
     if isinstance(data, (Split, Task)):
         data = [data]
-    return [part.test if isinstance(part, Task) else part for part in data
-            if isinstance(part, (Split, Task))]
+    return [
+        part.test if isinstance(part, Task) else part
+        for part in data
+        if isinstance(part, (Split, Task))
+    ]
 
 
-def deactivation_effect(model, tok, data, site: str, neuron: int, *,
-                        n_examples: int = 8) -> pd.DataFrame:
+def deactivation_effect(
+    model, tok, data, site: str, neuron: int, *, n_examples: int = 8
+) -> pd.DataFrame:
     """Per task of ``data``: the answer NLL (nats per answer token) of its first
     ``n_examples`` examples with everything on, with the neuron switched off, the change and
     a 95% normal interval of the mean per-example change (per token)."""
@@ -79,11 +97,16 @@ def deactivation_effect(model, tok, data, site: str, neuron: int, *,
             off, _ = answer_nlls(model, tok, encoded)
         per_example = (off - on) / counts
         spread = float(per_example.std()) if len(per_example) > 1 else float("nan")
-        rows.append({"task": split.task.name, "n": len(encoded),
-                     "nll": float(on.sum() / counts.sum()),
-                     "nll_off": float(off.sum() / counts.sum()),
-                     "nll_change": float((off - on).sum() / counts.sum()),
-                     "ci95": 1.96 * spread / len(per_example) ** 0.5})
+        rows.append(
+            {
+                "task": split.task.name,
+                "n": len(encoded),
+                "nll": float(on.sum() / counts.sum()),
+                "nll_off": float(off.sum() / counts.sum()),
+                "nll_change": float((off - on).sum() / counts.sum()),
+                "ci95": 1.96 * spread / len(per_example) ** 0.5,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -124,39 +147,79 @@ class NeuronPage:
         return path
 
 
-def neuron_page(model, tok, data, site: str, neuron: int, *, k: int = 10, relevances=None,
-                effect_examples: int = 8, vocab_k: int = 10, batch_size: int = 16,
-                progress: bool = False) -> NeuronPage:
+def neuron_page(
+    model,
+    tok,
+    data,
+    site: str,
+    neuron: int,
+    *,
+    k: int = 10,
+    relevances=None,
+    effect_examples: int = 8,
+    vocab_k: int = 10,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> NeuronPage:
     """One neuron's page over ``data`` (as ``tn.top_examples`` takes it): one pass that keeps
     its top and bottom ``k`` positions, statistics and every activation (for the histogram),
     a forward over the shown examples to colour their tokens, the vocabulary projection, and
     (``effect_examples`` > 0) the answer-NLL change on each task when it is switched off.
     Bad input fails before any forward pass (``neuron_pages.resolve_neurons``)."""
     ((found, index),) = resolve_neurons(model, [(site, neuron)])
-    result = scan(model, tok, data, [(found.name, index)], k=k, batch_size=batch_size,
-                  keep_values=True, progress=progress)
+    result = scan(
+        model,
+        tok,
+        data,
+        [(found.name, index)],
+        k=k,
+        batch_size=batch_size,
+        keep_values=True,
+        progress=progress,
+    )
     examples = result.examples(tok)
     shown = sorted(set(examples["data_index"]))
     values = token_values(model, tok, [result.items[i].ids for i in shown], found.name, index)
-    sequences = {i: ([tok.decode([t]) for t in result.items[i].ids], v)
-                 for i, v in zip(shown, values)}
+    sequences = {
+        i: ([tok.decode([t]) for t in result.items[i].ids], v) for i, v in zip(shown, values)
+    }
     try:
         vocab, note = vocab_projection(model, tok, found.name, index, k=vocab_k), ""
     except ValueError as err:
         vocab, note = None, str(err)
-    effect = (deactivation_effect(model, tok, data, found.name, index,
-                                  n_examples=effect_examples)
-              if effect_examples and _splits(data) else None)
-    return NeuronPage(site=found.name, neuron=index, model=model_name(model),
-                      stats=result.stats(), values=result.values(0), examples=examples,
-                      sequences=sequences, vocab=vocab, vocab_note=note, effect=effect,
-                      ranks=None if relevances is None else relevance_ranks(
-                          relevances, found.name, index))
+    effect = (
+        deactivation_effect(model, tok, data, found.name, index, n_examples=effect_examples)
+        if effect_examples and _splits(data)
+        else None
+    )
+    return NeuronPage(
+        site=found.name,
+        neuron=index,
+        model=model_name(model),
+        stats=result.stats(),
+        values=result.values(0),
+        examples=examples,
+        sequences=sequences,
+        vocab=vocab,
+        vocab_note=note,
+        effect=effect,
+        ranks=None if relevances is None else relevance_ranks(relevances, found.name, index),
+    )
 
 
-def export_neuron_pages(model, tok, data, neurons, path: str | os.PathLike, *, k: int = 20,
-                        vocab_k: int = 10, model_id: str | None = None, batch_size: int = 16,
-                        progress: bool = True) -> list[Path]:
+def export_neuron_pages(
+    model,
+    tok,
+    data,
+    neurons,
+    path: str | os.PathLike,
+    *,
+    k: int = 20,
+    vocab_k: int = 10,
+    model_id: str | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> list[Path]:
     """Write the pages of ``neurons`` as Neuronpedia export files (gzipped JSONL, one record a
     line) under ``path/<model_id>/<source>/``, ``features/batch-0.jsonl.gz`` and
     ``activations/batch-0.jsonl.gz``, one source a site (``<layer>-mlp-<kind>``, our naming;
@@ -177,7 +240,9 @@ def export_neuron_pages(model, tok, data, neurons, path: str | os.PathLike, *, k
     """
     result = scan(model, tok, data, neurons, k=k, batch_size=batch_size, progress=progress)
     stats, examples = result.stats(), result.examples(tok)
-    model_id = model_id or re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name(model).rsplit("/", 1)[-1]).lower()
+    model_id = (
+        model_id or re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name(model).rsplit("/", 1)[-1]).lower()
+    )
     features: dict[str, list[dict]] = {}
     activations: dict[str, list[dict]] = {}
     for column, (site, index) in enumerate(result.neurons):
@@ -188,25 +253,40 @@ def export_neuron_pages(model, tok, data, neurons, path: str | os.PathLike, *, k
         except ValueError:
             vocab = pd.DataFrame(columns=["direction", "token", "logit"])
         promotes, suppresses = (vocab[vocab.direction == d] for d in ("promotes", "suppresses"))
-        features.setdefault(source, []).append({
-            **base, "maxActApprox": float(stats["max"][column]),
-            "frac_nonzero": float(stats["firing_rate"][column]),
-            "pos_str": list(promotes.token), "pos_values": [float(v) for v in promotes.logit],
-            "neg_str": list(suppresses.token), "neg_values": [float(v) for v in suppresses.logit],
-            "freq_hist_data_bar_heights": [], "freq_hist_data_bar_values": []})
-        rows = examples[(examples.site == site.name) & (examples.neuron == index)
-                        & (examples.sign == "top")].drop_duplicates("data_index")
+        features.setdefault(source, []).append(
+            {
+                **base,
+                "maxActApprox": float(stats["max"][column]),
+                "frac_nonzero": float(stats["firing_rate"][column]),
+                "pos_str": list(promotes.token),
+                "pos_values": [float(v) for v in promotes.logit],
+                "neg_str": list(suppresses.token),
+                "neg_values": [float(v) for v in suppresses.logit],
+                "freq_hist_data_bar_heights": [],
+                "freq_hist_data_bar_values": [],
+            }
+        )
+        rows = examples[
+            (examples.site == site.name) & (examples.neuron == index) & (examples.sign == "top")
+        ].drop_duplicates("data_index")
         items = [result.items[i] for i in rows.data_index]
         sequences = token_values(model, tok, [item.ids for item in items], site.name, index)
         for item, data_index, values in zip(items, rows.data_index, sequences):
-            counted = values[item.start:]
+            counted = values[item.start :]
             best = max(range(len(counted)), key=counted.__getitem__)
-            activations.setdefault(source, []).append({
-                **base, "id": f"{source}:{index}:{data_index}",
-                "tokens": [tok.decode([t]) for t in item.ids[item.start:]], "values": counted,
-                "maxValue": counted[best], "maxValueTokenIndex": best,
-                "minValue": min(counted), "dataIndex": str(data_index),
-                "dataSource": item.task})
+            activations.setdefault(source, []).append(
+                {
+                    **base,
+                    "id": f"{source}:{index}:{data_index}",
+                    "tokens": [tok.decode([t]) for t in item.ids[item.start :]],
+                    "values": counted,
+                    "maxValue": counted[best],
+                    "maxValueTokenIndex": best,
+                    "minValue": min(counted),
+                    "dataIndex": str(data_index),
+                    "dataSource": item.task,
+                }
+            )
     written = []
     for folder, records in (("features", features), ("activations", activations)):
         for source, lines in records.items():

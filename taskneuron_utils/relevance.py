@@ -31,8 +31,15 @@ class Relevance:
         aggregation: how ``scores`` turns the sums into one score a neuron.
     """
 
-    def __init__(self, sum_abs, sum_signed, n_examples: int, n_tokens: int, provenance: dict,
-                 aggregation: str = "mean_abs"):
+    def __init__(
+        self,
+        sum_abs,
+        sum_signed,
+        n_examples: int,
+        n_tokens: int,
+        provenance: dict,
+        aggregation: str = "mean_abs",
+    ):
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
         self.sum_abs, self.sum_signed = sum_abs, sum_signed
@@ -56,13 +63,21 @@ class Relevance:
 
     def with_aggregation(self, aggregation: str) -> Relevance:
         """The same sums, scored another way."""
-        return Relevance(self.sum_abs, self.sum_signed, self.n_examples, self.n_tokens,
-                         self.provenance, aggregation)
+        return Relevance(
+            self.sum_abs,
+            self.sum_signed,
+            self.n_examples,
+            self.n_tokens,
+            self.provenance,
+            aggregation,
+        )
 
     def __repr__(self) -> str:
-        return (f"Relevance({self.provenance.get('task')!r}, {self.n_examples} examples, "
-                f"{self.n_tokens} answer tokens, {sum(self.sizes.values())} neurons, "
-                f"aggregation={self.aggregation!r})")
+        return (
+            f"Relevance({self.provenance.get('task')!r}, {self.n_examples} examples, "
+            f"{self.n_tokens} answer tokens, {sum(self.sizes.values())} neurons, "
+            f"aggregation={self.aggregation!r})"
+        )
 
     def __add__(self, other: Relevance) -> Relevance:
         """Combine shards of the same model and options computed on disjoint data."""
@@ -71,24 +86,41 @@ class Relevance:
                 raise NeuronSetMismatchError(f"cannot add relevance computed with different {key}")
         if list(self.sum_abs) != list(other.sum_abs):
             difference = layout_difference(self.sizes, other.sizes, "first", "second")
-            raise NeuronSetMismatchError(f"cannot add relevance computed on different sites: "
-                                         f"{difference}")
-        provenance = {**self.provenance, "data_hash": _combine_hashes(
-            self.provenance["data_hash"], other.provenance["data_hash"]),
-            "n_examples": self.n_examples + other.n_examples}
+            raise NeuronSetMismatchError(
+                f"cannot add relevance computed on different sites: {difference}"
+            )
+        provenance = {
+            **self.provenance,
+            "data_hash": _combine_hashes(
+                self.provenance["data_hash"], other.provenance["data_hash"]
+            ),
+            "n_examples": self.n_examples + other.n_examples,
+        }
         return Relevance(
             {s: self.sum_abs[s] + other.sum_abs[s] for s in self.sum_abs},
             {s: self.sum_signed[s] + other.sum_signed[s] for s in self.sum_signed},
-            self.n_examples + other.n_examples, self.n_tokens + other.n_tokens,
-            provenance, self.aggregation)
+            self.n_examples + other.n_examples,
+            self.n_tokens + other.n_tokens,
+            provenance,
+            self.aggregation,
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """One row a neuron: site, layer, kind, neuron, score."""
         frames = []
         for site, values in self.scores.items():
             layer, kind = site.split(".")[1], site.split(".")[-1]
-            frames.append(pd.DataFrame({"site": site, "layer": int(layer), "kind": kind,
-                                        "neuron": range(len(values)), "score": values.numpy()}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "site": site,
+                        "layer": int(layer),
+                        "kind": kind,
+                        "neuron": range(len(values)),
+                        "score": values.numpy(),
+                    }
+                )
+            )
         return pd.concat(frames, ignore_index=True)
 
     def top_k(self, k: float = 0.10, per: str = "site") -> NeuronSet:
@@ -103,15 +135,19 @@ class Relevance:
         Ties are broken by site order, then neuron index, so the result is deterministic.
         """
         if not 0 < k <= 1:
-            raise ValueError(f"k is a fraction in (0, 1]; use 0.10 for the paper's top 10%, got {k}")
+            raise ValueError(
+                f"k is a fraction in (0, 1]; use 0.10 for the paper's top 10%, got {k}"
+            )
         if per not in ("site", "global"):
             raise ValueError(f"per must be 'site' or 'global', got {per!r}")
         scores = self.scores
         unmeasured = [site for site, values in scores.items() if values.isnan().any()]
         if unmeasured:
-            raise ValueError(f"this relevance was measured on some units only (NaN at "
-                             f"{unmeasured[0]} and {len(unmeasured) - 1} other sites): compare "
-                             "it on those units; top-k needs every unit scored")
+            raise ValueError(
+                f"this relevance was measured on some units only (NaN at "
+                f"{unmeasured[0]} and {len(unmeasured) - 1} other sites): compare "
+                "it on those units; top-k needs every unit scored"
+            )
         chosen = {}
         if per == "site":
             for site, values in scores.items():
@@ -125,19 +161,30 @@ class Relevance:
                 in_site = order[(order >= start) & (order < start + len(values))]
                 chosen[site] = in_site - start
                 start += len(values)
-        meta = {"model": self.provenance.get("model"), "task": self.provenance.get("task"),
-                "k": k, "per": per, "aggregation": self.aggregation,
-                "relevance": {key: self.provenance.get(key)
-                              for key in ("weights", "data_hash", "n_examples", "split")}}
+        meta = {
+            "model": self.provenance.get("model"),
+            "task": self.provenance.get("task"),
+            "k": k,
+            "per": per,
+            "aggregation": self.aggregation,
+            "relevance": {
+                key: self.provenance.get(key)
+                for key in ("weights", "data_hash", "n_examples", "split")
+            },
+        }
         return NeuronSet(chosen, self.sizes, meta)
 
     def save(self, path: str | os.PathLike):
         """Write the sums and provenance to a safetensors file, atomically."""
         tensors = {f"sum_abs/{s}": v for s, v in self.sum_abs.items()}
         tensors.update({f"sum_signed/{s}": v for s, v in self.sum_signed.items()})
-        meta = {"provenance": self.provenance, "n_examples": self.n_examples,
-                "n_tokens": self.n_tokens, "aggregation": self.aggregation,
-                "sites": list(self.sum_abs)}
+        meta = {
+            "provenance": self.provenance,
+            "n_examples": self.n_examples,
+            "n_tokens": self.n_tokens,
+            "aggregation": self.aggregation,
+            "sites": list(self.sum_abs),
+        }
         return save_artefact(path, "Relevance", tensors, meta)
 
     @classmethod
@@ -145,13 +192,18 @@ class Relevance:
         """Read a file written by ``save``; with ``model``, check its layout matches."""
         tensors, meta = load_artefact(path, "Relevance")
         sites = meta["sites"]
-        relevance = cls({s: tensors[f"sum_abs/{s}"] for s in sites},
-                        {s: tensors[f"sum_signed/{s}"] for s in sites},
-                        meta["n_examples"], meta["n_tokens"], meta["provenance"],
-                        meta["aggregation"])
+        relevance = cls(
+            {s: tensors[f"sum_abs/{s}"] for s in sites},
+            {s: tensors[f"sum_signed/{s}"] for s in sites},
+            meta["n_examples"],
+            meta["n_tokens"],
+            meta["provenance"],
+            meta["aggregation"],
+        )
         if model is not None:
             layout_for(model, relevance.sizes).check(
-                relevance.sizes, made_for=relevance.provenance.get("model"), what="relevance")
+                relevance.sizes, made_for=relevance.provenance.get("model"), what="relevance"
+            )
         return relevance
 
     def push_to_hub(self, repo_id: str, **kwargs) -> str:

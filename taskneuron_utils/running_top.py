@@ -21,21 +21,31 @@ SUM_NAMES = ("sum", "m2", "positive", "task_sum", "task_count", "count")
 
 def fresh_state(k: int, m: int, n_tasks: int) -> dict:
     """The state before any position: k kept of m neurons, per-task sums over n_tasks."""
-    state = {f"{name}_{part}": torch.full((m, k), fill, dtype=dtype)
-             for name in ("top", "bottom")
-             for part, fill, dtype in (("values", float("-inf"), torch.float32),
-                                       ("keys", -1, torch.long))}
-    state.update({"sum": torch.zeros(m, dtype=torch.float64),
-                  "m2": torch.zeros(m, dtype=torch.float64),
-                  "positive": torch.zeros(m, dtype=torch.long),
-                  "task_sum": torch.zeros(n_tasks, m, dtype=torch.float64),
-                  "task_count": torch.zeros(n_tasks, dtype=torch.long),
-                  "count": torch.zeros((), dtype=torch.long), "batches_done": 0})
+    state: dict[str, torch.Tensor | int] = {
+        f"{name}_{part}": torch.full((m, k), fill, dtype=dtype)
+        for name in ("top", "bottom")
+        for part, fill, dtype in (
+            ("values", float("-inf"), torch.float32),
+            ("keys", -1, torch.long),
+        )
+    }
+    state.update(
+        {
+            "sum": torch.zeros(m, dtype=torch.float64),
+            "m2": torch.zeros(m, dtype=torch.float64),
+            "positive": torch.zeros(m, dtype=torch.long),
+            "task_sum": torch.zeros(n_tasks, m, dtype=torch.float64),
+            "task_count": torch.zeros(n_tasks, dtype=torch.long),
+            "count": torch.zeros((), dtype=torch.long),
+            "batches_done": 0,
+        }
+    )
     return state
 
 
-def update(state: dict, acts: torch.Tensor, counted: torch.Tensor, first: int,
-           task_rows: list[int], k: int) -> None:
+def update(
+    state: dict, acts: torch.Tensor, counted: torch.Tensor, first: int, task_rows: list[int], k: int
+) -> None:
     """Fold one batch into the running state. acts: float32 (M, n), one row a neuron, its
     values at the batch's counted positions (``counted``: bool (B, T), True n times; taken
     row-major: example, then position); first: the data index of the batch's first example;
@@ -47,20 +57,24 @@ def update(state: dict, acts: torch.Tensor, counted: torch.Tensor, first: int,
     keys = ((first + flat // width) << POSITION_BITS) | (flat % width)  # (n,), ascending
     sums = acts.sum(1)  # float32 (M,); torch sums pairwise, so ~1e-7 relative
     if not torch.isfinite(sums).all():
-        raise ValueError("non-finite activations in the batch starting at example "
-                         f"{first}; the model may overflow in this dtype")
+        raise ValueError(
+            "non-finite activations in the batch starting at example "
+            f"{first}; the model may overflow in this dtype"
+        )
     state["positive"] += (acts > 0).sum(1)
     for name, largest in (("top", True), ("bottom", False)):
         best, columns = batch_top(acts, k, largest)  # (M, k), columns ascending (key order)
         found = keys[columns].masked_fill_(columns < 0, -1)
         state[f"{name}_values"], state[f"{name}_keys"] = merge(
-            state[f"{name}_values"], state[f"{name}_keys"], best if largest else -best, found, k)
+            state[f"{name}_values"], state[f"{name}_keys"], best if largest else -best, found, k
+        )
     # Mean and spread: Chan et al.'s pairwise update of (count, sum, m2 = sum of squared
     # deviations), float32 within the batch, float64 across; no E[x^2] - mean^2 cancellation.
     n_new, n_old = acts.shape[1], int(state["count"])
     delta = sums.double() / n_new - state["sum"] / max(n_old, 1)
-    state["m2"] += (acts.var(1, correction=0) * n_new).double() \
-        + delta.square() * (n_old * n_new / (n_old + n_new))
+    state["m2"] += (acts.var(1, correction=0) * n_new).double() + delta.square() * (
+        n_old * n_new / (n_old + n_new)
+    )
     state["sum"] += sums.double()
     state["count"] += n_new
     position_task = torch.tensor(task_rows).repeat_interleave(counted.sum(1))  # (n,)
@@ -88,7 +102,7 @@ def batch_top(values: torch.Tensor, k: int, largest: bool) -> tuple[torch.Tensor
         best, columns = batch_top(torch.cat([values, pad], 1), k, largest)
         return best, columns.masked_fill_(columns >= n, -1)
     top = values.topk(k + 1, dim=1, largest=largest)
-    kth, columns = top.values[:, k - 1:k], top.indices[:, :k]
+    kth, columns = top.values[:, k - 1 : k], top.indices[:, :k]
     crowded = (top.values[:, k] == top.values[:, k - 1]).nonzero()[:, 0]
     if len(crowded):
         part, edge = sign * values[crowded], sign * kth[crowded]

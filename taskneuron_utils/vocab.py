@@ -45,8 +45,10 @@ def final_norm(model) -> nn.Module:
             return base.get_submodule(path)
         except AttributeError:
             continue
-    raise ValueError(f"cannot find the final norm of {type(model).__name__} (looked for "
-                     f"{', '.join(_FINAL_NORMS)} under model.base_model)")
+    raise ValueError(
+        f"cannot find the final norm of {type(model).__name__} (looked for "
+        f"{', '.join(_FINAL_NORMS)} under model.base_model)"
+    )
 
 
 def _norm_map(norm: nn.Module, direction: torch.Tensor) -> torch.Tensor:
@@ -71,7 +73,8 @@ def write_direction(model, site: str, neuron: int) -> torch.Tensor:
     if found.kind in ("gate", "up", "fc_in"):
         raise ValueError(
             f"{site} units reach the residual stream only through the FFN's activation; "
-            f"project layers.{found.layer}.mlp.act unit {neuron} instead")
+            f"project layers.{found.layer}.mlp.act unit {neuron} instead"
+        )
     if found.kind == "act":
         with loaded([found.module]):
             weight = found.module.weight.detach().float()
@@ -95,24 +98,33 @@ def vocab_projection(model, tok, site: str, neuron: int, *, k: int = 20) -> pd.D
     with loaded([head]):
         unembed = head.weight.detach().float()  # (V, d)
         logits = unembed @ _norm_map(final_norm(model), direction.to(unembed.device))
-    logits = logits.cpu()[:len(tok)]  # rows past the tokenizer's vocabulary are padding
+    logits = logits.cpu()[: len(tok)]  # rows past the tokenizer's vocabulary are padding
     cap = _softcap(model)
     rows = []
     for label, descending in (("promotes", True), ("suppresses", False)):
         order = torch.sort(logits, descending=descending, stable=True).indices[:k]
         for rank, token_id in enumerate(order.tolist()):
-            row = {"direction": label, "rank": rank + 1, "token_id": token_id,
-                   "token": tok.decode([token_id]), "logit": float(logits[token_id])}
+            row = {
+                "direction": label,
+                "rank": rank + 1,
+                "token_id": token_id,
+                "token": tok.decode([token_id]),
+                "logit": float(logits[token_id]),
+            }
             if cap:
                 row["logit_capped"] = cap * float(torch.tanh(logits[token_id] / cap))
             rows.append(row)
     frame = pd.DataFrame(rows)
     kind = site.rsplit(".", 1)[-1]
-    frame.attrs.update(site=site, neuron=neuron, meaning=(
-        f"residual dimension {neuron}: the logits that dimension of the final residual stream "
-        "adds, after the norm weight (shared by every unit of the layer that writes to it)"
-        if kind in ("down", "fc_out") else
-        "the unit's write vector (its output-projection column) through the final norm's "
-        "weight and the unembedding"))
+    frame.attrs.update(
+        site=site,
+        neuron=neuron,
+        meaning=(
+            f"residual dimension {neuron}: the logits that dimension of the final residual stream "
+            "adds, after the norm weight (shared by every unit of the layer that writes to it)"
+            if kind in ("down", "fc_out")
+            else "the unit's write vector (its output-projection column) through the final norm's "
+            "weight and the unembedding"
+        ),
+    )
     return frame
-

@@ -47,7 +47,9 @@ class Explorer(widgets.VBox):
         self.figure = fig
 
 
-def overlap_explorer(relevances: dict[str, Relevance], k: float = 0.10, per: str = "site") -> Explorer:
+def overlap_explorer(
+    relevances: dict[str, Relevance], k: float = 0.10, per: str = "site"
+) -> Explorer:
     """How the overlap of task-specific neuron sets depends on how many neurons you keep.
 
     A slider over k (the fraction kept, 0.5% to 50%) and a per-site / global toggle; the panel
@@ -59,21 +61,33 @@ def overlap_explorer(relevances: dict[str, Relevance], k: float = 0.10, per: str
     """
     if len(relevances) < 2:
         raise ValueError(f"overlap needs at least two tasks' relevances, got {len(relevances)}")
-    k_slider = widgets.FloatLogSlider(value=k, base=10, min=-2.3, max=-0.3, step=0.05,
-                                      description="k", readout_format=".3f",
-                                      continuous_update=False)
-    per_toggle = widgets.ToggleButtons(options=["site", "global"], value=per,
-                                       description="top-k per")
+    k_slider = widgets.FloatLogSlider(
+        value=k,
+        base=10,
+        min=-2.3,
+        max=-0.3,
+        step=0.05,
+        description="k",
+        readout_format=".3f",
+        continuous_update=False,
+    )
+    per_toggle = widgets.ToggleButtons(
+        options=["site", "global"], value=per, description="top-k per"
+    )
 
     def compute() -> pd.DataFrame:
-        sets = {name: rel.top_k(k_slider.value, per=per_toggle.value)
-                for name, rel in relevances.items()}
+        sets = {
+            name: rel.top_k(k_slider.value, per=per_toggle.value)
+            for name, rel in relevances.items()
+        }
         return overlap_matrix(sets)
 
     def draw(matrix: pd.DataFrame):
-        return plot_overlap(matrix, baseline=expected_random_jaccard(k_slider.value),
-                            title=f"Jaccard overlap, top {100 * k_slider.value:.1f}% "
-                                  f"per {per_toggle.value}")
+        return plot_overlap(
+            matrix,
+            baseline=expected_random_jaccard(k_slider.value),
+            title=f"Jaccard overlap, top {100 * k_slider.value:.1f}% per {per_toggle.value}",
+        )
 
     panel = Explorer([k_slider, per_toggle], compute, draw)
     panel.k, panel.per = k_slider, per_toggle
@@ -87,8 +101,9 @@ def deactivation_explorer(df: pd.DataFrame) -> Explorer:
     ``panel.frame`` is the part of ``df`` for the chosen model."""
     models = list(dict.fromkeys(df["model"]))
     model_menu = widgets.Dropdown(options=models, value=models[0], description="model")
-    value_toggle = widgets.ToggleButtons(options=[("answer NLL", "nll"), ("metric", "score")],
-                                         value="nll", description="measure")
+    value_toggle = widgets.ToggleButtons(
+        options=[("answer NLL", "nll"), ("metric", "score")], value="nll", description="measure"
+    )
 
     def compute() -> pd.DataFrame:
         return df[df["model"] == model_menu.value]
@@ -160,19 +175,33 @@ class NeuronBrowser(widgets.VBox):
         self.neuron = widgets.Dropdown(description="neuron")
         self.next = widgets.Button(description="next in this task's set")
         self.status, self.view = widgets.HTML(), widgets.HTML()
-        for control, name in ((self.task, "tn-task"), (self.site, "tn-site"),
-                              (self.neuron, "tn-neuron"), (self.next, "tn-next"),
-                              (self.view, "tn-page"), (self.status, "tn-status")):
+        for control, name in (
+            (self.task, "tn-task"),
+            (self.site, "tn-site"),
+            (self.neuron, "tn-neuron"),
+            (self.next, "tn-next"),
+            (self.view, "tn-page"),
+            (self.status, "tn-status"),
+        ):
             control.add_class(name)
-        super().__init__([widgets.HBox([self.task, self.site, self.neuron, self.next]),
-                          self.status, self.view])
+        super().__init__(
+            [widgets.HBox([self.task, self.site, self.neuron, self.next]), self.status, self.view]
+        )
         self.add_class("tn-neuron-browser")
         self._quiet = False
         self.task.observe(lambda _change: self.show(*self.order[self.task.value][0]), names="value")
-        self.site.observe(lambda _change: self._unless_quiet(
-            lambda: self.show(self.site.value, self._indices(self.site.value)[0])), names="value")
-        self.neuron.observe(lambda _change: self._unless_quiet(
-            lambda: self.show(self.site.value, self.neuron.value)), names="value")
+        self.site.observe(
+            lambda _change: self._unless_quiet(
+                lambda: self.show(self.site.value, self._indices(self.site.value)[0])
+            ),
+            names="value",
+        )
+        self.neuron.observe(
+            lambda _change: self._unless_quiet(
+                lambda: self.show(self.site.value, self.neuron.value)
+            ),
+            names="value",
+        )
         self.next.on_click(lambda _button: self.show(*self._following()))
         self.show(*self.order[self.task.value][0])
 
@@ -199,17 +228,29 @@ class NeuronBrowser(widgets.VBox):
             self._quiet = False
         if (site, neuron) not in self.pages:
             self.status.value = f"computing the page of {site} #{neuron}…"
-            self.pages[(site, neuron)] = neuron_page(self.model, self.tok, self.data, site,
-                                                     neuron, **self.page_options)
+            self.pages[(site, neuron)] = neuron_page(
+                self.model, self.tok, self.data, site, neuron, **self.page_options
+            )
         self.page = self.pages[(site, neuron)]
         self.view.value = self.page.html
         position = self.order[self.task.value].index((site, neuron))
-        self.status.value = (f"{self.task.value}: neuron {position + 1} of "
-                             f"{len(self.order[self.task.value])} in its set")
+        self.status.value = (
+            f"{self.task.value}: neuron {position + 1} of "
+            f"{len(self.order[self.task.value])} in its set"
+        )
 
 
-def neuron_browser(model, tok, tasks, sets, *, relevances=None, n_examples: int = 16,
-                   k: int = 10, effect_examples: int = 4) -> NeuronBrowser:
+def neuron_browser(
+    model,
+    tok,
+    tasks,
+    sets,
+    *,
+    relevances=None,
+    n_examples: int = 16,
+    k: int = 10,
+    effect_examples: int = 4,
+) -> NeuronBrowser:
     """Browse the neurons of each task's set: pick the task, the site and the neuron (or
     "next in this task's set") and see its page (``tn.neuron_page``) over ``n_examples`` test
     examples of every task.
@@ -235,5 +276,11 @@ def neuron_browser(model, tok, tasks, sets, *, relevances=None, n_examples: int 
             scores = relevances[name].scores
             pairs.sort(key=lambda pair: -float(scores[pair[0]][pair[1]]))
         order[name] = pairs
-    return NeuronBrowser(model, tok, data, sets, order,
-                         {"k": k, "relevances": relevances, "effect_examples": effect_examples})
+    return NeuronBrowser(
+        model,
+        tok,
+        data,
+        sets,
+        order,
+        {"k": k, "relevances": relevances, "effect_examples": effect_examples},
+    )

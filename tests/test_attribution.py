@@ -27,8 +27,12 @@ def independent_relevance(model, tok, split):
     for example in encode(tok, split):
         batch = collate([example], tok.pad_token_id)
         captured = {}
-        hooks = [s.module.register_forward_hook(lambda m, i, o, captured=captured: captured.__setitem__(m, o))
-                 for s in {s.module: s for s in sites}.values()]
+        hooks = [
+            s.module.register_forward_hook(
+                lambda m, i, o, captured=captured: captured.__setitem__(m, o)
+            )
+            for s in {s.module: s for s in sites}.values()
+        ]
         loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
         for h in hooks:
             h.remove()
@@ -54,13 +58,16 @@ def test_relevance_equals_independent_grad_times_activation(family, tok, toy_tas
         torch.testing.assert_close(per_example[site], values, rtol=1e-4, atol=1e-7)
         torch.testing.assert_close(rel.sum_abs[site], values.abs().sum(0), rtol=1e-4, atol=1e-7)
         torch.testing.assert_close(rel.sum_signed[site], values.sum(0), rtol=1e-4, atol=1e-7)
-        torch.testing.assert_close(rel.scores[site], (values.abs().mean(0)).float(), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(
+            rel.scores[site], (values.abs().mean(0)).float(), rtol=1e-4, atol=1e-7
+        )
 
 
 def exact_ablation(model, batch, base, site, neuron):
     """Per-example loss with the unit zeroed at every position, minus ``base``, through a plain
     hook: on the site's output, or for an ``act`` site on the output projection's input."""
     if site.kind == "act":
+
         def zero_input(module, args):
             x = args[0].clone()
             x[..., neuron] = 0
@@ -68,6 +75,7 @@ def exact_ablation(model, batch, base, site, neuron):
 
         handle = output_projection(model, site.layer).register_forward_pre_hook(zero_input)
     else:
+
         def zero_output(module, args, output):
             output = output.clone()
             output[..., site.offset + neuron] = 0
@@ -113,8 +121,9 @@ def test_same_inputs_give_identical_neuron_sets(tok, toy_task):
 def test_shards_add_up(tok, toy_task):
     model = tiny("gpt2", tok)
     whole = attribute(model, tok, toy_task.train, batch_size=4, progress=False)
-    parts = (attribute(model, tok, toy_task.train[:12], batch_size=4, progress=False)
-             + attribute(model, tok, toy_task.train[12:], batch_size=4, progress=False))
+    parts = attribute(model, tok, toy_task.train[:12], batch_size=4, progress=False) + attribute(
+        model, tok, toy_task.train[12:], batch_size=4, progress=False
+    )
     assert parts.n_examples == whole.n_examples and parts.n_tokens == whole.n_tokens
     for site in whole.sum_abs:
         torch.testing.assert_close(parts.sum_abs[site], whole.sum_abs[site], rtol=1e-12, atol=1e-15)
@@ -133,12 +142,26 @@ def test_interrupted_run_resumes_to_the_same_result(tok, toy_task, tmp_path):
 
     handle = model.get_input_embeddings().register_forward_pre_hook(interrupt_on_fourth_batch)
     with pytest.raises(KeyboardInterrupt):
-        attribute(model, tok, toy_task.train, batch_size=4, checkpoint=checkpoint,
-                  checkpoint_every=1, progress=False)
+        attribute(
+            model,
+            tok,
+            toy_task.train,
+            batch_size=4,
+            checkpoint=checkpoint,
+            checkpoint_every=1,
+            progress=False,
+        )
     handle.remove()
     assert checkpoint.exists()
-    resumed = attribute(model, tok, toy_task.train, batch_size=4, checkpoint=checkpoint,
-                        checkpoint_every=1, progress=False)
+    resumed = attribute(
+        model,
+        tok,
+        toy_task.train,
+        batch_size=4,
+        checkpoint=checkpoint,
+        checkpoint_every=1,
+        progress=False,
+    )
     for site in reference.sum_abs:
         assert torch.equal(resumed.sum_abs[site], reference.sum_abs[site])
         assert torch.equal(resumed.sum_signed[site], reference.sum_signed[site])
@@ -151,7 +174,9 @@ def test_checkpoint_of_another_run_is_refused_and_kept(tok, toy_task, tmp_path):
     attribute(model, tok, toy_task.train[:8], batch_size=4, checkpoint=checkpoint, progress=False)
     before = checkpoint.read_bytes()
     with pytest.raises(AttributionError, match="another run .*data_hash"):
-        attribute(model, tok, toy_task.train[8:], batch_size=4, checkpoint=checkpoint, progress=False)
+        attribute(
+            model, tok, toy_task.train[8:], batch_size=4, checkpoint=checkpoint, progress=False
+        )
     assert checkpoint.read_bytes() == before
 
 
@@ -171,7 +196,9 @@ def test_nan_gradients_are_a_clear_error(tok, toy_task):
     model = tiny("llama", tok)
     with torch.no_grad():
         tn.ffn_sites(model)[4].module.weight[0, 0] = float("nan")
-    with pytest.raises(AttributionError, match=r"non-finite gradients at layers\.0\.mlp\.gate in batch 0"):
+    with pytest.raises(
+        AttributionError, match=r"non-finite gradients at layers\.0\.mlp\.gate in batch 0"
+    ):
         attribute(model, tok, toy_task.train[:4], progress=False)
 
 
@@ -215,8 +242,12 @@ def independent_act_relevance(model, tok, split):
     for example in encode(tok, split):
         batch = collate([example], tok.pad_token_id)
         captured = {}
-        hooks = [output_projection(model, layer).register_forward_pre_hook(
-            lambda m, args, layer=layer, captured=captured: captured.__setitem__(layer, args[0])) for layer in layers]
+        hooks = [
+            output_projection(model, layer).register_forward_pre_hook(
+                lambda m, args, layer=layer, captured=captured: captured.__setitem__(layer, args[0])
+            )
+            for layer in layers
+        ]
         loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
         for h in hooks:
             h.remove()
@@ -249,8 +280,10 @@ def test_scoring_act_too_leaves_the_linear_sites_sums_bit_identical(tok, toy_tas
     every = attribute(model, tok, toy_task.train[:8], kinds="all", batch_size=4, progress=False)
     assert list(default.sizes) == [s.name for s in tn.ffn_sites(model)]
     assert default.provenance["kinds"] == ["gate", "up", "down"]
-    assert [name for name in every.sizes if name not in default.sizes] == \
-        ["layers.0.mlp.act", "layers.1.mlp.act"]
+    assert [name for name in every.sizes if name not in default.sizes] == [
+        "layers.0.mlp.act",
+        "layers.1.mlp.act",
+    ]
     for site in default.sum_abs:
         assert torch.equal(every.sum_abs[site], default.sum_abs[site]), site
         assert torch.equal(every.sum_signed[site], default.sum_signed[site]), site
@@ -258,8 +291,11 @@ def test_scoring_act_too_leaves_the_linear_sites_sums_bit_identical(tok, toy_tas
 
 def test_unknown_or_missing_kinds_are_clear_errors(tok, toy_task):
     model = tiny("llama", tok)
-    with pytest.raises(tn.SiteKindError, match=r"'fc_in' is not a site kind of model "
-                       r"'LlamaForCausalLM'; choose from gate, up, act, down, or 'all'"):
+    with pytest.raises(
+        tn.SiteKindError,
+        match=r"'fc_in' is not a site kind of model "
+        r"'LlamaForCausalLM'; choose from gate, up, act, down, or 'all'",
+    ):
         attribute(model, tok, toy_task.train[:2], kinds="fc_in", progress=False)
     with pytest.raises(tn.SiteKindError, match="'actt' is not a site kind"):
         attribute(model, tok, toy_task.train[:2], kinds=("gate", "actt"), progress=False)
@@ -272,10 +308,10 @@ def test_checkpoint_of_other_site_kinds_is_refused(tok, toy_task, tmp_path):
     checkpoint = tmp_path / "ckpt.safetensors"
     attribute(model, tok, toy_task.train[:4], kinds="gate", checkpoint=checkpoint, progress=False)
     with pytest.raises(AttributionError, match=r"another run \(different site kinds\)"):
-        attribute(model, tok, toy_task.train[:4], kinds="up", checkpoint=checkpoint,
-                  progress=False)
-    resumed = attribute(model, tok, toy_task.train[:4], kinds="gate", checkpoint=checkpoint,
-                        progress=False)
+        attribute(model, tok, toy_task.train[:4], kinds="up", checkpoint=checkpoint, progress=False)
+    resumed = attribute(
+        model, tok, toy_task.train[:4], kinds="gate", checkpoint=checkpoint, progress=False
+    )
     assert list(resumed.sizes) == ["layers.0.mlp.gate", "layers.1.mlp.gate"]
 
 
@@ -312,12 +348,19 @@ def test_autocast_is_torch_autocast_with_float64_sums_close_to_float32(tok, toy_
 def test_a_checkpoint_resumes_only_under_the_same_autocast(tok, toy_task, tmp_path):
     model = tiny("llama", tok)
     checkpoint = tmp_path / "ckpt.safetensors"
-    attribute(model, tok, toy_task.train[:4], checkpoint=checkpoint, progress=False,
-              autocast="bfloat16")
+    attribute(
+        model, tok, toy_task.train[:4], checkpoint=checkpoint, progress=False, autocast="bfloat16"
+    )
     with pytest.raises(AttributionError, match=r"another run \(different autocast\)"):
         attribute(model, tok, toy_task.train[:4], checkpoint=checkpoint, progress=False)
-    resumed = attribute(model, tok, toy_task.train[:4], checkpoint=checkpoint, progress=False,
-                        autocast=torch.bfloat16)
+    resumed = attribute(
+        model,
+        tok,
+        toy_task.train[:4],
+        checkpoint=checkpoint,
+        progress=False,
+        autocast=torch.bfloat16,
+    )
     assert resumed.n_examples == 4
 
 

@@ -36,8 +36,13 @@ def attribution_before():
     """``attribute`` as committed in BEFORE, imported inside the package (its relative imports
     resolve to today's hooks, loss and storage, which the methods only added to)."""
     try:
-        source = subprocess.run(["git", "show", f"{BEFORE}:taskneuron_utils/attribution.py"],
-                                cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        source = subprocess.run(
+            ["git", "show", f"{BEFORE}:taskneuron_utils/attribution.py"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip(f"git history with commit {BEFORE[:7]} is not available here")
     name = "taskneuron_utils._attribution_before"
@@ -101,6 +106,7 @@ def hand_integrated_gradients(model, tok, data, site, steps):
         def hook(mod, args, output):
             kept["out"] = output * alpha
             return kept["out"]
+
         return hook
 
     grads, losses = [], {}
@@ -149,14 +155,17 @@ def test_completeness_residual_shrinks_with_steps_and_one_step_is_patching(tok, 
     one_site = {"neurons": {"layers.0.mlp.gate": [0]}}  # IG computes that site only
     coarse = attribute(model, tok, data, method="integrated_gradients", steps=2, **one_site)
     fine = attribute(model, tok, data, method="integrated_gradients", steps=32, **one_site)
-    assert (fine.provenance["completeness"]["mean_abs_residual"]
-            < 0.25 * coarse.provenance["completeness"]["mean_abs_residual"])
+    assert (
+        fine.provenance["completeness"]["mean_abs_residual"]
+        < 0.25 * coarse.provenance["completeness"]["mean_abs_residual"]
+    )
     for baseline in ("zero", stats):  # the one point of a 1-step path is the real activation
         one = attribute(model, tok, data, method="integrated_gradients", steps=1, baseline=baseline)
         patched = attribute(model, tok, data, method="attribution_patching", baseline=baseline)
         for site in patched.sum_signed:
-            torch.testing.assert_close(one.sum_signed[site], patched.sum_signed[site],
-                                       rtol=1e-5, atol=1e-10)
+            torch.testing.assert_close(
+                one.sum_signed[site], patched.sum_signed[site], rtol=1e-5, atol=1e-10
+            )
 
 
 def test_integrated_gradients_equal_grad_x_act_where_the_loss_is_linear_in_the_site(tok, toy_task):
@@ -169,8 +178,9 @@ def test_integrated_gradients_equal_grad_x_act_where_the_loss_is_linear_in_the_s
         model = tiny("llama", tok, torch.float64)
         with torch.no_grad():
             tn.site_map(model)[site].module.weight.mul_(factor)
-        ig = attribute(model, tok, data, method="integrated_gradients", steps=8,
-                       neurons={site: [0]}).sum_signed[site]
+        ig = attribute(
+            model, tok, data, method="integrated_gradients", steps=8, neurons={site: [0]}
+        ).sum_signed[site]
         gxa = attribute(model, tok, data).sum_signed[site]
         differences[factor] = float((ig - gxa).abs().max() / gxa.abs().max())
     assert differences[1e-6] < 1e-5 < differences[1.0]
@@ -200,8 +210,9 @@ def test_activation_statistics_by_hand(tok, toy_task):
             a = tr[site].output[0].double()  # (T, n)
         rows_abs.append(a.abs().mean(0))
         rows_fire.append((a > 0).double().mean(0))
-    torch.testing.assert_close(mean_abs.sum_signed[site], torch.stack(rows_abs).sum(0),
-                               rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        mean_abs.sum_signed[site], torch.stack(rows_abs).sum(0), rtol=1e-5, atol=1e-7
+    )
     torch.testing.assert_close(firing.scores[site], torch.stack(rows_fire).mean(0).float())
 
 
@@ -245,13 +256,15 @@ def test_edit_mean_equals_a_hand_written_hook_and_mean_ablation_follows(tok, toy
     with torch.no_grad(), tn.deactivate(model, ns, mode=tn.Ablation.mean(stats)):
         deactivated = model(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits
     assert torch.equal(edited, expected) and torch.equal(deactivated, expected)
-    rel = attribute(model, tok, toy_task.train[:4], method="ablation", baseline=stats,
-                    neurons={site: [4]})
+    rel = attribute(
+        model, tok, toy_task.train[:4], method="ablation", baseline=stats, neurons={site: [4]}
+    )
     with torch.no_grad():
         base, _ = answer_losses(model, batch)
     # One unit at a time by the method; the hand hook moved three, so compare unit 4 alone.
     handle = tn.site_map(model)[site].module.register_forward_hook(
-        lambda m, a, o: o.index_fill(-1, torch.tensor([4]), float(means[4])))
+        lambda m, a, o: o.index_fill(-1, torch.tensor([4]), float(means[4]))
+    )
     with torch.no_grad():
         alone, _ = answer_losses(model, batch)
     handle.remove()
@@ -267,8 +280,11 @@ def test_noise_ablation_draws_the_reference_moments_reproducibly(tok, toy_task):
     ns = tn.NeuronSet({site: units}, tn.layout_of(model))
     runs = []
     for _ in range(2):
-        with torch.no_grad(), tn.deactivate(model, ns, mode=tn.Ablation.noise(stats, seed=3)), \
-                tn.trace(model, [site]) as tr:
+        with (
+            torch.no_grad(),
+            tn.deactivate(model, ns, mode=tn.Ablation.noise(stats, seed=3)),
+            tn.trace(model, [site]) as tr,
+        ):
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             runs.append(tr[site].output.clone())
     assert torch.equal(runs[0], runs[1])
@@ -285,9 +301,12 @@ def test_noise_ablation_draws_the_reference_moments_reproducibly(tok, toy_task):
 def test_every_method_saves_loads_and_resumes(tok, toy_task, tmp_path):
     model = tiny("llama", tok)
     data = toy_task.train[:12]
-    options = {"integrated_gradients": {"steps": 3, "neurons": {"layers.1.mlp.up": [0]}}, "attribution_patching": {"baseline": "mean"},
-               "activation": {"statistic": "firing_rate"},
-               "ablation": {"neurons": {"layers.0.mlp.down": [1, 2]}}}
+    options = {
+        "integrated_gradients": {"steps": 3, "neurons": {"layers.1.mlp.up": [0]}},
+        "attribution_patching": {"baseline": "mean"},
+        "activation": {"statistic": "firing_rate"},
+        "ablation": {"neurons": {"layers.0.mlp.down": [1, 2]}},
+    }
     for method, settings in options.items():
         whole = attribute(model, tok, data, method=method, **settings)
         whole.save(tmp_path / f"{method}.safetensors")
@@ -305,13 +324,21 @@ def test_every_method_saves_loads_and_resumes(tok, toy_task, tmp_path):
         attribute(model, tok, data, method=method, **settings)
         calls.update(stop=calls["n"] // 2 + 1, n=0)  # in the second of the three batches
         with pytest.raises(KeyboardInterrupt):
-            attribute(model, tok, data, method=method, checkpoint=checkpoint, checkpoint_every=1,
-                      **settings)
+            attribute(
+                model,
+                tok,
+                data,
+                method=method,
+                checkpoint=checkpoint,
+                checkpoint_every=1,
+                **settings,
+            )
         handle.remove()
         resumed = attribute(model, tok, data, method=method, checkpoint=checkpoint, **settings)
         for site in whole.sum_abs:
-            assert torch.equal(resumed.sum_abs[site].nan_to_num(-1),
-                               whole.sum_abs[site].nan_to_num(-1)), (method, site)
+            assert torch.equal(
+                resumed.sum_abs[site].nan_to_num(-1), whole.sum_abs[site].nan_to_num(-1)
+            ), (method, site)
         assert resumed.provenance == whole.provenance, method
         with pytest.raises(tn.AttributionError, match="another run"):
             attribute(model, tok, data, method="grad_x_act", checkpoint=checkpoint)
@@ -326,12 +353,18 @@ def test_bad_options_are_one_line_errors_before_any_forward_pass(tok, toy_task):
     cases = [
         ({"method": "gradient"}, "method must be one of"),
         ({"method": "integrated_gradients", "steps": 0}, "steps must be an integer >= 1"),
-        ({"method": "attribution_patching", "baseline": toy_task.train[3:6]},
-         "paired baseline has 3 examples but the data has 2"),
-        ({"method": "attribution_patching", "baseline": toy_task.train[2:4]},
-         "paired baseline example 0 has 43 tokens but data example 0 has 44"),
-        ({"method": "integrated_gradients", "baseline": stats},
-         "baseline statistics have no site layers.0.mlp.gate"),
+        (
+            {"method": "attribution_patching", "baseline": toy_task.train[3:6]},
+            "paired baseline has 3 examples but the data has 2",
+        ),
+        (
+            {"method": "attribution_patching", "baseline": toy_task.train[2:4]},
+            "paired baseline example 0 has 43 tokens but data example 0 has 44",
+        ),
+        (
+            {"method": "integrated_gradients", "baseline": stats},
+            "baseline statistics have no site layers.0.mlp.gate",
+        ),
         ({"method": "attribution_patching", "baseline": "average"}, "baseline must be 'zero'"),
         ({"method": "grad_x_act", "baseline": "mean"}, "baseline applies to"),
         ({"method": "ablation"}, "ablation needs neurons="),
@@ -344,11 +377,19 @@ def test_bad_options_are_one_line_errors_before_any_forward_pass(tok, toy_task):
         assert "\n" not in str(error.value)
     wrong = tn.ActivationStats({"layers.0.mlp.act": torch.zeros(3)}, {}, {}, {}, 1)
     with pytest.raises(ValueError, match=r"shape \(3,\) at layers.0.mlp.act, whose 64 units"):
-        tn.attribute(model, tok, data, kinds="act", method="integrated_gradients",
-                     baseline=wrong, progress=False)
+        tn.attribute(
+            model,
+            tok,
+            data,
+            kinds="act",
+            method="integrated_gradients",
+            baseline=wrong,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="tn.Ablation.mean"):
-        with tn.deactivate(model, tn.NeuronSet({"layers.0.mlp.up": [0]}, tn.layout_of(model)),
-                           mode="mean"):
+        with tn.deactivate(
+            model, tn.NeuronSet({"layers.0.mlp.up": [0]}, tn.layout_of(model)), mode="mean"
+        ):
             pass
     handle.remove()
     assert calls == []

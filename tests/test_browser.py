@@ -34,21 +34,36 @@ TOUR = ROOT / "notebooks" / "00_tour.ipynb"
 # notebooks/run_all.py (a script, not a module of the package): how notebooks are run and cleaned.
 run_all = load_script("notebooks/run_all.py")
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # The tour takes about 1.5 minutes on 2 free cores, and 16 minutes when the 2 cores are shared
 # with 3 to 4 other heavy jobs (measured).
 RUN_ALL_TIMEOUT_S = 1800
 # JupyterLab user settings for the test: no news or update toasts over the page.
-LAB_SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-                {"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True}}
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+        "doNotDisturbMode": True,
+    }
+}
 
 
 def find_chromium() -> str | None:
     """The system Chromium: $CHROMIUM, /usr/bin/chromium, or chromium / chromium-browser on PATH."""
-    candidates = [os.environ.get("CHROMIUM"), "/usr/bin/chromium",
-                  shutil.which("chromium"), shutil.which("chromium-browser")]
+    candidates = [
+        os.environ.get("CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -70,8 +85,9 @@ def _stop_server(server: subprocess.Popen, base: str, token: str) -> None:
         pass
     if server.poll() is None:
         try:
-            request = urllib.request.Request(f"{base}/api/shutdown?token={token}", method="POST",
-                                             data=b"")
+            request = urllib.request.Request(
+                f"{base}/api/shutdown?token={token}", method="POST", data=b""
+            )
             urllib.request.urlopen(request, timeout=10).close()
         except OSError:
             pass
@@ -96,8 +112,10 @@ def _stop_server(server: subprocess.Popen, base: str, token: str) -> None:
 def chromium() -> str:
     path = find_chromium()
     if path is None:
-        pytest.skip("no Chromium found (looked at $CHROMIUM, /usr/bin/chromium and PATH); "
-                    "install one, e.g. `apt-get install chromium`, to run the browser test")
+        pytest.skip(
+            "no Chromium found (looked at $CHROMIUM, /usr/bin/chromium and PATH); "
+            "install one, e.g. `apt-get install chromium`, to run the browser test"
+        )
     return path
 
 
@@ -118,26 +136,44 @@ def lab(tmp_path):
         path.write_text(json.dumps(values))
     port, token = free_port(), secrets.token_hex(16)
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "browser_jupyter_lab.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-         "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+            "--LabApp.extension_manager=readonly",
+            "--ServerApp.terminals_enabled=False",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
             if server.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with code {server.returncode}; see "
-                                   f"{ARTIFACTS / 'browser_jupyter_lab.log'}")
+                raise RuntimeError(
+                    f"jupyter lab exited with code {server.returncode}; see "
+                    f"{ARTIFACTS / 'browser_jupyter_lab.log'}"
+                )
             try:
                 _get(f"{base}/api/status?token={token}")
                 break
@@ -160,8 +196,12 @@ def page(chromium, tmp_path):
     context = None
     try:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium, headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000})
+            str(tmp_path / "chromium-profile"),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
         yield context.pages[0] if context.pages else context.new_page()
     finally:
         if context is not None:
@@ -216,7 +256,8 @@ def test_tour_runs_in_jupyterlab_and_the_playground_answers(lab, page):
         n_cells, n_code = code_cells_in(TOUR)
         page.wait_for_function(
             f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === {n_cells}",
-            timeout=120_000)
+            timeout=120_000,
+        )
         wait_kernel_idle(page)
         log("notebook open, kernel idle")
 
@@ -225,16 +266,25 @@ def test_tour_runs_in_jupyterlab_and_the_playground_answers(lab, page):
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         page.wait_for_function(ALL_EXECUTED, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=1000)
         wait_kernel_idle(page)
-        log("every code cell has an execution count; "
-            + page.locator(".jp-OutputArea-output", has_text="tour finished in").last.inner_text())
+        log(
+            "every code cell has an execution count; "
+            + page.locator(".jp-OutputArea-output", has_text="tour finished in").last.inner_text()
+        )
         prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt").all_text_contents()
         assert len(prompts) == n_code and all(re.search(r"\[\d+\]", p) for p in prompts), prompts
 
         # No cell failed: no error output, no traceback on stderr.
-        stderr = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+        stderr = page.locator(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+        )
         tracebacks = [t for t in stderr.all_text_contents() if "Traceback" in t or "Error" in t]
         assert not tracebacks, tracebacks[0][-3000:]
-        assert page.locator(".jp-OutputArea-output.jp-mod-error, .jp-OutputArea-child .jp-mod-error").count() == 0
+        assert (
+            page.locator(
+                ".jp-OutputArea-output.jp-mod-error, .jp-OutputArea-child .jp-mod-error"
+            ).count()
+            == 0
+        )
         assert page.locator(".jp-OutputArea-output img").count() >= 5  # the section figures
 
         # The playground: move its k slider one step (1.0% -> 1.5%); the kernel recomputes
@@ -251,10 +301,17 @@ def test_tour_runs_in_jupyterlab_and_the_playground_answers(lab, page):
         handle.press("ArrowRight")
         assert playground.locator(".tn-k .widget-readout").first.inner_text().strip() == "1.5%"
         page.wait_for_function(
-            "([el, old]) => el.innerText !== old", arg=[table.element_handle(), before],
-            timeout=300_000, polling=500)
-        page.wait_for_function("el => el.innerText.includes('top 1.5% per site')",
-                               arg=status.element_handle(), timeout=60_000, polling=500)
+            "([el, old]) => el.innerText !== old",
+            arg=[table.element_handle(), before],
+            timeout=300_000,
+            polling=500,
+        )
+        page.wait_for_function(
+            "el => el.innerText.includes('top 1.5% per site')",
+            arg=status.element_handle(),
+            timeout=60_000,
+            polling=500,
+        )
         assert table.inner_text() != before
         log("the playground redrew its answers after the slider moved")
         wait_kernel_idle(page)
@@ -285,14 +342,22 @@ def test_neuron_browser_in_jupyterlab_shows_the_page_of_the_neuron_picked(lab, p
     notebook = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source) for source in NEURON_BROWSER_CELLS],
         # Without a kernelspec JupyterLab stops at its "Select Kernel" dialog.
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                 "language": "python"}})
+        metadata={
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+            }
+        },
+    )
     (tmp_path / "lab" / name).write_text(nbformat.writes(notebook))  # the lab fixture's root
     with screenshot_on_failure(page, "browser_neuron_browser_failure.png"):
         page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=120_000)
         page.wait_for_function(
             f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === "
-            f"{len(NEURON_BROWSER_CELLS)}", timeout=120_000)
+            f"{len(NEURON_BROWSER_CELLS)}",
+            timeout=120_000,
+        )
         wait_kernel_idle(page)
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
@@ -303,13 +368,19 @@ def test_neuron_browser_in_jupyterlab_shows_the_page_of_the_neuron_picked(lab, p
         shown = view.locator(".tn-neuron-page").get_attribute("data-neuron")
         before = view.inner_text()
         menu = browser.locator(".tn-neuron select")
-        other = next(label.strip() for label in menu.locator("option").all_text_contents()
-                     if label.strip() != shown)
+        other = next(
+            label.strip()
+            for label in menu.locator("option").all_text_contents()
+            if label.strip() != shown
+        )
         menu.select_option(label=other)
         page.wait_for_function(
             "([el, n]) => { const p = el.querySelector('.tn-neuron-page');"
             " return p !== null && p.dataset.neuron === n; }",
-            arg=[view.element_handle(), other], timeout=300_000, polling=500)
+            arg=[view.element_handle(), other],
+            timeout=300_000,
+            polling=500,
+        )
         assert view.inner_text() != before
         assert view.locator(".tn-tok").count() > 0  # the examples' tokens, coloured
         browser.scroll_into_view_if_needed()
@@ -320,16 +391,34 @@ def test_documentation_site_renders_an_api_page(page, tmp_path):
     """The site as `mkdocs build --strict` makes it (built here into tmp), served over
     127.0.0.1: an API reference page shows the site's title, its heading and a rendered
     signature, in a real browser."""
-    pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
+    pytest.importorskip(
+        "mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'"
+    )
     site = tmp_path / "site"
-    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
-                            str(site)], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
-                               "127.0.0.1", "--directory", str(site)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(site),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         for _ in range(100):  # until it listens (at most 10 s)

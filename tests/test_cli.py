@@ -15,8 +15,12 @@ from taskneuron_utils import experiments
 
 
 def run(*args, cwd=None):
-    result = subprocess.run([sys.executable, "-m", "taskneuron_utils.cli", *args], cwd=cwd,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "taskneuron_utils.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -34,13 +38,15 @@ def test_main_job_writes_figures_and_summary(tmp_path):
     reference = Path(__file__).parent / "reference"
     assert tasks == ("product_sentiment", "film_sentiment", "news_topic")
     for name in ("overlap", "layers"):
-        got, want = (pd.read_csv(path) for path in (out / f"{name}.csv",
-                                                     reference / f"main_{name}.csv"))
+        got, want = (
+            pd.read_csv(path) for path in (out / f"{name}.csv", reference / f"main_{name}.csv")
+        )
         assert list(got.columns) == list(want.columns) and len(got) == len(want)
         numbers = want.select_dtypes("float").columns
         pd.testing.assert_frame_equal(got.drop(columns=numbers), want.drop(columns=numbers))
-        np.testing.assert_allclose(got[numbers].to_numpy(), want[numbers].to_numpy(),
-                                   rtol=1e-4, atol=2e-4)
+        np.testing.assert_allclose(
+            got[numbers].to_numpy(), want[numbers].to_numpy(), rtol=1e-4, atol=2e-4
+        )
     overlap = pd.read_csv(out / "overlap.csv", index_col=0)
     assert list(overlap.index) == list(tasks) and list(overlap.columns) == list(tasks)
     assert (overlap.values.diagonal() == 1).all()
@@ -84,12 +90,16 @@ def test_sites_and_tasks_commands():
     assert [line.split()[0] for line in listed[1:]] == list(tn.load_tasks())
     # Aligned: every row's category column starts where the header's does.
     start = listed[0].index("category")
-    assert all(line[start - 2:start] == "  " and line[start] != " " for line in listed[1:])
+    assert all(line[start - 2 : start] == "  " and line[start] != " " for line in listed[1:])
 
 
 def cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "taskneuron_utils.cli", *args],
-                          capture_output=True, text=True, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "taskneuron_utils.cli", *args],
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
 
 
 def cli_here(capsys, *args):
@@ -110,8 +120,15 @@ def test_user_errors_are_short_and_exit_2(tmp_path, monkeypatch, capsys):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     cases = {
-        ("detect", "--task", "addition", "--out", str(tmp_path / "o"), "--model",
-         str(tmp_path / "no_model")): "no such file or folder",
+        (
+            "detect",
+            "--task",
+            "addition",
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            str(tmp_path / "no_model"),
+        ): "no such file or folder",
         ("detect", "--task", "addition", "--out", str(tmp_path / "o"), "--n", "-3"): "--n must be",
         ("detect", "--task", "no_such_task", "--out", str(tmp_path / "o")): "product_sentiment",
         ("sites", "--model", "./no/such/folder"): "no such file or folder",
@@ -137,14 +154,19 @@ def test_a_user_error_from_the_command_has_no_traceback(tmp_path):
     result = cli("detect", "--task", "addition", "--out", str(a_file))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"taskneurons detect: error: --out {a_file} is an existing file; give a folder"]
+        f"taskneurons detect: error: --out {a_file} is an existing file; give a folder"
+    ]
     debug = cli("--debug", "detect", "--task", "addition", "--out", str(a_file))
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
 def test_a_broken_pipe_exits_quietly():
-    result = subprocess.run(f"{sys.executable} -m taskneuron_utils.cli tasks | head -n 2",
-                            shell=True, capture_output=True, text=True)
+    result = subprocess.run(
+        f"{sys.executable} -m taskneuron_utils.cli tasks | head -n 2",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
     assert result.stdout.count("\n") == 2 and result.stderr == ""
 
 
@@ -162,15 +184,17 @@ def test_detect_refuses_a_percentage_for_k(k, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "cache").exists() and not out.exists()
 
 
-def test_detect_kinds_are_checked_early_and_on_the_model(tmp_path, monkeypatch, capsys,
-                                                        tiny_llama, default_tok):
+def test_detect_kinds_are_checked_early_and_on_the_model(
+    tmp_path, monkeypatch, capsys, tiny_llama, default_tok
+):
     """An unknown --kinds name fails before any model is loaded; a kind the model lacks fails
     in one line once it is loaded; --kinds act writes a set of act sites. A tiny random Llama
     saved to a folder stands in for the real model."""
     monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
-    code, _, err = cli_here(capsys, "detect", "--task", "addition", "--kinds", "act", "actt",
-                            "--out", str(out))
+    code, _, err = cli_here(
+        capsys, "detect", "--task", "addition", "--kinds", "act", "actt", "--out", str(out)
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "--kinds: 'actt' is not a site kind; choose from gate, up, fc_in, act" in err
     assert not (tmp_path / "cache").exists() and not out.exists()
@@ -179,15 +203,44 @@ def test_detect_kinds_are_checked_early_and_on_the_model(tmp_path, monkeypatch, 
     tiny_llama.save_pretrained(folder)
     default_tok.save_pretrained(folder)
     capsys.readouterr()  # the progress bars of saving
-    code, _, err = cli_here(capsys, "detect", "--task", "addition", "--model", str(folder),
-                            "--kinds", "fc_in", "--n", "4", "--out", str(out))
+    code, _, err = cli_here(
+        capsys,
+        "detect",
+        "--task",
+        "addition",
+        "--model",
+        str(folder),
+        "--kinds",
+        "fc_in",
+        "--n",
+        "4",
+        "--out",
+        str(out),
+    )
     assert code == 2
-    assert err.strip().splitlines()[-1].startswith(
-        "taskneurons detect: error: 'fc_in' is not a site kind of model")
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("taskneurons detect: error: 'fc_in' is not a site kind of model")
+    )
     assert "choose from gate, up, act, down, or 'all'" in err
 
-    code, _, err = cli_here(capsys, "detect", "--task", "addition", "--model", str(folder),
-                            "--kinds", "act", "--n", "4", "--batch-size", "2", "--out", str(out))
+    code, _, err = cli_here(
+        capsys,
+        "detect",
+        "--task",
+        "addition",
+        "--model",
+        str(folder),
+        "--kinds",
+        "act",
+        "--n",
+        "4",
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+    )
     assert code == 0, err
     neurons = tn.NeuronSet.load(out / "addition.neurons.safetensors")
     assert list(neurons.sizes) == ["layers.0.mlp.act", "layers.1.mlp.act"]
@@ -202,34 +255,68 @@ def test_detect_under_torchrun_equals_one_process(tmp_path, tiny_llama, default_
     folder = tmp_path / "tiny"
     tiny_llama.save_pretrained(folder)
     default_tok.save_pretrained(folder)
-    args = ["detect", "--task", "addition", "--model", str(folder), "--examples", "8",
-            "--batch-size", "2"]  # 4 batches: 2 a rank
+    args = [
+        "detect",
+        "--task",
+        "addition",
+        "--model",
+        str(folder),
+        "--examples",
+        "8",
+        "--batch-size",
+        "2",
+    ]  # 4 batches: 2 a rank
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # both runs reduce their sums alike
-    launch = {"one": [sys.executable, "-m", "taskneuron_utils.cli"],
-              "two": [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                      "--nproc_per_node", "2", "-m", "taskneuron_utils.cli"]}
+    launch = {
+        "one": [sys.executable, "-m", "taskneuron_utils.cli"],
+        "two": [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "taskneuron_utils.cli",
+        ],
+    }
     stdout = {}
     for name, command in launch.items():
-        result = subprocess.run([*command, *args, "--out", str(tmp_path / name)], env=env,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [*command, *args, "--out", str(tmp_path / name)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         stdout[name] = result.stdout
     assert stdout["one"].count("relevance ->") == stdout["two"].count("relevance ->") == 1
     files = {name: sorted(p.name for p in (tmp_path / name).iterdir()) for name in launch}
-    assert files["one"] == files["two"] == [
-        "addition.layers.png", "addition.neurons.safetensors", "addition.relevance.safetensors",
-        "relevance"]
+    assert (
+        files["one"]
+        == files["two"]
+        == [
+            "addition.layers.png",
+            "addition.neurons.safetensors",
+            "addition.relevance.safetensors",
+            "relevance",
+        ]
+    )
     assert sorted(p.name for p in (tmp_path / "two" / "relevance").iterdir()) == [
-        f"addition.checkpoint.rank{r}-of-2.safetensors" for r in range(2)]
-    one, two = (tn.Relevance.load(tmp_path / name / "addition.relevance.safetensors")
-                for name in launch)
+        f"addition.checkpoint.rank{r}-of-2.safetensors" for r in range(2)
+    ]
+    one, two = (
+        tn.Relevance.load(tmp_path / name / "addition.relevance.safetensors") for name in launch
+    )
     assert two.provenance == one.provenance and two.n_examples == one.n_examples == 8
     for site, total in one.sum_abs.items():
         torch.testing.assert_close(two.sum_abs[site], total, rtol=1e-9, atol=0)
-        torch.testing.assert_close(two.sum_signed[site], one.sum_signed[site], rtol=1e-9,
-                                   atol=1e-9 * float(total.max()))
-    assert (tn.NeuronSet.load(tmp_path / "two" / "addition.neurons.safetensors")
-            == tn.NeuronSet.load(tmp_path / "one" / "addition.neurons.safetensors"))
+        torch.testing.assert_close(
+            two.sum_signed[site], one.sum_signed[site], rtol=1e-9, atol=1e-9 * float(total.max())
+        )
+    assert tn.NeuronSet.load(
+        tmp_path / "two" / "addition.neurons.safetensors"
+    ) == tn.NeuronSet.load(tmp_path / "one" / "addition.neurons.safetensors")
 
 
 def test_main_refuses_several_processes(tmp_path, monkeypatch, capsys):
@@ -239,8 +326,9 @@ def test_main_refuses_several_processes(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "m").exists()
 
 
-def test_dtype_bfloat16_runs_detect_and_main_in_bfloat16(tmp_path, monkeypatch, capsys,
-                                                         tiny_llama, default_tok):
+def test_dtype_bfloat16_runs_detect_and_main_in_bfloat16(
+    tmp_path, monkeypatch, capsys, tiny_llama, default_tok
+):
     """--dtype bfloat16 loads the weights in bfloat16 (the relevance files say so); the main
     job's run.json keeps the dtype, so a float32 run into the same folder is refused. A tiny
     random Llama saved to a folder stands in for the real model."""
@@ -248,8 +336,20 @@ def test_dtype_bfloat16_runs_detect_and_main_in_bfloat16(tmp_path, monkeypatch, 
     tiny_llama.save_pretrained(folder)
     default_tok.save_pretrained(folder)
     out = tmp_path / "detect"
-    code, _, err = cli_here(capsys, "detect", "--task", "addition", "--model", str(folder),
-                            "--n", "4", "--dtype", "bfloat16", "--out", str(out))
+    code, _, err = cli_here(
+        capsys,
+        "detect",
+        "--task",
+        "addition",
+        "--model",
+        str(folder),
+        "--n",
+        "4",
+        "--dtype",
+        "bfloat16",
+        "--out",
+        str(out),
+    )
     assert code == 0, err
     relevance = tn.Relevance.load(out / "addition.relevance.safetensors")
     assert relevance.provenance["compute"] == {"weights": "bfloat16", "autocast": None}
@@ -268,8 +368,10 @@ def test_dtype_bfloat16_runs_detect_and_main_in_bfloat16(tmp_path, monkeypatch, 
 
 def test_a_bad_dtype_is_a_one_line_error_before_any_work(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path / "cache"))
-    for command in (("detect", "--task", "addition", "--out", str(tmp_path / "o")),
-                    ("main", "--out", str(tmp_path / "m"))):
+    for command in (
+        ("detect", "--task", "addition", "--out", str(tmp_path / "o")),
+        ("main", "--out", str(tmp_path / "m")),
+    ):
         code, _, err = cli_here(capsys, *command, "--dtype", "float16")
         assert code == 2 and "--dtype: invalid choice: 'float16'" in err, err
     code, helped, _ = cli_here(capsys, "main", "--help")

@@ -10,8 +10,13 @@ from taskneuron_utils.tasks import Encoded, collate
 from taskneuron_utils.vocab import vocab_projection
 from tiny_models import swap_task, tiny_model
 
-NEURONS = [("layers.0.mlp.act", 3), ("layers.1.mlp.act", 0), ("layers.1.mlp.act", 17),
-           ("layers.0.mlp.up", 5), ("layers.1.mlp.down", 2)]
+NEURONS = [
+    ("layers.0.mlp.act", 3),
+    ("layers.1.mlp.act", 0),
+    ("layers.1.mlp.act", 17),
+    ("layers.0.mlp.up", 5),
+    ("layers.1.mlp.down", 2),
+]
 
 
 def brute_force(model, tok, items, neurons, batch_size):
@@ -23,27 +28,32 @@ def brute_force(model, tok, items, neurons, batch_size):
     def hook_for(name):
         def keep(module, args, output=None):
             seen[name] = (args[0] if sites[name].kind == "act" else output).detach()
+
         return keep
 
     handles = []
     for name in {name for name, _ in neurons}:
         module = sites[name].module
-        handles.append(module.register_forward_pre_hook(hook_for(name)) if sites[name].kind == "act"
-                       else module.register_forward_hook(hook_for(name)))
+        handles.append(
+            module.register_forward_pre_hook(hook_for(name))
+            if sites[name].kind == "act"
+            else module.register_forward_hook(hook_for(name))
+        )
     values = {neuron: [] for neuron in neurons}
     try:
         with torch.no_grad():
             for start in range(0, len(items), batch_size):
-                chunk = items[start:start + batch_size]
+                chunk = items[start : start + batch_size]
                 batch = collate([Encoded(i.ids, len(i.ids)) for i in chunk], tok.pad_token_id)
                 model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                for (name, index) in neurons:
+                for name, index in neurons:
                     # (B, T, n); OPT's FFN runs on (B * T, d) rows
                     output = seen[name].reshape(*batch["input_ids"].shape, -1)
                     for row, item in enumerate(chunk):
                         for position in range(item.start, len(item.ids)):
                             values[(name, index)].append(
-                                (float(output[row, position, index]), start + row, position))
+                                (float(output[row, position, index]), start + row, position)
+                            )
     finally:
         for handle in handles:
             handle.remove()
@@ -63,8 +73,11 @@ def test_top_examples_equal_a_brute_force_pass_over_every_position(family, defau
     model = tiny_model(family, vocab_size=len(default_tok))
     task = swap_task()
     data = [task.train[:13], task.dev]  # two parts, 19 examples
-    neurons = NEURONS if family == "llama" else [
-        ("layers.0.mlp.act", 3), ("layers.1.mlp.act", 9), ("layers.1.mlp.fc_out", 2)]
+    neurons = (
+        NEURONS
+        if family == "llama"
+        else [("layers.0.mlp.act", 3), ("layers.1.mlp.act", 9), ("layers.1.mlp.fc_out", 2)]
+    )
     top = tn.top_examples(model, default_tok, data, neurons, k=7, batch_size=4, progress=False)
     items = data_items(default_tok, data)
     truth = brute_force(model, default_tok, items, neurons, batch_size=4)
@@ -92,13 +105,12 @@ def test_top_examples_equal_a_brute_force_pass_over_every_position(family, defau
 def test_batches_resume_and_padding_do_not_change_the_result(tmp_path, default_tok):
     model = tiny_model("llama", vocab_size=len(default_tok))
     data = swap_task().train[:12]
-    whole = tn.top_examples(model, default_tok, data, NEURONS, k=5, batch_size=12,
-                            progress=False)
-    small = tn.top_examples(model, default_tok, data, NEURONS, k=5, batch_size=2,
-                            progress=False)
+    whole = tn.top_examples(model, default_tok, data, NEURONS, k=5, batch_size=12, progress=False)
+    small = tn.top_examples(model, default_tok, data, NEURONS, k=5, batch_size=2, progress=False)
     assert list(whole.data_index) == list(small.data_index)
-    assert torch.allclose(torch.tensor(whole.activation.values), torch.tensor(small.activation.values),
-                          atol=1e-5)
+    assert torch.allclose(
+        torch.tensor(whole.activation.values), torch.tensor(small.activation.values), atol=1e-5
+    )
     # A run stopped after 3 of 6 batches resumes from its checkpoint and ends identical to an
     # uninterrupted one.
     full = scan(model, default_tok, data, NEURONS, k=5, batch_size=2, progress=False)
@@ -112,18 +124,36 @@ def test_batches_resume_and_padding_do_not_change_the_result(tmp_path, default_t
 
     handle = model.register_forward_hook(stop_at_the_fourth_batch)
     with pytest.raises(KeyboardInterrupt):
-        scan(model, default_tok, data, NEURONS, k=5, batch_size=2, progress=False,
-             checkpoint=path, checkpoint_every=1)
+        scan(
+            model,
+            default_tok,
+            data,
+            NEURONS,
+            k=5,
+            batch_size=2,
+            progress=False,
+            checkpoint=path,
+            checkpoint_every=1,
+        )
     handle.remove()
-    resumed = scan(model, default_tok, data, NEURONS, k=5, batch_size=2, progress=False,
-                   checkpoint=path)
+    resumed = scan(
+        model, default_tok, data, NEURONS, k=5, batch_size=2, progress=False, checkpoint=path
+    )
     for name in ("top_values", "top_keys", "bottom_values", "bottom_keys"):
         assert torch.equal(getattr(resumed, name), getattr(full, name)), name
     assert resumed.stats().equals(full.stats())
     # A checkpoint of other data is refused, and left alone.
     with pytest.raises(ValueError, match="belongs to another run"):
-        scan(model, default_tok, data[:6], NEURONS, k=5, batch_size=2, progress=False,
-             checkpoint=path)
+        scan(
+            model,
+            default_tok,
+            data[:6],
+            NEURONS,
+            k=5,
+            batch_size=2,
+            progress=False,
+            checkpoint=path,
+        )
 
 
 def test_stats_are_the_moments_of_every_counted_position(default_tok):
@@ -164,7 +194,9 @@ def test_the_running_top_k_is_exact_under_ties_and_short_batches():
         counted[:, 0] = False
         if batch == 2:
             counted[:] = False  # a batch without a counted position
-        update(state, acts[:, counted.reshape(-1)], counted, first, [b % 2 for b in range(batch)], k)
+        update(
+            state, acts[:, counted.reshape(-1)], counted, first, [b % 2 for b in range(batch)], k
+        )
         for b in range(batch):
             for t in range(width):
                 if counted[b, t]:
@@ -176,15 +208,23 @@ def test_the_running_top_k_is_exact_under_ties_and_short_batches():
     for column in range(m):
         top = sorted(zip(values[:, column].tolist(), keys.tolist()), key=lambda p: (-p[0], p[1]))
         bottom = sorted(zip(values[:, column].tolist(), keys.tolist()))
-        assert list(zip(state["top_values"][column].tolist(),
-                        state["top_keys"][column].tolist())) == top[:k]
-        assert list(zip((-state["bottom_values"][column]).tolist(),
-                        state["bottom_keys"][column].tolist())) == bottom[:k]
+        assert (
+            list(zip(state["top_values"][column].tolist(), state["top_keys"][column].tolist()))
+            == top[:k]
+        )
+        assert (
+            list(
+                zip(
+                    (-state["bottom_values"][column]).tolist(),
+                    state["bottom_keys"][column].tolist(),
+                )
+            )
+            == bottom[:k]
+        )
     assert int(state["count"]) == len(seen)
     truth = values.double()
     assert torch.allclose(state["sum"] / len(seen), truth.mean(0), rtol=1e-6, atol=1e-6)
-    assert torch.allclose((state["m2"] / len(seen)).sqrt(), truth.std(0, correction=0),
-                          rtol=1e-4)
+    assert torch.allclose((state["m2"] / len(seen)).sqrt(), truth.std(0, correction=0), rtol=1e-4)
     for task in (0, 1):
         rows = torch.tensor(tasks) == task
         assert int(state["task_count"][task]) == int(rows.sum())
@@ -196,13 +236,12 @@ def test_template_positions_are_not_counted_and_strings_work(default_tok):
     task = swap_task()
     items = data_items(default_tok, task.train[:3])
     template = tn.tasks.prompt_ids(default_tok, task.instruction, "")
-    assert all(item.ids[:item.start] == template[:item.start] for item in items)
+    assert all(item.ids[: item.start] == template[: item.start] for item in items)
     assert all(item.ids[item.start] != template[item.start] for item in items)
     every = data_items(default_tok, task.train[:3], skip_template=False)
     assert all(item.start == 1 for item in every)
     texts = ["The river is long.", "A tiger sleeps."]
-    top = tn.top_examples(model, default_tok, texts, [("layers.1.mlp.act", 4)], k=3,
-                          progress=False)
+    top = tn.top_examples(model, default_tok, texts, [("layers.1.mlp.act", 4)], k=3, progress=False)
     assert set(top.task.isna()) == {True} and (top.position >= 1).all()
 
 
@@ -252,28 +291,43 @@ def test_vocab_projection_is_the_by_hand_matmul(family, default_tok):
         column = model.transformer.h[1].mlp.c_proj.weight[7, :]  # Conv1D: (in, out)
         scale, centre = norm.weight, True
     else:
-        unembed, column = model.model.embed_tokens.weight, model.model.layers[1].mlp.down_proj.weight[:, 7]
+        unembed, column = (
+            model.model.embed_tokens.weight,
+            model.model.layers[1].mlp.down_proj.weight[:, 7],
+        )
         scale, centre = 1 + norm.weight, False
     expected = _by_hand(unembed.detach(), scale.detach(), column.detach(), centre)
     frame = vocab_projection(model, default_tok, "layers.1.mlp.act", 7, k=10)
     top = torch.sort(expected, descending=True, stable=True)
     bottom = torch.sort(expected, stable=True)
-    promotes, suppresses = frame[frame.direction == "promotes"], frame[frame.direction == "suppresses"]
+    promotes, suppresses = (
+        frame[frame.direction == "promotes"],
+        frame[frame.direction == "suppresses"],
+    )
     assert list(promotes.token_id) == top.indices[:10].tolist()
     assert list(suppresses.token_id) == bottom.indices[:10].tolist()
-    assert torch.allclose(torch.tensor(promotes.logit.values).float(), top.values[:10].float(), atol=1e-5)
+    assert torch.allclose(
+        torch.tensor(promotes.logit.values).float(), top.values[:10].float(), atol=1e-5
+    )
     if family == "gemma2":
-        assert torch.allclose(torch.tensor(promotes.logit_capped.values).float(),
-                              3.0 * torch.tanh(top.values[:10] / 3.0).float(), atol=1e-5)
+        assert torch.allclose(
+            torch.tensor(promotes.logit_capped.values).float(),
+            3.0 * torch.tanh(top.values[:10] / 3.0).float(),
+            atol=1e-5,
+        )
     else:
         assert "logit_capped" not in frame
     # A residual dimension: column i of the unembedding after the norm weight.
-    down = vocab_projection(model, default_tok, "layers.1.mlp." + ("fc_out" if family == "gpt2" else "down"), 4, k=5)
+    down = vocab_projection(
+        model, default_tok, "layers.1.mlp." + ("fc_out" if family == "gpt2" else "down"), 4, k=5
+    )
     basis = torch.zeros(unembed.shape[1])
     basis[4] = 1.0
     expected = _by_hand(unembed.detach(), scale.detach(), basis, centre)
-    assert list(down[down.direction == "promotes"].token_id) == \
-        torch.sort(expected, descending=True, stable=True).indices[:5].tolist()
+    assert (
+        list(down[down.direction == "promotes"].token_id)
+        == torch.sort(expected, descending=True, stable=True).indices[:5].tolist()
+    )
     assert "residual dimension" in down.attrs["meaning"]
 
 

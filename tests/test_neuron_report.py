@@ -23,10 +23,12 @@ def tiny(default_tok):
 def test_page_shows_examples_vocab_effect_and_ranks(tiny, tmp_path):
     model, tok = tiny
     tasks = [swap_task(), label_task("colour", ["red", "blue"], ["yes", "no"])]
-    relevances = {t.name: tn.attribute(model, tok, t.train[:4], kinds="act", progress=False)
-                  for t in tasks}
-    page = tn.neuron_page(model, tok, tasks, "layers.1.mlp.act", 5, k=4,
-                          relevances=relevances, effect_examples=3)
+    relevances = {
+        t.name: tn.attribute(model, tok, t.train[:4], kinds="act", progress=False) for t in tasks
+    }
+    page = tn.neuron_page(
+        model, tok, tasks, "layers.1.mlp.act", 5, k=4, relevances=relevances, effect_examples=3
+    )
     top = tn.top_examples(model, tok, tasks, [("layers.1.mlp.act", 5)], k=4, progress=False)
     assert page.examples.equals(top)  # the page's examples are top_examples' rows
     # Every shown token is coloured with the value a separate forward gives at its position.
@@ -47,8 +49,9 @@ def test_page_shows_examples_vocab_effect_and_ranks(tiny, tmp_path):
     ranks = relevance_ranks(relevances, "layers.1.mlp.act", 5)
     assert ranks.set_index("task").loc["swap", "rank"] == 1 + int((scores > scores[5]).sum())
     # an input projection has no vocabulary projection of its own: the page says so
-    gate = tn.neuron_page(model, tok, tasks[0].test[:3], "layers.0.mlp.gate", 2, k=2,
-                          effect_examples=0)
+    gate = tn.neuron_page(
+        model, tok, tasks[0].test[:3], "layers.0.mlp.gate", 2, k=2, effect_examples=0
+    )
     assert gate.vocab is None and "layers.0.mlp.act unit 2" in gate.html
 
 
@@ -70,24 +73,34 @@ def test_export_writes_neuronpedia_records(tiny, tmp_path):
     model, tok = tiny
     task = swap_task()
     neurons = [("layers.0.mlp.act", 3), ("layers.1.mlp.act", 8), ("layers.1.mlp.up", 1)]
-    files = tn.export_neuron_pages(model, tok, task.train[:6], neurons, tmp_path, k=3,
-                                   model_id="tiny", progress=False)
+    files = tn.export_neuron_pages(
+        model, tok, task.train[:6], neurons, tmp_path, k=3, model_id="tiny", progress=False
+    )
     assert {f.relative_to(tmp_path).as_posix() for f in files} == {
-        "tiny/0-mlp-act/features/batch-0.jsonl.gz", "tiny/1-mlp-act/features/batch-0.jsonl.gz",
-        "tiny/1-mlp-up/features/batch-0.jsonl.gz", "tiny/0-mlp-act/activations/batch-0.jsonl.gz",
-        "tiny/1-mlp-act/activations/batch-0.jsonl.gz", "tiny/1-mlp-up/activations/batch-0.jsonl.gz"}
-    read = lambda path: [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+        "tiny/0-mlp-act/features/batch-0.jsonl.gz",
+        "tiny/1-mlp-act/features/batch-0.jsonl.gz",
+        "tiny/1-mlp-up/features/batch-0.jsonl.gz",
+        "tiny/0-mlp-act/activations/batch-0.jsonl.gz",
+        "tiny/1-mlp-act/activations/batch-0.jsonl.gz",
+        "tiny/1-mlp-up/activations/batch-0.jsonl.gz",
+    }
+    read = lambda path: [
+        json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()
+    ]
     (feature,) = read(tmp_path / "tiny/1-mlp-act/features/batch-0.jsonl.gz")
     stats = tn.neuron_stats(model, tok, task.train[:6], [("layers.1.mlp.act", 8)], progress=False)
     assert feature["index"] == "8" and feature["modelId"] == "tiny"
     assert feature["maxActApprox"] == pytest.approx(stats["max"].iloc[0])
     assert feature["frac_nonzero"] == pytest.approx(stats["firing_rate"].iloc[0])
-    assert len(feature["pos_str"]) == 10 and feature["pos_values"] == sorted(feature["pos_values"], reverse=True)
+    assert len(feature["pos_str"]) == 10 and feature["pos_values"] == sorted(
+        feature["pos_values"], reverse=True
+    )
     (up,) = read(tmp_path / "tiny/1-mlp-up/features/batch-0.jsonl.gz")
     assert up["pos_str"] == []  # no projection of its own
     records = read(tmp_path / "tiny/1-mlp-act/activations/batch-0.jsonl.gz")
-    top = tn.top_examples(model, tok, task.train[:6], [("layers.1.mlp.act", 8)], k=3,
-                          progress=False)
+    top = tn.top_examples(
+        model, tok, task.train[:6], [("layers.1.mlp.act", 8)], k=3, progress=False
+    )
     best = top[top.sign == "top"].iloc[0]
     assert records[0]["maxValue"] == pytest.approx(best.activation, abs=1e-5)
     assert records[0]["maxValue"] == max(records[0]["values"])
@@ -101,15 +114,20 @@ def test_neuron_browser_follows_the_controls(tiny):
 
     model, tok = tiny
     tasks = {t.name: t for t in [swap_task(), label_task("colour", ["red", "blue"], ["yes", "no"])]}
-    rels = {name: tn.attribute(model, tok, t.train[:4], kinds="act", progress=False)
-            for name, t in tasks.items()}
+    rels = {
+        name: tn.attribute(model, tok, t.train[:4], kinds="act", progress=False)
+        for name, t in tasks.items()
+    }
     sets = {name: rel.top_k(0.05) for name, rel in rels.items()}
-    panel = neuron_browser(model, tok, tasks, sets, relevances=rels, k=3, effect_examples=0,
-                           n_examples=4)
+    panel = neuron_browser(
+        model, tok, tasks, sets, relevances=rels, k=3, effect_examples=0, n_examples=4
+    )
     first = (panel.page.site, panel.page.neuron)
     best = rels["swap"].scores  # the first page is the task's most relevant neuron
-    site, neuron = max(((s, int(i)) for s, idx in sets["swap"].indices.items() for i in idx),
-                       key=lambda p: float(best[p[0]][p[1]]))
+    site, neuron = max(
+        ((s, int(i)) for s, idx in sets["swap"].indices.items() for i in idx),
+        key=lambda p: float(best[p[0]][p[1]]),
+    )
     assert first == (site, neuron) and f'data-neuron="{neuron}"' in panel.view.value
     before = panel.view.value
     panel.next.click()
@@ -134,9 +152,11 @@ def test_default_model_top_examples_match_a_plain_forward_hook(default_model):
 
     def hooked(site, batches):
         module, kept = tn.site_map(model, "all")[site].module, []
-        hook = (module.register_forward_pre_hook(lambda m, args: kept.append(args[0]))
-                if site.endswith("act") else
-                module.register_forward_hook(lambda m, args, out: kept.append(out)))
+        hook = (
+            module.register_forward_pre_hook(lambda m, args: kept.append(args[0]))
+            if site.endswith("act")
+            else module.register_forward_hook(lambda m, args, out: kept.append(out))
+        )
         try:
             with torch.no_grad():
                 for batch in batches:
@@ -145,11 +165,13 @@ def test_default_model_top_examples_match_a_plain_forward_hook(default_model):
             hook.remove()
         return kept
 
-    padded = [collate([Encoded(i.ids, len(i.ids)) for i in items[s:s + 4]], tok.pad_token_id)
-              for s in range(0, len(items), 4)]
+    padded = [
+        collate([Encoded(i.ids, len(i.ids)) for i in items[s : s + 4]], tok.pad_token_id)
+        for s in range(0, len(items), 4)
+    ]
     padded = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]} for b in padded]
     alone = [{"input_ids": torch.tensor([i.ids])} for i in items]
-    for (site, index) in neurons:
+    for site, index in neurons:
         batched = hooked(site, padded)
         single = hooked(site, alone)
         rows = top[(top.site == site) & (top.neuron == index) & (top.sign == "top")]
@@ -157,7 +179,11 @@ def test_default_model_top_examples_match_a_plain_forward_hook(default_model):
             value = batched[row.data_index // 4][row.data_index % 4, row.position, index]
             assert row.activation == float(value)  # exactly
             assert row.activation == pytest.approx(
-                float(single[row.data_index][0, row.position, index]), rel=1e-4, abs=1e-5)
-        counted = [float(batched[i // 4][i % 4, p, index]) for i, item in enumerate(items)
-                   for p in range(item.start, len(item.ids))]
+                float(single[row.data_index][0, row.position, index]), rel=1e-4, abs=1e-5
+            )
+        counted = [
+            float(batched[i // 4][i % 4, p, index])
+            for i, item in enumerate(items)
+            for p in range(item.start, len(item.ids))
+        ]
         assert sorted(counted, reverse=True)[:5] == list(rows.activation)

@@ -11,8 +11,12 @@ NOTEBOOKS = run_all.numbered()
 
 
 def _figures(notebook) -> int:
-    return sum("image/png" in out.get("data", {}) for cell in notebook["cells"]
-               if cell["cell_type"] == "code" for out in cell["outputs"])
+    return sum(
+        "image/png" in out.get("data", {})
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+        for out in cell["outputs"]
+    )
 
 
 @pytest.mark.slow  # real model, real kernel: not in the fast loop (-m "not slow")
@@ -34,7 +38,9 @@ def test_committed_notebook_shows_its_outputs(path):
     notebook = json.loads(path.read_text())
     code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     counts = [cell["execution_count"] for cell in code]
-    assert counts == list(range(1, len(code) + 1)), f"{path.name}: run `python notebooks/run_all.py`"
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: run `python notebooks/run_all.py`"
+    )
     assert not [out for cell in code for out in cell["outputs"] if out["output_type"] == "error"]
     assert _figures(notebook) >= 3
 
@@ -42,7 +48,9 @@ def test_committed_notebook_shows_its_outputs(path):
 def test_run_all_refuses_a_notebook_over_the_limit(tmp_path):
     import nbformat
 
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x" * run_all.MAX_BYTES)])
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("x" * run_all.MAX_BYTES)]
+    )
     target = tmp_path / "big.ipynb"
     target.write_text("kept")
     with pytest.raises(ValueError, match="over the 1.5 MB limit"):

@@ -46,39 +46,113 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
 from .cl_methods import CLMethod
 from .cl_references import choose_lrs
 from .cl_references import references as continual_references
-from .continual import (CL_METHODS, PAPER_ORDERS, PAPER_TABLE5, QUICK_ORDERS, QUICK_SEQUENCE_4,
-                        QUICK_SEQUENCE_8, ContinualConfig, ContinualResult, cl_metrics,
-                        continual, forgetting_overlap, make_method)
-from .deactivation import (DeactivationConfig, aggregate_examples, deactivation,
-                           deactivation_summary, table1)
-from .detection import (DetectionConfig, detect, exclusive_sets, main_job, main_job_summary,
-                        neuron_sets)
+from .continual import (
+    CL_METHODS,
+    PAPER_ORDERS,
+    PAPER_TABLE5,
+    QUICK_ORDERS,
+    QUICK_SEQUENCE_4,
+    QUICK_SEQUENCE_8,
+    ContinualConfig,
+    ContinualResult,
+    cl_metrics,
+    continual,
+    forgetting_overlap,
+    make_method,
+)
+from .deactivation import (
+    DeactivationConfig,
+    aggregate_examples,
+    deactivation,
+    deactivation_summary,
+    table1,
+)
+from .detection import (
+    DetectionConfig,
+    detect,
+    exclusive_sets,
+    main_job,
+    main_job_summary,
+    neuron_sets,
+)
 from .finetuning import FT_METHODS, FinetuningConfig, neuron_finetuning, table2
 from ..analysis import PAPER_LAYER_CORRELATION  # beside the plots' import of it, no cycle
-from .generalization import (GROUPS, GeneralizationConfig, pairwise_transfer, proportion_sweep,
-                             similarity_vs_gain)
+from .generalization import (
+    GROUPS,
+    GeneralizationConfig,
+    pairwise_transfer,
+    proportion_sweep,
+    similarity_vs_gain,
+)
 from .intervals import table1_intervals
-from .multitask import (MultitaskConfig, held_out, mixture_indices, multitask_finetune,
-                        multitask_mixture)
+from .multitask import (
+    MultitaskConfig,
+    held_out,
+    mixture_indices,
+    multitask_finetune,
+    multitask_mixture,
+)
 from .profiles import PROFILES, Profile
 from .specificity import core_profile, deactivation_matrix, specificity, specificity_scores
 from .sweeps import BudgetConfig, budget_contrasts, budget_sweep, budget_table, k_sweep
 from .transfer_stats import correlations, layer_correlations, sweep_correlations, sweep_view
 
 __all__ = [
-    "DetectionConfig", "detect", "neuron_sets", "exclusive_sets", "main_job", "main_job_summary",
-    "MultitaskConfig", "multitask_finetune", "multitask_mixture", "mixture_indices", "held_out",
-    "DeactivationConfig", "deactivation", "deactivation_summary", "table1", "aggregate_examples",
-    "table1_intervals", "k_sweep", "BudgetConfig", "budget_sweep", "budget_table",
+    "DetectionConfig",
+    "detect",
+    "neuron_sets",
+    "exclusive_sets",
+    "main_job",
+    "main_job_summary",
+    "MultitaskConfig",
+    "multitask_finetune",
+    "multitask_mixture",
+    "mixture_indices",
+    "held_out",
+    "DeactivationConfig",
+    "deactivation",
+    "deactivation_summary",
+    "table1",
+    "aggregate_examples",
+    "table1_intervals",
+    "k_sweep",
+    "BudgetConfig",
+    "budget_sweep",
+    "budget_table",
     "budget_contrasts",
-    "specificity", "deactivation_matrix", "specificity_scores", "core_profile",
-    "FinetuningConfig", "FT_METHODS", "neuron_finetuning", "table2",
-    "GeneralizationConfig", "GROUPS", "PAPER_LAYER_CORRELATION", "proportion_sweep",
-    "pairwise_transfer", "similarity_vs_gain", "correlations", "sweep_correlations",
-    "layer_correlations", "sweep_view",
-    "Profile", "PROFILES",
-    "ContinualConfig", "ContinualResult", "continual", "cl_metrics", "continual_references",
-    "choose_lrs", "make_method", "forgetting_overlap", "CL_METHODS", "CLMethod",
-    "QUICK_SEQUENCE_4", "QUICK_SEQUENCE_8",
-    "QUICK_ORDERS", "PAPER_ORDERS", "PAPER_TABLE5",
+    "specificity",
+    "deactivation_matrix",
+    "specificity_scores",
+    "core_profile",
+    "FinetuningConfig",
+    "FT_METHODS",
+    "neuron_finetuning",
+    "table2",
+    "GeneralizationConfig",
+    "GROUPS",
+    "PAPER_LAYER_CORRELATION",
+    "proportion_sweep",
+    "pairwise_transfer",
+    "similarity_vs_gain",
+    "correlations",
+    "sweep_correlations",
+    "layer_correlations",
+    "sweep_view",
+    "Profile",
+    "PROFILES",
+    "ContinualConfig",
+    "ContinualResult",
+    "continual",
+    "cl_metrics",
+    "continual_references",
+    "choose_lrs",
+    "make_method",
+    "forgetting_overlap",
+    "CL_METHODS",
+    "CLMethod",
+    "QUICK_SEQUENCE_4",
+    "QUICK_SEQUENCE_8",
+    "QUICK_ORDERS",
+    "PAPER_ORDERS",
+    "PAPER_TABLE5",
 ]

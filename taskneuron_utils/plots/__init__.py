@@ -9,13 +9,25 @@ notebook cell ending in a plot call shows the figure once, with no trailing ``;`
 """
 
 from .continual import plot_cl_matrix, plot_cl_summary, plot_cl_trajectories
-from .generalization import (plot_gain_vs_p, plot_layer_correlation, plot_overlap_gain,
-                             plot_similarity_heatmap, plot_sweep_bars)
+from .generalization import (
+    plot_gain_vs_p,
+    plot_layer_correlation,
+    plot_overlap_gain,
+    plot_similarity_heatmap,
+    plot_sweep_bars,
+)
 from .methods import plot_method_agreement
 from .neurons import plot_kind_profile, plot_layer_profile, plot_overlap
-from .tables import (plot_budget, plot_deactivation_bars, plot_deactivation_heatmap,
-                     plot_dominance_vs_k, plot_finetuning, plot_k_sweep, plot_specificity,
-                     plot_training_curves)
+from .tables import (
+    plot_budget,
+    plot_deactivation_bars,
+    plot_deactivation_heatmap,
+    plot_dominance_vs_k,
+    plot_finetuning,
+    plot_k_sweep,
+    plot_specificity,
+    plot_training_curves,
+)
 
 __all__ = [
     "plot_budget",

@@ -10,8 +10,9 @@ from scipy.stats import spearmanr
 from .figure import new_axes
 
 
-def plot_method_agreement(frame: pd.DataFrame, *, value: str = "signed", ax=None,
-                          title: str | None = None) -> Axes:
+def plot_method_agreement(
+    frame: pd.DataFrame, *, value: str = "signed", ax=None, title: str | None = None
+) -> Axes:
     """Scatter of each method's estimate (x) against the exact loss change of ablating the unit
     (y), one colour per method, one point per unit, the diagonal dashed; the legend gives each
     method's Spearman correlation with the exact values over the units shown.
@@ -32,8 +33,9 @@ def plot_method_agreement(frame: pd.DataFrame, *, value: str = "signed", ax=None
     shown = frame.dropna(subset=[value])
     for method, part in shown.groupby("method", sort=False):
         rho = spearmanr(part[value], part[reference]).statistic
-        ax.scatter(part[value], part[reference], s=16, alpha=0.8,
-                   label=f"{method} (Spearman {rho:.2f})")
+        ax.scatter(
+            part[value], part[reference], s=16, alpha=0.8, label=f"{method} (Spearman {rho:.2f})"
+        )
     values = shown[[value, reference]].to_numpy(dtype=float)
     low, high = (np.nanmin(values), np.nanmax(values)) if len(values) else (0.0, 1.0)
     pad = 0.05 * (high - low or 1.0)
