@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
-import statistics
 import subprocess
 import sys
-import threading
-import time
 
 import torch
 import torch.nn.functional as F
 
 import taskneuron_utils as tn
-from harness import emit, timed
+from harness import emit, interleaved_medians, peak_rss
 from taskneuron_utils.attribution import attribute
 from taskneuron_utils.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode, load_tasks
@@ -59,11 +55,6 @@ def captum_step(model, batch, sites, cheap_head: bool = False):
     return [a.sum(dim=1).abs() for a in attributions]
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
 def peak_memory_child(task: str, n: int) -> None:
     """Peak resident memory while attributing n examples, sampled every 5 ms (model included).
 
@@ -71,19 +62,8 @@ def peak_memory_child(task: str, n: int) -> None:
     """
     model, tok = tn.load_model()
     data = load_tasks([task])[task].train[:n]
-    peak, done = [rss_bytes()], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    attribute(model, tok, data, batch_size=8, progress=False)
-    done.set()
-    sampler.join()
-    print(peak[0])
+    _, peak = peak_rss(lambda: attribute(model, tok, data, batch_size=8, progress=False))
+    print(peak)
 
 
 def peak_memory(task: str, n: int) -> int:
@@ -156,14 +136,8 @@ def main() -> None:
             file=sys.stderr,
         )
 
-    for fn in methods.values():  # warm-up
-        fn()
-    times = {name: [] for name in methods}
-    for _ in range(args.repeats):
-        for name, fn in methods.items():
-            times[name].append(timed(fn))
+    median = interleaved_medians(methods, args.repeats)
     model.zero_grad(set_to_none=True)
-    median = {name: statistics.median(values) for name, values in times.items()}
     result = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"{platform.processor() or platform.platform()}",

@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
-import statistics
 
 import torch
 
 import taskneuron_utils as tn
-from harness import add_threads_option, apply_threads, emit, timed
+from harness import add_threads_option, apply_threads, emit, interleaved_medians
 from taskneuron_utils.tasks import collate, encode
 
 
@@ -91,13 +90,7 @@ def main() -> None:
         for way, (model, context) in ways.items()
         for work, fn in workloads(model, context, autocast[way]).items()
     }
-    for fn in runs.values():  # warm-up
-        fn()
-    times = {key: [] for key in runs}
-    for _ in range(args.repeats):
-        for key, fn in runs.items():
-            times[key].append(timed(fn))
-    median = {key: statistics.median(v) for key, v in times.items()}
+    median = interleaved_medians(runs, args.repeats)
     result = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "cpu_bf16_flags": cpu_flags(),

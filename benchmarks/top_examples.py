@@ -21,18 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import statistics
 import subprocess
 import sys
-import threading
-import time
 
 import torch
 
 import taskneuron_utils as tn
-from harness import add_threads_option, apply_threads, emit, timed
+from harness import add_threads_option, apply_threads, emit, interleaved_medians, peak_rss
 from taskneuron_utils.neuron_pages import data_items
 from taskneuron_utils.tasks import Encoded, collate
 
@@ -92,13 +88,7 @@ def main() -> None:
         )
 
     runs = {"plain": plain, **{name: (lambda ns=ns: top(ns)) for name, ns in sets.items()}}
-    for fn in runs.values():  # warm-up
-        fn()
-    times = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            times[name].append(timed(fn))
-    median = {name: statistics.median(values) for name, values in times.items()}
+    median = interleaved_medians(runs, args.repeats)
 
     memory = {
         label: _child(n, args)
@@ -133,11 +123,6 @@ def main() -> None:
     emit(result, args.out)
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _measure_memory(model, tok, test, args) -> None:
     """In a fresh process: warm up on one batch, then the peak RSS increase of one
     top_examples call on ``--memory-child`` examples; printed as JSON."""
@@ -152,24 +137,13 @@ def _measure_memory(model, tok, test, args) -> None:
         progress=False,
     )
     run(args.batch_size)
-    before, peak, done = _rss(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    run(args.memory_child)
-    done.set()
-    sampler.join()
+    before, peak = peak_rss(lambda: run(args.memory_child))
     print(
         json.dumps(
             {
                 "examples": args.memory_child,
                 "rss_before_bytes": before,
-                "peak_rss_increase_bytes": max(peak[0], _rss()) - before,
+                "peak_rss_increase_bytes": peak - before,
             }
         )
     )
