@@ -224,10 +224,10 @@ def layout_of(model: nn.Module, kinds: str | Iterable[str] | None = None) -> Neu
     Raises:
         SiteKindError: a kind the model's family does not have.
     """
-    family_of(model)  # an unsupported one is named here, with the wrapper around it
-    model = unwrap(model)  # nnsight / TransformerLens wrappers: the transformers model inside
+    wrapper, model = model, unwrap(model)  # nnsight / TransformerLens: the model inside
     cached = _LAYOUTS.get(model)
     if cached is None or cached["all"]._blocks != _blocks_of(model):
+        family_of(wrapper)  # an unsupported one is named here, with the wrapper around it
         cached = {"all": NeuronLayout(model, _find_sites(model))}
         _LAYOUTS[model] = cached
     every = cached["all"]
