@@ -29,12 +29,15 @@ SITE_TO_HOOK = {
 
 @pytest.fixture
 def bridge(tiny_llama, default_tok, tmp_path):
-    tiny_llama.config.save_pretrained(tmp_path)  # the bridge reads the config from a path
+    return boot(copy.deepcopy(tiny_llama), default_tok, tmp_path)
+
+
+def boot(model, tok, folder):
+    """TransformerBridge around ``model`` (the bridge reads the config from a folder)."""
+    model.config.save_pretrained(folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return TransformerBridge.boot_transformers(
-            str(tmp_path), hf_model=copy.deepcopy(tiny_llama), tokenizer=default_tok
-        )
+        return TransformerBridge.boot_transformers(str(folder), hf_model=model, tokenizer=tok)
 
 
 def test_same_sites_and_fingerprint(tiny_llama, bridge):
@@ -110,14 +113,7 @@ def test_a_bridge_over_an_unsupported_architecture_is_refused_before_any_work(
     config = transformers.GPTJConfig(
         vocab_size=len(default_tok), n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64
     )
-    config.save_pretrained(tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bridge = TransformerBridge.boot_transformers(
-            str(tmp_path),
-            hf_model=transformers.GPTJForCausalLM(config).eval(),
-            tokenizer=default_tok,
-        )
+    bridge = boot(transformers.GPTJForCausalLM(config).eval(), default_tok, tmp_path)
     with pytest.raises(
         tn.UnsupportedArchitectureError,
         match=r"model_type='gptj' \(GPTJForCausalLM inside TransformerBridge\)",
