@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import taskneuron_utils as tn
-from harness import emit, interleaved_medians, peak_rss
+from harness import emit, interleaved_medians, measuring_env, peak_rss
 from taskneuron_utils.attribution import attribute
 from taskneuron_utils.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode, load_tasks
@@ -72,6 +72,7 @@ def peak_memory(task: str, n: int) -> int:
         capture_output=True,
         text=True,
         check=True,
+        env=measuring_env(),
     )
     return int(out.stdout.strip().splitlines()[-1])
 

@@ -1,6 +1,6 @@
 """Cost and memory of ``tn.top_examples``, against a plain forward pass in the same run.
 
-    python benchmarks/top_examples.py [--examples 48] [--memory-examples 16] [--repeats 3]
+    python benchmarks/top_examples.py [--examples 48] [--memory-examples 16] [--repeats 5]
                                       [--threads 2] [--out FILE]
 
 On the default model, test examples of one shipped task (``addition``), batches of 16,
@@ -12,7 +12,8 @@ of every act site (4,620 units).
   ``extra_s_per_batch``: the difference per batch (hooks, gathering, the running top-k).
 - memory: on N (16: one full batch) and on 10 x N examples, each in a fresh process, the
   peak resident memory during ``top_examples`` above what the process held just before it
-  (RSS sampled every 5 ms from /proc; it counts torch's tensors and Python's objects alike);
+  (RSS sampled every 5 ms from /proc, in a child whose malloc maps large blocks on their own,
+  ``harness.measuring_env``; it counts torch's tensors and Python's objects alike);
   target <= 1.1. (``tn.measure_peak``'s profiler keeps every allocation event and ran out
   of memory on 80 examples here; RSS sampling costs nothing.)
 """
@@ -28,7 +29,14 @@ import sys
 import torch
 
 import taskneuron_utils as tn
-from harness import add_threads_option, apply_threads, emit, interleaved_medians, peak_rss
+from harness import (
+    add_threads_option,
+    apply_threads,
+    emit,
+    interleaved_medians,
+    measuring_env,
+    peak_rss,
+)
 from taskneuron_utils.neuron_pages import data_items
 from taskneuron_utils.tasks import Encoded, collate
 
@@ -45,7 +53,7 @@ def act_fraction(model, fraction: float) -> tn.NeuronSet:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--examples", type=int, default=48)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument(
         "--memory-examples",
@@ -160,7 +168,9 @@ def _child(n: int, args) -> dict:
     ]
     if args.threads:
         command += ["--threads", str(args.threads)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        command, check=True, capture_output=True, text=True, env=measuring_env()
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -11,6 +11,10 @@ of a ``with`` block and always removes them, also when the block raises::
     with tn.trace(model, edit={"layers.3.mlp.up": tn.Edit.zero([7, 42])}):
         model(**inputs)                                         # units 7 and 42 output 0
 
+    with tn.trace(model, keep={"layers.3.mlp.act": torch.tensor([7, 42])}) as tr:
+        model(**inputs)                                         # keep two units only
+    tr["layers.3.mlp.act"].output                               # (B, T, 2)
+
     with tn.trace(model, ["layers.3.mlp.up"], grad=True) as tr:
         loss = answer_losses(model, batch)[0].sum()
         tr.backward(loss)                                       # gradients of the kept outputs only
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -170,7 +174,8 @@ class Record:
 
     Attributes:
         site: the Site. output: its output (..., n_neurons) after edits (for act: the output
-        projection's input), still attached to the autograd graph, or None. grad: the gradient
+        projection's input), still attached to the autograd graph, or None; with ``keep``
+        naming units, only those, (..., len(units)) in the given order. grad: the gradient
         of the loss with respect to it, or None.
     """
 
@@ -179,6 +184,8 @@ class Record:
 
     @property
     def output(self) -> torch.Tensor | None:
+        if self.site.name in self._trace._units:
+            return self._trace._units[self.site.name]
         out = self._trace._outputs.get(_tap(self.site))
         return None if out is None else self.site.output_slice(out)
 
@@ -202,6 +209,7 @@ class Trace(dict):
         # the act site (its input).
         self._outputs: dict[tuple[nn.Module, str], torch.Tensor | None] = {}
         self._grads: dict[tuple[nn.Module, str], torch.Tensor | None] = {}
+        self._units: dict[str, torch.Tensor] = {}  # trace(keep={site: units}): those only
 
     def backward(self, loss: torch.Tensor) -> None:
         """Gradients of ``loss`` (a scalar) with respect to the kept outputs, and nothing else.
@@ -221,6 +229,7 @@ class Trace(dict):
         """Drop kept outputs and gradients (frees their memory between batches)."""
         self._outputs.clear()
         self._grads.clear()
+        self._units.clear()
 
 
 def resolve_sites(model: nn.Module, sites: Iterable[str | Site] | str | Site | None) -> list[Site]:
@@ -242,7 +251,7 @@ def trace(
     model: nn.Module,
     sites: Iterable[str | Site] | str | None = None,
     *,
-    keep: bool = True,
+    keep: bool | Mapping[str, torch.Tensor] = True,
     grad: bool = False,
     edit: dict[str, Edit] | None = None,
 ):
@@ -253,7 +262,11 @@ def trace(
         sites: site names such as ``"layers.3.mlp.up"`` or ``"layers.3.mlp.act"`` (or Sites) to
             keep; ``None``: every linear site, ``tn.ffn_sites(model)`` (with ``edit`` and no
             ``sites``, only the edited sites are traced).
-        keep: keep each traced site's output of the latest forward pass in ``tr[name].output``.
+        keep: keep each traced site's output of the latest forward pass in ``tr[name].output``;
+            or {site name: 1-D long unit indices}: trace those sites and keep only those units
+            of each (``tr[name].output`` is (..., len(units))), so a site's whole output is
+            freed as soon as the model is done with it (``top_examples`` over thousands of
+            units). Not with ``grad``.
         grad: make kept outputs carry gradients even when every parameter is frozen (the input
             embeddings' output is made to require grad), and store gradients in
             ``tr[name].grad`` when ``loss.backward()`` or ``tr.backward(loss)`` runs.
@@ -265,9 +278,28 @@ def trace(
         Trace: {site name: Record(output, grad)}.
     """
     edit = dict(edit or {})
+    units = None
+    if isinstance(keep, Mapping):
+        if grad:
+            raise ValueError("trace(keep={site: units}) keeps no gradients; use keep=True")
+        if sites is not None:
+            raise ValueError("pass the sites in keep={site: units} or in sites, not both")
+        units = {name: torch.as_tensor(index, dtype=torch.long) for name, index in keep.items()}
+        sites, keep = list(units), True
     if sites is None and edit and not grad:
         sites = list(edit)
     chosen = resolve_sites(model, sites)
+    for site in chosen:
+        index = units[site.name] if units is not None else None
+        if index is None:
+            continue
+        if index.dim() != 1 or (
+            len(index) and not 0 <= int(index.min()) <= int(index.max()) < site.n_neurons
+        ):
+            raise IndexError(
+                f"keep: {site.name} has units 0..{site.n_neurons - 1}; got "
+                f"{index.tolist() if index.numel() <= 8 else 'indices outside that range'}"
+            )
     edited = resolve_sites(model, list(edit)) if edit else []
     by_name = {s.name: s for s in chosen + edited}
     tr = Trace([by_name[name] for name in by_name if name in {s.name for s in chosen}], keep, grad)
@@ -277,6 +309,12 @@ def trace(
     kept = {_tap(s) for s in chosen}
 
     def store(tap, values: torch.Tensor) -> None:
+        if units is not None:
+            for site in taps[tap]:
+                if site.name in units:
+                    index = units[site.name].to(values.device) + site.offset
+                    tr._units[site.name] = values.index_select(-1, index)
+            return
         if keep and tap in kept:
             tr._outputs[tap] = values
             if grad and values.requires_grad:

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -182,43 +182,51 @@ class Scan:
         )
 
     def examples(self, tok, window: int = 8) -> pd.DataFrame:
-        """The long frame ``top_examples`` returns (see there)."""
-        rows, texts = [], {}  # texts: (data index, position) -> (token, context), decoded once
+        """The long frame ``top_examples`` returns (see there). Built column by column: one
+        Python row per (neuron, rank) cost more than the scan itself at thousands of neurons."""
+        sites = np.array([site.name for site, _ in self.neurons], dtype=object)
+        indices = np.array([index for _, index in self.neurons], dtype=np.int64)
+        parts = []
         for sign, values, keys in (
             ("top", self.top_values, self.top_keys),
             ("bottom", self.bottom_values, self.bottom_keys),
         ):
-            # Python lists: per-element tensor indexing cost more than the whole scan here.
-            values, keys = values.T.tolist(), keys.T.tolist()  # [neuron][rank]
-            for column, (site, index) in enumerate(self.neurons):
-                for rank, (value, key) in enumerate(zip(values[column], keys[column])):
-                    if key < 0 or not math.isfinite(value):
-                        break  # fewer counted positions than k
-                    data_index, position = key >> POSITION_BITS, key & ((1 << POSITION_BITS) - 1)
-                    item = self.items[data_index]
-                    if (data_index, position) not in texts:
-                        texts[data_index, position] = (
-                            tok.decode([item.ids[position]]),
-                            _context(tok, item.ids, position, window),
-                        )
-                    token, context = texts[data_index, position]
-                    rows.append(
-                        {
-                            "site": site.name,
-                            "neuron": index,
-                            "sign": sign,
-                            "rank": rank + 1,
-                            "activation": value,
-                            "task": item.task,
-                            "example": item.example,
-                            "data_index": data_index,
-                            "position": position,
-                            "token_id": item.ids[position],
-                            "token": token,
-                            "context": context,
-                        }
-                    )
-        return pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
+            values, keys = values.T.double().numpy(), keys.T.numpy()  # (M, k): neuron, rank
+            # Fewer counted positions than k leave key -1 (value -inf) at the end of a row.
+            column, rank = np.nonzero((keys >= 0) & np.isfinite(values))  # row-major order
+            parts.append((sign, column, rank, values[column, rank], keys[column, rank]))
+        keys = np.concatenate([part[4] for part in parts])
+        # Each distinct position is decoded once, whatever the number of neurons it tops.
+        distinct, which = np.unique(keys, return_inverse=True)
+        data_index, position = distinct >> POSITION_BITS, distinct & ((1 << POSITION_BITS) - 1)
+        items = [self.items[i] for i in data_index.tolist()]
+        token_ids = [item.ids[p] for item, p in zip(items, position.tolist())]
+        texts = [
+            (tok.decode([token]), _context(tok, item.ids, p, window))
+            for item, p, token in zip(items, position.tolist(), token_ids)
+        ]
+
+        def per_position(values) -> np.ndarray:
+            return np.array(values, dtype=object)[which]
+
+        column = np.concatenate([part[1] for part in parts])
+        return pd.DataFrame(
+            {
+                "site": sites[column],
+                "neuron": indices[column],
+                "sign": np.concatenate([np.full(len(part[1]), part[0]) for part in parts]),
+                "rank": np.concatenate([part[2] for part in parts]) + 1,
+                "activation": np.concatenate([part[3] for part in parts]),
+                "task": per_position([item.task for item in items]),
+                "example": np.array([item.example for item in items], dtype=np.int64)[which],
+                "data_index": data_index[which],
+                "position": position[which],
+                "token_id": np.array(token_ids, dtype=np.int64)[which],
+                "token": per_position([token for token, _ in texts]),
+                "context": per_position([context for _, context in texts]),
+            },
+            columns=EXAMPLE_COLUMNS,
+        )
 
 
 EXAMPLE_COLUMNS = [
@@ -317,7 +325,7 @@ def scan(
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), trace(model, list(columns)) as tr:
+        with torch.inference_mode(), trace(model, keep=columns) as tr:
             for batch_index, start in enumerate(starts):
                 if batch_index < state["batches_done"]:
                     continue
@@ -331,7 +339,7 @@ def scan(
                     use_cache=False,
                 )
                 counted = _counted(chunk, batch["input_ids"].shape[1])  # (B, T) bool
-                acts = _gather(tr, columns, counted.reshape(-1).nonzero()[:, 0])  # (M, n)
+                acts = _gather(tr, counted.reshape(-1).nonzero()[:, 0])  # (M, n)
                 tr.clear()
                 rows = [task_row.get(item.task, -1) for item in chunk]
                 update(state, acts, counted, start, rows, k)
@@ -356,14 +364,16 @@ def _site_values(output: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     return flat.index_select(1, columns.to(flat.device))
 
 
-def _gather(tr, columns: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
-    """float32 (M, n) on the CPU: the units of ``columns`` (one row each, sites in order) at
-    the n flat ``positions`` of the batch (only those counted: fewer values to rank and sum).
-    Filled block by block: torch.cat of 30 blocks measured ~10x slower than these copies."""
-    blocks = [
-        _site_values(tr[name].output, cols).T.index_select(1, positions.to(tr[name].output.device))
-        for name, cols in columns.items()
-    ]
+def _gather(tr, positions: torch.Tensor) -> torch.Tensor:
+    """float32 (M, n) on the CPU: the kept units of every traced site (``trace(keep=
+    {site: units})``; one row each, sites in order) at the n flat ``positions`` of the batch
+    (only those counted: fewer values to rank and sum). Filled block by block: torch.cat of 30
+    blocks measured ~10x slower than these copies."""
+    blocks = []
+    for record in tr.values():
+        kept = record.output
+        flat = kept.reshape(-1, kept.shape[-1])  # (B * T, units): OPT's FFN runs on rows already
+        blocks.append(flat.T.index_select(1, positions.to(flat.device)))
     out = torch.empty(sum(len(b) for b in blocks), len(positions))
     row = 0
     for block in blocks:

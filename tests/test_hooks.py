@@ -45,6 +45,31 @@ def test_keep_returns_each_sites_own_units(family):
     assert no_hooks_left(model)
 
 
+def test_keep_named_units_returns_those_units_and_refuses_bad_ones():
+    # phi3: gate and up share one module, so each site's units start at its own offset.
+    model = tiny_model("phi3")
+    x = ids()
+    gate, up = tn.site_map(model)["layers.0.mlp.gate"], tn.site_map(model)["layers.0.mlp.up"]
+    act = "layers.1.mlp.act"
+    with torch.no_grad(), tn.trace(model, [gate.name, up.name, act]) as full:
+        model(input_ids=x)
+    units = {gate.name: torch.tensor([3, 0]), up.name: torch.tensor([5]), act: [1, 2]}
+    with torch.no_grad(), tn.trace(model, keep=units) as tr:
+        model(input_ids=x)
+    assert list(tr) == [gate.name, up.name, act]
+    for name, index in units.items():
+        assert torch.equal(tr[name].output, full[name].output[..., list(index)])
+    tr.clear()
+    assert tr[up.name].output is None
+    assert no_hooks_left(model) and all(not m._forward_pre_hooks for m in model.modules())
+    with pytest.raises(IndexError, match="layers.0.mlp.up has units 0..63"):
+        with tn.trace(model, keep={up.name: torch.tensor([64])}):
+            pass
+    with pytest.raises(ValueError, match="keeps no gradients"):
+        with tn.trace(model, keep={up.name: [0]}, grad=True):
+            pass
+
+
 @pytest.mark.parametrize("op", ["zero", "scale", "add", "replace"])
 def test_edit_changes_exactly_the_chosen_units(op):
     model = tiny_model("llama")
