@@ -1,12 +1,19 @@
 """Attribution speed and memory, as ratios against baselines measured in the same run.
 
-    python benchmarks/attribution.py [--task NAME] [--repeats 5] [--out benchmarks/results/attribution.json]
+    python benchmarks/attribution.py [--task NAME] [--repeats 5] [--threads 2]
+                                     [--out benchmarks/results/attribution.json]
 
 On the default model, 8 batches of 8 examples of a shipped task (fixed per-call costs such as
 encoding and the weight fingerprint are included and amortised as in real use), interleaving
 the methods and taking medians:
   - attribution / plain training step (full logits, loss.backward() with parameter gradients)
   - attribution / plain forward (torch.no_grad, full logits)
+  - attribution / its floor: the same passes with nothing of attribution's own, a forward
+    (graph kept, LM head on answer positions) and an activation-only backward to the input
+    embeddings (torch.autograd.grad; no parameter gradients, no hooks, no products or sums)
+  - the matrix-product floor: multiply-adds of that forward and backward over those of the
+    plain forward, counted from the linear layers' shapes (attention scores left out: <1% at
+    these lengths); the ratio no attribution by autograd can go below in the same dtype
   - attribution / Captum LayerGradientXActivation over the same sites, with a forward function
     returning the same per-example answer loss computed the usual way, from the model's full
     logits (captum is in the ``bench`` extra); also reported against Captum given our own loss
@@ -27,9 +34,16 @@ import torch
 import torch.nn.functional as F
 
 import taskneuron_utils as tn
-from harness import emit, interleaved_medians, measuring_env, peak_rss
+from harness import (
+    add_threads_option,
+    apply_threads,
+    emit,
+    interleaved_medians,
+    measuring_env,
+    peak_rss,
+)
 from taskneuron_utils.attribution import attribute
-from taskneuron_utils.loss import answer_losses
+from taskneuron_utils.loss import answer_losses, lm_head_logits
 from taskneuron_utils.tasks import collate, encode, load_tasks
 
 
@@ -53,6 +67,48 @@ def captum_step(model, batch, sites, cheap_head: bool = False):
     attributions = LayerGradientXActivation(forward, modules).attribute(batch["input_ids"])
     # Reduce as attribute() does: sum over positions, absolute value, per example.
     return [a.sum(dim=1).abs() for a in attributions]
+
+
+def floor_step(model, batch) -> None:
+    """Attribution's passes without attribution: forward with the graph, answer-position loss,
+    gradient with respect to the input embeddings only."""
+    embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
+    hidden = model.base_model(
+        inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False
+    ).last_hidden_state
+    answer = torch.zeros_like(batch["labels"], dtype=torch.bool)
+    answer[:, :-1] = batch["labels"][:, 1:] != -100
+    logits = lm_head_logits(model, hidden[answer])
+    loss = F.cross_entropy(logits.float(), batch["labels"][:, 1:][answer[:, :-1]])
+    torch.autograd.grad(loss, embeds)
+
+
+def matmul_floor(model, batches) -> dict:
+    """Multiply-adds of the linear layers (weights' shapes x positions): the plain forward
+    (every layer and the LM head on every position) against attribution's forward (LM head on
+    answer positions) plus its backward, which needs input gradients of every linear above the
+    earliest site (layers 1.. and layer 0's output projection; the earliest site, layer 0's
+    gate / up output, needs nothing below it)."""
+    layers = model.base_model.layers
+    per_layer = [
+        sum(m.weight.numel() for m in layer.modules() if isinstance(m, torch.nn.Linear))
+        for layer in layers
+    ]
+    down = tn.site_map(model)["layers.0.mlp.down"].module.weight.numel()
+    head = model.get_output_embeddings().weight.numel()
+    tokens = sum(b["input_ids"].numel() for b in batches)
+    answers = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+    forward = tokens * (sum(per_layer) + head)
+    attribution = tokens * sum(per_layer) + answers * head + tokens * (sum(per_layer[1:]) + down)
+    # A training step: the forward, then input and weight gradients of every linear (the
+    # embeddings are trained too, so layer 0 needs its input gradients as well): 3x.
+    return {
+        "forward_multiply_adds": forward,
+        "attribution_multiply_adds": attribution,
+        "train_step_multiply_adds": 3 * forward,
+        "attribution_over_forward": round(attribution / forward, 3),
+        "attribution_over_train_step": round(attribution / (3 * forward), 3),
+    }
 
 
 def peak_memory_child(task: str, n: int) -> None:
@@ -86,7 +142,9 @@ def main() -> None:
     parser.add_argument("--memory-child", type=int)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--out")
+    add_threads_option(parser)
     args = parser.parse_args()
+    apply_threads(args)
     if args.memory_child:
         return peak_memory_child(args.task, args.memory_child)
 
@@ -111,6 +169,10 @@ def main() -> None:
             for batch in batches:
                 model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
 
+    def floor():
+        for batch in batches:
+            floor_step(model, batch)
+
     def captum_run():
         for batch in batches:
             captum_step(model, batch, sites)
@@ -125,6 +187,7 @@ def main() -> None:
         ),
         "train_step": train_step,
         "forward": forward,
+        "floor": floor,
     }
     try:
         import captum.attr  # noqa: F401 (only to learn whether it is installed)
@@ -150,6 +213,10 @@ def main() -> None:
         "seconds_median": {k: round(v, 4) for k, v in median.items()},
         "attribution_over_train_step": round(median["attribution"] / median["train_step"], 3),
         "attribution_over_forward": round(median["attribution"] / median["forward"], 3),
+        "attribution_over_floor": round(median["attribution"] / median["floor"], 3),
+        "floor_over_forward": round(median["floor"] / median["forward"], 3),
+        "floor_over_train_step": round(median["floor"] / median["train_step"], 3),
+        "matmul_floor": matmul_floor(model, batches),
     }
     if "captum" in median:
         result["attribution_over_captum"] = round(median["attribution"] / median["captum"], 3)
