@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -51,18 +53,25 @@ from .placement import input_device
 from .relevance import AGGREGATIONS, Relevance  # noqa: F401  (re-exported: tn.Relevance)
 from .tasks import Split, collate, encode
 
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from .baselines import ActivationStats
+    from .neurons import NeuronSet
+
 
 def attribute(
-    model,
-    tok,
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
     data: Split,
     *,
     method: str = "grad_x_act",
-    kinds=None,
+    kinds: str | Iterable[str] | None = None,
     steps: int = 16,
-    baseline="zero",
+    baseline: str | ActivationStats | Split = "zero",
     statistic: str = "mean_abs",
-    neurons=None,
+    neurons: NeuronSet | Mapping[str, torch.Tensor] | None = None,
     batch_size: int = 8,
     max_length: int = 512,
     aggregation: str = "mean_abs",

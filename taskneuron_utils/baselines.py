@@ -17,7 +17,9 @@ token position (prompt and answer, padding excluded) of the reference examples.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -26,6 +28,10 @@ from .architectures import layout_of
 from .hooks import Edit, trace
 from .placement import input_device
 from .tasks import Split, collate, encode
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 ABLATIONS = ("mean", "noise")
 
@@ -73,11 +79,11 @@ class ActivationStats:
 
 
 def activation_stats(
-    model,
-    tok,
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
     data: Split,
     *,
-    kinds="all",
+    kinds: str | Iterable[str] | None = "all",
     batch_size: int = 8,
     max_length: int = 512,
     progress: bool = True,

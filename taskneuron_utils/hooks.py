@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -254,7 +254,7 @@ def trace(
     keep: bool | Mapping[str, torch.Tensor] = True,
     grad: bool = False,
     edit: dict[str, Edit] | None = None,
-):
+) -> Iterator[Trace]:
     """Hooks on named FFN sites for the duration of the block; always removed on exit.
 
     Args:

@@ -28,9 +28,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 import pandas as pd
 import torch
@@ -44,6 +45,15 @@ from .running_top import fresh_state, update
 from .scan_frames import Scan
 from .storage import load_artefact, save_artefact
 from .tasks import Encoded, Split, Task, collate, encode, prompt_ids
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+# What a scan reads: a split, a task (its test split), plain strings, or a list / dict of those.
+ScanData = Union[Split, Task, list[str], Sequence[Union[Split, Task, list[str]]], Mapping[str, Any]]
+# The units: a NeuronSet made for the model, or (site name, unit index) pairs.
+Units = Union[NeuronSet, Sequence[tuple[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -124,10 +134,10 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def scan(
-    model,
-    tok,
-    data,
-    neurons,
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
+    data: ScanData,
+    neurons: Units,
     *,
     k: int = 20,
     batch_size: int = 16,
@@ -171,7 +181,8 @@ def scan(
         for site in layout_of(model, "all").sites
         if site.name in by_site
     }
-    key = None  # what a checkpoint must match (hashing the weights costs: only when needed)
+    # What a checkpoint must match (hashing the weights costs: only when there is one).
+    key: dict[str, Any] = {}
     if checkpoint is not None:
         key = {
             "model": layout_of(model).model,
@@ -188,7 +199,7 @@ def scan(
     if keep_values:
         state["kept"] = []
     device = input_device(model)
-    task_row = {task: row for row, task in enumerate(tasks)}
+    task_row: dict[str | None, int] = {task: row for row, task in enumerate(tasks)}
     starts = range(0, len(items), batch_size)
     bar = tqdm(
         total=len(starts), initial=state["batches_done"], desc="top examples", disable=not progress
@@ -288,7 +299,14 @@ def _resume(path, key: dict) -> dict:
 
 
 def top_examples(
-    model, tok, data, neurons, *, k: int = 20, window: int = 8, **options
+    model: nn.Module,
+    tok: PreTrainedTokenizerBase,
+    data: ScanData,
+    neurons: Units,
+    *,
+    k: int = 20,
+    window: int = 8,
+    **options: Any,
 ) -> pd.DataFrame:
     """For every neuron, the ``k`` token positions of ``data`` where it is largest, and the
     ``k`` where it is most negative, in one streamed pass (``scan``; its options apply:
@@ -308,7 +326,9 @@ def top_examples(
     return scan(model, tok, data, neurons, k=k, **options).examples(tok, window)
 
 
-def neuron_stats(model, tok, data, neurons, **options) -> pd.DataFrame:
+def neuron_stats(
+    model: nn.Module, tok: PreTrainedTokenizerBase, data: ScanData, neurons: Units, **options: Any
+) -> pd.DataFrame:
     """Per-neuron statistics over the counted positions of ``data`` (``Scan.stats``): mean,
     std, firing rate, min, max, and the mean per task ("which tasks move this neuron")."""
     return scan(model, tok, data, neurons, k=1, **options).stats()

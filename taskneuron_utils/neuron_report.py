@@ -21,17 +21,24 @@ import gzip
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .architectures import layout_of, model_name
 from .interventions import deactivate
 from .loss import answer_nlls
-from .neuron_pages import resolve_neurons, scan, token_values
+from .neuron_pages import ScanData, Units, resolve_neurons, scan, token_values
 from .neurons import NeuronSet
 from .tasks import Split, Task, encode
 from .vocab import vocab_projection
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .relevance import Relevance
 
 SNIPPET = (20, 10)  # tokens shown before and after the example's token on a page
 
@@ -148,14 +155,14 @@ class NeuronPage:
 
 
 def neuron_page(
-    model,
-    tok,
-    data,
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    data: ScanData,
     site: str,
     neuron: int,
     *,
     k: int = 10,
-    relevances=None,
+    relevances: Mapping[str, Relevance] | None = None,
     effect_examples: int = 8,
     vocab_k: int = 10,
     batch_size: int = 16,
@@ -208,10 +215,10 @@ def neuron_page(
 
 
 def export_neuron_pages(
-    model,
-    tok,
-    data,
-    neurons,
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    data: ScanData,
+    neurons: Units,
     path: str | os.PathLike,
     *,
     k: int = 20,

@@ -24,6 +24,8 @@ error that names the act unit to project instead.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import torch
 from torch import nn
@@ -31,6 +33,9 @@ from torch import nn
 from .architectures import layout_of
 from .loss import _softcap
 from .placement import loaded
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # Where the final norm sits under ``model.base_model``, per family (Llama, Mistral, Qwen2,
 # Gemma, Phi-3: norm; GPT-2, Bloom: ln_f; GPT-NeoX: final_layer_norm; OPT: decoder.*).
@@ -83,7 +88,9 @@ def write_direction(model, site: str, neuron: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.tensor(neuron + found.offset), d_model).float()
 
 
-def vocab_projection(model, tok, site: str, neuron: int, *, k: int = 20) -> pd.DataFrame:
+def vocab_projection(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, site: str, neuron: int, *, k: int = 20
+) -> pd.DataFrame:
     """The ``k`` tokens unit ``neuron`` of ``site`` promotes most and the ``k`` it suppresses
     most through its direct path to the logits (formula: module docstring).
 
