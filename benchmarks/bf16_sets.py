@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,8 +29,7 @@ import torch
 import taskneuron_utils as tn
 from harness import emit
 from taskneuron_utils.analysis import layer_profile, overlap_matrix
-from taskneuron_utils.experiments import DetectionConfig
-from taskneuron_utils.experiments.common import sample
+from taskneuron_utils.experiments import DetectionConfig, detect
 from taskneuron_utils.experiments.multitask import MultitaskConfig
 
 MAIN_JOB = list(DetectionConfig().tasks)
@@ -78,22 +78,11 @@ def main() -> None:
 
 
 def one_run(model, tok, task, config, way, work) -> tn.Relevance:
-    """``task``'s relevance as the main job computes it (``experiments.detect``'s sample and
-    options), checkpointed in ``work/way``; a finished checkpoint is read back, not redone."""
-    data = sample(task.train, config.n_attribution, config.seed)
-    checkpoint = Path(work) / way / f"{task.name}.checkpoint.safetensors"
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    return tn.attribute(
-        model,
-        tok,
-        data,
-        kinds=config.kinds,
-        batch_size=config.batch_size,
-        max_length=config.max_length,
-        checkpoint=checkpoint,
-        progress=False,
-        autocast=torch.bfloat16 if way == "autocast" else None,
-    )
+    """``task``'s relevance computed by the main job's own ``experiments.detect``, checkpointed
+    in ``work/way/relevance``; a finished checkpoint is read back, not redone."""
+    autocast = "bfloat16" if way == "autocast" else None
+    way_config = replace(config, out_dir=str(Path(work) / way), autocast=autocast)
+    return detect(model, tok, {task.name: task}, way_config)[task.name]
 
 
 def report(relevances: dict, config, seconds: dict, args) -> dict:

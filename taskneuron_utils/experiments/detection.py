@@ -45,6 +45,8 @@ class DetectionConfig(ConfigMixin):
         n_attribution: training examples per task used for detection, a seeded sample
             (None = the whole training split).
         batch_size: attribution batch size, in examples.
+        autocast: None, or "bfloat16": attribution's passes under autocast over the weights as
+            they are (``tn.attribute``'s ``autocast``).
         max_length: token budget per example (prompt + answer), in tokens.
         seed: seeds the sample of training examples.
         out_dir: where relevance checkpoints (and the main job's files) are written
@@ -62,6 +64,7 @@ class DetectionConfig(ConfigMixin):
     kinds: tuple[str, ...] | str | None = None
     n_attribution: int | None = 128
     batch_size: int = 8
+    autocast: str | None = None
     max_length: int = 256
     seed: int = 0
     out_dir: str | None = None
@@ -106,6 +109,7 @@ def detect(
             max_length=config.max_length,
             checkpoint=checkpoint,
             progress=config.progress,
+            autocast=config.autocast,
         )
     return relevances
 
