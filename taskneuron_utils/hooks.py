@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -251,7 +251,7 @@ def trace(
     model: nn.Module,
     sites: Iterable[str | Site] | str | None = None,
     *,
-    keep: bool | Mapping[str, torch.Tensor] = True,
+    keep: bool | Mapping[str, torch.Tensor | Sequence[int]] = True,
     grad: bool = False,
     edit: dict[str, Edit] | None = None,
 ) -> Iterator[Trace]:
@@ -289,17 +289,10 @@ def trace(
     if sites is None and edit and not grad:
         sites = list(edit)
     chosen = resolve_sites(model, sites)
-    for site in chosen:
-        index = units[site.name] if units is not None else None
-        if index is None:
-            continue
-        if index.dim() != 1 or (
-            len(index) and not 0 <= int(index.min()) <= int(index.max()) < site.n_neurons
-        ):
-            raise IndexError(
-                f"keep: {site.name} has units 0..{site.n_neurons - 1}; got "
-                f"{index.tolist() if index.numel() <= 8 else 'indices outside that range'}"
-            )
+    if units is not None:
+        # Checked once, and shifted once to the module's output columns (a fused module holds
+        # several sites), so a forward pass only selects.
+        units = {site.name: _module_columns(site, units[site.name]) for site in chosen}
     edited = resolve_sites(model, list(edit)) if edit else []
     by_name = {s.name: s for s in chosen + edited}
     tr = Trace([by_name[name] for name in by_name if name in {s.name for s in chosen}], keep, grad)
@@ -312,8 +305,8 @@ def trace(
         if units is not None:
             for site in taps[tap]:
                 if site.name in units:
-                    index = units[site.name].to(values.device) + site.offset
-                    tr._units[site.name] = values.index_select(-1, index)
+                    columns = units[site.name].to(values.device)
+                    tr._units[site.name] = values.index_select(-1, columns)
             return
         if keep and tap in kept:
             tr._outputs[tap] = values
@@ -351,6 +344,18 @@ def trace(
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _module_columns(site: Site, index: torch.Tensor) -> torch.Tensor:
+    """``trace(keep={site: units})``'s units of ``site`` as columns of its module's output."""
+    if index.dim() != 1 or (
+        len(index) and not 0 <= int(index.min()) <= int(index.max()) < site.n_neurons
+    ):
+        raise IndexError(
+            f"keep: {site.name} has units 0..{site.n_neurons - 1}; got "
+            f"{index.tolist() if index.numel() <= 8 else 'indices outside that range'}"
+        )
+    return index + site.offset
 
 
 def _check_tensor(module: nn.Module, value, verb: str) -> None:

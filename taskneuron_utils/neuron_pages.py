@@ -237,15 +237,6 @@ def scan(
     return Scan(order, items, k, tasks, state)
 
 
-def _site_values(output: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    """The given units of a site's output, (B * T, len(columns)) in the output's dtype and
-    device, positions row-major (example, then position); some families (OPT) run the FFN on
-    (B * T, d) rows already. ``index_select``: indexing with a tensor is ~20x slower here.
-    (``_gather``'s copy into its float32 CPU buffer converts dtype and device.)"""
-    flat = output.reshape(-1, output.shape[-1])
-    return flat.index_select(1, columns.to(flat.device))
-
-
 def _gather(tr, positions: torch.Tensor) -> torch.Tensor:
     """float32 (M, n) on the CPU: the kept units of every traced site (``trace(keep=
     {site: units})``; one row each, sites in order) at the n flat ``positions`` of the batch
@@ -339,7 +330,7 @@ def token_values(model, tok, ids: list[list[int]], site: str, neuron: int) -> li
     sequence batch); used to colour a page's examples and to check ``top_examples``."""
     ((site_obj, index),) = resolve_neurons(model, [(site, neuron)])
     out, device = [], input_device(model)
-    with torch.inference_mode(), trace(model, [site_obj.name]) as tr:
+    with torch.inference_mode(), trace(model, keep={site_obj.name: [index]}) as tr:
         for start in range(0, len(ids), 16):
             chunk = ids[start : start + 16]
             batch = collate([Encoded(s, len(s)) for s in chunk], tok.pad_token_id)
@@ -348,7 +339,7 @@ def token_values(model, tok, ids: list[list[int]], site: str, neuron: int) -> li
                 attention_mask=batch["attention_mask"].to(device),
                 use_cache=False,
             )
-            values = _site_values(tr[site_obj.name].output, torch.tensor([index])).float()
-            values = values.cpu().view(batch["input_ids"].shape)
+            # (B, T, 1), or (B * T, 1) where the FFN runs on rows (OPT): one value a position
+            values = tr[site_obj.name].output.float().cpu().reshape(batch["input_ids"].shape)
             out += [values[row, : len(s)].tolist() for row, s in enumerate(chunk)]
     return out
