@@ -140,9 +140,8 @@ def test_interrupted_run_resumes_to_the_same_result(tok, toy_task, tmp_path):
         if calls["n"] == 4:
             raise KeyboardInterrupt
 
-    handle = model.get_input_embeddings().register_forward_pre_hook(interrupt_on_fourth_batch)
-    with pytest.raises(KeyboardInterrupt):
-        attribute(
+    def run():  # the same call twice: interrupted, then resumed
+        return attribute(
             model,
             tok,
             toy_task.train,
@@ -151,17 +150,13 @@ def test_interrupted_run_resumes_to_the_same_result(tok, toy_task, tmp_path):
             checkpoint_every=1,
             progress=False,
         )
+
+    handle = model.get_input_embeddings().register_forward_pre_hook(interrupt_on_fourth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run()
     handle.remove()
     assert checkpoint.exists()
-    resumed = attribute(
-        model,
-        tok,
-        toy_task.train,
-        batch_size=4,
-        checkpoint=checkpoint,
-        checkpoint_every=1,
-        progress=False,
-    )
+    resumed = run()
     for site in reference.sum_abs:
         assert torch.equal(resumed.sum_abs[site], reference.sum_abs[site])
         assert torch.equal(resumed.sum_signed[site], reference.sum_signed[site])
