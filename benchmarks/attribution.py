@@ -43,7 +43,7 @@ from harness import (
     peak_rss,
 )
 from taskneuron_utils.attribution import attribute
-from taskneuron_utils.loss import answer_losses, lm_head_logits
+from taskneuron_utils.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode, load_tasks
 
 
@@ -70,17 +70,21 @@ def captum_step(model, batch, sites, cheap_head: bool = False):
 
 
 def floor_step(model, batch) -> None:
-    """Attribution's passes without attribution: forward with the graph, answer-position loss,
-    gradient with respect to the input embeddings only."""
-    embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
-    hidden = model.base_model(
-        inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False
-    ).last_hidden_state
-    answer = torch.zeros_like(batch["labels"], dtype=torch.bool)
-    answer[:, :-1] = batch["labels"][:, 1:] != -100
-    logits = lm_head_logits(model, hidden[answer])
-    loss = F.cross_entropy(logits.float(), batch["labels"][:, 1:][answer[:, :-1]])
-    torch.autograd.grad(loss, embeds)
+    """Attribution's passes without attribution: forward with the graph, the same answer loss
+    (``answer_losses``), gradient with respect to the input embeddings only (made a leaf that
+    requires grad, as ``tn.trace(grad=True)`` does; no site hooks, products or sums)."""
+    embeds = []
+
+    def leaf(module, args, output):
+        embeds.append(output.detach().requires_grad_(True))
+        return embeds[-1]
+
+    handle = model.get_input_embeddings().register_forward_hook(leaf)
+    try:
+        losses, _ = answer_losses(model, batch)
+    finally:
+        handle.remove()
+    torch.autograd.grad(losses.sum(), embeds)
 
 
 def matmul_floor(model, batches) -> dict:
