@@ -11,14 +11,11 @@
 See README.md and the numbered notebooks for the full tour.
 """
 
-from .architectures import (
+from .core.layout import (
     FAMILIES,
     Family,
     NeuronLayout,
-    NeuronSetMismatchError,
     Site,
-    SiteKindError,
-    UnsupportedArchitectureError,
     ffn_sites,
     layout_for,
     layout_of,
@@ -27,39 +24,34 @@ from .architectures import (
     site_map,
     weight_fingerprint,
 )
-from .attribution import AttributionError, Relevance, attribute
-from .baselines import Ablation, ActivationStats, activation_stats
-from .evaluation import evaluate
-from .hooks import Edit, Trace, trace
+from .errors import NeuronSetMismatchError, SiteKindError, UnsupportedArchitectureError
+from .attribution.run import Relevance, attribute
+from .errors import AttributionError
+from .hooks.baselines import Ablation, ActivationStats, activation_stats
+from .scoring.evaluation import evaluate
+from .hooks.tracing import Edit, Trace, trace
 from .interop.harness_export import export_lm_eval_task
-from .interventions import deactivate, scale
-from .loss import AnswerMaskError
-from .memory import MemoryEstimate, estimate_memory, estimate_table, measure_peak
-from .method_agreement import method_agreement
-from .models import ModelNotAvailableError, cache_dir, load_model
-from .neurons import NeuronSet
-from .neuron_pages import neuron_stats, top_examples
-from .neuron_report import export_neuron_pages, neuron_page
-from .vocab import vocab_projection
-from .placement import OffloadedWeightsError
-from .selection import matched_top, select, shared_core
-from .storage import ArtefactFileError
-from .tasks import (
-    EncodingError,
-    Example,
-    HubUnavailableError,
-    Split,
-    Task,
-    TaskDataError,
-    UnknownTaskError,
-    format_prompt,
-    load_hub_task,
-    load_tasks,
-)
-from .training import finetune
-from . import playground  # tn.playground.neuron_playground: the interactive neuron panel
-from . import selection  # tn.selection: contrastive, entropy, exclusive sets, shared core
-from . import memory  # tn.memory: estimate_memory's formula, KNOWN_CONFIGS (7B configs offline)
+from .hooks.interventions import deactivate, scale
+from .errors import AnswerMaskError
+from .memory.estimate import MemoryEstimate, estimate_memory, estimate_table, measure_peak
+from .attribution.agreement import method_agreement
+from .core.models import cache_dir, load_model
+from .errors import ModelNotAvailableError
+from .neurons.neuron_set import NeuronSet
+from .pages.scan import neuron_stats, top_examples
+from .pages.report import export_neuron_pages, neuron_page
+from .pages.vocab import vocab_projection
+from .errors import OffloadedWeightsError
+from .neurons.selection import matched_top, select, shared_core
+from .errors import ArtefactFileError
+from .tasks import Example, Split, Task, format_prompt, load_hub_task, load_tasks
+from .errors import EncodingError, HubUnavailableError, TaskDataError, UnknownTaskError
+from .training.finetuning import finetune
+from .ui import playground  # tn.playground.neuron_playground: the interactive neuron panel
+from .neurons import selection  # tn.selection: contrastive, entropy, exclusive sets, shared core
+from .memory import (
+    estimate as memory,
+)  # tn.memory: estimate_memory's formula, KNOWN_CONFIGS (7B configs offline)
 from . import interop  # tn.interop: LAPE files, the Hub, lm-evaluation-harness
 
 # The one place the version is written: pyproject.toml reads it from here (setuptools' attr:),

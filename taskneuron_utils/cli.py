@@ -23,6 +23,21 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from .errors import NeuronSetMismatchError, SiteKindError, UnsupportedArchitectureError
+from .errors import ModelNotAvailableError
+from .errors import ArtefactFileError
+from .errors import TaskDataError, UnknownTaskError
+from .core.layout import resolve_kinds
+from .tasks import load_tasks
+from .experiments import PROFILES
+from .experiments import main_job
+from .tasks import Task
+from . import plots
+from .neurons.analysis import layer_profile
+from .experiments import detect
+from .core.models import load_model
+from .core.parallel import init_from_environment
+from .core.layout import ffn_sites
 
 
 class UsageError(ValueError):
@@ -144,10 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .architectures import NeuronSetMismatchError, SiteKindError, UnsupportedArchitectureError
-    from .models import ModelNotAvailableError
-    from .storage import ArtefactFileError
-    from .tasks import TaskDataError, UnknownTaskError
 
     args = build_parser().parse_args(argv)
     user_errors = (
@@ -210,7 +221,6 @@ def _check_count(name: str, value: int | None, minimum: int) -> None:
 def _check_kinds(kinds: list[str] | None) -> tuple[str, ...] | str | None:
     """``--kinds`` as ``tn.attribute`` takes it (None: the default; "all"), once every name is
     a known kind; whether the model has them is checked once it is loaded."""
-    from .architectures import SiteKindError, resolve_kinds
 
     if kinds is None:
         return None
@@ -223,7 +233,6 @@ def _check_kinds(kinds: list[str] | None) -> tuple[str, ...] | str | None:
 
 
 def _check_tasks(names) -> None:
-    from .tasks import load_tasks
 
     load_tasks(list(names))  # raises UnknownTaskError listing the known names
 
@@ -232,7 +241,6 @@ def _check_tasks(names) -> None:
 
 
 def _main_job(args) -> int:
-    from .experiments import PROFILES
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UsageError(
@@ -255,7 +263,6 @@ def _main_job(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .experiments import main_job
 
     main_job(out, config)
     print((out / "summary.txt").read_text(), end="")
@@ -307,7 +314,6 @@ def _detect(args) -> int:
     kinds = _check_kinds(args.kinds)
     _check_model(args.model)
     out = _check_out(args.out)
-    from .tasks import Task, load_tasks
 
     if Path(args.task).suffix in (".jsonl", ".csv"):
         if not Path(args.task).exists():
@@ -321,12 +327,6 @@ def _detect(args) -> int:
 
     matplotlib.use("Agg")
     import torch
-
-    from . import plots
-    from .analysis import layer_profile
-    from .experiments import PROFILES, detect
-    from .models import load_model
-    from .parallel import init_from_environment
 
     config = PROFILES["quick"].detection.replace(
         model=args.model,
@@ -368,8 +368,6 @@ def _detect(args) -> int:
 
 def _sites(args) -> int:
     _check_model(args.model)
-    from .architectures import ffn_sites
-    from .models import load_model
 
     model, _ = load_model(args.model)
     print(f"{'site':28s} {'layer':>5s}  {'kind':6s} {'neurons':>7s}")
@@ -379,7 +377,6 @@ def _sites(args) -> int:
 
 
 def _tasks(args) -> int:
-    from .tasks import load_tasks
 
     tasks = list(load_tasks().values())
     width = max(len("task"), *(len(t.name) for t in tasks))

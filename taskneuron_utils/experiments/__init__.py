@@ -43,10 +43,10 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
     df = ex.deactivation(model, tok, tasks, quick.deactivation, sets=sets)
 """
 
-from .cl_methods import CLMethod
-from .cl_references import choose_lrs
-from .cl_references import references as continual_references
-from .continual import (
+from .continual.methods import CLMethod
+from .continual.references import choose_lrs
+from .continual.references import references as continual_references
+from .continual.sequence import (
     CL_METHODS,
     PAPER_ORDERS,
     PAPER_TABLE5,
@@ -76,8 +76,8 @@ from .detection import (
     neuron_sets,
 )
 from .finetuning import FT_METHODS, FinetuningConfig, neuron_finetuning, table2
-from ..analysis import PAPER_LAYER_CORRELATION  # beside the plots' import of it, no cycle
-from .generalization import (
+from ..neurons.analysis import PAPER_LAYER_CORRELATION  # beside the plots' import of it, no cycle
+from .generalization.sweep import (
     GROUPS,
     GeneralizationConfig,
     pairwise_transfer,
@@ -95,7 +95,7 @@ from .multitask import (
 from .profiles import PROFILES, Profile
 from .specificity import core_profile, deactivation_matrix, specificity, specificity_scores
 from .sweeps import BudgetConfig, budget_contrasts, budget_sweep, budget_table, k_sweep
-from .transfer_stats import correlations, layer_correlations, sweep_correlations, sweep_view
+from .generalization.stats import correlations, layer_correlations, sweep_correlations, sweep_view
 
 __all__ = [
     "DetectionConfig",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..tasks import Split, Task
+from ..core.identity import content_hash
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -78,15 +78,12 @@ def starting_model(model_loader):
 
 def data_hash(split: Split) -> str:
     """16 hex digits of sha256 over the examples' (input, output) pairs, in order."""
-    digest = hashlib.sha256()
-    for ex in split:
-        digest.update(json.dumps([ex.input, ex.output]).encode())
-    return digest.hexdigest()[:16]
+    return content_hash(json.dumps([ex.input, ex.output]) for ex in split)
 
 
 def settings_key(settings: dict) -> str:
     """16 hex digits of sha256 over a JSON-able settings dict (key order does not matter)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return content_hash([json.dumps(settings, sort_keys=True)])
 
 
 def write_folder(folder: Path, write) -> None:

@@ -14,6 +14,9 @@ from tqdm.auto import tqdm
 from ..tasks import Task
 from .common import ConfigMixin, eval_split
 from .detection import DetectionConfig, detected_sets
+from ..scoring.evaluation import evaluate
+from ..hooks.interventions import deactivate
+from ..neurons.neuron_set import NeuronSet
 
 if TYPE_CHECKING:
     from torch import nn
@@ -111,9 +114,6 @@ def deactivation_rows(
     ``random`` for the same seed and the same count per site. A sweep over k thus scores the
     intact model once, and families of equal-sized sets (``specificity``) share their random
     baselines."""
-    from ..evaluation import evaluate
-    from ..interventions import deactivate
-    from ..neurons import NeuronSet
 
     for name, task in tasks.items():
         split = eval_split(task, config.n_eval, config.seed)

@@ -12,17 +12,20 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..analysis import expected_random_jaccard, layer_profile, overlap_matrix
-from ..architectures import resolve_kinds
-from ..attribution import Relevance, attribute
+from ..neurons.analysis import expected_random_jaccard, layer_profile, overlap_matrix
+from ..core.layout import resolve_kinds
+from ..attribution.run import Relevance, attribute
 from ..tasks import Task
 from .common import ConfigMixin, check_fraction, sample, starting_model
+from .. import plots
+from ..core.models import load_model, model_name
+from ..tasks import load_tasks
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from ..neurons import NeuronSet
+    from ..neurons.neuron_set import NeuronSet
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,6 @@ def main_job(
 
     ``config.out_dir`` is replaced by ``out_dir``. Returns the overlap matrix (task x task).
     """
-    from .. import plots
-    from ..models import load_model, model_name
-    from ..tasks import load_tasks
 
     started = time.perf_counter()
     out = Path(out_dir)

@@ -14,6 +14,10 @@ from tqdm.auto import tqdm
 from ..tasks import Task, encode
 from .common import ConfigMixin, eval_split, fresh, sample
 from .detection import DetectionConfig, detected_sets
+from ..scoring.evaluation import evaluate
+from ..scoring.loss import answer_nll
+from ..neurons.neuron_set import NeuronSet
+from ..training.finetuning import finetune
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -90,10 +94,6 @@ def neuron_finetuning(
         ``score`` (metric, in [0, 1]), ``nll`` (nats per answer token), ``n`` (test examples),
         ``train_seconds``, ``first_loss`` / ``final_loss`` (chosen run's first and last fifth).
     """
-    from ..evaluation import evaluate
-    from ..loss import answer_nll
-    from ..neurons import NeuronSet
-    from ..training import finetune
 
     if sets is None:
         sets = detected_sets(model_loader, tok, tasks, detection)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from ..neurons.analysis import bootstrap_interval
 
 LEVELS = {"none": "original", "own": "own_off", "random": "random_off", "other": "other_off"}
 QUANTITIES = (
@@ -105,7 +106,6 @@ def _statistics(cell: dict, ex, seeds, others) -> np.ndarray:
 
 def _interval_row(cells: list[dict], n_resamples: int, confidence: float, seed: int) -> dict:
     """Point values and intervals of QUANTITIES averaged over ``cells`` (one per task)."""
-    from ..analysis import bootstrap_interval
 
     sizes = []
     for cell in cells:

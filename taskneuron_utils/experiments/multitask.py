@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 from ..tasks import Split, Task
 from .common import ConfigMixin, data_hash, settings_key, write_folder
+from ..core.models import cache_dir, load_model, model_name, weight_fingerprint
+from ..tasks import load_tasks
+from ..training.finetuning import finetune
 
 if TYPE_CHECKING:
     from torch import nn
@@ -137,9 +140,6 @@ def multitask_finetune(
         (model, tok, info): the fine-tuned model (eval mode), its tokenizer, and the provenance
         dict plus ``cached`` (bool, True when loaded from the cache) and ``path``.
     """
-    from ..models import cache_dir, load_model, model_name, weight_fingerprint
-    from ..tasks import load_tasks
-    from ..training import finetune
 
     tasks = load_tasks(list(config.tasks), profile=config.source) if tasks is None else tasks
     base_model, tok = load_model(config.model) if base is None else base

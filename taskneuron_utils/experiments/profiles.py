@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .common import ConfigMixin
-from .continual import ContinualConfig
+from .continual.sequence import ContinualConfig
 from .deactivation import DeactivationConfig
 from .detection import DetectionConfig
 from .finetuning import FinetuningConfig
-from .generalization import GeneralizationConfig
+from .generalization.sweep import GeneralizationConfig
 from .multitask import MultitaskConfig
+from ..tasks import load_tasks
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,6 @@ class Profile(ConfigMixin):
         profile's source: the shipped suite for ``quick``, the hub data sets for ``paper``.
         ``kwargs`` go to ``tasks.load_tasks`` (``data_dir=``: a folder of local copies;
         for ``paper`` also ``split_sizes=``, ``cache_dir=``...)."""
-        from ..tasks import load_tasks
 
         names = list(self.detection.tasks if names is None else names)
         return load_tasks(names, profile=self.detection.source, **kwargs)

@@ -36,12 +36,17 @@ import torch
 
 from ..tasks import Task
 from .deactivation import DeactivationConfig, deactivation_rows, examples_frame
+from ..neurons.neuron_set import NeuronSet
+from ..core.layout import layout_for
+from ..hooks.tracing import trace
+from ..core.placement import input_device
+from ..tasks import collate, encode
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from ..neurons import NeuronSet
+    from ..neurons.neuron_set import NeuronSet
 
 VALUES = ("nll", "score")
 _GROUPS = ("model", "family")
@@ -75,7 +80,6 @@ def specificity(
         ``deactivation``'s rows of every family, with a ``family`` column; read it with
         ``specificity_scores``, ``deactivation_matrix`` and ``plots.plot_specificity``.
     """
-    from ..neurons import NeuronSet
 
     families = {"sets": sets} if all(isinstance(s, NeuronSet) for s in sets.values()) else sets
     reuse: dict = {}  # none and random rows, shared by families whose sets have equal sizes
@@ -128,10 +132,6 @@ def core_profile(
         the site's unit: the model's activations), ``ratio`` (set_act / other_act; NaN where the
         set has no unit or the others none). ``.groupby("layer")`` or ``("kind")`` summarises.
     """
-    from ..architectures import layout_for
-    from ..hooks import trace
-    from ..placement import input_device
-    from ..tasks import collate, encode
 
     layout = layout_for(model, core.sizes)
     core.check_fits(model)

@@ -16,6 +16,11 @@ from ..tasks import Task, encode
 from .common import ConfigMixin, check_fraction, eval_split, fresh, sample
 from .deactivation import PER_TOKEN, DeactivationConfig, deactivation_rows, examples_frame
 from .detection import DetectionConfig, detect, detected_sets
+from ..scoring.evaluation import evaluate
+from ..scoring.loss import answer_nll
+from ..neurons.neuron_set import NeuronSet
+from ..training.finetuning import finetune
+from ..neurons.analysis import bootstrap_interval
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -155,10 +160,6 @@ def budget_sweep(
     """
     from scipy.integrate import trapezoid
 
-    from ..evaluation import evaluate
-    from ..loss import answer_nll
-    from ..neurons import NeuronSet
-
     budgets = sorted({int(b) for b in budgets})
     if not budgets or budgets[0] < 1:
         raise ValueError(f"budgets are positive numbers of steps, got {budgets}")
@@ -278,7 +279,6 @@ def _scored_run(
     """Train ``model`` (neurons, or every parameter when ``neurons`` is None) for the largest
     budget at a constant ``lr``; ``dev_nll(model)`` at each step of ``points`` and ``score(model)``
     at each budget. Returns (history, {step: dev NLL}, {step: evaluate's result})."""
-    from ..training import finetune
 
     curve, tested = {}, {}
 
@@ -343,7 +343,6 @@ def budget_contrasts(
         token), ``runs`` (paired runs), ``diff`` (mean of neurons - other), ``low``, ``high``.
         Negative NLL / dev AUC differences and positive score differences favour task neurons.
     """
-    from ..analysis import bootstrap_interval
 
     values = [c for c in ("score", *PER_TOKEN, "nll", "dev_auc_mean") if c in df]
     at = df[df["is_budget"] & (df["step"] > 0)]

@@ -1,10 +1,11 @@
-"""Where users already work: LAPE's neuron files (``lape``), the Hugging Face Hub (``hub``),
-lm-evaluation-harness (``lm_eval``, needs the ``lm-eval`` extra).
+"""Where users already work: lm-evaluation-harness (``harness``: a model with neurons switched
+off, registered as ``taskneurons``; needs the ``lm-eval`` extra) and a task exported as a harness
+task (``harness_export``). Imports every layer up to ``training``.
 
-``NeuronSet`` exposes the first two as methods (``from_lape`` / ``to_lape`` / ``save_lape``,
-``push_to_hub`` / ``from_hub``); these modules hold the logic.
+The file formats of other tools live in ``io`` (``io.lape``, ``io.hub``); ``interop.lape`` and
+``interop.hub`` still name them, for code written before the move.
 """
 
-from . import hub, lape
+from ..io import hub, lape
 
 __all__ = ["hub", "lape"]

@@ -38,13 +38,14 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm.auto import tqdm
 
-from ..generation import generate_answers, inference
-from ..interventions import deactivate, scale
-from ..loss import lm_head_logits
-from ..neurons import NeuronSet
-from ..placement import input_device
+from ..scoring.generation import generate_answers, inference
+from ..hooks.interventions import deactivate, scale
+from ..scoring.loss import lm_head_logits
+from ..neurons.neuron_set import NeuronSet
+from ..core.placement import input_device
 from ..tasks import collate, has_chat_template
 from ..tasks.encoding import Encoded
+from ..core.models import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,6 @@ class TaskNeuronsLM(LM):
         if neurons is None and mode not in ("none",):
             mode = "none"  # nothing to switch off: the plain model
         if model is None:
-            from ..models import load_model
-
             if str(device or "").startswith("cuda") and not torch.cuda.is_available():
                 # The harness's command line passes device="cuda" unless told otherwise.
                 logger.warning(

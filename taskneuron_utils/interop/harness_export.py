@@ -24,8 +24,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..storage import atomic_write
+from ..io.storage import atomic_write
 from ..tasks import Task, answer_ids, end_marker_id, format_prompt, has_chat_template
+from ..scoring.evaluation import option_text
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -51,7 +52,6 @@ def export_lm_eval_task(
     examples = list(task.splits[split])[:n]
     if not examples:
         raise ValueError(f"task {task.name!r} has no examples in its {split!r} split")
-    from ..evaluation import option_text
 
     name = name or f"tn_{task.name}"
     folder = Path(folder).resolve()

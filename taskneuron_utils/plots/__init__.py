@@ -6,6 +6,9 @@ notebook cell ending in a plot call shows the figure once, with no trailing ``;`
     ax.figure.savefig("overlap.png")
     fig, axes = plt.subplots(1, 2)
     plots.plot_layer_profile(profile, ax=axes[0])  # drawn into a panel of your own figure
+
+Plots depend on frames: they import matplotlib, seaborn and the statistics of
+``neurons.analysis``, never ``experiments`` (which import them).
 """
 
 from .continual import plot_cl_matrix, plot_cl_summary, plot_cl_trajectories

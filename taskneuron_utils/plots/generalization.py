@@ -8,6 +8,8 @@ import seaborn as sns
 from matplotlib.axes import Axes
 
 from .figure import new_axes
+from ..neurons.analysis import correlate
+from ..neurons.analysis import PAPER_LAYER_CORRELATION
 
 _CONDITION_COLORS = {"task": "#c44e52", "random": "#4c72b0", "full": "#555555"}
 
@@ -19,7 +21,6 @@ def plot_overlap_gain(
     ``pairwise_transfer`` rows), coloured by condition (or same/other family), with Pearson and
     Spearman (``analysis.correlate``, 95% bootstrap interval) in the title. Also overlap vs
     forgetting: ``ex.forgetting_overlap`` rows with ``y="forgetting"``."""
-    from ..analysis import correlate
 
     part = df[df["domain"] == domain] if domain is not None and "domain" in df else df
     ax = new_axes(ax, size=(6, 4.2))
@@ -89,7 +90,6 @@ def plot_layer_correlation(corr: pd.DataFrame, *, ax=None) -> Axes:
     """Per-layer Pearson and Spearman correlation of similarity and gain
     (``layer_correlations``), one line per vectorisation, with the paper's ranges shaded
     (Pearson 0.79-0.97, Spearman 0.71-0.83)."""
-    from ..analysis import PAPER_LAYER_CORRELATION
 
     ax = new_axes(ax, size=(7, 4))
     colors = {"pearson": "#c44e52", "spearman": "#4c72b0"}

@@ -27,16 +27,13 @@ from .data import (
     DEFAULT_SPLITS,
     METRICS,
     SPLIT_NAMES,
-    EncodingError,
     Example,
-    HubUnavailableError,
     Split,
     Task,
-    TaskDataError,
-    UnknownTaskError,
     read_csv,
     read_jsonl,
 )
+from ..errors import EncodingError, HubUnavailableError, TaskDataError, UnknownTaskError
 from .encoding import (
     Encoded,
     answer_ids,

@@ -16,35 +16,12 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from ..errors import TaskDataError
 
 CATEGORIES = ("classification", "generation")
 METRICS = {"classification": ("accuracy",), "generation": ("exact_match", "rouge_l")}
 SPLIT_NAMES = ("train", "dev", "test")
 DEFAULT_SPLITS = (0.7, 0.1, 0.2)
-
-
-# ----------------------------------------------------------------------------------------------
-# Errors
-# ----------------------------------------------------------------------------------------------
-
-
-class TaskDataError(ValueError):
-    """Task data is malformed: bad JSON, a missing field, an empty split, an unknown label."""
-
-
-class UnknownTaskError(KeyError, ValueError):
-    """A task name that is not in the suite (or ``HUB_TASKS``); the message lists the known ones."""
-
-    def __str__(self) -> str:  # KeyError would print the message wrapped in quotes
-        return str(self.args[0]) if self.args else ""
-
-
-class EncodingError(ValueError):
-    """An example cannot be turned into tokens (empty answer, or it cannot fit ``max_length``)."""
-
-
-class HubUnavailableError(RuntimeError):
-    """A hub data set could not be fetched (no network, or ``HF_HUB_OFFLINE=1``)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,7 +137,7 @@ class Task:
         # Bind every split to this task (a Split from elsewhere is re-bound, its examples shared).
         for split_name in SPLIT_NAMES:
             value = getattr(self, split_name)
-            examples = _to_examples(value, lambda i, s=split_name: f"task {self.name!r}, {s}[{i}]")
+            examples = to_examples(value, lambda i, s=split_name: f"task {self.name!r}, {s}[{i}]")
             setattr(self, split_name, Split(examples, self, split_name))
         if self.category == "classification":
             if self.labels is None:
@@ -239,7 +216,7 @@ class Task:
                 raise ValueError(f"unknown split names {sorted(unknown)}; use {SPLIT_NAMES}")
             parts = {}
             for split_name, split_records in splits.items():
-                parts[split_name] = _to_examples(
+                parts[split_name] = to_examples(
                     split_records, lambda i, s=split_name: f"task {name!r}, {s} record {i}"
                 )
                 if not parts[split_name]:
@@ -247,7 +224,7 @@ class Task:
         else:
             if records is None:
                 raise ValueError("records is required unless splits is a dict of record lists")
-            examples = _to_examples(records, lambda i: f"task {name!r}, record {i}")
+            examples = to_examples(records, lambda i: f"task {name!r}, record {i}")
             parts = _split_by_fractions(examples, splits, seed, name)
         return cls(
             name=name,
@@ -289,7 +266,7 @@ def _rows(records) -> Iterable:
     return records
 
 
-def _to_examples(records, where: Callable[[int], str]) -> list[Example]:
+def to_examples(records, where: Callable[[int], str]) -> list[Example]:
     """Validate records (dicts or Examples; a list, a pandas DataFrame or a ``datasets.Dataset``)
     and turn them into Examples; ``where(i)`` names one in error messages."""
     examples = []
@@ -379,7 +356,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, str]]:
                 raise TaskDataError(
                     f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})"
                 ) from None
-            records.extend(_to_examples([record], lambda i, where=f"{path}:{lineno}": where))
+            records.extend(to_examples([record], lambda i, where=f"{path}:{lineno}": where))
     if not records:
         raise TaskDataError(f"{path}: no examples (empty split)")
     return [{"input": ex.input, "output": ex.output} for ex in records]

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .data import EncodingError, Example, Split, _to_examples
+from .data import Example, Split, to_examples
+from ..errors import EncodingError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -165,7 +166,7 @@ def encode(
                 "encode needs a Split (which knows its task's instruction) or instruction=..."
             )
         instruction = task.instruction
-    examples = _to_examples(data, lambda i: f"example {i}")
+    examples = to_examples(data, lambda i: f"example {i}")
     encoded, n_truncated = [], 0
     for i, ex in enumerate(examples):
         try:

@@ -26,7 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import SPLIT_NAMES, HubUnavailableError, Task, TaskDataError, UnknownTaskError
+from .data import SPLIT_NAMES, Task
+from ..errors import HubUnavailableError, TaskDataError, UnknownTaskError
 from .hub_specs import HUB_TASKS, HubSpec
 
 HUB_DATA_ENV = "TASKNEURON_HUB_DATA"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .data import TaskDataError
+from ..errors import TaskDataError
 
 
 @dataclass(frozen=True)

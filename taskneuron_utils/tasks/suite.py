@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import SPLIT_NAMES, Task, TaskDataError, UnknownTaskError, read_jsonl
+from .data import SPLIT_NAMES, Task, read_jsonl
+from ..errors import TaskDataError, UnknownTaskError
 from .hub import load_hub_task
 from .hub_specs import HUB_TASKS, PAPER_TASKS
 

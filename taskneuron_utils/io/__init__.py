@@ -1,0 +1,9 @@
+"""File formats: how artefacts are stored and exchanged. Imports ``errors`` and ``core`` only.
+
+    storage   atomic safetensors files with JSON metadata (every artefact), ``atomic_write``
+    lape      LAPE's per-layer neuron masks, read and written as plain ``{site: indices}``
+    hub       artefact folders on the Hugging Face Hub, read back by the kind stored in the file
+
+These modules never import the classes they serialise (``NeuronSet``, ``Relevance``): those
+classes call them with plain tensors and metadata.
+"""
