@@ -42,8 +42,8 @@ from harness import (
     measuring_env,
     peak_rss,
 )
-from taskneuron_utils.attribution import attribute
-from taskneuron_utils.loss import answer_losses
+from taskneuron_utils.attribution.run import attribute
+from taskneuron_utils.scoring.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode, load_tasks
 
 
@@ -98,7 +98,7 @@ def matmul_floor(model, batches) -> dict:
         sum(m.weight.numel() for m in layer.modules() if isinstance(m, torch.nn.Linear))
         for layer in layers
     ]
-    down = tn.site_map(model)["layers.0.mlp.down"].module.weight.numel()
+    down = tn.core.site_map(model)["layers.0.mlp.down"].module.weight.numel()
     head = model.get_output_embeddings().weight.numel()
     tokens = sum(b["input_ids"].numel() for b in batches)
     answers = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
@@ -210,7 +210,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"{platform.processor() or platform.platform()}",
         "torch": torch.__version__,
-        "model": tn.model_name(model),
+        "model": tn.core.model_name(model),
         "task": args.task,
         "batches": [list(b["input_ids"].shape) for b in batches],
         "answer_tokens": sum(int((b["labels"] != -100).sum()) for b in batches),

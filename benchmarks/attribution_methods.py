@@ -62,9 +62,9 @@ from tqdm.auto import tqdm
 import taskneuron_utils as tn
 from harness import add_threads_option, apply_threads, write_csv, write_json
 from taskneuron_utils import experiments as ex
-from taskneuron_utils.analysis import expected_random_jaccard
+from taskneuron_utils.neurons.analysis import expected_random_jaccard
 from taskneuron_utils.experiments.common import eval_split
-from taskneuron_utils.loss import answer_losses
+from taskneuron_utils.scoring.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode
 
 TASKS = ex.PROFILES["quick"].multitask.tasks  # the six tasks of the mixture

@@ -26,7 +26,7 @@ from scipy import stats
 
 import taskneuron_utils as tn
 from harness import add_threads_option, apply_threads, emit, timed
-from taskneuron_utils.attribution import attribute
+from taskneuron_utils.attribution.run import attribute
 from taskneuron_utils.tasks import default_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -95,7 +95,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "cpu_bf16_flags": cpu_flags(),
         "torch": torch.__version__,
-        "model": tn.model_name(model32),
+        "model": tn.core.model_name(model32),
         "batches": [list(b["input_ids"].shape) for b in batches],
         "repeats": args.repeats,
         "seconds_median": {f"{way}/{work}": round(s, 4) for (way, work), s in median.items()},

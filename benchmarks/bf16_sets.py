@@ -28,7 +28,7 @@ import torch
 
 import taskneuron_utils as tn
 from harness import emit
-from taskneuron_utils.analysis import layer_profile, overlap_matrix
+from taskneuron_utils.neurons.analysis import layer_profile, overlap_matrix
 from taskneuron_utils.experiments import DetectionConfig, detect
 from taskneuron_utils.experiments.multitask import MultitaskConfig
 

@@ -24,7 +24,7 @@ import torch
 import taskneuron_utils as tn
 from harness import add_threads_option, apply_threads, emit, random_tenth
 from taskneuron_utils.tasks import Task, load_tasks
-from taskneuron_utils.training import finetune
+from taskneuron_utils.training.finetuning import finetune
 
 WORDS = [
     "apple",

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, when import
 from harness import emit, timed  # noqa: E402
 
 import taskneuron_utils as tn  # noqa: E402
-from taskneuron_utils.memory import KNOWN_CONFIGS, estimate_memory, measure_peak  # noqa: E402
+from taskneuron_utils.memory.estimate import KNOWN_CONFIGS, estimate_memory, measure_peak  # noqa: E402
 from taskneuron_utils.tasks import Task, collate, encode  # noqa: E402
 
 TINY = dict(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from taskneuron_utils.neurons import NeuronSet, layout_of
+from taskneuron_utils.neurons.neuron_set import NeuronSet, layout_of
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ import torch
 
 import taskneuron_utils as tn
 from harness import add_threads_option, apply_threads, emit, random_tenth, timed
-from taskneuron_utils.interventions import deactivate
+from taskneuron_utils.hooks.interventions import deactivate
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
         "neurons_total": sum(neurons.sizes.values()),
         "batch": [args.batch_size, args.length],
         "repeats": args.repeats,
-        "model": tn.model_name(model),
+        "model": tn.core.model_name(model),
         "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "target": "masked_over_unmasked <= 1.05",

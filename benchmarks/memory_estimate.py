@@ -21,8 +21,8 @@ import transformers
 
 import taskneuron_utils as tn
 from harness import add_threads_option, apply_threads, emit
-from taskneuron_utils.memory import estimate_memory, measure_peak
-from taskneuron_utils.models import default_model_path
+from taskneuron_utils.memory.estimate import estimate_memory, measure_peak
+from taskneuron_utils.core.models import default_model_path
 from taskneuron_utils.tasks import Task, collate, encode
 
 CASES = [  # (family, attention, dtype, method)

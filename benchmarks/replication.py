@@ -70,7 +70,7 @@ from replication_sweeps import (
     summarize_sweeps,
 )
 from taskneuron_utils import experiments as ex, plots  # noqa: E402
-from taskneuron_utils.neurons import NeuronSet, parse_site_name  # noqa: E402
+from taskneuron_utils.neurons.neuron_set import NeuronSet, parse_site_name  # noqa: E402
 
 QUICK = ex.PROFILES["quick"]
 MULTITASK = QUICK.multitask  # the "original" model of Table 1, and the tasks of every part

@@ -68,7 +68,7 @@ def load(tiny: bool):
         return tn.load_model()
     import transformers
 
-    from taskneuron_utils.models import default_model_path
+    from taskneuron_utils.core.models import default_model_path
 
     tok = transformers.AutoTokenizer.from_pretrained(default_model_path())
     if tok.pad_token is None:
@@ -415,7 +415,7 @@ def main(argv=None) -> dict:
             print("fine-tuning: loading the model...", file=sys.stderr)
             model, tok = load(args.tiny)
             data = load_data(args.task, args.examples)
-            result["model"] = tn.model_name(model)
+            result["model"] = tn.core.model_name(model)
             result["finetune"] = finetune_scaling(model, tok, data, options, args.repeats, progress)
             for key in (
                 "neuron_step_over_full_step",

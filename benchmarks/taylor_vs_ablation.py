@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 import taskneuron_utils as tn
 from harness import emit
-from taskneuron_utils.attribution import per_example_relevance
-from taskneuron_utils.loss import answer_losses
-from taskneuron_utils.neurons import NeuronSet, layout_of
+from taskneuron_utils.attribution.run import per_example_relevance
+from taskneuron_utils.scoring.loss import answer_losses
+from taskneuron_utils.neurons.neuron_set import NeuronSet, layout_of
 from taskneuron_utils.tasks import collate, encode, load_tasks
 
 
@@ -81,7 +81,7 @@ def main() -> None:
     ]
     report = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-        "model": tn.model_name(model),
+        "model": tn.core.model_name(model),
         "loss": "mean answer-token NLL per example, averaged over the examples (nats)",
         "results": results,
         "seconds": round(time.perf_counter() - started, 1),

@@ -14,7 +14,7 @@ of every act site (4,620 units).
   peak resident memory during ``top_examples`` above what the process held just before it
   (RSS sampled every 5 ms from /proc, in a child whose malloc maps large blocks on their own,
   ``harness.measuring_env``; it counts torch's tensors and Python's objects alike);
-  target <= 1.1. (``tn.measure_peak``'s profiler keeps every allocation event and ran out
+  target <= 1.1. (``tn.memory.measure_peak``'s profiler keeps every allocation event and ran out
   of memory on 80 examples here; RSS sampling costs nothing.)
 """
 
@@ -37,7 +37,7 @@ from harness import (
     measuring_env,
     peak_rss,
 )
-from taskneuron_utils.neuron_pages import data_items
+from taskneuron_utils.pages.scan import data_items
 from taskneuron_utils.tasks import Encoded, collate
 
 
@@ -123,7 +123,7 @@ def main() -> None:
             memory["10n"]["peak_rss_increase_bytes"] / memory["n"]["peak_rss_increase_bytes"], 4
         ),
         "memory": memory,
-        "model": tn.model_name(model),
+        "model": tn.core.model_name(model),
         "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "target": "top_examples_over_forward <= 1.2; peak_memory_10x_over_1x <= 1.1",

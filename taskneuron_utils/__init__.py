@@ -11,76 +11,54 @@
 See README.md and the numbered notebooks for the full tour.
 """
 
-from .core.layout import (
-    FAMILIES,
-    Family,
-    NeuronLayout,
-    Site,
-    ffn_sites,
-    layout_for,
-    layout_of,
-    model_name,
-    register_family,
-    site_map,
-    weight_fingerprint,
-)
-from .errors import NeuronSetMismatchError, SiteKindError, UnsupportedArchitectureError
-from .attribution.run import Relevance, attribute
-from .errors import AttributionError
-from .hooks.baselines import Ablation, ActivationStats, activation_stats
-from .scoring.evaluation import evaluate
-from .hooks.tracing import Edit, Trace, trace
+import importlib
+import warnings
+
+from . import errors
+from .attribution import attribute, method_agreement
+from .core import Site, ffn_sites, layout_of, load_model
+from .hooks import Ablation, Edit, Trace, activation_stats, deactivate, scale, trace
 from .interop.harness_export import export_lm_eval_task
-from .hooks.interventions import deactivate, scale
-from .errors import AnswerMaskError
-from .memory.estimate import MemoryEstimate, estimate_memory, estimate_table, measure_peak
-from .attribution.agreement import method_agreement
-from .core.models import cache_dir, load_model
-from .errors import ModelNotAvailableError
-from .neurons.neuron_set import NeuronSet
-from .pages.scan import neuron_stats, top_examples
-from .pages.report import export_neuron_pages, neuron_page
-from .pages.vocab import vocab_projection
-from .errors import OffloadedWeightsError
-from .neurons.selection import matched_top, select, shared_core
-from .errors import ArtefactFileError
+from .memory import estimate_memory
+from .neurons import NeuronSet, Relevance, select, shared_core
+from .pages import export_neuron_pages, neuron_page, neuron_stats, top_examples, vocab_projection
+from .scoring import evaluate
 from .tasks import Example, Split, Task, format_prompt, load_hub_task, load_tasks
-from .errors import EncodingError, HubUnavailableError, TaskDataError, UnknownTaskError
-from .training.finetuning import finetune
-from .ui import playground  # tn.playground.neuron_playground: the interactive neuron panel
-from .neurons import selection  # tn.selection: contrastive, entropy, exclusive sets, shared core
-from .memory import (
-    estimate as memory,
-)  # tn.memory: estimate_memory's formula, KNOWN_CONFIGS (7B configs offline)
-from . import interop  # tn.interop: LAPE files, the Hub, lm-evaluation-harness
+from .training import finetune
+from .training import TrainConfig
+
+# The layers, lowest first, reachable as tn.<name> (README "Layout"; tests/test_layering.py).
+from . import core as core
+from . import tasks as tasks
+from . import io as io
+from . import neurons as neurons
+from . import hooks as hooks
+from . import scoring as scoring
+from . import attribution as attribution
+from . import training as training
+from . import plots as plots
+from . import memory as memory
+from . import pages as pages
+from . import interop as interop
+from . import experiments as experiments
+from . import ui as ui
 
 # The one place the version is written: pyproject.toml reads it from here (setuptools' attr:),
 # and CHANGELOG.md has a section for it.
 __version__ = "0.1.0"
 
-# The public API: what `from taskneuron_utils import *` gives, what the API reference documents
-# (docs/api/, checked by tests/test_docs.py) and what type checkers treat as re-exported.
+# The front door: the verbs and types of the tour (README, notebook 00). What `from
+# taskneuron_utils import *` gives, what the API reference documents (docs/api/, checked by
+# tests/test_docs.py) and what type checkers treat as re-exported. Everything else is reached
+# through its layer: tn.core (families, layouts, identity), tn.errors, tn.memory, tn.pages, ...
 __all__ = [
     "__version__",
-    # models and their neurons
+    "errors",
+    # a model and its neurons
     "load_model",
-    "cache_dir",
-    "ModelNotAvailableError",
     "ffn_sites",
     "Site",
-    "site_map",
     "layout_of",
-    "layout_for",
-    "NeuronLayout",
-    "model_name",
-    "weight_fingerprint",
-    "Family",
-    "FAMILIES",
-    "register_family",
-    "UnsupportedArchitectureError",
-    "SiteKindError",
-    "NeuronSetMismatchError",
-    "OffloadedWeightsError",
     # tasks
     "load_tasks",
     "load_hub_task",
@@ -88,23 +66,13 @@ __all__ = [
     "Split",
     "Example",
     "format_prompt",
-    "TaskDataError",
-    "UnknownTaskError",
-    "HubUnavailableError",
-    "EncodingError",
-    # relevance, neuron sets, selections
+    # relevance and neuron sets
     "attribute",
     "Relevance",
-    "AttributionError",
-    "AnswerMaskError",
     "NeuronSet",
-    "activation_stats",
-    "ActivationStats",
-    "method_agreement",
-    "ArtefactFileError",
     "select",
-    "matched_top",
     "shared_core",
+    "method_agreement",
     # looking inside and intervening
     "trace",
     "Trace",
@@ -112,25 +80,74 @@ __all__ = [
     "deactivate",
     "scale",
     "Ablation",
+    "activation_stats",
     # evaluation and training
     "evaluate",
     "finetune",
-    # other tools (tn.interop)
-    "export_lm_eval_task",
+    "TrainConfig",
     # what a neuron does
     "top_examples",
     "neuron_stats",
     "vocab_projection",
     "neuron_page",
     "export_neuron_pages",
-    # memory
+    # other tools, memory
+    "export_lm_eval_task",
     "estimate_memory",
-    "estimate_table",
-    "measure_peak",
-    "MemoryEstimate",
-    # modules
-    "playground",
-    "selection",
-    "memory",
-    "interop",
 ]
+
+# Names the facade held before the layers (0.1.0 notebooks and scripts): they still work, with a
+# DeprecationWarning that names their home. {old name: (module, attribute)}.
+_MOVED = {
+    **{
+        name: ("taskneuron_utils.core", name)
+        for name in (
+            "cache_dir",
+            "site_map",
+            "layout_for",
+            "NeuronLayout",
+            "model_name",
+            "weight_fingerprint",
+            "Family",
+            "FAMILIES",
+            "register_family",
+        )
+    },
+    **{
+        name: ("taskneuron_utils.errors", name)
+        for name in (
+            "ModelNotAvailableError",
+            "UnsupportedArchitectureError",
+            "SiteKindError",
+            "NeuronSetMismatchError",
+            "OffloadedWeightsError",
+            "TaskDataError",
+            "UnknownTaskError",
+            "HubUnavailableError",
+            "EncodingError",
+            "AttributionError",
+            "AnswerMaskError",
+            "ArtefactFileError",
+        )
+    },
+    "ActivationStats": ("taskneuron_utils.hooks", "ActivationStats"),
+    "matched_top": ("taskneuron_utils.neurons", "matched_top"),
+    "selection": ("taskneuron_utils.neurons", "selection"),
+    "playground": ("taskneuron_utils.ui", "playground"),
+    "estimate_table": ("taskneuron_utils.memory", "estimate_table"),
+    "measure_peak": ("taskneuron_utils.memory", "measure_peak"),
+    "MemoryEstimate": ("taskneuron_utils.memory", "MemoryEstimate"),
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        module, attribute = _MOVED[name]
+        home = module.removeprefix("taskneuron_utils")
+        warnings.warn(
+            f"tn.{name} moved to tn{home}.{attribute}; the old name will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'taskneuron_utils' has no attribute {name!r}")

@@ -34,6 +34,7 @@ from .experiments import main_job
 from .tasks import Task
 from . import plots
 from .neurons.analysis import layer_profile
+from .neurons.neuron_set import check_fraction
 from .experiments import detect
 from .core.models import load_model
 from .core.parallel import init_from_environment
@@ -305,10 +306,12 @@ def _refuse_or_clear(out: Path, settings: dict, previous: dict | None, overwrite
 
 
 def _detect(args) -> int:
-    if not 0 < args.k <= 1:
+    try:
+        check_fraction(args.k)
+    except ValueError:
         raise UsageError(
             f"--k is a fraction of neurons in (0, 1], got {args.k:g}; use --k 0.1 for the top 10%"
-        )
+        ) from None
     _check_count("--n", args.n, 0)
     _check_count("--batch-size", args.batch_size, 1)
     kinds = _check_kinds(args.kinds)

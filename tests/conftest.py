@@ -49,7 +49,7 @@ def default_model():
 def default_tok():
     """The default model's tokenizer, as ``tn.load_model()`` returns it (pad token set), read
     from the model cache folder without loading the weights."""
-    from taskneuron_utils.models import default_model_path
+    from taskneuron_utils.core.models import default_model_path
 
     tok = transformers.AutoTokenizer.from_pretrained(default_model_path())
     if tok.pad_token is None:

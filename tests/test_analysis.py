@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.analysis import correlate, neuron_vectors, parameter_similarity
+from taskneuron_utils.neurons.analysis import correlate, neuron_vectors, parameter_similarity
 from tiny_models import tiny_model
 
 

@@ -86,7 +86,7 @@ def test_unknown_architecture_names_families_and_registration():
         class config:
             model_type = "toy"
 
-    with pytest.raises(tn.UnsupportedArchitectureError) as err:
+    with pytest.raises(tn.errors.UnsupportedArchitectureError) as err:
         tn.ffn_sites(Toy())
     message = str(err.value)
     assert "'toy'" in message and "register_family" in message
@@ -119,16 +119,18 @@ def test_register_a_new_family():
             self.blocks = nn.ModuleList([Block(), Block(), Block()])
 
     try:
-        tn.register_family(
-            tn.Family("toy", ("toy_registered",), "blocks", {"fc_in": "w_in", "fc_out": "w_out"})
+        tn.core.register_family(
+            tn.core.Family(
+                "toy", ("toy_registered",), "blocks", {"fc_in": "w_in", "fc_out": "w_out"}
+            )
         )
         names = [(s.name, s.n_neurons) for s in tn.ffn_sites(Toy())]
         assert names[:2] == [("layers.0.mlp.fc_in", 8), ("layers.0.mlp.fc_out", 4)]
         assert len(names) == 6
         with pytest.raises(ValueError, match="already belongs"):
-            tn.register_family(tn.Family("toy2", ("toy_registered",), "blocks", {}))
+            tn.core.register_family(tn.core.Family("toy2", ("toy_registered",), "blocks", {}))
     finally:
-        tn.FAMILIES.pop("toy", None)
+        tn.core.FAMILIES.pop("toy", None)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -136,7 +138,7 @@ def test_act_sites_sit_between_the_projections(family):
     """The act site of a layer is the input of its output projection, d_ff units, listed in
     data-flow order; the default layout (the linear sites) does not include it."""
     model = tiny_model(family)
-    linear = tn.site_map(model)
+    linear = tn.core.site_map(model)
     every = tn.ffn_sites(model, "all")
     d_ff = ffn_width(model)
     inputs, output = (("gate", "up"), "down") if family in GATED else (("fc_in",), "fc_out")
@@ -161,31 +163,31 @@ def test_kinds_choose_sites_in_data_flow_order_and_unknown_kinds_are_refused():
     assert tn.layout_of(model, "act").kinds == ("act",)
     assert tn.layout_of(model, "all").kinds == ("gate", "up", "act", "down")
     with pytest.raises(
-        tn.SiteKindError,
+        tn.errors.SiteKindError,
         match=r"'fc_out' is not a site kind of model "
         r"'LlamaForCausalLM'; choose from gate, up, act, down, or 'all'",
     ):
         tn.ffn_sites(model, ["act", "fc_out"])
-    with pytest.raises(tn.SiteKindError, match="no site kind given"):
+    with pytest.raises(tn.errors.SiteKindError, match="no site kind given"):
         tn.ffn_sites(model, ())
 
 
 def test_layout_for_is_the_layout_of_the_kinds_a_set_names():
     model = tiny_model("gpt2")
     act = dict(tn.layout_of(model, "act"))
-    assert tn.layout_for(model, act) is tn.layout_of(model, "act")
-    assert tn.layout_for(model, dict(tn.layout_of(model))) is tn.layout_of(model)
+    assert tn.core.layout_for(model, act) is tn.layout_of(model, "act")
+    assert tn.core.layout_for(model, dict(tn.layout_of(model))) is tn.layout_of(model)
     # Kinds the model lacks are left out, so that check names the difference.
     foreign = dict(tn.layout_of(tiny_model("llama"), "all"))
-    with pytest.raises(tn.NeuronSetMismatchError, match="sites only in the neuron set"):
-        tn.layout_for(model, foreign).check(foreign)
+    with pytest.raises(tn.errors.NeuronSetMismatchError, match="sites only in the neuron set"):
+        tn.core.layout_for(model, foreign).check(foreign)
 
 
 @pytest.mark.parametrize("family", ["llama", "phi3", "gpt2", "bloom"])
 def test_act_unit_reads_and_writes_its_rows_and_column(family):
     """read: [input projection rows (and biases)..., output projection column], by hand."""
     model = tiny_model(family)
-    act = tn.site_map(model, "all")["layers.1.mlp.act"]
+    act = tn.core.site_map(model, "all")["layers.1.mlp.act"]
     got = act.read([2, 5])
     expected = [part.read([2, 5]) for part in act.parts[:-1]]  # rows (+ bias) of gate, up / fc_in
     weight = act.parts[-1].module.weight

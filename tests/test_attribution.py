@@ -5,8 +5,8 @@ import torch
 from scipy.stats import spearmanr
 
 import taskneuron_utils as tn
-from taskneuron_utils.attribution import AttributionError, attribute, per_example_relevance
-from taskneuron_utils.loss import AnswerMaskError, answer_losses
+from taskneuron_utils.attribution.run import AttributionError, attribute, per_example_relevance
+from taskneuron_utils.scoring.loss import AnswerMaskError, answer_losses
 from taskneuron_utils.tasks import collate, encode
 from tiny_models import tiny_model
 
@@ -223,7 +223,7 @@ def test_bfloat16_model_with_float_accumulators(tok, toy_task):
 def output_projection(model, layer):
     """The FFN output projection (down_proj / fc_out) of ``layer``, found through the linear
     sites, so that these checks do not rely on the act site they test."""
-    sites = tn.site_map(model)
+    sites = tn.core.site_map(model)
     for kind in ("down", "fc_out"):
         if f"layers.{layer}.mlp.{kind}" in sites:
             return sites[f"layers.{layer}.mlp.{kind}"].module
@@ -287,14 +287,14 @@ def test_scoring_act_too_leaves_the_linear_sites_sums_bit_identical(tok, toy_tas
 def test_unknown_or_missing_kinds_are_clear_errors(tok, toy_task):
     model = tiny("llama", tok)
     with pytest.raises(
-        tn.SiteKindError,
+        tn.errors.SiteKindError,
         match=r"'fc_in' is not a site kind of model "
         r"'LlamaForCausalLM'; choose from gate, up, act, down, or 'all'",
     ):
         attribute(model, tok, toy_task.train[:2], kinds="fc_in", progress=False)
-    with pytest.raises(tn.SiteKindError, match="'actt' is not a site kind"):
+    with pytest.raises(tn.errors.SiteKindError, match="'actt' is not a site kind"):
         attribute(model, tok, toy_task.train[:2], kinds=("gate", "actt"), progress=False)
-    with pytest.raises(tn.SiteKindError, match="no site kind given"):
+    with pytest.raises(tn.errors.SiteKindError, match="no site kind given"):
         attribute(model, tok, toy_task.train[:2], kinds=[], progress=False)
 
 

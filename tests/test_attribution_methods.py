@@ -1,21 +1,34 @@
 """The attribution methods beside gradient x activation, each against a computation by hand."""
 
+import hashlib
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import transformers
 
 import taskneuron_utils as tn
-from taskneuron_utils.loss import answer_losses
+from taskneuron_utils.scoring.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode
 from test_attribution import exact_ablation
 from tiny_models import tiny_model
 
 # The last commit whose attribution.py computed the default relevance before methods existed.
 BEFORE = "7550c480f96932b4bd9a953b0507200b64c088aa"
+# Where the modules BEFORE's attribution.py imports live now (layers as folders).
+MOVED = {
+    "architectures": "core.layout",
+    "hooks": "hooks.tracing",
+    "loss": "scoring.loss",
+    "neurons": "neurons.neuron_set",
+    "parallel": "core.parallel",
+    "placement": "core.placement",
+    "storage": "io.storage",
+}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,7 +47,8 @@ def attribute(model, tok, data, **options):
 
 def attribution_before():
     """``attribute`` as committed in BEFORE, imported inside the package (its relative imports
-    resolve to today's hooks, loss and storage, which the methods only added to)."""
+    resolve to today's hooks, loss and storage, which the methods only added to; the modules it
+    names moved into the layer folders, ``MOVED``)."""
     try:
         source = subprocess.run(
             ["git", "show", f"{BEFORE}:taskneuron_utils/attribution.py"],
@@ -45,6 +59,8 @@ def attribution_before():
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip(f"git history with commit {BEFORE[:7]} is not available here")
+    for old, new in MOVED.items():
+        source = source.replace(f"from .{old} import", f"from .{new} import")
     name = "taskneuron_utils._attribution_before"
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
@@ -98,7 +114,7 @@ def test_attribution_patching_against_a_paired_baseline_by_hand(tok, toy_task):
 def hand_integrated_gradients(model, tok, data, site, steps):
     """IG_j per example (B, n) and L(a) - L(0) (B,) with plain hooks: the site's output
     multiplied by s/m, one point at a time (right Riemann sum), its gradient taken each time."""
-    module = tn.site_map(model)[site].module
+    module = tn.core.site_map(model)[site].module
     batch = collate(encode(tok, data), tok.pad_token_id)
     kept = {}
 
@@ -177,7 +193,7 @@ def test_integrated_gradients_equal_grad_x_act_where_the_loss_is_linear_in_the_s
     for factor in (1.0, 1e-6):
         model = tiny("llama", tok, torch.float64)
         with torch.no_grad():
-            tn.site_map(model)[site].module.weight.mul_(factor)
+            tn.core.site_map(model)[site].module.weight.mul_(factor)
         ig = attribute(
             model, tok, data, method="integrated_gradients", steps=8, neurons={site: [0]}
         ).sum_signed[site]
@@ -225,7 +241,7 @@ def test_exact_ablation_equals_hand_written_hooks(kinds, site, tok, toy_task):
     batch = collate(encode(tok, data), tok.pad_token_id)
     with torch.no_grad():
         base, _ = answer_losses(model, batch)
-    the_site = tn.site_map(model, "all")[site]
+    the_site = tn.core.site_map(model, "all")[site]
     expected = torch.stack([exact_ablation(model, batch, base, the_site, j) for j in units], 1)
     torch.testing.assert_close(rel.sum_signed[site][units], expected.sum(0), rtol=1e-4, atol=1e-6)
     assert rel.sum_abs[site].isnan().sum() == the_site.n_neurons - len(units)
@@ -245,7 +261,7 @@ def test_edit_mean_equals_a_hand_written_hook_and_mean_ablation_follows(tok, toy
         output[..., units] = means[units]
         return output
 
-    handle = tn.site_map(model)[site].module.register_forward_hook(by_hand)
+    handle = tn.core.site_map(model)[site].module.register_forward_hook(by_hand)
     with torch.no_grad():
         expected = model(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits
         hand_losses, _ = answer_losses(model, batch)
@@ -262,7 +278,7 @@ def test_edit_mean_equals_a_hand_written_hook_and_mean_ablation_follows(tok, toy
     with torch.no_grad():
         base, _ = answer_losses(model, batch)
     # One unit at a time by the method; the hand hook moved three, so compare unit 4 alone.
-    handle = tn.site_map(model)[site].module.register_forward_hook(
+    handle = tn.core.site_map(model)[site].module.register_forward_hook(
         lambda m, a, o: o.index_fill(-1, torch.tensor([4]), float(means[4]))
     )
     with torch.no_grad():
@@ -340,7 +356,7 @@ def test_every_method_saves_loads_and_resumes(tok, toy_task, tmp_path):
                 resumed.sum_abs[site].nan_to_num(-1), whole.sum_abs[site].nan_to_num(-1)
             ), (method, site)
         assert resumed.provenance == whole.provenance, method
-        with pytest.raises(tn.AttributionError, match="another run"):
+        with pytest.raises(tn.errors.AttributionError, match="another run"):
             attribute(model, tok, data, method="grad_x_act", checkpoint=checkpoint)
 
 
@@ -375,7 +391,7 @@ def test_bad_options_are_one_line_errors_before_any_forward_pass(tok, toy_task):
         with pytest.raises(ValueError, match=message) as error:
             tn.attribute(model, tok, data, progress=False, **options)
         assert "\n" not in str(error.value)
-    wrong = tn.ActivationStats({"layers.0.mlp.act": torch.zeros(3)}, {}, {}, {}, 1)
+    wrong = tn.hooks.ActivationStats({"layers.0.mlp.act": torch.zeros(3)}, {}, {}, {}, 1)
     with pytest.raises(ValueError, match=r"shape \(3,\) at layers.0.mlp.act, whose 64 units"):
         tn.attribute(
             model,
@@ -393,3 +409,126 @@ def test_bad_options_are_one_line_errors_before_any_forward_pass(tok, toy_task):
             pass
     handle.remove()
     assert calls == []
+
+
+# --- methods as objects, and the relevance of every method as it was before the layers -------
+
+DIGESTS = json.loads((Path(__file__).parent / "reference" / "relevance_digests.json").read_text())
+
+
+def relevance_digest(rel) -> str:
+    """The digest tests/reference/relevance_digests.json holds (its "about" says how)."""
+    parts = []
+    for site in rel.sum_abs:
+        parts += [site.encode(), rel.sum_abs[site].double().cpu().numpy().tobytes()]
+        parts.append(rel.sum_signed[site].double().cpu().numpy().tobytes())
+    parts.append(f"{rel.n_examples},{rel.n_tokens}".encode())
+    return hashlib.sha256(b"".join(parts)).hexdigest()[:16]
+
+
+def digest_model(tok):
+    """The tiny Llama the digests were recorded on (seed 0, the default tokenizer's vocabulary)."""
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+    )
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+def test_every_method_is_bit_identical_to_the_package_before_the_layers(default_tok):
+    model = digest_model(default_tok)
+    data = tn.load_tasks()["addition"].train[:6]
+    sites = [s.name for s in tn.ffn_sites(model)]
+    runs = {
+        "grad_x_act": {},
+        "attribution_patching/mean": {"method": "attribution_patching", "baseline": "mean"},
+        "attribution_patching/zero": {"method": "attribution_patching"},
+        "integrated_gradients": {
+            "method": tn.attribution.IntegratedGradients(
+                steps=3, neurons={sites[2]: list(range(32))}
+            )
+        },
+        "activation/firing_rate": {"method": "activation", "statistic": "firing_rate"},
+        "activation/mean_abs": {"method": "activation", "kinds": "act"},
+        "ablation/mean": {
+            "method": "ablation",
+            "neurons": {sites[1]: [0, 3, 5], sites[4]: [2, 7]},
+            "baseline": "mean",
+        },
+    }
+    found = {}
+    for name, options in runs.items():
+        rel = attribute(model, default_tok, data, **options)
+        found[name] = relevance_digest(rel)
+        if name == "integrated_gradients":
+            found[name + "/completeness"] = rel.provenance["completeness"]["mean_abs_residual"]
+    assert found == DIGESTS["tiny"]
+
+
+def test_a_method_object_equals_its_name_and_options(tok, toy_task):
+    model = tiny("llama", tok)
+    data, site = toy_task.train[:4], "layers.1.mlp.up"
+    method = tn.attribution.IntegratedGradients(steps=2, neurons={site: [1, 2]})
+    by_object = attribute(model, tok, data, method=method)
+    by_name = attribute(
+        model, tok, data, method="integrated_gradients", steps=2, neurons={site: [1, 2]}
+    )
+    assert by_object.provenance == by_name.provenance
+    for name in by_name.sum_abs:
+        torch.testing.assert_close(
+            by_object.sum_abs[name], by_name.sum_abs[name], rtol=0, atol=0, equal_nan=True
+        )
+    # attribute binds a copy: the caller's object holds no run's state afterwards.
+    assert method.settings == {} and method.mean is None and not hasattr(method, "sites")
+
+
+def test_a_setting_goes_to_its_method_and_nowhere_else(tok, toy_task):
+    model = tiny("llama", tok)
+    data = toy_task.train[:2]
+    with pytest.raises(ValueError, match="steps applies to integrated_gradients; 'activation'"):
+        attribute(model, tok, data, method="activation", steps=4)
+    with pytest.raises(ValueError, match="unknown option 'stpes' for method"):
+        attribute(model, tok, data, method="integrated_gradients", stpes=4)
+    with pytest.raises(ValueError, match=r"to the method object \(Activation\(...\)\)"):
+        attribute(model, tok, data, method=tn.attribution.Activation(), statistic="firing_rate")
+    # The old shared signature's defaults still pass (they change nothing).
+    plain = attribute(model, tok, data)
+    same = attribute(model, tok, data, steps=16, baseline="zero", statistic="mean_abs")
+    assert all(torch.equal(plain.sum_abs[s], same.sum_abs[s]) for s in plain.sum_abs)
+
+
+def test_a_new_method_is_one_small_class(tok, toy_task):
+    """The interface is enough for a method of one's own: |a| at the last prompt position."""
+
+    class LastPromptToken(tn.attribution.Method):
+        name = "last_prompt_token"
+        description = "|a| at the last prompt token"
+        traced = False
+
+        def step(self, model, batch, start, tr, sums, batch_index):
+            last = (batch["labels"] != -100).int().argmax(1) - 1  # (B,): before the answer
+            with torch.no_grad(), tn.trace(model, self.sites) as kept:
+                model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                for name, record in kept.items():
+                    a = record.output[torch.arange(len(last)), last].float()  # (B, n)
+                    sums.add(name, a.abs(), batch_index)
+            sums.count(len(last), 0)
+
+    model = tiny("llama", tok)
+    data = toy_task.train[:3]
+    rel = attribute(model, tok, data, method=LastPromptToken(), kinds="act")
+    assert rel.provenance["method"] == "last_prompt_token"
+    example = collate(encode(tok, data[:1]), tok.pad_token_id)
+    last = int((example["labels"][0] != -100).int().argmax()) - 1
+    with torch.no_grad(), tn.trace(model, ["layers.0.mlp.act"]) as tr:
+        model(input_ids=example["input_ids"])
+        first = tr["layers.0.mlp.act"].output[0, last].abs()
+    one = attribute(model, tok, data[:1], method=LastPromptToken(), kinds="act")
+    assert torch.allclose(one.sum_abs["layers.0.mlp.act"].float(), first)

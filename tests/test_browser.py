@@ -322,7 +322,7 @@ def test_tour_runs_in_jupyterlab_and_the_playground_answers(lab, page):
 # A small notebook that opens the neuron browser (issue 24) on the default model.
 NEURON_BROWSER_CELLS = [
     """import taskneuron_utils as tn
-from taskneuron_utils.widgets import neuron_browser
+from taskneuron_utils.ui.widgets import neuron_browser
 model, tok = tn.load_model()
 tasks = tn.load_tasks(["addition", "product_sentiment"])
 rels = {name: tn.attribute(model, tok, task.train[:8], kinds="act", progress=False)

@@ -11,7 +11,8 @@ import torch
 
 import taskneuron_utils as tn
 from taskneuron_utils import experiments as ex
-from taskneuron_utils.experiments import cl_methods, cl_neurons
+from taskneuron_utils.experiments.continual import methods as cl_methods
+from taskneuron_utils.experiments.continual import neuron_methods as cl_neurons
 from taskneuron_utils.tasks import encode
 from tiny_models import label_sequence
 
@@ -120,10 +121,7 @@ def test_the_penalty_is_added_once_a_step_on_the_shared_loop(tiny_llama, default
             default_tok,
             encoded,
             params,
-            CONFIG,
-            steps=3,
-            lr=1e-2,
-            seed=0,
+            CONFIG.train_config(lr=1e-2, seed=0, steps=3),
             method="test",
             penalty=penalty if strength else None,
         )
@@ -368,7 +366,7 @@ def test_wncft_batched_inference_equals_one_example_at_a_time(
     """W-NCFT scores a batch with per-row mixtures; the ground truth scores each example alone
     with its combined rows sum_s w_s theta_s written into an edit (the definition), per example
     and with mixtures that differ between the examples of a batch."""
-    from taskneuron_utils.evaluation import evaluate
+    from taskneuron_utils.scoring.evaluation import evaluate
     from tiny_models import swap_task
 
     method = ex.make_method("wncft", CONFIG.replace(wncft_temperature=0.5))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.placement import input_device
+from taskneuron_utils.core.placement import input_device
 from tiny_models import label_task, swap_task
 
 DISK = {
@@ -71,12 +71,12 @@ def test_a_disk_offloaded_model_gives_the_whole_models_results(folder, tmp_path)
     split, _ = tn.load_model(
         folder, dtype="bfloat16", device_map=DISK, offload_folder=tmp_path / "offload"
     )
-    site = tn.site_map(split)["layers.1.mlp.up"]
+    site = tn.core.site_map(split)["layers.1.mlp.up"]
     assert split.hf_device_map["model.layers.1"] == "disk" and site.module.weight.is_meta
     assert input_device(split) == torch.device("cpu")
     assert_same_results(whole, split, tok, rtol=1e-6)
     # Reading an offloaded neuron's parameters reads the stored values, and offloads again.
-    assert torch.equal(site.read([3, 5]), tn.site_map(whole)["layers.1.mlp.up"].read([3, 5]))
+    assert torch.equal(site.read([3, 5]), tn.core.site_map(whole)["layers.1.mlp.up"].read([3, 5]))
     assert site.module.weight.is_meta
 
 
@@ -87,10 +87,10 @@ def test_writing_offloaded_weights_is_refused(folder, tmp_path, toy_task):
     )
     ns = layer1_set(split)
     before = tn.evaluate(split, tok, toy_task.test, progress=False)["nll"]
-    with pytest.raises(tn.OffloadedWeightsError, match="mode='activation'"):
+    with pytest.raises(tn.errors.OffloadedWeightsError, match="mode='activation'"):
         with tn.deactivate(split, ns, mode="weight"):
             pass
-    with pytest.raises(tn.OffloadedWeightsError, match="training writes weights in place"):
+    with pytest.raises(tn.errors.OffloadedWeightsError, match="training writes weights in place"):
         tn.finetune(split, tok, toy_task.train, neurons=ns, steps=1, progress=False)
     # Weight mode works where the weights are in memory (layer 0 here), on the same model.
     layer0 = tn.NeuronSet({"layers.0.mlp.up": torch.arange(8)}, tn.layout_of(split))
@@ -114,7 +114,7 @@ def test_cpu_offload_onto_a_gpu(folder):
             "lm_head": "cpu",
         },
     )
-    assert tn.site_map(split)["layers.1.mlp.up"].module.weight.is_meta
+    assert tn.core.site_map(split)["layers.1.mlp.up"].module.weight.is_meta
     assert input_device(split) == torch.device("cuda", 0)
     assert_same_results(whole, split, tok, rtol=1e-6)
 
@@ -141,5 +141,5 @@ def test_layers_on_two_devices(folder):
         main_device="cpu",
     )
     assert input_device(split) == torch.device("cuda", 0)
-    assert tn.site_map(split)["layers.1.mlp.up"].module.weight.device.type == "cuda"
+    assert tn.core.site_map(split)["layers.1.mlp.up"].module.weight.device.type == "cuda"
     assert_same_results(whole, split, tok, rtol=1e-4)

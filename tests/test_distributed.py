@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from taskneuron_utils.attribution import AttributionError, Relevance, attribute
+from taskneuron_utils.attribution.run import AttributionError, Relevance, attribute
 from launch import free_port, load_tok
 from tiny_models import swap_task, tiny_model
 
@@ -88,7 +88,7 @@ def worker(rank, world, port, out, tok_path):
 
 @pytest.mark.parametrize("world", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_data_parallel_equals_one_process(world, default_tok, tmp_path):
-    from taskneuron_utils.models import default_model_path
+    from taskneuron_utils.core.models import default_model_path
 
     tok_path = str(default_model_path())
     mp.spawn(worker, args=(world, free_port(), str(tmp_path), tok_path), nprocs=world, join=True)
@@ -142,7 +142,7 @@ def test_data_parallel_equals_one_process(world, default_tok, tmp_path):
 def test_one_process_checkpoint_is_refused_by_several(tmp_path):
     """A multi-process run names the one-process file as made by another number of processes
     (``attribute`` then refuses it, as the 2-process test shows for the reverse case)."""
-    from taskneuron_utils.parallel import rank_file
+    from taskneuron_utils.core.parallel import rank_file
 
     path = tmp_path / "ckpt.safetensors"
     path.write_bytes(b"")

@@ -19,7 +19,7 @@ import torch.multiprocessing as mp
 
 import taskneuron_utils as tn
 from taskneuron_utils import experiments as ex
-from taskneuron_utils.neurons import NeuronSet, layout_of
+from taskneuron_utils.neurons.neuron_set import NeuronSet, layout_of
 from launch import free_port, load_tok
 from tiny_models import label_sequence, swap_task, tiny_model
 
@@ -121,7 +121,7 @@ def changeable(model, neurons) -> dict[str, torch.Tensor]:
     names = {id(p): name for name, p in model.named_parameters()}
     masks = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in model.named_parameters()}
     for site_name, idx in neurons.indices.items():
-        for param, dim, index in tn.site_map(model)[site_name].entries(idx):
+        for param, dim, index in tn.core.site_map(model)[site_name].entries(idx):
             masks[names[id(param)]].index_fill_(dim, index, True)
     return masks
 
@@ -135,7 +135,7 @@ def assert_only_selected_changed(weights, before, masks):
 @pytest.fixture(scope="module")
 def two_processes(default_tok, tmp_path_factory):
     """The folder the two workers wrote their results to (one launch for the module)."""
-    from taskneuron_utils.models import default_model_path
+    from taskneuron_utils.core.models import default_model_path
 
     out = tmp_path_factory.mktemp("ranks")
     mp.spawn(

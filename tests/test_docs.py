@@ -9,6 +9,7 @@ import importlib
 import importlib.util
 import inspect
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,27 @@ def test_every_public_name_is_on_an_api_page():
     assert not missing, (
         f"not on any docs/api/*.md page (add a '::: taskneuron_utils...' line): {missing}"
     )
+
+
+def test_api_pages_name_no_deprecated_alias():
+    """A page names each object at its home (``tn.core.site_map``), never through a name that
+    left ``tn`` and only resolves with a DeprecationWarning (mkdocstrings could not find it)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _documented()
+    moved = [str(w.message) for w in caught if "moved to tn" in str(w.message)]
+    assert not moved, f"docs/api/*.md names deprecated aliases: {moved}"
+
+
+def test_every_layer_is_on_an_api_page():
+    """Every layer (a folder of the package, and errors.py / cli.py) has its own
+    ``::: taskneuron_utils.<layer>`` line: its docstring says what lives there."""
+    package = ROOT / "taskneuron_utils"
+    layers = {p.parent.name for p in package.glob("*/__init__.py")} | {"errors", "cli"}
+    documented = set(_documented())
+    missing = sorted(f"taskneuron_utils.{name}" for name in layers)
+    missing = [path for path in missing if path not in documented]
+    assert not missing, f"layers without a '::: ...' line on a docs/api/*.md page: {missing}"
 
 
 def _unannotated(fn) -> list[str]:

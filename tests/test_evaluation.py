@@ -9,7 +9,7 @@ import torch
 import transformers
 from rouge_score import rouge_scorer
 
-from taskneuron_utils.evaluation import evaluate, option_log_likelihoods
+from taskneuron_utils.scoring.evaluation import evaluate, option_log_likelihoods
 from taskneuron_utils.tasks import Task
 
 INPUTS = [
@@ -233,7 +233,7 @@ def test_models_without_a_cache_argument_use_the_plain_path(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(body, "forward", forward)
-    with caplog.at_level(logging.INFO, logger="taskneuron_utils.option_scoring"):
+    with caplog.at_level(logging.INFO, logger="taskneuron_utils.scoring.option_scoring"):
         scored = option_log_likelihoods(model, tok, choice_task.test, batch_size=3)
     assert scored["path"] == "plain"
     torch.testing.assert_close(scored["log_likelihoods"], plain["log_likelihoods"], rtol=0, atol=0)

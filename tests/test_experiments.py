@@ -262,7 +262,7 @@ def test_multitask_cache_round_trip(tiny, default_tok, suite, tmp_path, monkeypa
         "weight_fingerprint",
     ):
         assert key in provenance
-    assert provenance["weight_fingerprint"] == tn.weight_fingerprint(model)
+    assert provenance["weight_fingerprint"] == tn.core.weight_fingerprint(model)
     assert [p.name for p in (tmp_path / "finetuned").iterdir()] == [info["key"]]  # no temp dirs
 
     again, tok2, info2 = experiments.multitask_finetune(

@@ -7,10 +7,10 @@ import torch
 import transformers
 
 import taskneuron_utils as tn
-from taskneuron_utils import experiments as ex, plots, training
-from taskneuron_utils.experiments import generalization as gen
-from taskneuron_utils.experiments import transfer_runs
-from taskneuron_utils.neurons import NeuronSet
+from taskneuron_utils import experiments as ex, plots
+from taskneuron_utils.experiments.generalization import sweep as gen
+from taskneuron_utils.experiments.generalization import runs as transfer_runs
+from taskneuron_utils.neurons.neuron_set import NeuronSet
 
 from tiny_models import WORDS
 
@@ -110,10 +110,10 @@ def sweep_run(tiny, default_tok, tasks, tmp_path_factory):
     out = tmp_path_factory.mktemp("gen")
     config = make_config(out)
     calls = []
-    original = training.finetune
+    original = transfer_runs.finetune
 
-    def recording(model, tok, data, **kwargs):
-        history = original(model, tok, data, **kwargs)
+    def recording(model, tok, data, config=None, **kwargs):
+        history = original(model, tok, data, config, **kwargs)
         calls.append(
             {
                 "neurons": kwargs.get("neurons"),
@@ -123,11 +123,11 @@ def sweep_run(tiny, default_tok, tasks, tmp_path_factory):
         )
         return history
 
-    training.finetune = recording
+    transfer_runs.finetune = recording
     try:
         frame = ex.proportion_sweep(tiny, default_tok, tasks, config)
     finally:
-        training.finetune = original
+        transfer_runs.finetune = original
     return frame, config, calls
 
 
@@ -195,7 +195,7 @@ def test_cached_rerun_is_identical_without_training(
     def refuse(*args, **kwargs):
         raise AssertionError("trained on a cached rerun")
 
-    monkeypatch.setattr(training, "finetune", refuse)
+    monkeypatch.setattr(transfer_runs, "finetune", refuse)
     again = ex.proportion_sweep(tiny, default_tok, tasks, config)
     pd.testing.assert_frame_equal(frame, again)
 
@@ -204,7 +204,7 @@ def test_bad_input_errors_before_training(tiny, default_tok, tasks, tmp_path, mo
     def refuse(*args, **kwargs):
         raise AssertionError("trained before checking the input")
 
-    monkeypatch.setattr(training, "finetune", refuse)
+    monkeypatch.setattr(transfer_runs, "finetune", refuse)
     monkeypatch.setattr(transfer_runs, "detect", refuse)
     bad = make_config(tmp_path, groups=(("g", ("sent_a", "nope"), ("sent_b",)),))
     with pytest.raises(KeyError, match="nope"):
@@ -259,7 +259,7 @@ def test_plots_and_explorer(sweep_run):
     sim = pd.concat([sim.assign(source=s, gain=sim.gain * i) for i, s in enumerate("xyz")])
     ax = plots.plot_layer_correlation(ex.layer_correlations(sim))
     assert isinstance(ax, matplotlib.axes.Axes)
-    from taskneuron_utils.widgets import generalization_explorer
+    from taskneuron_utils.ui.widgets import generalization_explorer
 
     panel = generalization_explorer(frame)
     assert set(panel.frame.condition) == {"task", "random", "full"}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.loss import answer_losses
+from taskneuron_utils.scoring.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode
 from tiny_models import tiny_model
 
@@ -35,7 +35,7 @@ def test_keep_returns_each_sites_own_units(family):
     model = tiny_model(family)
     x = ids()
     name = "layers.1.mlp." + ("fc_in" if family == "gpt2" else "up")
-    site = tn.site_map(model)[name]
+    site = tn.core.site_map(model)[name]
     expected = site.output_slice(plain_capture(site.module, lambda: model(input_ids=x)))
     with torch.no_grad(), tn.trace(model, [name]) as tr:
         model(input_ids=x)
@@ -49,7 +49,10 @@ def test_keep_named_units_returns_those_units_and_refuses_bad_ones():
     # phi3: gate and up share one module, so each site's units start at its own offset.
     model = tiny_model("phi3")
     x = ids()
-    gate, up = tn.site_map(model)["layers.0.mlp.gate"], tn.site_map(model)["layers.0.mlp.up"]
+    gate, up = (
+        tn.core.site_map(model)["layers.0.mlp.gate"],
+        tn.core.site_map(model)["layers.0.mlp.up"],
+    )
     act = "layers.1.mlp.act"
     with torch.no_grad(), tn.trace(model, [gate.name, up.name, act]) as full:
         model(input_ids=x)
@@ -75,7 +78,7 @@ def test_edit_changes_exactly_the_chosen_units(op):
     model = tiny_model("llama")
     x = ids()
     name = "layers.0.mlp.gate"
-    site = tn.site_map(model)[name]
+    site = tn.core.site_map(model)[name]
     chosen = torch.tensor([3, 17, 40])
     before = plain_capture(site.module, lambda: model(input_ids=x))
     edit = {
@@ -110,7 +113,10 @@ def test_edit_changes_exactly_the_chosen_units(op):
 def test_edit_on_a_fused_site_leaves_the_other_half_alone():
     model = tiny_model("phi3")  # gate and up share gate_up_proj
     x = ids()
-    gate, up = tn.site_map(model)["layers.0.mlp.gate"], tn.site_map(model)["layers.0.mlp.up"]
+    gate, up = (
+        tn.core.site_map(model)["layers.0.mlp.gate"],
+        tn.core.site_map(model)["layers.0.mlp.up"],
+    )
     before = plain_capture(up.module, lambda: model(input_ids=x))
     with (
         torch.no_grad(),
@@ -127,7 +133,7 @@ def test_gradients_match_plain_autograd(tiny_llama, default_tok, toy_task):
     the gradient that retain_grad on the raw module output gives."""
     batch = collate(encode(default_tok, toy_task.train[:3]), default_tok.pad_token_id)
     name = "layers.1.mlp.down"
-    module = tn.site_map(tiny_llama)[name].module
+    module = tn.core.site_map(tiny_llama)[name].module
     kept = {}
 
     def keep(module, args, out):
@@ -179,9 +185,9 @@ def test_layout_is_computed_once_and_checks_fit():
     layout = tn.layout_of(model)
     assert tn.layout_of(model) is layout
     assert dict(layout) == {s.name: s.n_neurons for s in tn.ffn_sites(model)}
-    assert layout.fingerprint() == tn.weight_fingerprint(model)
+    assert layout.fingerprint() == tn.core.weight_fingerprint(model)
     other = tiny_model("gpt2")
-    with pytest.raises(tn.NeuronSetMismatchError, match="sites only in"):
+    with pytest.raises(tn.errors.NeuronSetMismatchError, match="sites only in"):
         tn.layout_of(other).check(layout, made_for=layout.model)
 
 
@@ -217,7 +223,7 @@ def test_act_edits_change_what_the_output_projection_reads():
     model = tiny_model("llama")
     x = ids()
     act, down = "layers.0.mlp.act", "layers.0.mlp.down"
-    module = tn.site_map(model)[down].module
+    module = tn.core.site_map(model)[down].module
     chosen = torch.tensor([3, 17, 40])
     with torch.no_grad(), tn.trace(model, [act, down]) as tr:
         model(input_ids=x)
@@ -237,7 +243,7 @@ def test_act_edits_change_what_the_output_projection_reads():
 def test_act_gradients_match_plain_autograd(tiny_llama, default_tok, toy_task):
     batch = collate(encode(default_tok, toy_task.train[:3]), default_tok.pad_token_id)
     act, down = "layers.1.mlp.act", "layers.1.mlp.down"
-    module = tn.site_map(tiny_llama)[down].module
+    module = tn.core.site_map(tiny_llama)[down].module
     kept = {}
 
     def keep(module, args):

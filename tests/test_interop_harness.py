@@ -74,7 +74,7 @@ def test_harness_loglikelihoods_equal_ours_on_a_tiny_model(tiny_llama, default_t
     scored = torch.tensor(
         [total for total, _ in lm.loglikelihood(requests, disable_tqdm=True)], dtype=torch.float64
     ).view(3, -1)
-    expected = tn.evaluation.option_log_likelihoods(tiny_llama, default_tok, split[:3])
+    expected = tn.scoring.evaluation.option_log_likelihoods(tiny_llama, default_tok, split[:3])
     torch.testing.assert_close(scored, expected["log_likelihoods"], rtol=1e-5, atol=2e-4)
 
 

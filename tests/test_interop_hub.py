@@ -46,7 +46,7 @@ def test_push_then_pull_a_neuron_set(tiny_llama, relevance, tmp_path):
         "taskneurons.json",
     ]
     info = json.loads((repo / "taskneurons.json").read_text())
-    assert info["weights"] == tn.weight_fingerprint(tiny_llama)
+    assert info["weights"] == tn.core.weight_fingerprint(tiny_llama)
     assert (info["kind"], info["k"], info["tasks"]) == (
         "NeuronSet",
         0.1,
@@ -76,7 +76,7 @@ def test_push_then_pull_relevance(tiny_llama, relevance, tmp_path):
     relevance.push_to_hub("me/tiny-relevance", api=FolderHub(tmp_path), command="tn.attribute")
     repo = tmp_path / "me/tiny-relevance"
     info = json.loads((repo / "taskneurons.json").read_text())
-    assert info["kind"] == "Relevance" and info["weights"] == tn.weight_fingerprint(tiny_llama)
+    assert info["kind"] == "Relevance" and info["weights"] == tn.core.weight_fingerprint(tiny_llama)
     back = tn.Relevance.from_hub(repo, model=tiny_llama)
     assert all(torch.equal(back.sum_abs[s], v) for s, v in relevance.sum_abs.items())
     assert back.provenance == relevance.provenance
@@ -96,5 +96,5 @@ def test_repos_without_our_metadata_are_refused(tiny_llama, relevance, tmp_path)
     hub.write_repo_folder(neurons, tmp_path / "ns")
     other = tn.NeuronSet({}, {"layers.0.mlp.up": 3}, {"model": "other"})
     hub.write_repo_folder(other, tmp_path / "other")
-    with pytest.raises(tn.NeuronSetMismatchError, match="made for model 'other'"):
+    with pytest.raises(tn.errors.NeuronSetMismatchError, match="made for model 'other'"):
         tn.NeuronSet.from_hub(tmp_path / "other", model=tiny_llama)

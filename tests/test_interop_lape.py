@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.storage import ArtefactFileError
+from taskneuron_utils.io.storage import ArtefactFileError
 
 
 def act_set(model, seed, k=0.25):
@@ -46,18 +46,20 @@ def test_lape_masks_written_by_hand_are_read(tiny_llama):
 
 def test_lape_mismatches_are_named(tiny_llama, tmp_path):
     three_layers = [[torch.tensor([0])] * 3]
-    with pytest.raises(tn.NeuronSetMismatchError, match="has 3 layers, model .* has 2"):
+    with pytest.raises(tn.errors.NeuronSetMismatchError, match="has 3 layers, model .* has 2"):
         tn.NeuronSet.from_lape(three_layers, tiny_llama)
     too_wide = [[torch.tensor([64]), torch.tensor([0])]]  # d_ff = 64
     with pytest.raises(
-        tn.NeuronSetMismatchError, match="layers.0.mlp.act holds index 64.* 64 units wide"
+        tn.errors.NeuronSetMismatchError, match="layers.0.mlp.act holds index 64.* 64 units wide"
     ):
         tn.NeuronSet.from_lape(too_wide, tiny_llama)
     torch.save({"not": "a list"}, tmp_path / "odd.pth")
     with pytest.raises(ArtefactFileError, match="not LAPE's format"):
         tn.NeuronSet.from_lape(tmp_path / "odd.pth", tiny_llama)
     linear = tn.NeuronSet.empty(tiny_llama)
-    with pytest.raises(tn.NeuronSetMismatchError, match="act units only.*'down', 'gate', 'up'"):
+    with pytest.raises(
+        tn.errors.NeuronSetMismatchError, match="act units only.*'down', 'gate', 'up'"
+    ):
         linear.to_lape()
 
 
@@ -75,7 +77,7 @@ def test_flat_export_round_trip(tiny_llama, tmp_path, fmt):
     assert list(frame.columns) == ["site", "layer", "kind", "neuron"]
     assert len(frame) == len(neurons) == 5 * len(empty.sizes)
     assert tn.NeuronSet.from_frame(frame, tiny_llama) == neurons
-    with pytest.raises(tn.NeuronSetMismatchError, match="layers.7.mlp.up is not a site"):
+    with pytest.raises(tn.errors.NeuronSetMismatchError, match="layers.7.mlp.up is not a site"):
         tn.NeuronSet.from_frame(
             pd.DataFrame({"site": ["layers.7.mlp.up"], "neuron": [0]}), tiny_llama
         )

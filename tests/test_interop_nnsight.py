@@ -21,7 +21,7 @@ def wrapped(tiny_llama, default_tok):
 
 def test_same_sites_and_fingerprint(tiny_llama, wrapped):
     assert dict(tn.layout_of(wrapped, "all")) == dict(tn.layout_of(tiny_llama, "all"))
-    assert tn.weight_fingerprint(wrapped) == tn.weight_fingerprint(tiny_llama)
+    assert tn.core.weight_fingerprint(wrapped) == tn.core.weight_fingerprint(tiny_llama)
     neurons = tn.NeuronSet.empty(tiny_llama)
     neurons.check_fits(wrapped)
 
@@ -70,5 +70,5 @@ def test_same_relevance_and_neuron_only_finetuning(tiny_llama, default_tok, toy_
     options = dict(neurons=neurons, steps=2, lr=1e-3, batch_size=8, progress=False)
     tn.finetune(tiny_llama, default_tok, toy_task.train, **options)
     tn.finetune(wrapped, default_tok, toy_task.train, **options)
-    assert tn.weight_fingerprint(wrapped) == tn.weight_fingerprint(tiny_llama)
-    assert tn.weight_fingerprint(wrapped) != ours.provenance["weights"]  # it did train
+    assert tn.core.weight_fingerprint(wrapped) == tn.core.weight_fingerprint(tiny_llama)
+    assert tn.core.weight_fingerprint(wrapped) != ours.provenance["weights"]  # it did train

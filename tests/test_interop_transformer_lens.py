@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.wrappers import plain_name
+from taskneuron_utils.core.wrappers import plain_name
 
 pytest.importorskip("transformer_lens")
 from transformer_lens.model_bridge import TransformerBridge  # noqa: E402
@@ -42,7 +42,7 @@ def boot(model, tok, folder):
 
 def test_same_sites_and_fingerprint(tiny_llama, bridge):
     assert dict(tn.layout_of(bridge, "all")) == dict(tn.layout_of(tiny_llama, "all"))
-    assert tn.weight_fingerprint(bridge) == tn.weight_fingerprint(tiny_llama)
+    assert tn.core.weight_fingerprint(bridge) == tn.core.weight_fingerprint(tiny_llama)
     tn.NeuronSet.empty(tiny_llama).check_fits(bridge)
 
 
@@ -115,7 +115,7 @@ def test_a_bridge_over_an_unsupported_architecture_is_refused_before_any_work(
     )
     bridge = boot(transformers.GPTJForCausalLM(config).eval(), default_tok, tmp_path)
     with pytest.raises(
-        tn.UnsupportedArchitectureError,
+        tn.errors.UnsupportedArchitectureError,
         match=r"model_type='gptj' \(GPTJForCausalLM inside TransformerBridge\)",
     ):
         tn.attribute(bridge, default_tok, ["a b"], progress=False)

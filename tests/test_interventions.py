@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.interventions import deactivate, scale
-from taskneuron_utils.neurons import NeuronSet, NeuronSetMismatchError, layout_of
+from taskneuron_utils.hooks.interventions import deactivate, scale
+from taskneuron_utils.neurons.neuron_set import NeuronSet, NeuronSetMismatchError, layout_of
 from tiny_models import GATED, TINY_CONFIGS, tiny_model
 
 FAMILIES = sorted(TINY_CONFIGS)
@@ -112,14 +112,14 @@ def test_weight_and_activation_modes_agree(family):
 
 def test_weight_mode_zeroes_rows_and_biases_and_fused_halves():
     model = tiny_model("phi3")
-    sites = tn.site_map(model)
+    sites = tn.core.site_map(model)
     up = sites["layers.0.mlp.up"]
     ns = NeuronSet({up.name: torch.tensor([0, 5])}, layout_of(model))
     with deactivate(model, ns, mode="weight"):
         assert (up.read([0, 5]) == 0).all()
         assert (sites["layers.0.mlp.gate"].read([0, 5]) != 0).any()  # the other half is intact
     gpt2 = tiny_model("gpt2")
-    fc_in = tn.site_map(gpt2)["layers.1.mlp.fc_in"]
+    fc_in = tn.core.site_map(gpt2)["layers.1.mlp.fc_in"]
     with deactivate(
         gpt2, NeuronSet({fc_in.name: torch.tensor([3])}, layout_of(gpt2)), mode="weight"
     ):
@@ -243,7 +243,7 @@ def test_act_deactivation_equals_zeroing_the_output_projection_columns(family):
     with torch.no_grad():
         for layer in range(2):
             # The output projection, found through the linear sites.
-            weight = tn.site_map(model)[f"layers.{layer}.mlp.{output}"].module.weight
+            weight = tn.core.site_map(model)[f"layers.{layer}.mlp.{output}"].module.weight
             idx = ns.indices[f"layers.{layer}.mlp.act"]
             if family == "gpt2":  # Conv1D stores (in, out): input unit j is row j
                 weight[idx] = 0

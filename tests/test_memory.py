@@ -7,7 +7,12 @@ import torch
 import transformers
 
 import taskneuron_utils as tn
-from taskneuron_utils.memory import KNOWN_CONFIGS, estimate_memory, estimate_table, measure_peak
+from taskneuron_utils.memory.estimate import (
+    KNOWN_CONFIGS,
+    estimate_memory,
+    estimate_table,
+    measure_peak,
+)
 from taskneuron_utils.tasks import Task, collate, encode
 
 WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle"]
@@ -128,7 +133,7 @@ def test_known_7b_configs_build_offline_with_their_published_sizes():
 
 
 def test_trained_numbers_follow_the_package_s_training_code(tiny_llama, default_tok, toy_task):
-    from taskneuron_utils.training import lora_targets
+    from taskneuron_utils.training.finetuning import lora_targets
 
     neurons = estimate_memory(tiny_llama, 2, 64, "neurons", k=0.25, device="cpu")
     sizes = tn.layout_of(tiny_llama)

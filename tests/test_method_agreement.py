@@ -14,7 +14,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 import taskneuron_utils as tn  # noqa: E402
 from taskneuron_utils import plots  # noqa: E402
-from taskneuron_utils.loss import answer_losses  # noqa: E402
+from taskneuron_utils.scoring.loss import answer_losses  # noqa: E402
 from taskneuron_utils.tasks import collate, encode  # noqa: E402
 from test_attribution import exact_ablation  # noqa: E402
 from tiny_models import tiny_model  # noqa: E402
@@ -43,7 +43,7 @@ def test_method_agreement_against_hand_written_ablation_and_attribute(model, def
     batch = collate(encode(tok, data), tok.pad_token_id)
     with torch.no_grad():
         base, _ = answer_losses(model, batch)
-    the_site = tn.site_map(model, "all")[site]
+    the_site = tn.core.site_map(model, "all")[site]
     exact = torch.stack([exact_ablation(model, batch, base, the_site, int(j)) for j in units], 1)
     for method in ("grad_x_act", "integrated_gradients"):
         rows = frame[frame.method == method]

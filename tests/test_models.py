@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils import models
+from taskneuron_utils.core import models
 
 
 def test_default_model_is_smollm2_llama(default_model):
@@ -23,7 +23,7 @@ def test_default_model_is_smollm2_llama(default_model):
     )
     sites = tn.ffn_sites(model)
     assert len(sites) == 90 and sites[1].name == "layers.0.mlp.up" and sites[1].n_neurons == 1536
-    assert tn.model_name(model) == models.DEFAULT_MODEL
+    assert tn.core.model_name(model) == models.DEFAULT_MODEL
     assert tok.pad_token is not None
 
 
@@ -103,21 +103,21 @@ def test_missing_hub_model_offline_says_what_to_do():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("taskneuron_utils.models.ModelNotAvailableError")
+    assert last.startswith("taskneuron_utils.errors.ModelNotAvailableError")
     assert "HF_HUB_OFFLINE=1" in last and "huggingface-cli download" in last
 
 
 def test_weight_fingerprint_changes_with_one_weight(default_model):
     model, _ = default_model
-    before = tn.weight_fingerprint(model)
+    before = tn.core.weight_fingerprint(model)
     site = tn.ffn_sites(model)[40]
     saved = site.read(3)
     try:
         site.write(3, saved + 1e-3)
-        assert tn.weight_fingerprint(model) != before
+        assert tn.core.weight_fingerprint(model) != before
     finally:
         site.write(3, saved)
-    assert tn.weight_fingerprint(model) == before
+    assert tn.core.weight_fingerprint(model) == before
 
 
 def test_weight_fingerprint_does_not_depend_on_the_thread_count(default_model):
@@ -126,9 +126,9 @@ def test_weight_fingerprint_does_not_depend_on_the_thread_count(default_model):
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = tn.weight_fingerprint(model)
+        one = tn.core.weight_fingerprint(model)
         torch.set_num_threads(2)
-        two = tn.weight_fingerprint(model)
+        two = tn.core.weight_fingerprint(model)
     finally:
         torch.set_num_threads(threads)
     assert one == two

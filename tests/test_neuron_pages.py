@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.neuron_pages import data_items, scan
+from taskneuron_utils.pages.scan import data_items, scan
 from taskneuron_utils.tasks import Encoded, collate
-from taskneuron_utils.vocab import vocab_projection
+from taskneuron_utils.pages.vocab import vocab_projection
 from tiny_models import swap_task, tiny_model
 
 NEURONS = [
@@ -181,7 +181,7 @@ def test_the_running_top_k_is_exact_under_ties_and_short_batches():
     top / bottom k are the brute-force ones (ties to the earlier position), and mean / std are
     right for values far from zero (1000 + a spread of 0.2, where float32 E[x^2] - mean^2 would
     cancel to noise)."""
-    from taskneuron_utils.running_top import POSITION_BITS, fresh_state, update
+    from taskneuron_utils.pages.running_top import POSITION_BITS, fresh_state, update
 
     gen = torch.Generator().manual_seed(0)
     k, m = 6, 9
@@ -257,7 +257,7 @@ def test_bad_input_fails_before_any_forward_pass(default_tok):
     with pytest.raises(ValueError, match="data set is empty"):
         tn.top_examples(model, default_tok, task.test[:0], [("layers.0.mlp.act", 1)])
     other = tiny_model("gpt2", vocab_size=len(default_tok))
-    with pytest.raises(tn.NeuronSetMismatchError, match="does not fit"):
+    with pytest.raises(tn.errors.NeuronSetMismatchError, match="does not fit"):
         tn.top_examples(model, default_tok, task.test, tn.NeuronSet.empty(other, kinds="act"))
     with pytest.raises(ValueError, match="no neurons"):
         tn.top_examples(model, default_tok, task.test, [])

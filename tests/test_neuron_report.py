@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.loss import answer_nll
-from taskneuron_utils.neuron_report import deactivation_effect, relevance_ranks
+from taskneuron_utils.scoring.loss import answer_nll
+from taskneuron_utils.pages.report import deactivation_effect, relevance_ranks
 from taskneuron_utils.tasks import encode
 from tiny_models import label_task, swap_task, tiny_model
 
@@ -110,7 +110,7 @@ def test_export_writes_neuronpedia_records(tiny, tmp_path):
 
 
 def test_neuron_browser_follows_the_controls(tiny):
-    from taskneuron_utils.widgets import neuron_browser
+    from taskneuron_utils.ui.widgets import neuron_browser
 
     model, tok = tiny
     tasks = {t.name: t for t in [swap_task(), label_task("colour", ["red", "blue"], ["yes", "no"])]}
@@ -148,10 +148,10 @@ def test_default_model_top_examples_match_a_plain_forward_hook(default_model):
     data = task.test[:8]
     neurons = [("layers.10.mlp.act", 7), ("layers.20.mlp.act", 811), ("layers.3.mlp.up", 5)]
     top = tn.top_examples(model, tok, data, neurons, k=5, batch_size=4, progress=False)
-    items = tn.neuron_pages.data_items(tok, data)
+    items = tn.pages.scan.data_items(tok, data)
 
     def hooked(site, batches):
-        module, kept = tn.site_map(model, "all")[site].module, []
+        module, kept = tn.core.site_map(model, "all")[site].module, []
         hook = (
             module.register_forward_pre_hook(lambda m, args: kept.append(args[0]))
             if site.endswith("act")

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-from taskneuron_utils.attribution import Relevance
-from taskneuron_utils.neurons import NeuronSet, NeuronSetMismatchError
-from taskneuron_utils.storage import ArtefactFileError
+from taskneuron_utils.attribution.run import Relevance
+from taskneuron_utils.neurons.neuron_set import NeuronSet, NeuronSetMismatchError
+from taskneuron_utils.io.storage import ArtefactFileError
 from tiny_models import tiny_model
 
 
@@ -149,7 +149,7 @@ def test_corrupt_and_wrong_kind_files_are_refused(llama, tmp_path):
 
 
 def test_out_of_range_index_is_refused(llama):
-    from taskneuron_utils.neurons import layout_of
+    from taskneuron_utils.neurons.neuron_set import layout_of
 
     with pytest.raises(IndexError, match="layers.0.mlp.down has neurons 0..31"):
         NeuronSet({"layers.0.mlp.down": [32]}, layout_of(llama))

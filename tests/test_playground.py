@@ -10,8 +10,9 @@ import torch
 from matplotlib.axes import Axes
 
 import taskneuron_utils as tn
-from taskneuron_utils import conditions, playground
-from taskneuron_utils.playground import (
+from taskneuron_utils.ui import conditions
+from taskneuron_utils.ui import playground
+from taskneuron_utils.ui.playground import (
     RelevanceCache,
     compare_conditions,
     condition_scores,
@@ -41,7 +42,7 @@ def bar_widths(ax) -> list[float]:
 
 
 def test_is_exported():
-    assert tn.playground.neuron_playground is neuron_playground
+    assert tn.ui.playground.neuron_playground is neuron_playground
 
 
 def test_condition_sets(relevance):
@@ -84,7 +85,7 @@ def test_relevance_cache_attributes_each_task_once(
     assert given(sentiment) is first and given.computed == []
     other = tn.attribute(tiny_llama, default_tok, toy_task.train[:2], progress=False)
     other.sum_abs = {s: v[:-1] for s, v in other.sum_abs.items()}  # a smaller layout
-    with pytest.raises(tn.NeuronSetMismatchError):
+    with pytest.raises(tn.errors.NeuronSetMismatchError):
         RelevanceCache(tiny_llama, default_tok, relevances={"swap": other})
 
 
@@ -106,7 +107,7 @@ def test_classification_conditions(tiny_llama, default_tok, sentiment, relevance
     assert frame["p_expected"].iloc[2] == pytest.approx(off)
     assert all(p in sentiment.labels for p in frame["prediction"])
     # "all on" is the unchanged model: the same prediction and probabilities as tn.evaluate's.
-    scores = tn.evaluation.option_log_likelihoods(
+    scores = tn.scoring.evaluation.option_log_likelihoods(
         tiny_llama, default_tok, tn.Split([tn.Example(text, "negative")], sentiment)
     )
     expected = torch.softmax(scores["log_likelihoods"][0], 0)

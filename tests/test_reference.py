@@ -28,3 +28,19 @@ def test_neuron_set_of_the_suite_is_bit_identical(default_model):
     assert len(ours) == len(reference) > 0
     for site in reference.sizes:
         assert torch.equal(ours.indices[site], reference.indices[site]), site
+
+
+def test_relevance_on_the_default_model_is_bit_identical_to_before_the_layers(default_model):
+    """grad x act on the real default model, every linear site and the act sites, against the
+    digests the package wrote before the layer folders (tests/reference/relevance_digests.json)."""
+    from test_attribution_methods import DIGESTS, relevance_digest
+
+    model, tok = default_model
+    data = tn.load_tasks()["addition"].train[:16]
+    found = {
+        "grad_x_act": relevance_digest(tn.attribute(model, tok, data, progress=False)),
+        "grad_x_act/act": relevance_digest(
+            tn.attribute(model, tok, data, kinds="act", progress=False)
+        ),
+    }
+    assert found == DIGESTS["default"]

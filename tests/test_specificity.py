@@ -16,7 +16,8 @@ from matplotlib.collections import QuadMesh  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 import taskneuron_utils as tn  # noqa: E402
-from taskneuron_utils import experiments, plots, selection  # noqa: E402
+from taskneuron_utils import experiments, plots
+from taskneuron_utils.neurons import selection  # noqa: E402
 from taskneuron_utils.experiments import deactivation_matrix, specificity_scores  # noqa: E402
 from taskneuron_utils.tasks import collate, encode  # noqa: E402
 
@@ -377,7 +378,7 @@ def test_shared_core_is_the_intersection_and_has_matched_controls():
     assert core.indices[UP].tolist() == [0] and core.indices[DOWN].tolist() == [0, 1]
     assert len(core) == 3 and core.counts().selected.tolist() == [1, 2]
     assert core.name == "shared core"
-    matched = tn.matched_top(rels, core)
+    matched = tn.neurons.matched_top(rels, core)
     assert matched["c"].indices[UP].tolist() == [0] and matched["c"].indices[DOWN].tolist() == [
         0,
         1,
@@ -412,7 +413,7 @@ def test_bad_input_is_a_clear_error():
         with pytest.raises(ValueError, match=r"\(0, 1\]"):
             selection.select(rels, "contrastive", k)
     other = relevance("x", {UP: [1.0] * 12, DOWN: [1.0] * 10})
-    with pytest.raises(tn.NeuronSetMismatchError, match="different model layouts"):
+    with pytest.raises(tn.errors.NeuronSetMismatchError, match="different model layouts"):
         selection.select({**rels, "x": other}, "entropy")
     with pytest.raises(ValueError, match="at least 3"):
         selection.select({t: rels[t] for t in ("a", "b")}, "contrastive", contrast="zscore")
@@ -424,8 +425,8 @@ def test_bad_input_is_a_clear_error():
         selection.select(rels, "entropy", floor=1.0)
     with pytest.raises(TypeError, match="dict"):
         selection.select(list(rels.values()), "top_k")
-    with pytest.raises(tn.NeuronSetMismatchError):
-        tn.matched_top(rels, other.top_k(0.1))
+    with pytest.raises(tn.errors.NeuronSetMismatchError):
+        tn.neurons.matched_top(rels, other.top_k(0.1))
 
 
 # -- where the core sits ------------------------------------------------------------------------

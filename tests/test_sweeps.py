@@ -11,7 +11,7 @@ import pytest
 
 import taskneuron_utils as tn
 from taskneuron_utils import experiments, plots
-from taskneuron_utils.analysis import bootstrap_interval
+from taskneuron_utils.neurons.analysis import bootstrap_interval
 from taskneuron_utils.experiments.common import sample
 
 from tiny_models import tiny_model

@@ -4,11 +4,12 @@ import pytest
 import torch
 
 import taskneuron_utils as tn
-import taskneuron_utils.training as training
-from taskneuron_utils.loss import answer_losses
-from taskneuron_utils.neurons import NeuronSet, NeuronSetMismatchError, layout_of
+import taskneuron_utils.training.finetuning as training
+from taskneuron_utils.scoring.loss import answer_losses
+from taskneuron_utils.neurons.neuron_set import NeuronSet, NeuronSetMismatchError, layout_of
 from taskneuron_utils.tasks import collate, encode
-from taskneuron_utils.training import finetune, lora_targets
+from taskneuron_utils.training import LoRAConfig, TrainConfig
+from taskneuron_utils.training.finetuning import finetune, lora_targets
 from tiny_models import tiny_model
 
 
@@ -37,7 +38,7 @@ def changeable_entries(model, neurons):
     names = {id(p): name for name, p in model.named_parameters()}
     masks = {}
     for site_name, idx in neurons.indices.items():
-        site = tn.site_map(model, "all")[site_name]
+        site = tn.core.site_map(model, "all")[site_name]
         for param, dim, index in site.entries(idx):
             mask = masks.setdefault(names[id(param)], torch.zeros_like(param, dtype=torch.bool))
             mask.index_fill_(dim, index, True)
@@ -147,12 +148,12 @@ def test_trained_rows_get_the_gradients_of_their_parameters(family, kinds, tok, 
     batch = collate(encode(tok, toy_task.train[:4]), tok.pad_token_id)
     loss = answer_losses(model, batch)[0].sum()
     loss.backward()
-    sites = tn.site_map(model, kinds)
+    sites = tn.core.site_map(model, kinds)
     expected = {name: gradient_rows(sites[name], idx) for name, idx in ns.indices.items()}
     model.zero_grad(set_to_none=True)
     before = snapshot(model)
 
-    with training._neuron_rows(model, {"neurons": ns}) as params:
+    with training._neuron_rows(model, ns) as params:
         spliced = answer_losses(model, batch)[0].sum()
         spliced.backward()
     torch.testing.assert_close(spliced, loss, rtol=1e-5, atol=1e-6)
@@ -220,7 +221,7 @@ def test_loss_decreases_on_a_toy_task(method, tok, toy_task):
 def test_optimizer_state_is_the_selected_fraction_of_full_training(tok, toy_task):
     model = tiny("llama", tok)
     ns = random_set(model, 0.1, seed=2)
-    sites = tn.site_map(model)
+    sites = tn.core.site_map(model)
     trained = [(sites[s], len(idx)) for s, idx in ns.indices.items() if len(idx)]
     selected = sum(n * (site.in_features + (site.module.bias is not None)) for site, n in trained)
     neurons = finetune(model, tok, toy_task.train[:8], neurons=ns, **QUICK).attrs
@@ -311,7 +312,7 @@ def test_lora_default_targets():
 
 
 @pytest.mark.parametrize("method", ["neurons", "lora"])
-def test_an_error_mid_training_leaves_a_plain_model(method, tok, toy_task, monkeypatch):
+def test_an_error_mid_training_leaves_a_plain_model(method, tok, toy_task):
     model = tiny("llama", tok)
     names = [name for name, _ in model.named_parameters()]
     calls = []
@@ -322,11 +323,10 @@ def test_an_error_mid_training_leaves_a_plain_model(method, tok, toy_task, monke
             raise KeyboardInterrupt
         return real(model, batch)
 
-    real = training.answer_losses
-    monkeypatch.setattr(training, "answer_losses", failing)
+    real = answer_losses
     options = {"neurons": random_set(model, 0.2)} if method == "neurons" else {"method": method}
     with pytest.raises(KeyboardInterrupt):
-        finetune(model, tok, toy_task.train, **QUICK, **options)
+        finetune(model, tok, toy_task.train, loss=failing, **QUICK, **options)
     assert [name for name, _ in model.named_parameters()] == names
     assert all(not m._forward_hooks for m in model.modules())
     assert all(p.requires_grad for p in model.parameters()) and not model.training
@@ -378,13 +378,13 @@ def test_history_dev_nll_is_what_evaluate_reports(tok, toy_task):
 def test_a_registered_family_carries_its_lora_targets():
     """Per-family facts live in Family: a family registered without attention targets gets
     LoRA on its FFN layers only; the built-in Llama family adds q_proj and v_proj."""
-    assert tn.FAMILIES["llama"].attention_targets == ("q_proj", "v_proj")
-    assert tn.FAMILIES["gpt2"].transposed and not tn.FAMILIES["llama"].transposed
-    assert tn.FAMILIES["gemma"].logit_softcap == "final_logit_softcapping"
+    assert tn.core.FAMILIES["llama"].attention_targets == ("q_proj", "v_proj")
+    assert tn.core.FAMILIES["gpt2"].transposed and not tn.core.FAMILIES["llama"].transposed
+    assert tn.core.FAMILIES["gemma"].logit_softcap == "final_logit_softcapping"
     model = tiny_model("llama")
     try:
-        tn.register_family(
-            tn.Family(
+        tn.core.register_family(
+            tn.core.Family(
                 "plain_llama",
                 ("plain_llama",),
                 "model.layers",
@@ -394,4 +394,117 @@ def test_a_registered_family_carries_its_lora_targets():
         model.config.model_type = "plain_llama"
         assert lora_targets(model) == ["up_proj", "down_proj"]
     finally:
-        tn.FAMILIES.pop("plain_llama", None)
+        tn.core.FAMILIES.pop("plain_llama", None)
+
+
+# --- TrainConfig: one value for the settings, the loss an explicit field -----------------------
+
+
+def test_train_config_replace_refuses_a_misspelt_setting():
+    config = TrainConfig(lr=1e-3, steps=4)
+    with pytest.raises(TypeError, match=r"no setting 'lrr' \(did you mean 'lr'\?\).* lr, "):
+        config.replace(lrr=1e-2)
+    assert config.replace(seed=3) == TrainConfig(lr=1e-3, steps=4, seed=3)
+    assert config.lr == 1e-3 and config.seed == 0  # frozen: replace made a copy
+    with pytest.raises(TypeError, match="no setting 'rank'"):
+        LoRAConfig().replace(rank=4)
+
+
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        ({"schedule": "step"}, "schedule must be one of"),
+        ({"mixed_precision": "fp32"}, "mixed_precision must be one of"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"grad_accum": 1.5}, "grad_accum must be a positive integer"),
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"epochs": 0}, "epochs must be positive"),
+        ({"warmup": 1.0}, "warmup is a fraction"),
+        ({"eval_every": 0}, "eval_every must be a positive number"),
+    ],
+)
+def test_train_config_checks_its_values_when_made(changes, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**changes)
+    with pytest.raises(ValueError, match=match):
+        TrainConfig().replace(**changes)
+
+
+def test_a_misspelt_keyword_is_refused_before_any_training(tok, toy_task):
+    model = tiny("llama", tok)
+    before = snapshot(model)
+    with pytest.raises(TypeError, match="'lrr'"):
+        finetune(model, tok, toy_task.train, neurons=random_set(model, 0.2), lrr=1e-3, steps=2)
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_a_config_and_the_keywords_train_alike(tok, toy_task):
+    """``finetune(..., TrainConfig(...))`` is the keyword form, bit for bit; keywords given
+    with a config change only what they name."""
+    runs = []
+    for config, keywords in (
+        (None, dict(lr=1e-2, steps=3, batch_size=4, seed=2, progress=False)),
+        (TrainConfig(lr=1e-2, steps=3, batch_size=4, seed=2, progress=False), {}),
+        (TrainConfig(lr=5.0, steps=3, batch_size=4, progress=False), dict(lr=1e-2, seed=2)),
+    ):
+        model = tiny("llama", tok)
+        ns = random_set(model, 0.2, seed=5)
+        history = finetune(model, tok, toy_task.train, config, neurons=ns, **keywords)
+        runs.append((snapshot(model), history))
+    (first, history), *others = runs
+    assert any(not torch.equal(first[name], p) for name, p in snapshot(tiny("llama", tok)).items())
+    for params, other in others:
+        assert all(torch.equal(first[name], params[name]) for name in first)
+        assert history["loss"].tolist() == other["loss"].tolist()
+        assert history.attrs["seed"] == other.attrs["seed"] == 2
+
+
+def test_the_loss_field_is_the_loss_trained_on(tok, toy_task):
+    """``config.loss`` is what the loop minimises and logs: the answer loss times 0 leaves every
+    parameter as it was (no weight decay), times 2 logs twice the default run's first loss."""
+    calls = []
+
+    def scaled(factor):
+        def loss(model, batch):
+            losses, n_tokens = answer_losses(model, batch)
+            calls.append(factor)
+            return losses * factor, n_tokens
+
+        return loss
+
+    histories = {}
+    for factor in (None, 0.0, 2.0):
+        model = tiny("llama", tok)
+        before = snapshot(model)
+        config = TrainConfig(**QUICK, weight_decay=0.0)
+        if factor is not None:
+            config = config.replace(loss=scaled(factor))
+        histories[factor] = finetune(model, tok, toy_task.train, config, method="full")
+        unchanged = all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+        assert unchanged == (factor == 0.0), factor
+    assert calls.count(0.0) == calls.count(2.0) == 3  # one batch of 4 a step, 3 steps
+    assert (histories[0.0]["loss"] == 0).all()
+    first = histories[None]["loss"].iloc[0]
+    assert histories[2.0]["loss"].iloc[0] == pytest.approx(2 * first, rel=1e-6)
+
+
+def test_lora_config_equals_the_old_lora_keywords(tok, toy_task):
+    def run(**options):
+        model = tiny("llama", tok)
+        history = finetune(model, tok, toy_task.train, method="lora", **QUICK, **options)
+        return snapshot(model), history.attrs["trainable_parameters"]
+
+    (new, n_new), (old, n_old) = run(lora=LoRAConfig(r=4)), run(lora_r=4)
+    default, n_default = run()
+    assert n_new == n_old == n_default // 2  # rank 4 adapters: half of rank 8's numbers
+    assert all(torch.equal(new[name], old[name]) for name in new)
+    assert any(not torch.equal(new[name], default[name]) for name in new)
+    (only_q, _), (only_q_old, _) = (
+        run(lora=LoRAConfig(r=4, alpha=8, target=["q_proj"])),
+        run(lora_r=4, lora_alpha=8, lora_target=["q_proj"]),
+    )
+    assert all(torch.equal(only_q[name], only_q_old[name]) for name in only_q)
+    untrained = snapshot(tiny("llama", tok))
+    changed = {name for name, p in only_q.items() if not torch.equal(p, untrained[name])}
+    assert changed and all(".q_proj." in name for name in changed)

@@ -8,8 +8,9 @@ import pytest
 from matplotlib.collections import QuadMesh
 
 import taskneuron_utils as tn
-from taskneuron_utils import experiments, widgets
-from taskneuron_utils.analysis import overlap_matrix
+from taskneuron_utils import experiments
+from taskneuron_utils.ui import widgets
+from taskneuron_utils.neurons.analysis import overlap_matrix
 
 from tiny_models import tiny_model
 

@@ -2,13 +2,31 @@
 ``core``, ``tasks``, ``io``, ``neurons``, ``hooks``, ``scoring``).
 
     run        ``attribute``: validation, provenance, the loop over batches, the ``Relevance``
-    methods    the methods, one object each: gradient x activation (the paper's), activation,
-               attribution patching, integrated gradients, exact ablation
-    state      the running sums of a run, their checkpoints and the one finite check
+    methods    the ``Method`` interface; gradient x activation (the paper's), attribution
+               patching (grad x act's step with a baseline), activation statistics
+    paths      the methods that re-run the model: integrated gradients, exact ablation
+    state      ``RunningSums``: the sums of a run, the one finite check, the all-reduce and
+               checkpoints
     agreement  ``method_agreement``: each method against the exact ablation effect
+
+    rel = tn.attribute(model, tok, data, method=tn.attribution.IntegratedGradients(steps=8))
+    rel = tn.attribute(model, tok, data, method="integrated_gradients", steps=8)  # the same
 """
 
 from .agreement import method_agreement
-from .run import attribute
+from .methods import Activation, AttributionPatching, GradXAct, Method
+from .paths import ExactAblation, IntegratedGradients
+from .run import METHODS, attribute, method_for
 
-__all__ = ["attribute", "method_agreement"]
+__all__ = [
+    "METHODS",
+    "Activation",
+    "AttributionPatching",
+    "ExactAblation",
+    "GradXAct",
+    "IntegratedGradients",
+    "Method",
+    "attribute",
+    "method_agreement",
+    "method_for",
+]

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from ..core.layout import layout_of
-from ..neurons.neuron_set import parse_site_name
+from ..core.sites import parse_site_name
 from .run import attribute
 
 if TYPE_CHECKING:

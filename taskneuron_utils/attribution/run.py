@@ -28,32 +28,38 @@ checked (number of examples, data hash, batch size, weights, sites) before any w
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
-from . import methods as attribution_methods
 from ..core.layout import layout_of, weight_fingerprint
-from .state import analysis_mode as _analysis_mode, fresh_state, resume, save_checkpoint
-from ..errors import AttributionError
-from .state import hash_encoded
-from ..hooks.tracing import Trace, trace
-from ..scoring.loss import answer_losses
-from ..core.parallel import gather_sum, rank_and_world, rank_file, ranks_disagree
+from ..core.parallel import rank_and_world, rank_file, ranks_disagree
 from ..core.placement import input_device
-from ..neurons.relevance import AGGREGATIONS, Relevance  # noqa: F401  (re-exported: tn.Relevance)
-from ..tasks import Split, collate, encode
+from ..errors import AttributionError
+from ..hooks.tracing import trace
+from ..neurons.relevance import Relevance
+from ..tasks import Split, collate, encode, to_device
+from .methods import Activation, AttributionPatching, GradXAct, Method
+from .paths import ExactAblation, IntegratedGradients
+from .state import RunningSums, analysis_mode, hash_encoded
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from ..hooks.baselines import ActivationStats
-    from ..neurons.neuron_set import NeuronSet
+# {name: class}, in the order the documentation lists them.
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in (GradXAct, IntegratedGradients, AttributionPatching, Activation, ExactAblation)
+}
+# What each option meant before methods were objects; passing it at this value changes nothing.
+_NEUTRAL = {"baseline": "zero", "steps": 16, "statistic": "mean_abs", "neurons": None}
 
 
 def attribute(
@@ -61,12 +67,8 @@ def attribute(
     tok: PreTrainedTokenizerBase,
     data: Split,
     *,
-    method: str = "grad_x_act",
+    method: str | Method = "grad_x_act",
     kinds: str | Iterable[str] | None = None,
-    steps: int = 16,
-    baseline: str | ActivationStats | Split = "zero",
-    statistic: str = "mean_abs",
-    neurons: NeuronSet | Mapping[str, torch.Tensor] | None = None,
     batch_size: int = 8,
     max_length: int = 512,
     aggregation: str = "mean_abs",
@@ -75,22 +77,26 @@ def attribute(
     accumulate_dtype: torch.dtype | None = None,
     autocast: torch.dtype | str | None = None,
     progress: bool = True,
+    **options,
 ) -> Relevance:
     """Relevance of every FFN neuron of ``model`` on ``data``.
 
     Args:
         data: a task split (``suite["name"].train``, or a slice of one).
-        method: ``"grad_x_act"`` (default, the paper's score), ``"integrated_gradients"``,
+        method: a method object (``tn.attribution.IntegratedGradients(steps=8)``) or its
+            name: ``"grad_x_act"`` (default, the paper's score), ``"integrated_gradients"``,
             ``"attribution_patching"``, ``"activation"`` or ``"ablation"`` (exact, on
-            ``neurons`` only); definitions and costs in ``attribution_methods``. The method and
-            its settings are recorded in ``provenance["method"]`` / ``["settings"]``.
-        steps: points on the integration path (integrated_gradients only; >= 1).
-        baseline: what a unit is moved to (integrated_gradients, attribution_patching,
-            ablation): ``"zero"``, ``"mean"`` (over ``data``), ``tn.activation_stats(...)`` of
-            a reference set, or a split of corrupted prompts paired with ``data``.
-        statistic: ``"mean_abs"`` or ``"firing_rate"`` (the activation method).
-        neurons: a NeuronSet or {site name: indices}: the units ablation measures (required
-            there), or the sites integrated gradients computes; other units are NaN.
+            ``neurons`` only); definitions and costs in ``attribution.methods`` and
+            ``attribution.paths``. The method and its settings are recorded in
+            ``provenance["method"]`` / ``["settings"]``.
+        **options: with a method name, its own settings, passed to its class (a setting of
+            another method is a ValueError naming the methods that take it):
+            ``baseline`` (integrated_gradients, attribution_patching, ablation: ``"zero"``,
+            ``"mean"`` over ``data``, ``tn.activation_stats(...)`` of a reference set, or a
+            split of corrupted prompts paired with ``data``); ``steps`` (integrated_gradients,
+            >= 1); ``statistic`` (activation: ``"mean_abs"`` or ``"firing_rate"``);
+            ``neurons`` (a NeuronSet or {site name: indices}: the units ablation measures,
+            required there, or the sites integrated gradients computes; other units are NaN).
         kinds: which sites to score (``tn.ffn_sites(model, kinds)``): None, the default, is
             every linear site (gate, up, down / fc_in, fc_out); ``"act"`` the intermediate
             activation only; ``("gate", "up")``; ``"all"``. Top-k, deactivation, training and
@@ -126,6 +132,7 @@ def attribute(
     Raises:
         SiteKindError: a kind the model does not have.
     """
+    method = method_for(method, **options)
     autocast = _autocast_dtype(autocast)
     layout = layout_of(model, kinds)
     sites = list(layout.sites)
@@ -134,128 +141,96 @@ def attribute(
         raise AttributionError(
             f"no examples to attribute on ({_describe(data)} is empty); pass a non-empty split"
         )
-    plan = attribution_methods.plan(
-        method,
-        model,
-        tok,
-        data,
-        encoded,
-        sites,
-        steps=steps,
-        baseline=baseline,
-        statistic=statistic,
-        neurons=neurons,
-        max_length=max_length,
-    )  # every option checked, no work yet
+    method.bind(model, tok, data, encoded, sites, max_length)  # every option checked, no work yet
     device = input_device(model)
     if accumulate_dtype is None:
         accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64
-    provenance = {
-        "model": layout.model,
-        "weights": weight_fingerprint(model),
-        "task": getattr(getattr(data, "task", None), "name", None),
-        "split": getattr(data, "name", None),
-        "data_hash": hash_encoded(encoded),
-        "n_examples": len(encoded),
-        "max_length": max_length,
-        "sites": len(sites),
-        "kinds": list(layout.kinds),
-        "relevance": (plan.description or "|sum_t dL/da * a| per example")
-        + ", L = mean answer-token NLL",
-        "method": method,
-        "settings": plan.settings,
-        "compute": {
-            "weights": "+".join(
-                sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()})
-            ),
-            "autocast": None if autocast is None else str(autocast).removeprefix("torch."),
-        },
-    }
+    provenance = _provenance(model, layout, data, encoded, max_length, method, autocast)
     rank, world = rank_and_world()
     if world > 1:
-        differs = ranks_disagree(
-            {
-                "n_examples": provenance["n_examples"],
-                "data_hash": provenance["data_hash"],
-                "batch_size": batch_size,
-                "max_length": provenance["max_length"],
-                "weights": provenance["weights"],
-                "method": f"{method} {plan.settings}",
-                "sites": str([(site.name, site.n_neurons) for site in sites]),
-            },
-            device,
-        )
-        if differs:
-            raise AttributionError(
-                f"data-parallel attribution: the {world} processes disagree on "
-                f"{', '.join(differs)}; every rank must pass the same model, data and options "
-                "to attribute (each attributes its own share of the batches)"
-            )
+        _check_ranks_agree(provenance, batch_size, method, sites, device, world)
     if checkpoint is not None:
-        checkpoint, others = rank_file(checkpoint, rank, world)
-        if others:
-            raise AttributionError(
-                f"checkpoint {checkpoint} was made with another number of processes "
-                f"({', '.join(others)}); this run has {world}. Resume with the same number of "
-                "processes, or delete those files or pass another checkpoint path. They were "
-                "left untouched."
-            )
-    state = fresh_state(sites, device, accumulate_dtype, plan.measured, plan.extra)
+        checkpoint = _rank_checkpoint(checkpoint, rank, world)
+    sums = RunningSums.fresh(sites, device, accumulate_dtype, method.measured, method.extra)
     if checkpoint is not None and Path(checkpoint).exists():
-        state = resume(checkpoint, provenance, batch_size, sites, device, accumulate_dtype)
-
-    starts = range(0, len(encoded), batch_size)
-    mine = range(rank, len(starts), world)  # this rank's batches (all of them in one process)
-    bar = tqdm(
-        total=len(mine),
-        desc=f"attribution {provenance['task'] or ''}".strip(),
-        disable=not progress or rank != 0,
-        initial=len(range(rank, state["batches_done"], world)),
-    )
+        sums = RunningSums.resume(
+            checkpoint, provenance, batch_size, sites, device, accumulate_dtype
+        )
     compute = (
         contextlib.nullcontext
         if autocast is None
         else lambda: torch.autocast(device.type, dtype=autocast)
     )
-    with _analysis_mode(model), compute():
-        plan.prepare(model, tok, encoded, batch_size)  # the mean over the data, if asked for
-    with _analysis_mode(model), compute(), _site_trace(model, sites, plan) as tr:
-        for batch_index, start in enumerate(starts):
-            if batch_index < state["batches_done"] or batch_index % world != rank:
+    with analysis_mode(model), compute():
+        method.prepare(model, tok, encoded, batch_size)  # the mean over the data, if asked for
+    starts = range(0, len(encoded), batch_size)
+    bar = tqdm(
+        total=len(range(rank, len(starts), world)),  # this rank's batches: rank, rank + world, ...
+        desc=f"attribution {provenance['task'] or ''}".strip(),
+        disable=not progress or rank != 0,
+        initial=len(range(rank, sums.batches_done, world)),
+    )
+    traced = trace(model, sites, grad=True) if method.traced else contextlib.nullcontext()
+    with analysis_mode(model), compute(), traced as tr:
+        for batch_index in range(sums.batches_done, len(starts)):
+            if batch_index % world != rank:
                 continue
+            start = starts[batch_index]
             batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
-            if plan.run is None:
-                _accumulate(model, batch, tr, state, device, batch_index)
-            else:
-                plan.run(model, batch, start, tr, state, device, batch_index)
-            state["batches_done"] = batch_index + 1
+            method.step(model, to_device(batch, device), start, tr, sums, batch_index)
+            sums.batches_done = batch_index + 1
             bar.update(1)
-            own_done = len(range(rank, state["batches_done"], world))
+            own_done = len(range(rank, sums.batches_done, world))
             if checkpoint is not None and own_done % checkpoint_every == 0:
-                save_checkpoint(checkpoint, state, provenance, batch_size)
+                sums.save(checkpoint, provenance, batch_size)
     bar.close()
     if checkpoint is not None:
-        save_checkpoint(checkpoint, state, provenance, batch_size)
+        sums.save(checkpoint, provenance, batch_size)
     if world > 1:  # every rank ends with the identical float64 total
-        names = [site.name for site in sites]
-        totals = [state[t][n] for t in ("sum_abs", "sum_signed") for n in names]
-        totals += list(state["extra"].values())
-        summed, (state["n_examples"], state["n_tokens"]) = gather_sum(
-            totals, [state["n_examples"], state["n_tokens"]], device
-        )
-        pieces = iter(summed)
-        for total in ("sum_abs", "sum_signed"):
-            state[total] = {name: next(pieces) for name in names}
-        state["extra"] = {name: next(pieces) for name in state["extra"]}
-    plan.finish(state, provenance)
+        sums.all_reduce(device)
+    method.finish(sums, provenance)
     return Relevance(
-        state["sum_abs"],
-        state["sum_signed"],
-        state["n_examples"],
-        state["n_tokens"],
-        provenance,
-        aggregation,
+        sums.sum_abs, sums.sum_signed, sums.n_examples, sums.n_tokens, provenance, aggregation
     )
+
+
+def method_for(method: str | Method, **options) -> Method:
+    """A fresh method object from a name and its options (each checked), or a copy of
+    ``method`` (so that binding it to one run leaves the caller's object as it was)."""
+    if isinstance(method, Method):
+        if options:
+            raise ValueError(
+                f"pass {sorted(options)} to the method object ({type(method).__name__}(...)), "
+                "not to attribute"
+            )
+        return copy.copy(method)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
+    takes = {name: set(inspect.signature(cls).parameters) for name, cls in METHODS.items()}
+    for key, value in list(options.items()):
+        if key in takes[method]:
+            continue
+        if _is_neutral(key, value):
+            del options[key]  # the old signature's default: the method's own behaviour
+            continue
+        takers = [name for name, keys in takes.items() if key in keys]
+        if takers:
+            raise ValueError(f"{key} applies to {', '.join(takers)}; {method!r} has none")
+        raise ValueError(
+            f"unknown option {key!r} for method {method!r} (it takes "
+            f"{sorted(takes[method]) or 'no options'}; attribute itself takes kinds, "
+            "batch_size, max_length, aggregation, checkpoint, checkpoint_every, "
+            "accumulate_dtype, autocast, progress)"
+        )
+    return METHODS[method](**options)
+
+
+def _is_neutral(key: str, value) -> bool:
+    """``value`` is what ``key`` defaulted to when every method shared one signature."""
+    if key not in _NEUTRAL:
+        return False
+    default = _NEUTRAL[key]
+    return value is None if default is None else type(value) is type(default) and value == default
 
 
 def per_example_relevance(
@@ -270,52 +245,76 @@ def per_example_relevance(
     sites = list(layout_of(model, kinds).sites)
     encoded = encode(tok, data, max_length=max_length)
     device = input_device(model)
-    rows = {site.name: [] for site in sites}
-    with _analysis_mode(model), trace(model, sites, grad=True) as tr:
+    method = GradXAct()
+    method.bind(model, tok, data, encoded, sites, max_length)
+    rows: dict[str, list] = {site.name: [] for site in sites}
+    with analysis_mode(model), trace(model, sites, grad=True) as tr:
         for example in encoded:
-            batch = collate([example], tok.pad_token_id)
-            state = fresh_state(sites, device, torch.float64)
-            _accumulate(model, batch, tr, state, device, 0)
+            batch = to_device(collate([example], tok.pad_token_id), device)
+            sums = RunningSums.fresh(sites, device, torch.float64)
+            method.step(model, batch, 0, tr, sums, 0)
             for site in sites:
-                rows[site.name].append(state["sum_signed"][site.name].cpu())
+                rows[site.name].append(sums.sum_signed[site.name].cpu())
     return {name: torch.stack(values) for name, values in rows.items()}
 
 
-def _accumulate(model, batch, tr: Trace, state: dict, device, batch_index: int) -> None:
-    """One forward and one backward; adds this batch's per-example |r| and r to the sums."""
-    batch = {key: value.to(device) for key, value in batch.items()}
-    batch_size, length = batch["input_ids"].shape
-    losses, n_tokens = answer_losses(model, batch)
-    tr.backward(losses.sum())  # gradients of the site outputs only, no parameter gradients
-    for name, record in tr.items():
-        activation = record.output.detach().reshape(batch_size, length, -1)
-        grad = record.grad.reshape(batch_size, length, -1)
-        # r = -(dL/da . a): the first-order change of the loss when the output is zeroed.
-        r = -_product(grad, activation).sum(dim=1)  # (B, n)
-        if not torch.isfinite(r).all():
-            raise AttributionError(
-                f"non-finite gradients at {name} in batch {batch_index}; the model may "
-                "overflow in this dtype: try dtype=torch.float32 or bfloat16 instead of float16"
-            )
-        # .to(sums): dtype and device (a device_map may run the site on another device).
-        state["sum_abs"][name] += r.abs().sum(0).to(state["sum_abs"][name])
-        state["sum_signed"][name] += r.sum(0).to(state["sum_signed"][name])
-    state["n_examples"] += batch_size
-    state["n_tokens"] += n_tokens
-    tr.clear()
+def _provenance(model, layout, data, encoded, max_length, method: Method, autocast) -> dict:
+    """What a Relevance records of its run (and what a checkpoint must match)."""
+    return {
+        "model": layout.model,
+        "weights": weight_fingerprint(model),
+        "task": getattr(getattr(data, "task", None), "name", None),
+        "split": getattr(data, "name", None),
+        "data_hash": hash_encoded(encoded),
+        "n_examples": len(encoded),
+        "max_length": max_length,
+        "sites": len(layout.sites),
+        "kinds": list(layout.kinds),
+        "relevance": method.description + ", L = mean answer-token NLL",
+        "method": method.name,
+        "settings": method.settings,
+        "compute": {
+            "weights": "+".join(
+                sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()})
+            ),
+            "autocast": None if autocast is None else str(autocast).removeprefix("torch."),
+        },
+    }
 
 
-def _product(grad: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-    """``grad * activation`` in float32, (B, T, n). Float32 and contiguous (the usual case):
-    written into ``grad``, which nothing reads after this (each site's gradient is its own
-    tensor), so no (B, T, n) tensor is allocated per site; the values are the same bits."""
-    if (
-        grad.dtype == activation.dtype == torch.float32
-        and grad.is_contiguous()
-        and activation.is_contiguous()
-    ):
-        return grad.mul_(activation)
-    return grad.float() * activation.float()
+def _check_ranks_agree(provenance, batch_size, method, sites, device, world) -> None:
+    """Data parallel: every rank must attribute the same data with the same options."""
+    differs = ranks_disagree(
+        {
+            "n_examples": provenance["n_examples"],
+            "data_hash": provenance["data_hash"],
+            "batch_size": batch_size,
+            "max_length": provenance["max_length"],
+            "weights": provenance["weights"],
+            "method": f"{method.name} {method.settings}",
+            "sites": str([(site.name, site.n_neurons) for site in sites]),
+        },
+        device,
+    )
+    if differs:
+        raise AttributionError(
+            f"data-parallel attribution: the {world} processes disagree on "
+            f"{', '.join(differs)}; every rank must pass the same model, data and options "
+            "to attribute (each attributes its own share of the batches)"
+        )
+
+
+def _rank_checkpoint(checkpoint, rank: int, world: int):
+    """This rank's checkpoint file; refuses one left by another number of processes."""
+    checkpoint, others = rank_file(checkpoint, rank, world)
+    if others:
+        raise AttributionError(
+            f"checkpoint {checkpoint} was made with another number of processes "
+            f"({', '.join(others)}); this run has {world}. Resume with the same number of "
+            "processes, or delete those files or pass another checkpoint path. They were "
+            "left untouched."
+        )
+    return checkpoint
 
 
 def _autocast_dtype(value) -> torch.dtype | None:
@@ -329,14 +328,6 @@ def _autocast_dtype(value) -> torch.dtype | None:
             f"dtype the passes compute in; sums stay float64), got {value!r}"
         )
     return dtype
-
-
-def _site_trace(model, sites, plan):
-    """The trace attribute keeps open (outputs and gradients of every site) when the method
-    reads it; methods that run their own passes get none."""
-    if plan.run is None or plan.traced:
-        return trace(model, sites, grad=True)
-    return contextlib.nullcontext()
 
 
 def _describe(data) -> str:

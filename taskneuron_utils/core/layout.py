@@ -43,7 +43,7 @@ from ..errors import UnsupportedArchitectureError as UnsupportedArchitectureErro
 from .families import family_of as family_of
 from .families import register_family as register_family
 from .placement import named_parameter_values
-from .sites import Site
+from .sites import Site, parse_site_name
 from .wrappers import plain_name, unwrap, unwrap_part
 from ..errors import NeuronSetMismatchError, SiteKindError
 from .identity import content_hash
@@ -237,7 +237,7 @@ def layout_for(model: nn.Module, sizes: Mapping[str, int]) -> NeuronLayout:
     the model lacks are left out (no kind left: the default layout), so that ``check`` then
     names the difference."""
     every = layout_of(model, "all")
-    named = {name.rsplit(".", 1)[-1] for name in sizes}
+    named = {parse_site_name(name)[1] for name in sizes}
     return layout_of(model, [k for k in every.kinds if k in named] or None)
 
 

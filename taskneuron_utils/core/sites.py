@@ -12,12 +12,24 @@ Sites are found by ``architectures`` (``tn.ffn_sites``), from the family table.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .placement import check_in_memory, loaded
+
+
+_SITE_NAME = re.compile(r"^layers\.(\d+)\.mlp\.(\w+)$")
+
+
+def parse_site_name(name: str) -> tuple[int, str]:
+    """``"layers.3.mlp.up"`` -> ``(3, "up")``."""
+    match = _SITE_NAME.match(name)
+    if not match:
+        raise ValueError(f"{name!r} is not a site name of the form 'layers.<i>.mlp.<kind>'")
+    return int(match.group(1)), match.group(2)
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 from ..tasks import Split, Task
 from ..core.identity import content_hash
 
@@ -33,15 +35,6 @@ class ConfigMixin:
         return dataclasses.replace(self, **changes)
 
 
-def check_fraction(k: float) -> float:
-    """``k`` itself if it is a fraction in (0, 1]; else a ValueError that says so."""
-    if not 0 < k <= 1:
-        raise ValueError(
-            f"k is a fraction of neurons in (0, 1], got {k!r}; for the paper's top 10% use k=0.1"
-        )
-    return k
-
-
 def sample(split: Split, n: int | None, seed: int) -> Split:
     """``n`` examples of ``split`` drawn with ``seed`` (all of them, reordered by the draw, when
     ``n >= len(split)``); None = the split itself."""
@@ -58,8 +51,6 @@ def eval_split(task: Task, n: int | None, seed: int) -> Split:
 def fresh(model_loader):
     """A model to train, never the caller's: a deep copy when ``model_loader`` is a model,
     else ``model_loader()`` (a function returning a model or (model, tok))."""
-    import torch
-
     if isinstance(model_loader, torch.nn.Module):
         return copy.deepcopy(model_loader)
     if callable(model_loader):
@@ -71,8 +62,6 @@ def fresh(model_loader):
 def starting_model(model_loader):
     """The starting model to read (attribute, evaluate, fingerprint), never to train:
     ``model_loader`` itself when it is a model (not copied), else the model it returns."""
-    import torch
-
     return model_loader if isinstance(model_loader, torch.nn.Module) else fresh(model_loader)
 
 

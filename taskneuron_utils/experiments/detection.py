@@ -16,7 +16,8 @@ from ..neurons.analysis import expected_random_jaccard, layer_profile, overlap_m
 from ..core.layout import resolve_kinds
 from ..attribution.run import Relevance, attribute
 from ..tasks import Task
-from .common import ConfigMixin, check_fraction, sample, starting_model
+from ..neurons.neuron_set import check_fraction
+from .common import ConfigMixin, sample, starting_model
 from .. import plots
 from ..core.models import load_model, model_name
 from ..tasks import load_tasks

@@ -17,6 +17,7 @@ from .detection import DetectionConfig, detected_sets
 from ..scoring.evaluation import evaluate
 from ..scoring.loss import answer_nll
 from ..neurons.neuron_set import NeuronSet
+from ..training.config import TrainConfig
 from ..training.finetuning import finetune
 
 if TYPE_CHECKING:
@@ -97,6 +98,13 @@ def neuron_finetuning(
 
     if sets is None:
         sets = detected_sets(model_loader, tok, tasks, detection)
+    training = TrainConfig(
+        steps=config.steps,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        max_length=config.max_length,
+        progress=False,
+    )
     rows = []
     for name, task in tasks.items():
         train = sample(task.train, config.examples, config.seed)
@@ -132,14 +140,9 @@ def neuron_finetuning(
                         model,
                         tok,
                         train,
+                        training.replace(lr=lr),
                         neurons=neurons,
                         method="neurons" if neurons is not None else "full",
-                        steps=config.steps,
-                        lr=lr,
-                        batch_size=config.batch_size,
-                        seed=config.seed,
-                        max_length=config.max_length,
-                        progress=False,
                     )
                     seconds = time.perf_counter() - started
                     dev_nll = answer_nll(model, tok, dev_encoded, batch_size=config.eval_batch_size)

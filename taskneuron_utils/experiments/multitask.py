@@ -14,6 +14,7 @@ from ..tasks import Split, Task
 from .common import ConfigMixin, data_hash, settings_key, write_folder
 from ..core.models import cache_dir, load_model, model_name, weight_fingerprint
 from ..tasks import load_tasks
+from ..training.config import TrainConfig
 from ..training.finetuning import finetune
 
 if TYPE_CHECKING:
@@ -144,6 +145,14 @@ def multitask_finetune(
     tasks = load_tasks(list(config.tasks), profile=config.source) if tasks is None else tasks
     base_model, tok = load_model(config.model) if base is None else base
     mixture = multitask_mixture(tasks, config.examples, config.seed)
+    training = TrainConfig(
+        steps=config.steps,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        max_length=config.max_length,
+        progress=config.progress,
+    )
     settings = {
         "base_model": model_name(base_model),
         "base_fingerprint": weight_fingerprint(base_model),
@@ -155,8 +164,8 @@ def multitask_finetune(
         "lr": config.lr,
         "batch_size": config.batch_size,
         "seed": config.seed,
-        "schedule": "linear",
-        "warmup": 0.1,
+        "schedule": training.schedule,
+        "warmup": training.warmup,
         "method": "full",
     }
     if config.max_length != 256:  # absent = 256: keeps the keys of caches written without it
@@ -172,18 +181,7 @@ def multitask_finetune(
 
     model = copy.deepcopy(base_model)
     started = time.perf_counter()
-    history = finetune(
-        model,
-        tok,
-        mixture,
-        method="full",
-        steps=config.steps,
-        lr=config.lr,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        max_length=config.max_length,
-        progress=config.progress,
-    )
+    history = finetune(model, tok, mixture, training, method="full")
     wall = time.perf_counter() - started
     losses = history["loss"].dropna()
     tail = max(1, len(losses) // 10)

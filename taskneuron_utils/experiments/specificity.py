@@ -40,7 +40,7 @@ from ..neurons.neuron_set import NeuronSet
 from ..core.layout import layout_for
 from ..hooks.tracing import trace
 from ..core.placement import input_device
-from ..tasks import collate, encode
+from ..tasks import collate, encode, to_device
 
 if TYPE_CHECKING:
     from torch import nn
@@ -140,7 +140,7 @@ def core_profile(
     tokens = 0
     for task in tasks.values():
         encoded = encode(tok, task.train[:n_examples], max_length=max_length)
-        batch = {k: v.to(device) for k, v in collate(encoded, tok.pad_token_id).items()}
+        batch = to_device(collate(encoded, tok.pad_token_id), device)
         mask = batch["attention_mask"].to(torch.float64)  # (B, T): 1 on real tokens
         with torch.no_grad(), trace(model, list(layout.sites)) as tr:
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])

@@ -13,12 +13,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..tasks import Task, encode
-from .common import ConfigMixin, check_fraction, eval_split, fresh, sample
+from ..neurons.neuron_set import check_fraction
+from .common import ConfigMixin, eval_split, fresh, sample
 from .deactivation import PER_TOKEN, DeactivationConfig, deactivation_rows, examples_frame
 from .detection import DetectionConfig, detect, detected_sets
 from ..scoring.evaluation import evaluate
 from ..scoring.loss import answer_nll
 from ..neurons.neuron_set import NeuronSet
+from ..training.config import TrainConfig
 from ..training.finetuning import finetune
 from ..neurons.analysis import bootstrap_interval
 
@@ -288,12 +290,7 @@ def _scored_run(
         if step in budgets:
             tested[step] = score(model)
 
-    history = finetune(
-        model,
-        tok,
-        train,
-        neurons=neurons,
-        method="full" if neurons is None else "neurons",
+    training = TrainConfig(
         steps=max(budgets),
         lr=lr,
         batch_size=config.batch_size,
@@ -302,6 +299,14 @@ def _scored_run(
         seed=seed,
         max_length=config.max_length,
         progress=False,
+    )
+    history = finetune(
+        model,
+        tok,
+        train,
+        training,
+        neurons=neurons,
+        method="full" if neurons is None else "neurons",
         callback=checkpoint,
     )
     return history, curve, tested

@@ -27,7 +27,7 @@ from ..core.identity import content_hash
 from ..core.layout import layout_of
 from .tracing import Edit, trace
 from ..core.placement import input_device
-from ..tasks import Split, collate, encode
+from ..tasks import Split, collate, encode, to_device
 
 if TYPE_CHECKING:
     from torch import nn
@@ -114,7 +114,7 @@ def stats_of_encoded(
                 disable=not progress,
             ):
                 batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
-                batch = {key: value.to(device) for key, value in batch.items()}
+                batch = to_device(batch, device)
                 model.base_model(
                     input_ids=batch["input_ids"],
                     attention_mask=batch["attention_mask"],

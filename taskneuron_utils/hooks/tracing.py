@@ -202,9 +202,8 @@ class Record:
 class Trace(dict):
     """{site name: Record} for the traced sites; filled by forward (and backward) passes."""
 
-    def __init__(self, sites: list[Site], keep: bool, grad: bool):
+    def __init__(self, sites: list[Site]):
         super().__init__({site.name: Record(site, self) for site in sites})
-        self.keep, self.want_grad = keep, grad
         # Keyed by tap, (module, port): a down projection holds the down site (its output) and
         # the act site (its input).
         self._outputs: dict[tuple[nn.Module, str], torch.Tensor | None] = {}
@@ -295,7 +294,7 @@ def trace(
         units = {site.name: _module_columns(site, units[site.name]) for site in chosen}
     edited = resolve_sites(model, list(edit)) if edit else []
     by_name = {s.name: s for s in chosen + edited}
-    tr = Trace([by_name[name] for name in by_name if name in {s.name for s in chosen}], keep, grad)
+    tr = Trace([by_name[name] for name in by_name if name in {s.name for s in chosen}])
     taps: dict[tuple[nn.Module, str], list[Site]] = {}
     for site in by_name.values():
         taps.setdefault(_tap(site), []).append(site)

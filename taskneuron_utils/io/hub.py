@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..core.sites import parse_site_name
 from ..errors import ArtefactFileError, HubRepoError
 from .storage import FORMAT_VERSION, LOADERS, atomic_write
 
@@ -70,7 +71,7 @@ def describe(obj, command: str | None = None) -> dict:
         "k": k,
         "method": method,
         "sites": len(sizes),
-        "site_kinds": sorted({site.rsplit(".", 1)[-1] for site in sizes}),
+        "site_kinds": sorted({parse_site_name(site)[1] for site in sizes}),
         **counts,
         "command": command
         or " ".join(

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..core.layout import NeuronLayout
+from ..core.sites import parse_site_name
 from ..errors import ArtefactFileError, NeuronSetMismatchError
 from .storage import atomic_write
 
@@ -37,7 +38,7 @@ def lape_masks(sets: Mapping[str, Indices]) -> list[list[torch.Tensor]]:
         raise ValueError("no neuron sets to write in LAPE's format")
     masks = []
     for name, indices in sets.items():
-        others = sorted({site.rsplit(".", 1)[-1] for site in indices} - {"act"})
+        others = sorted({parse_site_name(site)[1] for site in indices} - {"act"})
         if others:
             raise NeuronSetMismatchError(
                 f"LAPE's format holds act units only; set {name!r} has "

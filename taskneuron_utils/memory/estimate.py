@@ -163,8 +163,9 @@ def estimate_memory(
         answer_len: answer tokens per example (the loss and LM head run on these only). None:
             ``seq_len``, the worst case; classification answers are 1-3 tokens.
         k: fraction of each site's neurons trained (``"neurons"``), as in ``rel.top_k(k)``.
-        lora_r: the LoRA rank (``tn.finetune``'s default).
-        lora_target: the LoRA target modules (``tn.finetune``'s default).
+        lora_r: the LoRA rank (``training.LoRAConfig``'s ``r``, default as there).
+        lora_target: the LoRA target modules (``LoRAConfig``'s ``target``; None:
+            ``lora_targets(model)``, as there).
         attn_implementation: ``"sdpa"`` or ``"eager"``; default: what transformers picks.
         padding: the batches are padded (examples of different lengths: the usual case). With
             SDPA, transformers then passes a mask, which repeats grouped key/value heads and

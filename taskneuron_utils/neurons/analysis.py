@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
+from scipy import stats
 import torch
 
 from .relevance import Relevance
-from .neuron_set import NeuronSet, parse_site_name
+from ..core.sites import parse_site_name
+from .neuron_set import NeuronSet
 from ..core.layout import layout_for
 
 #: The paper's range of per-layer correlations between parameter similarity and generalization
@@ -62,14 +67,6 @@ def layer_profile(relevances: dict[str, Relevance], k: float = 0.10) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def score_correlation(relevances: dict[str, Relevance]) -> pd.DataFrame:
-    """Spearman correlation between two tasks' relevance over all neurons, task x task."""
-    flat = {name: torch.cat(list(rel.scores.values())).numpy() for name, rel in relevances.items()}
-    matrix = pd.DataFrame(flat).corr(method="spearman")
-    matrix.index.name, matrix.columns.name = "task", "other"
-    return matrix
-
-
 def correlate(x, y, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict:
     """Pearson and Spearman correlation of paired samples, with p-values and bootstrap intervals.
 
@@ -82,10 +79,6 @@ def correlate(x, y, *, n_boot: int = 2000, confidence: float = 0.95, seed: int =
         {"n", "pearson", "pearson_p", "pearson_low", "pearson_high", "spearman", "spearman_p",
         "spearman_low", "spearman_high"}.
     """
-    import warnings
-
-    import numpy as np
-    from scipy import stats
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
@@ -141,8 +134,6 @@ def bootstrap_interval(
         (low, high): floats, or arrays of shape (Q,); both equal the statistic when no
         dimension has more than one unit.
     """
-    import numpy as np
-    from scipy import stats
 
     sizes = [int(n) for n in sizes]
     if not sizes or min(sizes) < 1:
@@ -179,7 +170,6 @@ def bootstrap_interval(
 
 def _pearson(a, b, axis=-1):
     """Pearson's r along ``axis`` (vectorised over resamples)."""
-    import numpy as np
 
     a = a - a.mean(axis=axis, keepdims=True)
     b = b - b.mean(axis=axis, keepdims=True)
@@ -189,9 +179,8 @@ def _pearson(a, b, axis=-1):
 
 def _spearman(a, b, axis=-1):
     """Spearman's rho: Pearson's r of the ranks (ties averaged), along ``axis``."""
-    from scipy.stats import rankdata
 
-    return _pearson(rankdata(a, axis=axis), rankdata(b, axis=axis), axis)
+    return _pearson(stats.rankdata(a, axis=axis), stats.rankdata(b, axis=axis), axis)
 
 
 def neuron_vectors(model, neurons: NeuronSet, base=None) -> dict[int, torch.Tensor]:

@@ -11,12 +11,12 @@ model when it has exactly the model's sites of the kinds it names.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 
 import pandas as pd
 import torch
 
+from ..core.sites import parse_site_name
 from ..core.layout import layout_difference, layout_for, layout_of
 from ..errors import NeuronSetMismatchError
 from ..io.storage import register_loader, atomic_write, load_artefact, save_artefact
@@ -25,15 +25,15 @@ from ..io import hub
 
 __all__ = ["NeuronSet", "NeuronSetMismatchError", "layout_of", "parse_site_name"]
 
-_SITE_NAME = re.compile(r"^layers\.(\d+)\.mlp\.(\w+)$")
 
-
-def parse_site_name(name: str) -> tuple[int, str]:
-    """``"layers.3.mlp.up"`` -> ``(3, "up")``."""
-    match = _SITE_NAME.match(name)
-    if not match:
-        raise ValueError(f"{name!r} is not a site name of the form 'layers.<i>.mlp.<kind>'")
-    return int(match.group(1)), match.group(2)
+def check_fraction(k: float) -> float:
+    """``k`` itself if it is a fraction of neurons in (0, 1]; else a ValueError that says so.
+    The one check of every ``k`` (top-k, selections, experiments, the command line)."""
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= 1:
+        raise ValueError(
+            f"k is a fraction of neurons in (0, 1], got {k!r}; for the paper's top 10% use k=0.1"
+        )
+    return k
 
 
 class NeuronSet:

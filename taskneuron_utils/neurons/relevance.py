@@ -13,9 +13,10 @@ import pandas as pd
 import torch
 
 from ..core.layout import layout_difference, layout_for
+from ..core.sites import parse_site_name
 from ..errors import NeuronSetMismatchError
 from ..core.identity import combine_hashes
-from .neuron_set import NeuronSet
+from .neuron_set import NeuronSet, check_fraction
 from ..io.storage import register_loader, load_artefact, save_artefact
 from ..io import hub
 
@@ -111,7 +112,7 @@ class Relevance:
         """One row a neuron: site, layer, kind, neuron, score."""
         frames = []
         for site, values in self.scores.items():
-            layer, kind = site.split(".")[1], site.split(".")[-1]
+            layer, kind = parse_site_name(site)
             frames.append(
                 pd.DataFrame(
                     {
@@ -136,10 +137,7 @@ class Relevance:
 
         Ties are broken by site order, then neuron index, so the result is deterministic.
         """
-        if not 0 < k <= 1:
-            raise ValueError(
-                f"k is a fraction in (0, 1]; use 0.10 for the paper's top 10%, got {k}"
-            )
+        check_fraction(k)
         if per not in ("site", "global"):
             raise ValueError(f"per must be 'site' or 'global', got {per!r}")
         scores = self.scores

@@ -27,7 +27,7 @@ import torch
 from ..core.layout import layout_difference
 from ..errors import NeuronSetMismatchError
 from .relevance import Relevance
-from .neuron_set import NeuronSet
+from .neuron_set import NeuronSet, check_fraction
 
 CONTRASTS = ("difference", "zscore")
 _EPS = 1e-12
@@ -203,10 +203,7 @@ def matched_top(relevances: dict[str, Relevance], like: NeuronSet) -> dict[str, 
 
 def _scores(relevances: dict[str, Relevance], k: float, min_tasks: int):
     """Check the input; return (task names, layout {site: n}, {site: float32 (T, n) scores})."""
-    if not 0 < k <= 1:
-        raise ValueError(
-            f"k is a fraction of neurons in (0, 1], got {k!r}; for the paper's top 10% use k=0.1"
-        )
+    check_fraction(k)
     if not isinstance(relevances, dict) or not all(
         isinstance(r, Relevance) for r in relevances.values()
     ):

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..core.layout import layout_of, model_name
+from ..io.storage import atomic_write
 from ..hooks.interventions import deactivate
 from ..scoring.loss import answer_nlls
 from .scan import ScanData, Units, resolve_neurons, scan, token_values
@@ -150,7 +151,7 @@ class NeuronPage:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the page as a self-contained HTML file, atomically."""
         path = Path(path)
-        _write_atomically(path, self.html.encode())
+        atomic_write(path, lambda tmp: Path(tmp).write_text(self.html, encoding="utf-8"))
         return path
 
 
@@ -299,13 +300,7 @@ def export_neuron_pages(
         for source, lines in records.items():
             target = Path(path) / model_id / source / folder / "batch-0.jsonl.gz"
             text = "".join(json.dumps(line) + "\n" for line in lines).encode()
-            _write_atomically(target, gzip.compress(text, mtime=0))
+            data = gzip.compress(text, mtime=0)
+            atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
             written.append(target)
     return written
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -15,7 +15,7 @@ reorders the tokens):
                                     (w - mean(w)) for a LayerNorm, identity for an RMSNorm.
 
 The norm's bias and the unembedding's bias add the same vector whatever the unit does, so they
-are left out. A final logit soft-cap (Gemma 2, ``Family.logitsoftcap``) is monotone, so ranks
+are left out. A final logit soft-cap (Gemma 2, ``Family.logit_softcap``) is monotone, so ranks
 are the uncapped ones; ``logit_capped`` is ``cap * tanh(logit / cap)``, what the capped head
 would output for this direction alone. ``gate`` / ``up`` / ``fc_in`` units reach the residual
 stream only through act unit j, so they have no projection of their own: asking for one is an
@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..core.layout import layout_of
+from ..core.sites import parse_site_name
 from ..scoring.loss import logit_softcap
 from ..core.placement import loaded
 
@@ -122,7 +123,7 @@ def vocab_projection(
                 row["logit_capped"] = cap * float(torch.tanh(logits[token_id] / cap))
             rows.append(row)
     frame = pd.DataFrame(rows)
-    kind = site.rsplit(".", 1)[-1]
+    _, kind = parse_site_name(site)
     frame.attrs.update(
         site=site,
         neuron=neuron,

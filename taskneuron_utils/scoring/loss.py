@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..core.layout import FAMILIES
 from ..core.placement import input_device
-from ..tasks import collate
+from ..tasks import collate, to_device
 from ..errors import AnswerMaskError
 
 
@@ -90,7 +90,7 @@ def answer_nlls(model, tok, encoded, *, batch_size: int = 16) -> tuple[torch.Ten
         with torch.inference_mode():
             for start in range(0, len(encoded), batch_size):
                 batch = collate(encoded[start : start + batch_size], tok.pad_token_id)
-                batch = {key: value.to(device) for key, value in batch.items()}
+                batch = to_device(batch, device)
                 with batch_examples(range(start, start + len(batch["input_ids"]))):
                     per_example, _ = answer_losses(model, batch)  # (b,) mean over answer tokens
                 n_answer = (batch["labels"] != -100).sum(1)  # tokens scored, per example
@@ -103,7 +103,7 @@ def answer_nlls(model, tok, encoded, *, batch_size: int = 16) -> tuple[torch.Ten
 
 def lm_head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     """Logits (..., V) from final hidden states (..., d), as the model's own forward makes them,
-    including a final logit soft-cap where the family has one (``Family.logitsoftcap``)."""
+    including a final logit soft-cap where the family has one (``Family.logit_softcap``)."""
     logits = model.get_output_embeddings()(hidden)
     cap = logit_softcap(model)
     if cap:
@@ -114,6 +114,6 @@ def lm_head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
 def logit_softcap(model) -> float | None:
     model_type = getattr(model.config, "model_type", None)
     for family in FAMILIES.values():
-        if model_type in family.model_types and family.logitsoftcap:
-            return getattr(model.config, family.logitsoftcap, None)
+        if model_type in family.model_types and family.logit_softcap:
+            return getattr(model.config, family.logit_softcap, None)
     return None

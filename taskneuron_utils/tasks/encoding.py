@@ -215,6 +215,11 @@ def _where(data, i: int) -> str:
     return f"{data._describe()}[{i}]" if isinstance(data, Split) else f"example {i}"
 
 
+def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """A collated batch with every tensor on ``device`` (the model's input device)."""
+    return {key: value.to(device) for key, value in batch.items()}
+
+
 def collate(
     encoded: Sequence[Encoded], pad_token_id: int | None, padding_side: str = "right"
 ) -> dict[str, torch.Tensor]:

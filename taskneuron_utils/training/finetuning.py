@@ -4,9 +4,12 @@
     history = tn.finetune(model, tok, task.train, method="full")          # every parameter
     history = tn.finetune(model, tok, task.train, method="lora")          # peft LoRA, merged back
     history = tn.finetune(model, tok, task.train, neurons=ns.random_like(ns, seed=1))  # baseline
+    history = tn.finetune(model, tok, task.train, tn.TrainConfig(lr=1e-3, steps=40), neurons=ns)
 
-The training loss is ``loss.answer_losses`` averaged over examples (each example's mean
-answer-token NLL, in nats), the loss attribution differentiates; the history calls it ``loss``.
+The settings are a ``TrainConfig`` (keywords such as ``lr=1e-3`` change the given one or the
+default); LoRA's are a ``LoRAConfig`` (``lora=``). The training loss is ``config.loss``, by
+default ``loss.answer_losses``, averaged over examples (each example's mean answer-token NLL, in
+nats), the loss attribution differentiates; the history calls it ``loss``.
 The dev NLL in the history, ``dev_nll``, is what ``tn.evaluate`` reports as ``nll``: nats per
 answer token over all answer tokens of the split (``loss.answer_nll``). The optimizer is AdamW with a
 ``transformers`` learning-rate schedule. The model is modified in place and left in eval mode.
@@ -40,7 +43,6 @@ select both in one layer.
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -52,45 +54,36 @@ from torch import nn
 
 from ..core.layout import family_of, layout_of
 from ..hooks.tracing import Edit, trace
-from ..scoring.loss import answer_losses
 from ..neurons.neuron_set import NeuronSet
 from ..tasks import Split, encode
-from .loop import SCHEDULES, fit
+from .config import LoRAConfig, TrainConfig
+from .loop import fit
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 METHODS = ("full", "neurons", "lora")
+# finetune's keywords of old for LoRA's settings -> the LoRAConfig field each one sets.
+OLD_LORA_KEYWORDS = {
+    "lora_r": "r",
+    "lora_alpha": "alpha",
+    "lora_target": "target",
+    "lora_dropout": "dropout",
+}
 
 
 def finetune(
     model: nn.Module,
     tok: PreTrainedTokenizerBase,
     data: Split,
+    config: TrainConfig | None = None,
     *,
     neurons: NeuronSet | None = None,
     method: str | None = None,
-    steps: int | None = None,
-    epochs: float = 1.0,
-    lr: float = 1e-4,
-    batch_size: int = 8,
-    grad_accum: int = 1,
-    weight_decay: float = 0.0,
-    warmup: float = 0.1,
-    schedule: str = "linear",
-    max_grad_norm: float | None = 1.0,
-    mixed_precision: str = "no",
-    gradient_checkpointing: bool = False,
-    seed: int = 0,
+    lora: LoRAConfig | None = None,
     dev: Split | None = None,
-    eval_every: int | None = None,
-    lora_r: int = 8,
-    lora_alpha: int = 16,
-    lora_target: list[str] | None = None,
-    lora_dropout: float = 0.0,
-    max_length: int = 512,
-    progress: bool = True,
     callback: Callable[[int], None] | None = None,
+    **overrides,
 ) -> pd.DataFrame:
     """Train ``model`` in place on ``data``; return the training history.
 
@@ -98,50 +91,35 @@ def finetune(
         model: a causal LM (any dtype; neuron rows are trained in float32 and cast back).
         tok: its tokenizer.
         data: the training split, e.g. ``task.train`` (or a slice of one).
+        config: how to train (``TrainConfig``: steps or epochs, lr, batch size, schedule, seed,
+            mixed precision, the loss, ...); None: ``TrainConfig()``.
         neurons: the neurons to train (method ``"neurons"``); e.g. ``rel.top_k(0.1)`` or a random
             baseline ``NeuronSet.random_like(ns, seed)``.
         method: ``"neurons"`` (default when ``neurons`` is given), ``"full"`` (default otherwise)
-            or ``"lora"`` (peft LoRA on ``lora_target``, merged into the weights at the end).
-        steps: optimizer steps; overrides ``epochs``.
-        epochs: passes over ``data`` (fractions allowed); one step uses
-            ``batch_size * grad_accum`` examples. Batches are drawn from a stream of shuffled
-            epochs, so every batch is full.
-        batch_size: examples of one forward pass; with W processes (below) each process runs
-            its 1/W share of a step's examples, in forward passes of at most ``batch_size``.
-        grad_accum: forward passes of ``batch_size`` per step (one step's examples are
-            ``batch_size * grad_accum``).
-        lr: peak learning rate.
-        weight_decay: AdamW's decoupled weight decay (on every trained number, biases
-            included).
-        warmup: fraction of the steps spent warming up linearly.
-        schedule: ``"linear"``, ``"cosine"`` or ``"constant"`` decay after warmup.
-        max_grad_norm: clip the global gradient norm to this (None or 0: no clipping).
-        mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"``: the forward pass runs under
-            ``accelerate``'s autocast (fp16 with its loss scaler, on a GPU only); the trained
-            tensors, gradients and optimizer state keep their dtype (float32 neuron rows).
-        gradient_checkpointing: recompute each decoder layer's activations in the backward
-            pass (transformers' gradient checkpointing, switched off again afterwards): less
-            activation memory for about one more forward pass of compute.
-        seed: shuffling, dropout and LoRA initialisation; the same seed gives identical weights.
+            or ``"lora"`` (peft LoRA as ``lora`` says, merged into the weights at the end).
+        lora: LoRA's settings (``LoRAConfig``: rank, alpha, target modules, dropout), read by
+            ``method="lora"`` only; None: ``LoRAConfig()``.
         dev: a split whose answer NLL (nats per answer token, as ``tn.evaluate`` reports it) is
-            measured before training, every ``eval_every`` steps and at the end (all of it: pass
-            a slice such as ``task.dev[:64]`` to keep it cheap).
-        max_length: prompt + answer tokens per example (``tasks.encode`` truncates).
-        progress: show a tqdm progress bar.
+            measured before training, every ``config.eval_every`` steps and at the end (all of
+            it: pass a slice such as ``task.dev[:64]`` to keep it cheap).
         callback: called as ``callback(step)`` after every optimizer step (1-based), with the
             model as trained so far (neuron-only training: the trained rows are spliced in by
             the hooks, so evaluating ``model`` inside the callback sees them). Whatever it does
             to the model must be undone before it returns (``tn.evaluate`` restores the
             training flag); it is how a budget sweep scores one run at several step counts.
+        **overrides: settings of ``config`` to change for this call (``config.replace``), e.g.
+            ``finetune(model, tok, data, neurons=ns, lr=1e-3, steps=4)``; a name that is no
+            setting is a TypeError, raised before any work. The keywords of old ``lora_r``,
+            ``lora_alpha``, ``lora_target`` and ``lora_dropout`` set ``lora``'s fields.
 
     Returns:
-        DataFrame with one row per optimizer step: ``step`` (1-based), ``loss`` (mean answer
-        NLL of the step's examples, nats), ``lr``, ``seconds`` (wall time of the step); plus,
-        with ``dev``, rows with ``step`` and ``dev_nll`` (nats; ``loss`` is NaN there). ``attrs``
-        holds ``method``, ``trainable_parameters``, ``optimizer_state_numel`` and
-        ``optimizer_state_bytes`` (AdamW state: moments and step counters), ``steps``,
-        ``examples_per_step`` (the global batch), ``seed``, ``mixed_precision`` and
-        ``processes``.
+        DataFrame with one row per optimizer step: ``step`` (1-based), ``loss`` (mean of
+        ``config.loss`` over the step's examples: answer NLL, nats), ``lr``, ``seconds`` (wall
+        time of the step); plus, with ``dev``, rows with ``step`` and ``dev_nll`` (nats;
+        ``loss`` is NaN there). ``attrs`` holds ``method``, ``trainable_parameters``,
+        ``optimizer_state_numel`` and ``optimizer_state_bytes`` (AdamW state: moments and step
+        counters), ``steps``, ``examples_per_step`` (the global batch), ``seed``,
+        ``mixed_precision`` and ``processes``.
 
     Several processes (``accelerate launch`` or ``torchrun``, one per GPU): with a
     ``torch.distributed`` group of W > 1 processes (made by the accelerator from the launcher's
@@ -155,66 +133,35 @@ def finetune(
     stops early (an error, or a KeyboardInterrupt in a notebook), the model keeps the updates
     made so far, in every method, and is still a plain model without hooks or adapters.
     """
+    lora = _lora_settings(lora, overrides)
+    config = (config or TrainConfig()).replace(**overrides)
     method = _resolve_method(method, neurons)
     if method == "neurons":
         neurons.check_fits(model)
         if len(neurons) == 0:
             raise ValueError("the neuron set is empty: there is nothing to train")
         _check_no_shared_parameters(model, neurons)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {schedule!r}")
-    for name, value in (("batch_size", batch_size), ("grad_accum", grad_accum)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not 0 <= warmup < 1:
-        raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {warmup}")
-    if eval_every is not None and eval_every < 1:
-        raise ValueError(f"eval_every must be a positive number of steps, got {eval_every}")
 
-    encoded = encode(tok, data, max_length=max_length)
+    encoded = encode(tok, data, max_length=config.max_length)
     if len(encoded) == 0:
         raise ValueError("the training data is empty; pass a non-empty split")
-    dev_encoded = encode(tok, dev, max_length=max_length) if dev is not None else None
-    per_step = batch_size * grad_accum
-    if steps is None:
-        if epochs <= 0:
-            raise ValueError(f"epochs must be positive, got {epochs}")
-        steps = max(1, math.ceil(epochs * len(encoded) / per_step))
-    elif int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-
-    methods = {"full": _full_parameters, "neurons": _neuron_rows, "lora": _lora_adapters}
-    options = {
-        "neurons": neurons,
-        "lora_r": lora_r,
-        "lora_alpha": lora_alpha,
-        "lora_target": lora_target,
-        "lora_dropout": lora_dropout,
-    }
+    dev_encoded = encode(tok, dev, max_length=config.max_length) if dev is not None else None
+    if method == "neurons":
+        trainable = _neuron_rows(model, neurons)
+    elif method == "lora":
+        trainable = _lora_adapters(model, lora)
+    else:
+        trainable = _full_parameters(model)
     selected = neurons and [(name, idx.tolist()) for name, idx in neurons.indices.items()]
     history = fit(
         model,
         tok,
         encoded,
-        methods[method](model, options),
-        steps=steps,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        grad_accum=grad_accum,
-        weight_decay=weight_decay,
-        warmup=warmup,
-        schedule=schedule,
-        max_grad_norm=max_grad_norm,
-        mixed_precision=mixed_precision,
-        gradient_checkpointing=gradient_checkpointing,
+        trainable,
+        config,
         dev_encoded=dev_encoded,
-        eval_every=eval_every,
         agree={"method": method, "neurons": selected},
-        # answer_losses is looked up here, at call time (tests replace it).
-        loss_fn=answer_losses,
         desc=f"finetune ({method})",
-        progress=progress,
         callback=callback,
     )
     history.attrs["method"] = method
@@ -249,6 +196,15 @@ def _check_no_shared_parameters(model: nn.Module, neurons: NeuronSet) -> None:
             )
 
 
+def _lora_settings(lora: LoRAConfig | None, overrides: dict) -> LoRAConfig:
+    """``lora`` (default ``LoRAConfig()``) with the keywords of old (``lora_r=`` ...) that
+    ``overrides`` holds applied, and taken out of ``overrides``."""
+    old = {
+        field: overrides.pop(key) for key, field in OLD_LORA_KEYWORDS.items() if key in overrides
+    }
+    return (lora or LoRAConfig()).replace(**old)
+
+
 def _resolve_method(method: str | None, neurons: NeuronSet | None) -> str:
     if method is None:
         return "neurons" if neurons is not None else "full"
@@ -270,7 +226,7 @@ def _resolve_method(method: str | None, neurons: NeuronSet | None) -> str:
 
 
 @contextlib.contextmanager
-def _full_parameters(model: nn.Module, options: dict):
+def _full_parameters(model: nn.Module):
     """Every parameter (tied weights once)."""
     params = list(model.parameters())
     for param in params:
@@ -279,10 +235,9 @@ def _full_parameters(model: nn.Module, options: dict):
 
 
 @contextlib.contextmanager
-def _neuron_rows(model: nn.Module, options: dict):
+def _neuron_rows(model: nn.Module, neurons: NeuronSet):
     """One trainable float32 row matrix per site with selected neurons, spliced into the
     forward pass by ``tn.trace`` edits; merged into the weights on exit (also after an error)."""
-    neurons: NeuronSet = options["neurons"]
     sites = layout_of(model, "all").by_name
     for param in model.parameters():
         param.requires_grad_(False)
@@ -348,19 +303,21 @@ def _column_change(rows: nn.Parameter, start: int, idx: torch.Tensor):
 
 
 @contextlib.contextmanager
-def _lora_adapters(model: nn.Module, options: dict):
+def _lora_adapters(model: nn.Module, lora: LoRAConfig):
     """peft LoRA adapters on the target modules; merged and unloaded on exit, so that ``model``
     is again a plain module of its own class holding the merged weights."""
     from peft import LoraConfig, get_peft_model
 
-    targets = list(options["lora_target"] or lora_targets(model))
+    targets = list(lora.target or lora_targets(model))
     matched = [m for name, m in model.named_modules() if name.split(".")[-1] in targets]
     if not matched:
-        raise ValueError(f"no module of the model is named any of {targets}; pass lora_target=")
+        raise ValueError(
+            f"no module of the model is named any of {targets}; pass lora=LoRAConfig(target=...)"
+        )
     config = LoraConfig(
-        r=options["lora_r"],
-        lora_alpha=options["lora_alpha"],
-        lora_dropout=options["lora_dropout"],
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
         target_modules=targets,
         bias="none",
         # GPT-2's Conv1D stores its weight (in, out).

@@ -3,9 +3,10 @@
 
 ``fit`` is what they share: ``training.finetune`` hands it what is trained (every parameter,
 neuron rows, LoRA adapters), ``experiments.cl_methods`` the tensors of its method and, for EWC
-and O-LoRA, a penalty added to the loss. ``fit`` sets up the accelerator, the seeded random
-state, activation checkpointing and AdamW, and ``train`` runs the optimizer steps. The
-accelerator supplies mixed precision (``accelerator.autocast()`` around the forward pass; for
+and O-LoRA, a penalty added to the loss; both hand it their ``TrainConfig`` (the options and the
+loss function, ``config.loss``). ``fit`` sets up the accelerator, the seeded random state,
+activation checkpointing and AdamW, and ``train`` runs the optimizer steps. The accelerator
+supplies mixed precision (``accelerator.autocast()`` around the forward pass; for
 fp16 also the loss scaler, through ``accelerator.backward``, ``accelerator.clip_grad_norm_`` and
 the prepared optimizer), each process's device, and the process group when the script was
 started by ``accelerate launch`` or ``torchrun``.
@@ -35,14 +36,11 @@ from tqdm.auto import tqdm
 
 from ..core.layout import weight_fingerprint
 from ..attribution.state import hash_encoded
-from ..scoring.loss import answer_losses, answer_nll
+from ..scoring.loss import answer_nll
 from ..core.parallel import rank_and_world, ranks_disagree, sum_gradients, sum_over_ranks
 from ..core.placement import check_in_memory, input_device
 from ..tasks import collate
-
-# Our schedule names -> transformers' (its "constant" ignores warmup; ours honours it).
-SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
-MIXED_PRECISION = ("no", "bf16", "fp16")
+from .config import SCHEDULES, TrainConfig
 
 
 def fit(
@@ -50,28 +48,16 @@ def fit(
     tok,
     encoded,
     trainable,
+    config: TrainConfig,
     *,
-    steps: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
-    grad_accum: int = 1,
-    weight_decay: float = 0.0,
-    warmup: float = 0.1,
-    schedule: str = "linear",
-    max_grad_norm: float | None = 1.0,
-    mixed_precision: str = "no",
-    gradient_checkpointing: bool = False,
     penalty=None,
     dev_encoded=None,
-    eval_every: int | None = None,
     agree: dict | None = None,
-    loss_fn=answer_losses,
     desc: str = "train",
-    progress: bool = False,
     callback=None,
 ) -> pd.DataFrame:
-    """Train the tensors ``trainable`` yields for ``steps`` AdamW steps on ``encoded``.
+    """Train the tensors ``trainable`` yields for ``config.steps_for(len(encoded))`` AdamW steps
+    on ``encoded``, as ``config`` says.
 
     Args:
         encoded: training examples (``tasks.encode``).
@@ -79,33 +65,36 @@ def fit(
             (setting ``requires_grad`` as it needs) and undoes its own setup on exit
             (``training``'s methods, ``cl_methods``'s tensors). It is entered with the random
             state seeded, so a LoRA initialisation inside it is reproducible.
+        config: the loop's options (``TrainConfig``; ``max_length`` is the encoder's business,
+            already done), the loss ``config.loss`` included.
         penalty: None, or a function () -> scalar tensor, in the loss's units, added to the
             objective once per step (EWC's and O-LoRA's regularisers); its gradient reaches
             every tensor it reads.
+        dev_encoded: None, or encoded examples whose answer NLL is measured before training,
+            every ``config.eval_every`` steps and at the end.
         agree: more settings that every rank of a data-parallel run must share (e.g. the
             method), checked with the model's weights, the data and the loop's options.
-        loss_fn: ``loss_fn(model, batch)`` -> ((B,) mean answer NLL per example, answer token
-            count), ``loss.answer_losses``.
+        desc: the progress bar's label.
         callback: None, or ``callback(step)`` called after every optimizer step (1-based).
-        The other options are ``tn.finetune``'s, with its defaults.
 
-    Around ``train``: the options are checked before any work (offloaded weights are refused:
-    a ``device_map`` that offloads modules keeps no weights to update); the accelerator;
-    with several processes, the model moved to this process's device and the ranks'
-    agreement checked; the random state forked and seeded with ``seed`` (the caller's is left
-    alone); ``trainable`` entered; activation checkpointing; AdamW. Afterwards every
-    ``requires_grad`` flag of the model is restored, gradients dropped, the model in eval mode,
-    also when training stops early (the updates made so far are kept).
+    Around ``train``: the options are checked against the model before any work (offloaded
+    weights are refused: a ``device_map`` that offloads modules keeps no weights to update);
+    the accelerator; with several processes, the model moved to this process's device and the
+    ranks' agreement checked; the random state forked and seeded with ``config.seed`` (the
+    caller's is left alone); ``trainable`` entered; activation checkpointing; AdamW.
+    Afterwards every ``requires_grad`` flag of the model is restored, gradients dropped, the
+    model in eval mode, also when training stops early (the updates made so far are kept).
 
     Returns:
         ``train``'s history; its ``attrs``: ``steps``, ``examples_per_step`` (the global
         batch), ``seed``, ``mixed_precision``, ``processes``, ``trainable_parameters``,
         ``optimizer_state_numel`` and ``optimizer_state_bytes`` (AdamW's moments and steps).
     """
-    check_options(model, mixed_precision, gradient_checkpointing)
+    check_options(model, config)
+    config = config.replace(steps=config.steps_for(len(encoded)))
     flags = [(param, param.requires_grad) for param in model.parameters()]
     device = input_device(model)
-    with accelerator_for(device, mixed_precision) as accelerator:
+    with accelerator_for(device, config.mixed_precision) as accelerator:
         if accelerator.num_processes > 1 and device != accelerator.device:
             model.to(accelerator.device)
             device = accelerator.device
@@ -115,12 +104,12 @@ def fit(
                 model,
                 encoded,
                 device,
-                steps=steps,
-                batch_size=batch_size,
-                grad_accum=grad_accum,
-                lr=lr,
-                seed=seed,
-                mixed_precision=mixed_precision,
+                steps=config.steps,
+                batch_size=config.batch_size,
+                grad_accum=config.grad_accum,
+                lr=config.lr,
+                seed=config.seed,
+                mixed_precision=config.mixed_precision,
                 **(agree or {}),
             )
         rng_devices = []
@@ -130,9 +119,14 @@ def fit(
             # Dropout and LoRA's initialisation draw from torch's global generator: fork it, so
             # that the run is reproducible and the caller's random state is left alone.
             with torch.random.fork_rng(devices=rng_devices):
-                torch.manual_seed(seed)
-                with trainable as params, activation_checkpointing(model, gradient_checkpointing):
-                    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+                torch.manual_seed(config.seed)
+                with (
+                    trainable as params,
+                    activation_checkpointing(model, config.gradient_checkpointing),
+                ):
+                    optimizer = torch.optim.AdamW(
+                        params, lr=config.lr, weight_decay=config.weight_decay
+                    )
                     history = train(
                         model,
                         tok,
@@ -141,20 +135,11 @@ def fit(
                         params,
                         optimizer,
                         accelerator,
-                        loss_fn=loss_fn,
-                        steps=steps,
-                        batch_size=batch_size,
-                        grad_accum=grad_accum,
-                        warmup=warmup,
-                        schedule=schedule,
-                        max_grad_norm=max_grad_norm,
-                        seed=seed,
-                        eval_every=eval_every,
+                        config,
                         rank=rank,
                         world=world,
                         penalty=penalty,
                         desc=desc,
-                        progress=progress,
                         callback=callback,
                     )
                     state = [
@@ -164,10 +149,10 @@ def fit(
                         if isinstance(t, torch.Tensor)
                     ]
                     history.attrs.update(
-                        steps=steps,
-                        examples_per_step=batch_size * grad_accum,
-                        seed=seed,
-                        mixed_precision=mixed_precision,
+                        steps=config.steps,
+                        examples_per_step=config.examples_per_step,
+                        seed=config.seed,
+                        mixed_precision=config.mixed_precision,
                         processes=world,
                         trainable_parameters=sum(p.numel() for p in params),
                         optimizer_state_numel=sum(t.numel() for t in state),
@@ -183,21 +168,19 @@ def fit(
     return history
 
 
-def check_options(model, mixed_precision: str, gradient_checkpointing: bool) -> None:
+def check_options(model, config: TrainConfig) -> None:
     """Raise before any work on weights (offloaded ones) or options this model or device cannot
-    train with."""
+    train with (``TrainConfig`` has checked the values themselves)."""
     check_in_memory(model.parameters(), "training")
-    if mixed_precision not in MIXED_PRECISION:
-        raise ValueError(
-            f"mixed_precision must be one of {MIXED_PRECISION}, got {mixed_precision!r}"
-        )
-    if mixed_precision == "fp16" and input_device(model).type == "cpu":
+    if config.mixed_precision == "fp16" and input_device(model).type == "cpu":
         # accelerate would not raise: on the CPU it silently trains without autocast.
         raise ValueError(
             "mixed_precision='fp16' needs a GPU (accelerate autocasts to float16 and scales the "
             "loss on CUDA and similar devices only); on the CPU use mixed_precision='bf16'"
         )
-    if gradient_checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
+    if config.gradient_checkpointing and not getattr(
+        model, "supports_gradient_checkpointing", False
+    ):
         raise ValueError(
             f"{type(model).__name__} does not support gradient checkpointing; "
             "pass gradient_checkpointing=False"
@@ -298,44 +281,37 @@ def train(
     params,
     optimizer,
     accelerator,
+    config: TrainConfig,
     *,
-    loss_fn,
-    steps,
-    batch_size,
-    grad_accum,
-    warmup,
-    schedule,
-    max_grad_norm,
-    seed,
-    eval_every,
     rank,
     world,
     penalty,
     desc,
-    progress,
     callback=None,
 ) -> pd.DataFrame:
-    """Run ``steps`` optimizer steps on ``params`` (the history ``finetune`` returns).
+    """Run ``config.steps`` optimizer steps on ``params`` (the history ``finetune`` returns).
 
-    ``encoded``: the training examples (``tasks.encode``); ``loss_fn(model, batch)`` gives each
-    example's mean answer NLL (B,) in nats (``loss.answer_losses``); ``optimizer`` is a torch
-    optimizer over ``params``, prepared here; (``rank``, ``world``): this process and the
-    process count (module docstring); ``penalty``: None or () -> scalar tensor, added to the
-    objective once per step (``fit``), its value logged in a ``penalty`` column;
-    ``callback(step)``, if given, runs after every step. The model is left in eval mode.
+    ``encoded``: the training examples (``tasks.encode``); ``config``: the loop's options, its
+    ``steps`` set (``fit`` resolves ``epochs``), ``config.loss(model, batch)`` giving each
+    example's mean answer NLL (B,) in nats; ``optimizer`` is a torch optimizer over ``params``,
+    prepared here; (``rank``, ``world``): this process and the process count (module
+    docstring); ``penalty``: None or () -> scalar tensor, added to the objective once per step
+    (``fit``), its value logged in a ``penalty`` column; ``callback(step)``, if given, runs
+    after every step. The model is left in eval mode.
     """
     from transformers import get_scheduler
 
+    steps, batch_size, seed = config.steps, config.batch_size, config.seed
     device = input_device(model)
     scheduler = get_scheduler(
-        SCHEDULES[schedule],
+        SCHEDULES[config.schedule],
         optimizer,
-        num_warmup_steps=round(warmup * steps),
+        num_warmup_steps=round(config.warmup * steps),
         num_training_steps=steps,
     )
     # No device placement: AdamW makes its state on the parameters' devices.
     optimizer = accelerator.prepare_optimizer(optimizer, device_placement=False)
-    per_step = batch_size * grad_accum
+    per_step = config.examples_per_step
     # Consecutive chunks of one stream: the indices one process's grad_accum micro-batches of
     # batch_size drew before, in the same order.
     batches = _shuffled_batches(len(encoded), per_step, seed)
@@ -349,7 +325,7 @@ def train(
         rows.append(
             {"step": 0, "dev_nll": answer_nll(model, tok, dev_encoded, batch_size=batch_size)}
         )
-    bar = tqdm(total=steps, desc=desc, disable=not progress or rank != 0)
+    bar = tqdm(total=steps, desc=desc, disable=not config.progress or rank != 0)
     for step in range(1, steps + 1):
         started = time.perf_counter()
         model.train()
@@ -359,7 +335,7 @@ def train(
             chunk = mine[start : start + batch_size]
             batch = _to(collate([encoded[i] for i in chunk], tok.pad_token_id), device)
             with accelerator.autocast():
-                losses, _ = loss_fn(model, batch)  # (b,) mean answer NLL per example, float32
+                losses, _ = config.loss(model, batch)  # (b,) mean answer NLL per example, float32
             # Divided by the global batch's example count, so that the gradients (summed over
             # micro-batches and ranks) are those of the mean over all of the step's examples.
             objective = losses.sum() / per_step
@@ -381,8 +357,8 @@ def train(
                 f"the training loss is {loss} at step {step}; lower lr, or train in float32 / "
                 "bfloat16 rather than float16"
             )
-        if max_grad_norm:
-            accelerator.clip_grad_norm_(params, max_grad_norm)
+        if config.max_grad_norm:
+            accelerator.clip_grad_norm_(params, config.max_grad_norm)
         lr_now = scheduler.get_last_lr()[0]
         optimizer.step()
         if not accelerator.optimizer_step_was_skipped:  # fp16: the scaler skips inf gradients
@@ -395,7 +371,9 @@ def train(
             rows[-1]["penalty"] = penalty_value
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}")
-        if dev_encoded is not None and ((eval_every and step % eval_every == 0) or step == steps):
+        if dev_encoded is not None and (
+            (config.eval_every and step % config.eval_every == 0) or step == steps
+        ):
             # Every rank measures all of dev: the weights are identical, so are the values.
             rows.append(
                 {

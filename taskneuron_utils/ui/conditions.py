@@ -23,7 +23,7 @@ from ..attribution.run import Relevance, attribute
 from ..scoring.evaluation import evaluate, generate_answers, option_log_likelihoods
 from ..hooks.interventions import deactivate
 from ..scoring.loss import answer_losses
-from ..neurons.neuron_set import NeuronSet
+from ..neurons.neuron_set import NeuronSet, check_fraction
 from ..core.placement import input_device
 from ..tasks import Example, Split, Task, answer_ids, collate, encode, prompt_ids
 
@@ -110,8 +110,8 @@ def condition_sets(
     ``k`` is a fraction in [0, 1]; ``k = 0`` (or a k that rounds to no neuron in any site)
     gives empty sets, so all three conditions are the unchanged model.
     """
-    if not 0 <= k <= 1:
-        raise ValueError(f"k is a fraction in [0, 1] (0.01 = the top 1%), got {k}")
+    if k != 0:
+        check_fraction(k)
     if k == 0:
         task = NeuronSet(
             {},

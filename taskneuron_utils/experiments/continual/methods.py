@@ -47,6 +47,7 @@ import torch
 
 from ...core.placement import input_device
 from ...tasks import Split, collate, encode
+from ...training.config import TrainConfig
 from ...training.loop import fit
 from ...training.finetuning import quiet_peft, lora_targets
 from ...scoring.evaluation import evaluate
@@ -54,27 +55,23 @@ from ...scoring.loss import answer_losses
 
 
 def train_tensors(
-    model, tok, encoded, params, config, *, steps, lr, seed, method, penalty=None
+    model, tok, encoded, params, config: TrainConfig, *, method, penalty=None
 ) -> pd.DataFrame:
     """Train ``params`` (tensors of ``model``, adapters included) on ``encoded`` the way
-    ``tn.finetune`` trains, on its loop (``train_loop.fit``: AdamW, linear decay after 10%
-    warmup, gradient clipping at norm 1, batches of ``config.batch_size`` from a stream of
-    seeded shuffled epochs; ``config.mixed_precision``, ``config.gradient_checkpointing``,
-    data parallel over processes), with ``penalty()`` (None, or () -> scalar tensor) added to
-    each step's mean answer loss. ``method`` names the method for the ranks' agreement check.
-    Returns the history (``attrs``: ``trainable_parameters``, ``optimizer_state_bytes``, ...)."""
+    ``tn.finetune`` trains, on its loop (``train_loop.fit``) with ``config`` (a
+    ``TrainConfig``, e.g. ``ContinualConfig.train_config``: AdamW, the schedule, gradient
+    clipping, batches from a stream of seeded shuffled epochs, mixed precision, gradient
+    checkpointing; data parallel over processes), with ``penalty()`` (None, or () -> scalar
+    tensor) added to each step's mean loss. ``method`` names the method for the ranks'
+    agreement check and the progress bar. Returns the history (``attrs``:
+    ``trainable_parameters``, ``optimizer_state_bytes``, ...)."""
     return fit(
         model,
         tok,
         encoded,
         _trainable(model, params),
-        steps=steps,
-        lr=lr,
-        batch_size=config.batch_size,
-        seed=seed,
+        config,
         penalty=penalty,
-        mixed_precision=config.mixed_precision,
-        gradient_checkpointing=config.gradient_checkpointing,
         agree={"method": method},
         desc=method,
     )
@@ -139,17 +136,17 @@ class CLMethod:
     def lr(self) -> float:
         return dict(self.config.method_lrs).get(self.name, self.config.lr)
 
+    def train_config(self, stage: int) -> TrainConfig:
+        """How stage ``stage`` trains: the method's lr, seed ``config.seed + stage``."""
+        return self.config.train_config(lr=self.lr(), seed=self.config.seed + stage)
+
     def _run(self, model, tok, encoded, params, stage, penalty=None):
-        c = self.config
         history = train_tensors(
             model,
             tok,
             encoded,
             params,
-            c,
-            steps=c.steps,
-            lr=self.lr(),
-            seed=c.seed + stage,
+            self.train_config(stage),
             method=self.name,
             penalty=penalty,
         )

@@ -50,22 +50,7 @@ class NCFT(CLMethod):
         self.neurons = rel.top_k(c.k)
 
     def train(self, model, tok, task, train, stage):
-
-        c = self.config
-        history = finetune(
-            model,
-            tok,
-            train,
-            neurons=self.neurons,
-            steps=c.steps,
-            lr=self.lr(),
-            batch_size=c.batch_size,
-            seed=c.seed + stage,
-            mixed_precision=c.mixed_precision,
-            gradient_checkpointing=c.gradient_checkpointing,
-            max_length=c.max_length,
-            progress=False,
-        )
+        history = finetune(model, tok, train, self.train_config(stage), neurons=self.neurons)
         self.trainable_parameters = history.attrs["trainable_parameters"]
         self.optimizer_state_bytes = history.attrs["optimizer_state_bytes"]
         self.sets.append({k: v.clone() for k, v in self.neurons.indices.items()})

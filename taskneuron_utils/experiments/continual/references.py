@@ -52,10 +52,7 @@ def references(
                 tok,
                 encode(tok, train, max_length=config.max_length),
                 list(model.parameters()),
-                config,
-                steps=config.steps,
-                lr=lr,
-                seed=config.seed + stage,
+                config.train_config(lr=lr, seed=config.seed + stage),
                 method="per_task",
             )
             r = method.evaluate(model, tok, test)
@@ -71,10 +68,7 @@ def references(
             tok,
             encoded,
             list(model.parameters()),
-            config,
-            steps=config.steps * len(sequence),
-            lr=lr,
-            seed=config.seed,
+            config.train_config(lr=lr, seed=config.seed, steps=config.steps * len(sequence)),
             method="multitask",
         )
         for task, test in zip(sequence, tests):

@@ -43,6 +43,7 @@ from .neuron_methods import NCFT, WNCFT, RandomNeurons
 from ..common import ConfigMixin, data_hash, eval_split, fresh, sample, settings_key, write_folder
 from ...core.layout import layout_of
 from ...neurons.neuron_set import NeuronSet
+from ...training.config import TrainConfig
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -143,6 +144,23 @@ class ContinualConfig(ConfigMixin):
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
     progress: bool = True
+
+    def train_config(self, *, lr: float, seed: int, steps: int | None = None) -> TrainConfig:
+        """The ``TrainConfig`` of one training run of a method: ``steps`` (default
+        ``self.steps``) steps of ``batch_size`` examples at ``lr``, seed ``seed``, with this
+        config's ``max_length``, ``mixed_precision`` and ``gradient_checkpointing``, the loop's
+        defaults otherwise (AdamW, linear decay after 10% warmup, clipping at norm 1), and no
+        progress bar (``progress`` is the stages' own)."""
+        return TrainConfig(
+            steps=self.steps if steps is None else steps,
+            lr=lr,
+            batch_size=self.batch_size,
+            seed=seed,
+            max_length=self.max_length,
+            mixed_precision=self.mixed_precision,
+            gradient_checkpointing=self.gradient_checkpointing,
+            progress=False,
+        )
 
 
 @dataclass

@@ -27,6 +27,7 @@ from ...core.models import model_name, weight_fingerprint
 from ...scoring.evaluation import evaluate
 from ...neurons.analysis import parameter_similarity
 from ...scoring.loss import answer_nll
+from ...training.config import TrainConfig
 from ...training.finetuning import finetune
 from ...core.identity import content_hash
 
@@ -163,20 +164,23 @@ class RunContext:
         }
 
         def compute():
-            model = fresh(self.loader)
-            started = time.perf_counter()
-            history = finetune(
-                model,
-                self.tok,
-                data,
-                neurons=neurons,
-                method="full" if neurons is None else "neurons",
+            training = TrainConfig(
                 steps=c.steps,
                 lr=lr,
                 batch_size=c.batch_size,
                 seed=c.seed,
                 max_length=c.max_length,
                 progress=False,
+            )
+            model = fresh(self.loader)
+            started = time.perf_counter()
+            history = finetune(
+                model,
+                self.tok,
+                data,
+                training,
+                neurons=neurons,
+                method="full" if neurons is None else "neurons",
             )
             seconds = time.perf_counter() - started
             dev = [
