@@ -133,7 +133,7 @@ _MOVED = {
     "ActivationStats": ("taskneuron_utils.hooks", "ActivationStats"),
     "matched_top": ("taskneuron_utils.neurons", "matched_top"),
     "selection": ("taskneuron_utils.neurons", "selection"),
-    "playground": ("taskneuron_utils.ui", "playground"),
+    "playground": ("taskneuron_utils.ui", "playground"),  # a module: tn.ui.playground
     "estimate_table": ("taskneuron_utils.memory", "estimate_table"),
     "measure_peak": ("taskneuron_utils.memory", "measure_peak"),
     "MemoryEstimate": ("taskneuron_utils.memory", "MemoryEstimate"),

@@ -160,7 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-
     args = build_parser().parse_args(argv)
     user_errors = (
         UsageError,
@@ -234,7 +233,6 @@ def _check_kinds(kinds: list[str] | None) -> tuple[str, ...] | str | None:
 
 
 def _check_tasks(names) -> None:
-
     load_tasks(list(names))  # raises UnknownTaskError listing the known names
 
 
@@ -242,7 +240,6 @@ def _check_tasks(names) -> None:
 
 
 def _main_job(args) -> int:
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UsageError(
             "main runs in one process; under torchrun, run `taskneurons detect` for each task"
@@ -380,7 +377,6 @@ def _sites(args) -> int:
 
 
 def _tasks(args) -> int:
-
     tasks = list(load_tasks().values())
     width = max(len("task"), *(len(t.name) for t in tasks))
     print(

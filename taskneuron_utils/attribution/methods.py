@@ -45,7 +45,7 @@ class Method:
     ``step``; a method with options takes them in ``__init__`` and checks them there."""
 
     name: ClassVar[str]
-    description: ClassVar[str] = ""
+    description: str = ""  # what r_j is, in words (provenance["relevance"])
     traced: ClassVar[bool] = False  # attribute keeps every site's output and gradient open
     takes_baseline: ClassVar[bool] = False
 

@@ -33,7 +33,7 @@ import inspect
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -77,7 +77,7 @@ def attribute(
     accumulate_dtype: torch.dtype | None = None,
     autocast: torch.dtype | str | None = None,
     progress: bool = True,
-    **options,
+    **options: Any,
 ) -> Relevance:
     """Relevance of every FFN neuron of ``model`` on ``data``.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..core.parallel import gather_sum
+from ..core.placement import only_trainable
 from ..io.storage import load_artefact, save_artefact
 from ..core.identity import content_hash
 from ..errors import AttributionError
@@ -157,14 +158,9 @@ def hash_encoded(encoded) -> str:
 def analysis_mode(model):
     """Eval mode and frozen parameters, restored afterwards; no parameter gradients are made."""
     was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
-    for param, _ in flags:
-        param.requires_grad_(False)
     try:
-        with torch.enable_grad():
+        with only_trainable(model, drop_grads=False), torch.enable_grad():
             yield
     finally:
-        for param, flag in flags:
-            param.requires_grad_(flag)
         model.train(was_training)

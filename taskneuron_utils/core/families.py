@@ -1,5 +1,5 @@
 """The family table: for every supported model family, where its transformer blocks and FFN
-layers are (``Family``), keyed by ``config.model_type``. ``architectures`` turns an entry into
+layers are (``Family``), keyed by ``config.model_type``. ``layout`` turns an entry into
 a model's named sites; ``register_family`` adds a family without touching any other code.
 """
 

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-# The family table, re-exported: architectures is where the rest of the package asks.
+# The family table, re-exported: layout is where the rest of the package asks.
 from .families import FAMILIES as FAMILIES
 from .families import Family as Family
 from ..errors import UnsupportedArchitectureError as UnsupportedArchitectureError

@@ -102,3 +102,23 @@ def _offloading_module(modules: dict[str, nn.Module], param_name: str) -> nn.Mod
         if not path:
             return None
         path = path.rsplit(".", 1)[0] if "." in path else ""
+
+
+@contextlib.contextmanager
+def only_trainable(model: nn.Module, params: Iterable[torch.Tensor] = (), drop_grads: bool = True):
+    """Inside the block only ``params`` require grad (none given: the whole model is frozen).
+    On exit, error or not, every parameter's flag is restored and, with ``drop_grads``, the
+    gradients the block left on the model's parameters are dropped. Yields ``params`` (a list)."""
+    params = list(params)
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    for param, _ in flags:
+        param.requires_grad_(False)
+    for trained in params:
+        trained.requires_grad_(True)
+    try:
+        yield params
+    finally:
+        for param, flag in flags:
+            param.requires_grad_(flag)
+            if drop_grads:
+                param.grad = None

@@ -7,7 +7,7 @@ the FFN's output projection; its unit ``j`` owns row ``j`` (and bias ``j``) of e
 projection and column ``j`` of the output projection. ``Site.entries`` says which parameter
 entries those are; ``read`` and ``write`` move them as one vector per neuron.
 
-Sites are found by ``architectures`` (``tn.ffn_sites``), from the family table.
+Sites are found by ``core.layout`` (``tn.ffn_sites``), from the family table.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ TransformerLens 4's ``TransformerBridge``.
 
 Both keep the transformers model they were given and run its own modules, so a hook that tn
 puts on a site module fires inside their forward passes as well. ``unwrap`` returns that inner
-model; ``architectures`` (``layout_of``, ``family_of``, ``model_name``, ``weight_fingerprint``)
+model; ``layout`` (``layout_of``, ``family_of``, ``model_name``, ``weight_fingerprint``)
 and ``tn.evaluate`` call it, so ``tn.ffn_sites(lm)``, ``tn.deactivate(lm, ns)``,
 ``tn.scale``, ``tn.trace`` (outputs) and ``tn.evaluate(lm, ...)`` accept the wrapper, and a
 ``with tn.deactivate(lm, ns): with lm.trace(...)`` block runs nnsight's trace with the set off.

@@ -1,6 +1,7 @@
-"""The paper's experiments, one module per section. Each experiment function takes a model (or a
-model loader), a tokenizer, {name: Task} and its own frozen config, and returns a pandas
-DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
+"""The paper's experiments, one module (or group) per section. Each experiment function takes a
+model (or a model loader), a tokenizer, {name: Task} and its own frozen config, and returns a
+pandas DataFrame (or a dict of artefacts) that a function in ``plots`` accepts. The top layer
+but ``ui`` and ``cli``: it may import every layer below it, ``plots`` included.
 
     detection      Section 3: relevance, top-k neuron sets, exclusive sets, the main job
                    (``DetectionConfig``; ``detect``, ``neuron_sets``, ``exclusive_sets``,
@@ -22,14 +23,16 @@ DataFrame (or a dict of artefacts) that a function in ``plots`` accepts.
                    where the shared core sits and how large it fires (``core_profile``)
     finetuning     Table 2: training only the task's neurons vs random neurons vs everything
                    (``FinetuningConfig``; ``neuron_finetuning``, ``table2``)
-    generalization Section 4: overlap and parameter similarity vs out-of-domain generalization
-                   (``GeneralizationConfig``; ``proportion_sweep``, ``pairwise_transfer``,
-                   ``similarity_vs_gain``); its statistics in ``transfer_stats``
-                   (``correlations``, ``sweep_correlations``, ``layer_correlations``)
-    continual      Table 5: continual learning over a task sequence, NCFT / W-NCFT and the
-                   baselines (``ContinualConfig``; ``continual``, ``cl_metrics``,
-                   ``continual_references``, ``choose_lrs`` in ``cl_references``); methods in
-                   ``cl_methods`` and ``cl_neurons`` (``CL_METHODS``, ``CLMethod`` to subclass)
+    generalization/  Section 4: does training the neurons of some tasks help other tasks?
+                   ``sweep`` (``GeneralizationConfig``; ``proportion_sweep``,
+                   ``pairwise_transfer``, ``similarity_vs_gain``), ``runs`` (the trained runs,
+                   cached), ``stats`` (``correlations``, ``sweep_correlations``,
+                   ``layer_correlations``, ``sweep_view``)
+    continual/     Table 5: continual learning over a task sequence, NCFT / W-NCFT and the
+                   baselines: ``sequence`` (``ContinualConfig``; ``continual``, ``cl_metrics``),
+                   ``methods`` (``CLMethod`` to subclass; SeqFT, Replay, EWC, SeqLoRA, O-LoRA),
+                   ``neuron_methods`` (NCFT, random neurons, W-NCFT), ``references``
+                   (``continual_references``, ``choose_lrs`` on dev data)
 
     common         helpers shared by the sections (samples, fresh models, atomic cache folders)
     profiles       ``Profile`` (one config per section) and ``PROFILES``: "quick" (CPU, the

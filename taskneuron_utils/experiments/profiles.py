@@ -24,7 +24,7 @@ from .detection import DetectionConfig
 from .finetuning import FinetuningConfig
 from .generalization.sweep import GeneralizationConfig
 from .multitask import MultitaskConfig
-from ..tasks import load_tasks
+from ..tasks import PAPER_TASKS, load_tasks
 
 
 @dataclass(frozen=True)
@@ -51,20 +51,6 @@ class Profile(ConfigMixin):
 
 
 PAPER_MODEL = "meta-llama/Llama-2-7b-hf"
-PAPER_TASKS = (
-    "amazon_food",
-    "sst2",
-    "qqp",
-    "paws",
-    "mnli",
-    "gpt_nli",
-    "sciqa",
-    "tweetqa",
-    "e2e",
-    "commongen",
-    "cnn_dailymail",
-    "xsum",
-)
 
 PROFILES = {
     "quick": Profile("quick"),

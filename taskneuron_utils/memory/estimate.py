@@ -36,7 +36,7 @@ The peak is that of one steady-state step (``measure_peak`` on CPU, or
                                                                  step, 2 x the largest
                                                                  tensor on the CPU)
 
-The per-layer formula and its sources: ``memory_formulas``.
+The per-layer formula and its sources: ``memory.formulas``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pandas as pd
 import torch
 
+from ..neurons.neuron_set import check_fraction
 from .formulas import GiB, METHODS, MemoryEstimate, estimate_components
 
 if TYPE_CHECKING:
@@ -180,8 +181,8 @@ def estimate_memory(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if batch_size < 1 or seq_len < 2:
         raise ValueError(f"batch_size must be >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
-    if method == "neurons" and not 0 < k <= 1:
-        raise ValueError(f"k is a fraction of neurons in (0, 1], got {k}")
+    if method == "neurons":
+        check_fraction(k)
     answer_len = seq_len if answer_len is None else answer_len
     if not 1 <= answer_len <= seq_len:
         raise ValueError(f"answer_len must be in [1, seq_len], got {answer_len}")

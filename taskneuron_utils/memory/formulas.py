@@ -172,7 +172,6 @@ class _Shapes:
 
 
 def _shapes(model) -> _Shapes:
-
     family = family_of(model)
     config = model.config
     sites = ffn_sites(model)

@@ -11,7 +11,7 @@ model when it has exactly the model's sites of the kinds it names.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -47,7 +47,10 @@ class NeuronSet:
     """
 
     def __init__(
-        self, indices: dict[str, torch.Tensor], sizes: dict[str, int], meta: dict | None = None
+        self,
+        indices: Mapping[str, torch.Tensor | Sequence[int]],
+        sizes: Mapping[str, int],
+        meta: dict | None = None,
     ):
         unknown = set(indices) - set(sizes)
         if unknown:

@@ -1,4 +1,4 @@
-"""What a pass of ``neuron_pages.scan`` returns: per neuron, the running top and bottom k and
+"""What a pass of ``pages.scan.scan`` returns: per neuron, the running top and bottom k and
 the sums, and the tables made from them (``top_examples``' long frame, ``neuron_stats``, the
 values a page's histogram draws).
 """

@@ -7,7 +7,7 @@
     tn.export_neuron_pages(model, tok, data, ns, "pages/")   # jsonl.gz, Neuronpedia's fields
 
 A page holds: the neuron's relevance rank per task (from ``tn.attribute`` results), its
-statistics and per-task activation histogram (``neuron_pages.scan``), its top and bottom
+statistics and per-task activation histogram (``pages.scan.scan``), its top and bottom
 examples with every token coloured by activation, its vocabulary projection
 (``tn.vocab_projection``) and the effect of switching it off on each task: the change of the
 answer NLL (``loss.answer_nlls``, the ``nll`` that ``tn.evaluate`` reports, teacher-forced, so
@@ -142,7 +142,6 @@ class NeuronPage:
 
     @property
     def html(self) -> str:
-
         return render_page(self)
 
     def _repr_html_(self) -> str:
@@ -173,7 +172,7 @@ def neuron_page(
     its top and bottom ``k`` positions, statistics and every activation (for the histogram),
     a forward over the shown examples to colour their tokens, the vocabulary projection, and
     (``effect_examples`` > 0) the answer-NLL change on each task when it is switched off.
-    Bad input fails before any forward pass (``neuron_pages.resolve_neurons``)."""
+    Bad input fails before any forward pass (``pages.scan.resolve_neurons``)."""
     ((found, index),) = resolve_neurons(model, [(site, neuron)])
     result = scan(
         model,
@@ -300,7 +299,7 @@ def export_neuron_pages(
         for source, lines in records.items():
             target = Path(path) / model_id / source / folder / "batch-0.jsonl.gz"
             text = "".join(json.dumps(line) + "\n" for line in lines).encode()
-            data = gzip.compress(text, mtime=0)
-            atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
+            payload = gzip.compress(text, mtime=0)
+            atomic_write(target, lambda tmp, payload=payload: Path(tmp).write_bytes(payload))
             written.append(target)
     return written

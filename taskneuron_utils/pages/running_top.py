@@ -1,4 +1,4 @@
-"""Running top-k and moments per neuron over streamed batches (``neuron_pages.scan``'s state).
+"""Running top-k and moments per neuron over streamed batches (``pages.scan.scan``'s state).
 
 The state is a dict of tensors (``fresh_state``), so a checkpoint is a plain tensor file. Per
 neuron (M rows of (M, k) tensors): the k largest values and their position keys (``example << 20 |

@@ -1,4 +1,4 @@
-"""The playground's figures (``playground.neuron_playground``; each takes ``ax=`` and returns
+"""The playground's figures (``ui.playground.neuron_playground``; each takes ``ax=`` and returns
 the Axes it drew on): the model's answers and the task metric under each condition (all on,
 the task's neurons off, random neurons off), and where the switched-off neurons sit."""
 

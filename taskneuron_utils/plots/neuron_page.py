@@ -85,7 +85,7 @@ def plot_vocab_projection(frame: pd.DataFrame, *, ax=None, n: int = 10) -> Axes:
 
 def plot_deactivation_effect(effect: pd.DataFrame, *, ax=None, title: str | None = None) -> Axes:
     """Answer-NLL change per task when the neuron is switched off, with 95% intervals over
-    examples (``neuron_report.deactivation_effect``)."""
+    examples (``pages.report.deactivation_effect``)."""
     ax = new_axes(ax, (4.5, 0.9 + 0.35 * len(effect)))
     ax.barh(
         range(len(effect)), effect["nll_change"], xerr=effect["ci95"], color="tab:red", alpha=0.8
@@ -136,7 +136,7 @@ def _table(frame: pd.DataFrame | None, empty: str) -> str:
 
 
 def render_page(page) -> str:
-    """The HTML of a ``NeuronPage`` (``neuron_report``), self-contained (figures inline)."""
+    """The HTML of a ``NeuronPage`` (``pages.report``), self-contained (figures inline)."""
     stats = page.stats.iloc[0]
     head = (
         f'<div class="tn-neuron-page" data-site="{html.escape(page.site)}" '

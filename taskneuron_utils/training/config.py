@@ -140,7 +140,7 @@ class LoRAConfig:
     """
 
     r: int = 8
-    alpha: float = 16
+    alpha: int = 16
     target: Sequence[str] | None = None
     dropout: float = 0.0
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.layout import family_of, layout_of
+from ..core.placement import only_trainable
 from ..hooks.tracing import Edit, trace
 from ..neurons.neuron_set import NeuronSet
 from ..tasks import Split, encode
@@ -83,7 +84,7 @@ def finetune(
     lora: LoRAConfig | None = None,
     dev: Split | None = None,
     callback: Callable[[int], None] | None = None,
-    **overrides,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Train ``model`` in place on ``data``; return the training history.
 
@@ -137,6 +138,7 @@ def finetune(
     config = (config or TrainConfig()).replace(**overrides)
     method = _resolve_method(method, neurons)
     if method == "neurons":
+        assert neurons is not None  # _resolve_method: "neurons" comes with a set
         neurons.check_fits(model)
         if len(neurons) == 0:
             raise ValueError("the neuron set is empty: there is nothing to train")
@@ -147,7 +149,7 @@ def finetune(
         raise ValueError("the training data is empty; pass a non-empty split")
     dev_encoded = encode(tok, dev, max_length=config.max_length) if dev is not None else None
     if method == "neurons":
-        trainable = _neuron_rows(model, neurons)
+        trainable = _neuron_rows(model, neurons)  # type: ignore[arg-type]  # checked above
     elif method == "lora":
         trainable = _lora_adapters(model, lora)
     else:
@@ -239,8 +241,6 @@ def _neuron_rows(model: nn.Module, neurons: NeuronSet):
     """One trainable float32 row matrix per site with selected neurons, spliced into the
     forward pass by ``tn.trace`` edits; merged into the weights on exit (also after an error)."""
     sites = layout_of(model, "all").by_name
-    for param in model.parameters():
-        param.requires_grad_(False)
     trained, edits = [], {}  # trained: (site, idx, R)
     try:
         for name, idx in neurons.indices.items():
@@ -250,7 +250,8 @@ def _neuron_rows(model: nn.Module, neurons: NeuronSet):
             rows = nn.Parameter(site.read(idx))  # (n_sel, n_params) float32, a copy
             trained.append((site, idx, rows))
             edits.update(_edits(site, idx, rows))
-        with trace(model, keep=False, edit=edits):
+        # The model's own parameters frozen: only the rows are trained.
+        with only_trainable(model), trace(model, keep=False, edit=edits):
             yield [rows for _, _, rows in trained]
     finally:
         for site, idx, rows in trained:

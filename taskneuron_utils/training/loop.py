@@ -38,8 +38,8 @@ from ..core.layout import weight_fingerprint
 from ..attribution.state import hash_encoded
 from ..scoring.loss import answer_nll
 from ..core.parallel import rank_and_world, ranks_disagree, sum_gradients, sum_over_ranks
-from ..core.placement import check_in_memory, input_device
-from ..tasks import collate
+from ..core.placement import check_in_memory, input_device, only_trainable
+from ..tasks import collate, to_device
 from .config import SCHEDULES, TrainConfig
 
 
@@ -92,7 +92,6 @@ def fit(
     """
     check_options(model, config)
     config = config.replace(steps=config.steps_for(len(encoded)))
-    flags = [(param, param.requires_grad) for param in model.parameters()]
     device = input_device(model)
     with accelerator_for(device, config.mixed_precision) as accelerator:
         if accelerator.num_processes > 1 and device != accelerator.device:
@@ -118,7 +117,8 @@ def fit(
         try:
             # Dropout and LoRA's initialisation draw from torch's global generator: fork it, so
             # that the run is reproducible and the caller's random state is left alone.
-            with torch.random.fork_rng(devices=rng_devices):
+            # Every flag restored and every gradient dropped on exit, error or not.
+            with torch.random.fork_rng(devices=rng_devices), only_trainable(model):
                 torch.manual_seed(config.seed)
                 with (
                     trainable as params,
@@ -161,9 +161,6 @@ def fit(
                     optimizer.zero_grad(set_to_none=True)
                     del optimizer, state
         finally:
-            for param, flag in flags:
-                param.requires_grad_(flag)
-                param.grad = None
             model.eval()
     return history
 
@@ -301,7 +298,7 @@ def train(
     """
     from transformers import get_scheduler
 
-    steps, batch_size, seed = config.steps, config.batch_size, config.seed
+    steps, batch_size, seed = config.steps_for(len(encoded)), config.batch_size, config.seed
     device = input_device(model)
     scheduler = get_scheduler(
         SCHEDULES[config.schedule],
@@ -333,7 +330,7 @@ def train(
         loss_sum = penalty_value = 0.0
         for start in range(0, len(mine), batch_size):
             chunk = mine[start : start + batch_size]
-            batch = _to(collate([encoded[i] for i in chunk], tok.pad_token_id), device)
+            batch = to_device(collate([encoded[i] for i in chunk], tok.pad_token_id), device)
             with accelerator.autocast():
                 losses, _ = config.loss(model, batch)  # (b,) mean answer NLL per example, float32
             # Divided by the global batch's example count, so that the gradients (summed over
@@ -403,7 +400,3 @@ def _shuffled_batches(n: int, batch_size: int, seed: int):
             pending.extend(torch.randperm(n, generator=generator).tolist())
         yield pending[:batch_size]
         pending = pending[batch_size:]
-
-
-def _to(batch: dict, device) -> dict:
-    return {key: value.to(device) for key, value in batch.items()}

@@ -5,3 +5,7 @@ everything, ``experiments`` included.
     playground  ``neuron_playground``: switch a task's neurons off and watch the answer change
     widgets     explorers over overlap, deactivation, generalization, continual, neuron pages
 """
+
+from . import conditions as conditions
+from . import playground as playground
+from . import widgets as widgets

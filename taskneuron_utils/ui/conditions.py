@@ -6,7 +6,7 @@ random off), what the model answers under each, and how it scores a split under 
     compare_conditions(model, tok, task, "I loved it", sets)   # one input -> a DataFrame
     condition_scores(model, tok, task.test[:32], sets)          # a split -> metric and NLL
 
-``playground.neuron_playground`` puts controls and figures over these; scripts and tests call
+``ui.playground.neuron_playground`` puts controls and figures over these; scripts and tests call
 them directly.
 """
 

@@ -260,7 +260,10 @@ def neuron_browser(
         sets: {task name: NeuronSet} (a NeuronSet alone: one entry named by its ``name``).
         relevances: {task name: Relevance}: pages show the relevance ranks, and a task's
             neurons are browsed most relevant first (else in site order).
-        k, effect_examples: as ``tn.neuron_page``.
+        n_examples: test examples of each task that every page is computed on.
+        k: top and bottom examples a page shows (as ``tn.neuron_page``).
+        effect_examples: examples a page's deactivation effect is measured on (as
+            ``tn.neuron_page``).
     """
     if not isinstance(tasks, dict):
         tasks = {task.name: task for task in tasks}

@@ -45,8 +45,8 @@ import contextlib
 import pandas as pd
 import torch
 
-from ...core.placement import input_device
-from ...tasks import Split, collate, encode
+from ...core.placement import input_device, only_trainable
+from ...tasks import Split, collate, encode, to_device
 from ...training.config import TrainConfig
 from ...training.loop import fit
 from ...training.finetuning import quiet_peft, lora_targets
@@ -69,30 +69,12 @@ def train_tensors(
         model,
         tok,
         encoded,
-        _trainable(model, params),
+        only_trainable(model, params),
         config,
         penalty=penalty,
         agree={"method": method},
         desc=method,
     )
-
-
-@contextlib.contextmanager
-def _trainable(model, params):
-    """Inside the block only ``params`` require grad; on exit every flag is restored, gradients
-    dropped and the model put in eval mode."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    try:
-        yield params
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-            p.grad = None
-        model.eval()
 
 
 class CLMethod:
@@ -116,15 +98,17 @@ class CLMethod:
     def after_task(self, model, tok, task, train: Split, stage: int) -> None:
         """Called after ``train``."""
 
-    def evaluate(self, model, tok, split: Split) -> dict:
-
+    def evaluate(self, model, tok, split: Split, **options) -> dict:
+        """``tn.evaluate`` at the sequence's batch size and length; ``options`` go to it."""
+        config = self.config
         return evaluate(
             model,
             tok,
             split,
-            batch_size=self.config.eval_batch_size,
-            max_length=self.config.max_length,
+            batch_size=config.eval_batch_size,
+            max_length=config.max_length,
             progress=False,
+            **options,
         )
 
     def state_dict(self) -> dict:
@@ -222,7 +206,6 @@ class EWC(CLMethod):
         )
 
     def after_task(self, model, tok, task, train, stage):
-
         encoded = encode(
             tok,
             list(train)[: self.config.ewc_samples],
@@ -232,9 +215,9 @@ class EWC(CLMethod):
         named = dict(model.named_parameters())
         device = input_device(model)
         fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in named.items()}
-        with _trainable(model, list(named.values())):
+        with only_trainable(model, named.values()):
             for e in encoded:
-                batch = {k: v.to(device) for k, v in collate([e], tok.pad_token_id).items()}
+                batch = to_device(collate([e], tok.pad_token_id), device)
                 model.zero_grad(set_to_none=True)
                 answer_losses(model, batch)[0].sum().backward()
                 for n, p in named.items():

@@ -18,14 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from ...core.placement import input_device
-from ...tasks import collate, encode
+from ...tasks import collate, encode, to_device
 from .methods import CLMethod
 from ...core.layout import layout_of
 from ...hooks.tracing import Edit, trace
 from ...attribution.run import attribute
 from ...training.finetuning import finetune
 from ...neurons.neuron_set import NeuronSet
-from ...scoring.evaluation import evaluate
 from ...scoring.loss import BATCH_EXAMPLES
 
 
@@ -41,7 +40,6 @@ class NCFT(CLMethod):
         self.neurons = None
 
     def before_task(self, model, tok, task, stage):
-
         c = self.config
         data = task.train[: c.n_attribution] if c.n_attribution else task.train
         rel = attribute(
@@ -68,7 +66,6 @@ class RandomNeurons(NCFT):
     name = "random_neurons"
 
     def before_task(self, model, tok, task, stage):
-
         sizes = dict(layout_of(model))
         generator = torch.Generator().manual_seed(self.config.seed + 1000 + stage)
         chosen = {
@@ -127,7 +124,6 @@ class WNCFT(NCFT):
         self.vectors.append(self.representations(model, tok, data).mean(0))
 
     def after_task(self, model, tok, task, train, stage):
-
         sites = layout_of(model).by_name
         self.rows.append(
             {name: sites[name].read(idx) for name, idx in self.sets[-1].items() if len(idx)}
@@ -178,7 +174,7 @@ class WNCFT(NCFT):
                 batch = collate(
                     encoded[start : start + self.config.eval_batch_size], tok.pad_token_id
                 )
-                batch = {k: v.to(device) for k, v in batch.items()}
+                batch = to_device(batch, device)
                 hidden = model.base_model(
                     input_ids=batch["input_ids"],
                     attention_mask=batch["attention_mask"],
@@ -198,22 +194,13 @@ class WNCFT(NCFT):
         )
 
     def evaluate(self, model, tok, split):
-
         if not self.rows:
             return super().evaluate(model, tok, split)
         weights = self.weights(model, tok, split)  # (n, S)
         with self._mixed_edit(model, self._snapshots(), weights):
             # The default path runs the batch's common prefix once for all its examples: their
             # mixtures differ, so each prompt is run on its own ("prompt"), once for its options.
-            result = evaluate(
-                model,
-                tok,
-                split,
-                batch_size=self.config.eval_batch_size,
-                max_length=self.config.max_length,
-                progress=False,
-                share_prefix="prompt",
-            )
+            result = super().evaluate(model, tok, split, share_prefix="prompt")
         return {"score": result["score"], "nll": result["nll"], "n": len(split)}
 
     @contextlib.contextmanager

@@ -11,7 +11,6 @@ only what is missing. Relevance is computed once per task on the base model, che
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ...scoring.loss import answer_nll
 from ...training.config import TrainConfig
 from ...training.finetuning import finetune
 from ...core.identity import content_hash
+from ...io.storage import atomic_write
 
 
 def check_tasks(tasks: dict[str, Task], config) -> None:
@@ -65,10 +65,7 @@ def _cached(config, kind: str, settings: dict, compute) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     record = {"settings": settings, **compute()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record)))
     return record
 
 
@@ -76,7 +73,6 @@ class RunContext:
     """What every run of one call shares: the base model, its fingerprint, relevances, evals."""
 
     def __init__(self, model_loader, tok, tasks, config):
-
         check_tasks(tasks, config)
         self.loader, self.tok, self.tasks, self.config = model_loader, tok, tasks, config
         self.base = starting_model(model_loader)

@@ -11,9 +11,9 @@ parameters?
   task's neurons in the fine-tuned model, beside the test task's gain.
 
 Every trained model's results are cached (JSON, one file a run, keyed by its settings) under
-``config.out_dir`` (default ``cache_dir()/generalization``): ``transfer_runs`` trains and
+``config.out_dir`` (default ``cache_dir()/generalization``): ``generalization.runs`` trains and
 caches; this module plans the runs and lays out their rows. The statistics over the DataFrames
-these return are in ``transfer_stats``.
+these return are in ``generalization.stats``.
 """
 
 from __future__ import annotations
