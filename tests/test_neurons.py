@@ -57,7 +57,7 @@ def test_top_k_global_keeps_the_highest_overall(llama):
 
 
 def test_top_k_rejects_percentages(llama):
-    with pytest.raises(ValueError, match="0.10"):
+    with pytest.raises(ValueError, match="top 10% use k=0.1"):
         fake_relevance(llama).top_k(10)
 
 
