@@ -34,6 +34,10 @@ but ``ui`` and ``cli``: it may import every layer below it, ``plots`` included.
                    ``neuron_methods`` (NCFT, random neurons, W-NCFT), ``references``
                    (``continual_references``, ``choose_lrs`` on dev data)
 
+    verdicts       what each experiment found, computed from its frame (``Verdict``;
+                   ``table1_verdict``, ``specificity_verdict``, ``table2_verdict``,
+                   ``generalization_verdict``, ``continual_verdict``, ``agreement_verdict``):
+                   the notebooks' "What we found" and the replication report print these
     common         helpers shared by the sections (samples, fresh models, atomic cache folders)
     profiles       ``Profile`` (one config per section) and ``PROFILES``: "quick" (CPU, the
                    embedded default model, shipped tasks; notebooks and CI) and "paper" (the
@@ -99,6 +103,15 @@ from .profiles import PROFILES, Profile
 from .specificity import core_profile, deactivation_matrix, specificity, specificity_scores
 from .sweeps import BudgetConfig, budget_contrasts, budget_sweep, budget_table, k_sweep
 from .generalization.stats import correlations, layer_correlations, sweep_correlations, sweep_view
+from .verdicts import (
+    Verdict,
+    agreement_verdict,
+    continual_verdict,
+    generalization_verdict,
+    specificity_verdict,
+    table1_verdict,
+    table2_verdict,
+)
 
 __all__ = [
     "DetectionConfig",
@@ -158,4 +171,11 @@ __all__ = [
     "QUICK_ORDERS",
     "PAPER_ORDERS",
     "PAPER_TABLE5",
+    "Verdict",
+    "table1_verdict",
+    "specificity_verdict",
+    "table2_verdict",
+    "generalization_verdict",
+    "continual_verdict",
+    "agreement_verdict",
 ]
