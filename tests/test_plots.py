@@ -199,7 +199,7 @@ def test_deactivation_heatmap_cells_are_changes_against_nothing_off():
     # rows: deactivated set; columns: evaluated task. Diagonal: own; off-diagonal: other.
     np.testing.assert_allclose(heatmap_values(ax), [[1.9, 0.9], [0.9, 1.9], [0.5, 0.5]])
     assert ax.get_xlabel() == "evaluated task" and ax.get_ylabel() == "deactivated neurons of"
-    assert ax.get_title() == "Deactivation on the multitask model"
+    assert ax.get_title().replace("\n", " ") == "Deactivation on the multitask model"
 
 
 def test_deactivation_heatmap_of_the_metric_in_points_for_a_chosen_model():
@@ -207,7 +207,7 @@ def test_deactivation_heatmap_of_the_metric_in_points_for_a_chosen_model():
     ax = plots.plot_deactivation_heatmap(df, value="score", model="untuned")
     # untuned: score drops doubled: own 2 x -0.4, random 2 x mean(-0.1, -0.2), other 2 x -0.3
     np.testing.assert_allclose(heatmap_values(ax), [[-80, -60], [-60, -80], [-30, -30]])
-    assert ax.get_title() == "Deactivation on the untuned model"
+    assert ax.get_title().replace("\n", " ") == "Deactivation on the untuned model"
 
 
 def test_deactivation_bars_show_means_and_seed_spread():

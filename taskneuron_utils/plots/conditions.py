@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .figure import new_axes
+from .figure import new_axes, set_title
 
 
 _COLOURS = {"all on": "tab:green", "task off": "tab:red", "random off": "tab:gray"}
@@ -37,7 +37,7 @@ def plot_conditions(frame: pd.DataFrame, *, ax=None) -> Axes:
     expected = frame.attrs.get("expected")
     measure = frame.attrs.get("measure", "P(expected)")
     ax.set_xlabel(f"{measure} of the expected answer" + (f" “{expected}”" if expected else ""))
-    ax.set_title(f"{frame.attrs.get('task', '')}: the model's answers".strip(": "))
+    set_title(ax, f"{frame.attrs.get('task', '')}: the model's answers".strip(": "))
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 
@@ -61,8 +61,8 @@ def plot_condition_scores(scores: pd.DataFrame, *, ax=None) -> Axes:
     metric = scores["metric"].iloc[0] if len(scores) else "score"
     ax.set_ylabel(metric)
     task = scores["task"].iloc[0] if len(scores) else ""
-    ax.set_title(
-        f"{task}: {metric} on {int(scores['n'].iloc[0]) if len(scores) else 0} test examples"
+    set_title(
+        ax, f"{task}: {metric} on {int(scores['n'].iloc[0]) if len(scores) else 0} test examples"
     )
     ax.spines[["top", "right"]].set_visible(False)
     return ax
@@ -91,6 +91,6 @@ def plot_layer_counts(counts: pd.DataFrame, *, ax=None, title: str | None = None
             frameon=False,
         )
         ax.set_ylim(0, max(1, float(table.sum(axis=1).max())) * 1.3)  # the stacks' tallest
-    ax.set_title(title or "Where the switched-off task neurons sit")
+    set_title(ax, title or "Where the switched-off task neurons sit")
     ax.spines[["top", "right"]].set_visible(False)
     return ax

@@ -7,7 +7,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from .figure import new_axes
+from .figure import new_axes, set_title
 
 
 def plot_cl_matrix(scores: pd.DataFrame, *, ax=None, title: str | None = None) -> Axes:
@@ -26,7 +26,7 @@ def plot_cl_matrix(scores: pd.DataFrame, *, ax=None, title: str | None = None) -
     )
     ax.set_xlabel("evaluated task")
     ax.set_ylabel("after training")
-    ax.set_title(title or "Score of every task after each stage")
+    set_title(ax, title or "Score of every task after each stage")
     return ax
 
 
@@ -38,13 +38,15 @@ def plot_cl_summary(
     ``reference`` (e.g. the per-task fine-tuning score x100) is drawn as a dashed line."""
     ax = new_axes(ax, size=(7, 4))
     long = summary.melt(id_vars=["method"], value_vars=list(metrics), var_name="metric")
-    sns.barplot(long, x="method", y="value", hue="metric", errorbar="sd", ax=ax)
+    sns.barplot(
+        long, x="method", y="value", hue="metric", errorbar="sd", palette="colorblind", ax=ax
+    )
     if reference is not None:
         ax.axhline(reference, color="#444444", ls="--", lw=1, label="per-task FT (CL)")
     ax.set_xlabel("")
     ax.set_ylabel("x100 (CL) / % (FG)")
     ax.tick_params(axis="x", rotation=30)
-    ax.set_title("Final average score (CL) and retention (FG) per method")
+    set_title(ax, "Final average score (CL) and retention (FG) per method")
     ax.legend(fontsize=7)
     return ax
 
@@ -63,7 +65,7 @@ def plot_cl_trajectories(scores: pd.DataFrame, *, ax=None, title: str | None = N
     ax.set_ylim(0, 105)
     ax.set_xlabel("after training")
     ax.set_ylabel("score x100")
-    ax.set_title(title or "Each task's score along the sequence")
+    set_title(ax, title or "Each task's score along the sequence")
     ax.legend(fontsize=7)
     return ax
 

@@ -7,7 +7,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from .figure import new_axes
+from .figure import label_step, new_axes, set_title
 from ..neurons.analysis import correlate
 from ..neurons.analysis import PAPER_LAYER_CORRELATION
 
@@ -30,7 +30,8 @@ def plot_overlap_gain(
         part, x=x, y=y, hue=hue, style="p" if "p" in part else None, palette=palette, ax=ax
     )
     r = correlate(part[x].to_numpy(), part[y].to_numpy())
-    ax.set_title(
+    set_title(
+        ax,
         f"{y} vs {x} (n = {r['n']}): Pearson {r['pearson']:.2f} "
         f"[{r['pearson_low']:.2f}, {r['pearson_high']:.2f}], "
         f"Spearman {r['spearman']:.2f}",
@@ -66,7 +67,7 @@ def plot_gain_vs_p(df: pd.DataFrame, *, value: str = "gain", ax=None) -> Axes:
     ax.axhline(0, color="#999999", lw=0.8)
     ax.set_xlabel("trained proportion p (1.0 = full fine-tuning)")
     ax.set_ylabel(f"mean {value}")
-    ax.set_title("Gain against the trained proportion")
+    set_title(ax, "Gain against the trained proportion")
     ax.legend(fontsize=7)
     return ax
 
@@ -79,10 +80,20 @@ def plot_similarity_heatmap(
     table = sim.pivot_table(index="layer", columns="task", values=value, aggfunc="mean")
     order = sim.groupby("task")["gain"].mean().sort_values().index
     table = table[[t for t in order if t in table.columns]]
-    ax = new_axes(ax, size=(1.5 + 1.0 * table.shape[1], 1.0 + 0.18 * table.shape[0]))
-    sns.heatmap(table, cmap="viridis", ax=ax, cbar_kws={"label": f"cosine ({value[11:]})"})
+    height = 1.6 + 0.16 * table.shape[0]
+    ax = new_axes(ax, size=(max(5.0, 2.5 + 0.8 * table.shape[1]), height))
+    sns.heatmap(
+        table,
+        cmap="viridis",
+        ax=ax,
+        yticklabels=label_step(table.shape[0], height - 1.6),  # every n-th layer, legible
+        cbar_kws={"label": f"cosine ({value[11:]})"},
+    )
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
     ax.set_xlabel("test task (left to right: increasing gain)")
-    ax.set_title("Parameter similarity with the trained task's neurons")
+    set_title(ax, "Parameter similarity with the trained task's neurons")
     return ax
 
 
@@ -114,7 +125,7 @@ def plot_layer_correlation(corr: pd.DataFrame, *, ax=None) -> Axes:
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("layer")
     ax.set_ylabel("correlation of similarity and gain")
-    ax.set_title("Per-layer correlation of parameter similarity and generalization")
+    set_title(ax, "Per-layer correlation of parameter similarity and generalization")
     ax.legend(fontsize=7, ncol=2)
     return ax
 
@@ -128,7 +139,7 @@ def plot_sweep_bars(view: pd.DataFrame, *, value: str = "gain", ax=None) -> Axes
     ax.axhline(0, color="#999999", lw=0.8)
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=30)
-    ax.set_title(f"{value} per task")
+    set_title(ax, f"{value} per task")
     ax.legend(fontsize=7)
     return ax
 

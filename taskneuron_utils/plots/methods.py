@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from scipy.stats import spearmanr
 
-from .figure import new_axes
+from .figure import new_axes, set_title
 
 
 def plot_method_agreement(
@@ -43,6 +43,6 @@ def plot_method_agreement(
     what = "loss change" if value == "signed" else "|loss change|"
     ax.set_xlabel(f"method's estimate of the {what} (nats)")
     ax.set_ylabel(f"exact {what} on ablation (nats)")
-    ax.set_title(title or f"{', '.join(shown['site'].unique()) if 'site' in shown else ''}")
+    set_title(ax, title or f"{', '.join(shown['site'].unique()) if 'site' in shown else ''}")
     ax.legend(fontsize=8)
     return ax

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .figure import new_axes
+from .figure import new_axes, set_title
 
 
 def plot_activation_histogram(
@@ -32,7 +32,7 @@ def plot_activation_histogram(
     ax.set_xlabel("activation")
     ax.set_ylabel("share of positions")
     ax.legend(fontsize=8, frameon=False)
-    ax.set_title(title or "Activations per task")
+    set_title(ax, title or "Activations per task")
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 
@@ -55,7 +55,7 @@ def plot_task_means(stats: pd.DataFrame, *, ax=None, title: str | None = None) -
         fontsize=8,
     )
     ax.figure.colorbar(image, ax=ax, label="mean / row's max |mean|")
-    ax.set_title(title or "Which tasks move each neuron")
+    set_title(ax, title or "Which tasks move each neuron")
     return ax
 
 
@@ -74,7 +74,8 @@ def plot_vocab_projection(frame: pd.DataFrame, *, ax=None, n: int = 10) -> Axes:
     ax.invert_yaxis()
     ax.axvline(0, color="k", lw=0.6)
     ax.set_xlabel("direct logit per unit of activation")
-    ax.set_title(
+    set_title(
+        ax,
         f"{frame.attrs.get('site', '')} #{frame.attrs.get('neuron', '')}: "
         "tokens it promotes / suppresses",
         fontsize=10,
@@ -94,7 +95,7 @@ def plot_deactivation_effect(effect: pd.DataFrame, *, ax=None, title: str | None
     ax.invert_yaxis()
     ax.axvline(0, color="k", lw=0.6)
     ax.set_xlabel("answer NLL change when switched off (nats/token)")
-    ax.set_title(title or "Effect of switching it off", fontsize=10)
+    set_title(ax, title or "Effect of switching it off", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 

@@ -6,7 +6,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from .figure import new_axes
+from .figure import new_axes, set_title
 
 
 def plot_overlap(
@@ -37,7 +37,7 @@ def plot_overlap(
     )
     if baseline is not None:
         title += f"\nrandom sets of the same size: {baseline:.3f}"
-    ax.set_title(title, fontsize=11)
+    set_title(ax, title, fontsize=11)
     ax.set_xlabel("")
     ax.set_ylabel("")
     return ax
@@ -62,9 +62,9 @@ def plot_layer_profile(profile: pd.DataFrame, *, value: str = "global_share", ax
     else:
         per_layer = profile.groupby(["task", "layer"])[value].mean().reset_index()
         ylabel = "mean relevance (nats per example)"
-    sns.lineplot(per_layer, x="layer", y=value, hue="task", marker="o", ax=ax)
+    sns.lineplot(per_layer, x="layer", y=value, hue="task", marker="o", palette="colorblind", ax=ax)
     ax.set_ylabel(ylabel)
-    ax.set_title("Where the task-specific neurons sit")
+    set_title(ax, "Where the task-specific neurons sit")
     return ax
 
 
@@ -72,6 +72,6 @@ def plot_kind_profile(profile: pd.DataFrame, *, value: str = "mean_score", ax=No
     """Per-layer profile split by site kind (``gate``/``up``/``down``...), tasks averaged."""
     ax = new_axes(ax, size=(7, 4))
     per_kind = profile.groupby(["kind", "layer"])[value].mean().reset_index()
-    sns.lineplot(per_kind, x="layer", y=value, hue="kind", marker="o", ax=ax)
-    ax.set_title(f"{value} by layer and site kind (mean over tasks)")
+    sns.lineplot(per_kind, x="layer", y=value, hue="kind", marker="o", palette="colorblind", ax=ax)
+    set_title(ax, f"{value} by layer and site kind (mean over tasks)")
     return ax

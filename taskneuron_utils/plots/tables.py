@@ -7,7 +7,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from .figure import new_axes
+from .figure import new_axes, set_title
 
 
 def _delta_frame(df: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -53,7 +53,7 @@ def plot_deactivation_heatmap(
     )
     ax.set_xlabel("evaluated task")
     ax.set_ylabel("deactivated neurons of")
-    ax.set_title(f"Deactivation on the {model} model")
+    set_title(ax, f"Deactivation on the {model} model")
     return ax
 
 
@@ -89,7 +89,7 @@ def plot_deactivation_bars(
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels(tasks, rotation=30, ha="right")
     ax.set_ylabel("metric (x100)" if value == "score" else "answer NLL (nats)")
-    ax.set_title(f"Deactivation on the {model} model (error bars: std over random seeds)")
+    set_title(ax, f"Deactivation on the {model} model (error bars: std over random seeds)")
     ax.legend(fontsize=8)
     return ax
 
@@ -116,12 +116,13 @@ def plot_finetuning(df: pd.DataFrame, *, value: str = "score", ax=None) -> Axes:
         hue="method",
         order=tasks,
         hue_order=[labels[m] for m in methods],
+        palette="colorblind",
         ax=ax,
     )
     ax.set_ylabel("metric (x100)" if value == "score" else "answer NLL (nats)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=30)
-    ax.set_title("Fine-tuning only the task-specific neurons")
+    set_title(ax, "Fine-tuning only the task-specific neurons")
     ax.legend(fontsize=8)
     return ax
 
@@ -166,7 +167,7 @@ def plot_k_sweep(
     ax.set_ylabel(
         "change of metric (points)" if value == "score" else "change of answer NLL (nats)"
     )
-    ax.set_title(f"Deactivation against k, {model} model (bands: 95% bootstrap)")
+    set_title(ax, f"Deactivation against k, {model} model (bands: 95% bootstrap)")
     ax.legend(fontsize=8)
     return ax
 
@@ -200,7 +201,7 @@ def plot_budget(df: pd.DataFrame, *, value: str = "nll", ax=None) -> Axes:
         "dev_auc_mean": "mean dev NLL so far (nats)",
     }
     ax.set_ylabel(names.get(value, value))
-    ax.set_title("Fine-tuning against the budget (bands: range over seeds)")
+    set_title(ax, "Fine-tuning against the budget (bands: range over seeds)")
     ax.legend(fontsize=8)
     return ax
 
@@ -213,7 +214,7 @@ def plot_training_curves(histories: dict, *, ax=None, smooth: int = 3) -> Axes:
         ax.plot(losses["step"], losses["loss"].rolling(smooth, min_periods=1).mean(), label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (answer NLL, nats)")
-    ax.set_title("Training curves")
+    set_title(ax, "Training curves")
     ax.legend(fontsize=8)
     return ax
 
@@ -252,7 +253,7 @@ def plot_specificity(
             ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2))
     ax.set_xlabel("evaluated task")
     ax.set_ylabel("switched-off set")
-    ax.set_title(title or "Harm of each set beyond random neurons (own set outlined)")
+    set_title(ax, title or "Harm of each set beyond random neurons (own set outlined)")
     return ax
 
 
@@ -284,6 +285,6 @@ def plot_dominance_vs_k(
     )
     ax.set_xlabel("k (neurons per site)")
     ax.set_ylabel(value)
-    ax.set_title(title or f"{value.capitalize()} of each selection method")
+    set_title(ax, title or f"{value.capitalize()} of each selection method")
     ax.legend(fontsize=8)
     return ax
