@@ -8,10 +8,16 @@ running them. Each notebook starts from a clean copy (every output cleared) on a
 in a temporary working folder (the files a notebook writes do not land in the repository), and
 replaces the file only when every cell ran: a failure leaves the committed file as it was.
 A notebook over ``MAX_BYTES`` is refused (shrink its figures or its printed tables).
+
+Each run's wall time (cold kernel, model cached) is recorded in ``timings.json`` beside the
+notebooks ({notebook: {"seconds", "cores", "date"}}), written after every notebook, so the README
+table and the notebooks' headers can quote measured times.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import sys
 import tempfile
@@ -24,6 +30,7 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 MAX_BYTES = 1_500_000
 TIMEOUT_S = 900  # per cell
+TIMINGS = HERE / "timings.json"
 
 
 def numbered(prefixes=()) -> list[Path]:
@@ -70,6 +77,21 @@ def save(notebook, path: Path) -> int:
     return size
 
 
+def record_time(path: Path, seconds: float) -> None:
+    """Add this run's wall time to ``TIMINGS`` (atomically; other notebooks' entries kept)."""
+    timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    timings[path.name] = {
+        "seconds": round(seconds, 1),
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "date": datetime.date.today().isoformat(),
+    }
+    tmp = TIMINGS.with_name(f".{TIMINGS.name}.tmp")
+    tmp.write_text(json.dumps(dict(sorted(timings.items())), indent=1) + "\n")
+    os.replace(tmp, TIMINGS)
+
+
 def main(argv: list[str]) -> int:
     paths = numbered(argv)
     if not paths:
@@ -80,10 +102,9 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory() as workdir:
             notebook = execute(path, Path(workdir))
         size = save(notebook, path)
-        print(
-            f"{path.name}: ran in {time.perf_counter() - started:.0f} s, {size / 1e6:.2f} MB",
-            flush=True,
-        )
+        seconds = time.perf_counter() - started
+        record_time(path, seconds)
+        print(f"{path.name}: ran in {seconds:.0f} s, {size / 1e6:.2f} MB", flush=True)
     return 0
 
 

@@ -6,7 +6,9 @@
     taskneurons tasks                                  list the shipped tasks
 
 Every argument is checked before a model is loaded. A mistake in the arguments prints one or two
-lines and exits with status 2; ``--debug`` shows the full traceback instead.
+lines and exits with status 2; ``--debug`` shows the full traceback instead. Options are written
+in full: an abbreviation or a misspelling (``--batch``, ``--bacth-size``) is refused, naming the
+nearest option, never read as another one.
 
 ``detect`` also runs data parallel, one process per GPU (gloo processes on a CPU), under
 ``torchrun``: ``torchrun --nproc_per_node 2 -m taskneuron_utils.cli detect --task NAME
@@ -32,6 +34,7 @@ from .tasks import load_tasks
 from .experiments import PROFILES
 from .experiments import main_job
 from .tasks import Task
+from .errors import did_you_mean
 from . import plots
 from .neurons.analysis import layer_profile
 from .neurons.neuron_set import check_fraction
@@ -58,14 +61,36 @@ DTYPE_HELP = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (``--exam`` is not taken for ``--examples``: a misspelt or
+    shortened option is refused, never silently read as another) whose error for an unknown
+    option names it and the nearest option of its command."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extra = super().parse_known_args(args, namespace)
+        unknown = [a.split("=")[0] for a in extra if a.startswith("--") and a != "--"]
+        if unknown:
+            options = [option for action in self._actions for option in action.option_strings]
+            self.error(
+                f"unrecognized option{'s' if len(unknown) > 1 else ''} {' '.join(unknown)}"
+                f"{did_you_mean(unknown, options)}"
+            )
+        return namespace, extra
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="taskneurons",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__.split("\n\n")[0] + "\n\n" + "\n".join(__doc__.split("\n\n")[1:3]),
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
 
     job = commands.add_parser(
         "main",

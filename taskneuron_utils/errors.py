@@ -2,8 +2,22 @@
 
 Every one subclasses the builtin a caller would already catch (``ValueError``, ``KeyError``,
 ``OSError``, ``RuntimeError``); the module that raises it is named in each docstring. This
-module imports nothing of the package: every layer may raise these.
+module imports nothing of the package: every layer may raise these. ``did_you_mean`` is the hint
+of every unknown-argument message.
 """
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(names: Iterable[str], valid: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"``: the nearest name in ``valid`` to each of ``names`` that has
+    one (``difflib``), or ``""``."""
+    valid = list(valid)
+    guesses = [m for name in names for m in difflib.get_close_matches(str(name), valid, n=1)]
+    return f" (did you mean {', '.join(map(repr, guesses))}?)" if guesses else ""
 
 
 class UnsupportedArchitectureError(ValueError):

@@ -380,3 +380,27 @@ def test_a_bad_dtype_is_a_one_line_error_before_any_work(tmp_path, monkeypatch, 
         with pytest.raises(ValueError, match="dtype must be a floating-point torch dtype"):
             tn.load_model(dtype=value)
     assert not (tmp_path / "cache").exists() and not (tmp_path / "o").exists()
+
+
+def test_a_misspelt_or_shortened_option_is_refused_with_the_nearest(tmp_path, monkeypatch, capsys):
+    """No prefix matching (``--batch`` is not read as ``--batch-size``, ``--task`` not as main's
+    ``--tasks``): an option that is not exactly one of its command's is exit status 2 and one
+    line naming it and the nearest option, before anything is loaded."""
+    monkeypatch.setenv("TASKNEURON_CACHE", str(tmp_path / "cache"))
+    out = str(tmp_path / "o")
+    cases = {
+        ("detect", "--task", "addition", "--out", out, "--bacth-size", "4"): "--bacth-size "
+        "(did you mean '--batch-size'?)",
+        ("detect", "--task", "addition", "--out", out, "--batch", "4"): "--batch (did you mean "
+        "'--batch-size'?)",
+        ("detect", "--task", "addition", "--out", out, "--batch_size=4"): "--batch_size (did you",
+        ("detect", "--task", "addition", "--out", out, "--exam", "8"): "'--examples'?",
+        ("main", "--task", "addition", "--out", out): "--task (did you mean '--tasks'?)",
+        ("--debgu", "tasks"): "--debgu (did you mean '--debug'?)",
+    }
+    for args, expected in cases.items():
+        code, _, err = cli_here(capsys, *args)
+        assert code == 2, (args, err)
+        last = err.strip().splitlines()[-1]  # after argparse's usage line
+        assert "error: unrecognized option" in last and expected in last, (args, last)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "o").exists()

@@ -18,7 +18,9 @@ from scripts import load_script
 DATA = Path(__file__).resolve().parents[1] / "data"
 SPLIT_SIZES = {"train": 1000, "dev": 200, "test": 300}
 METRICS = {"classification": {"accuracy"}, "generation": {"exact_match", "rouge_l"}}
-KEYS = {"name", "instruction", "category", "family", "metric", "labels", "description"}
+KEYS = {"name", "instruction", "category", "family", "metric", "labels", "description", "pair_rule"}
+FIELDS = {"input", "output"}
+PAIR_FIELDS = {"input", "output", "alt_input", "alt_output"}
 
 
 def _tasks() -> list[dict]:
@@ -89,6 +91,7 @@ def test_tasks_schema():
         assert isinstance(t["instruction"], str) and t["instruction"].strip()
         assert isinstance(t["description"], str) and t["description"].strip()
         assert isinstance(t["family"], str) and t["family"].strip()
+        assert isinstance(t["pair_rule"], str) and t["pair_rule"].strip()
         if t["category"] == "classification":
             assert isinstance(t["labels"], list) and len(t["labels"]) >= 2
             assert len(set(t["labels"])) == len(t["labels"])
@@ -123,15 +126,22 @@ def test_no_stray_task_directories():
 def test_splits(name):
     task = next(t for t in TASKS if t["name"] == name)
     seen: dict[str, str] = {}
+    # Minimal pairs are all or none: every line of the task has alt_input / alt_output, or none.
+    keys = set(_read(name, "train")[0])
+    assert keys in (FIELDS, PAIR_FIELDS), keys
     for split, n in SPLIT_SIZES.items():
         raw = (DATA / name / f"{split}.jsonl").read_text(encoding="utf-8")
         assert raw.endswith("\n")
         rows = _read(name, split)
         assert len(rows) == n, (name, split, len(rows))
         for r in rows:
-            assert set(r) == {"input", "output"}
-            assert isinstance(r["input"], str) and r["input"].strip()
-            assert isinstance(r["output"], str) and r["output"].strip()
+            assert set(r) == keys
+            for key in keys:
+                assert isinstance(r[key], str) and r[key].strip(), (key, r)
+            if keys == PAIR_FIELDS:
+                assert r["alt_input"] != r["input"] and r["alt_output"] != r["output"], r
+                if task["category"] == "classification":
+                    assert r["alt_output"] in task["labels"], r
             assert r["input"] not in seen, (
                 f"{name}: input repeated ({seen.get(r['input'])} and {split}): {r['input']!r}"
             )
@@ -152,14 +162,19 @@ def test_splits(name):
 def test_lengths_are_short(name):
     for split in SPLIT_SIZES:
         for r in _read(name, split):
-            assert len(r["input"].split()) <= 40, r["input"]
-            assert len(r["output"].split()) <= 15, r["output"]
+            for key in ("input", "alt_input"):
+                assert len(r.get(key, "").split()) <= 40, r[key]
+            for key in ("output", "alt_output"):
+                assert len(r.get(key, "").split()) <= 15, r[key]
 
 
 def test_card_lists_every_task():
     card = (DATA / "README.md").read_text(encoding="utf-8")
     for n in NAMES:
         assert f"`{n}`" in card
+    pairs = card[card.index("## Minimal pairs") : card.index("## Tasks")]
+    for t in TASKS:  # every task's pair rule (or why it has none) is in the section
+        assert f"`{t['name']}`" in pairs and t["pair_rule"].rstrip(".") in pairs, t["name"]
     scores_present = (DATA / "scores.json").is_file()
     assert ("not yet measured" in card) or scores_present
     assert "default-model zero-shot score" in card

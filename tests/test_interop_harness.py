@@ -112,3 +112,114 @@ def test_harness_on_the_default_model_with_and_without_a_set(default_model, expo
         assert theirs["acc_norm"] == pytest.approx(ours["accuracy_norm"], abs=1e-12), mode
         scores[mode] = ours["nll"]
     assert scores["zero"] > scores["none"]  # the set does something: the comparison is not idle
+
+
+# lm-eval's additional config for a model made from --model_args (LM.create_from_arg_string)
+HARNESS_EXTRAS = {"batch_size": 1, "max_batch_size": None, "device": "cuda:0"}
+
+
+def from_model_args(arg_string, extras=HARNESS_EXTRAS):
+    """The model as the harness's command line makes it from ``--model_args``."""
+    return lm_eval.api.registry.get_model("taskneurons").create_from_arg_string(arg_string, extras)
+
+
+def test_model_args_mistakes_are_one_line_errors_before_the_model_loads(
+    tiny_llama, tmp_path, monkeypatch
+):
+    """A misspelt key (``neuron=``), a mode that needs neurons without them, factor / seed
+    with a mode that does not use them, and a set made for another model are refused with a
+    one-line message, before any model is loaded."""
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr("taskneuron_utils.interop.harness.load_model", no_loading)
+    layout = tn.layout_of(tiny_llama)
+    ours = tn.NeuronSet({layout.sites[0].name: [1, 2]}, layout, {"model": "someone/other-model"})
+    path = str(ours.save(tmp_path / "ns.safetensors"))
+    cases = {
+        "neuron=ns.safetensors,mode=zero": "unknown model_args 'neuron' (did you mean 'neurons'?)",
+        f"neurons={path},mode=zero,bacth_size=4": "'bacth_size' (did you mean 'batch_size'?)",
+        "mode=zero": "mode=zero switches off a neuron set, and no neurons= was given",
+        "mode=random,seed=1": "mode=random switches off a neuron set",
+        f"neurons={path},mode=zero,factor=0.5": "factor= is for mode=scale, not mode=zero",
+        f"neurons={path},mode=scale": "mode=scale needs factor=",
+        f"neurons={path},mode=zero,seed=3": "seed= is for mode=random",
+        f"neurons={path},mode=zeros": "mode must be one of none, zero, zero_weights",
+        f"neurons={path},mode=zero": "was made for model 'someone/other-model', not "
+        "'smollm2-135m-instruct-q4_1'",
+        f"pretrained=someone/model,neurons={path},mode=none": "made for model "
+        "'someone/other-model', not 'someone/model'",
+    }
+    for args, expected in cases.items():
+        with pytest.raises((TypeError, ValueError)) as caught:
+            from_model_args(args)
+        message = str(caught.value)
+        assert expected in message, (args, message)
+        assert "\n" not in message and message.startswith("taskneurons: "), message
+    with pytest.raises(ValueError, match="model= is given"):
+        TaskNeuronsLM(model=tiny_llama, tokenizer=object(), device="cpu")
+    with pytest.raises(ValueError, match="tokenizer= goes with model="):
+        TaskNeuronsLM(tokenizer=object())
+
+
+def test_model_args_load_a_model_with_its_set_and_the_harness_extras(
+    tiny_llama, default_tok, tmp_path
+):
+    """The keys lm-eval adds (batch_size, max_batch_size, device) are taken; the set's model is
+    checked against the loaded model's name, and check_model=false lets a set of the same
+    layout through."""
+    folder = tmp_path / "tiny"
+    tiny_llama.save_pretrained(folder)
+    default_tok.save_pretrained(folder)
+    layout = tn.layout_of(tiny_llama)
+    made_here = tn.NeuronSet({layout.sites[1].name: [0, 5]}, layout, {"model": str(folder)})
+    here = str(made_here.save(tmp_path / "here.safetensors"))
+    lm = from_model_args(
+        f"pretrained={folder},neurons={here},mode=none",
+        {"batch_size": 8, "max_batch_size": 4, "device": "cpu"},
+    )
+    assert (lm.mode, lm.batch_size, lm.intervention["units"]) == ("none", 4, 0)
+    assert lm.intervention["set_fingerprint"] == made_here.fingerprint()
+    elsewhere = tn.NeuronSet(made_here.indices, layout, {"model": "someone/else"})
+    other = str(elsewhere.save(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="made for model 'someone/else'"):
+        from_model_args(f"pretrained={folder},neurons={other}")
+    lm = from_model_args(f"pretrained={folder},neurons={other},check_model=false")
+    assert lm.mode == "zero" and lm.intervention["units"] == 2
+    assert lm.intervention["set_model"] == "someone/else"
+
+
+def test_results_config_says_what_was_switched_off(tiny_llama, default_tok, exported):
+    """The results' config carries the intervention: mode, the set's fingerprint and size, the
+    units switched off (for random: the drawn set's fingerprint), seed and factor."""
+    layout = tn.layout_of(tiny_llama)
+    four = tn.NeuronSet({s: range(4) for s in layout}, layout, {"model": layout.model})
+    neurons = tn.NeuronSet.random_like(four, seed=0)
+    lm = TaskNeuronsLM(
+        model=tiny_llama, tokenizer=default_tok, neurons=neurons, mode="random", seed=3
+    )
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=["tn_news_topic"], task_manager=exported[1], bootstrap_iters=0, limit=2
+    )
+    recorded = results["config"]["intervention"]
+    drawn = tn.NeuronSet.random_like(neurons, seed=3)
+    assert recorded == {
+        "mode": "random",
+        "neurons": neurons.name,
+        "set_fingerprint": neurons.fingerprint(),
+        "set_units": len(neurons),
+        "set_model": "LlamaForCausalLM",
+        "units": len(drawn),
+        "fingerprint": drawn.fingerprint(),
+        "seed": 3,
+        "factor": None,
+        "model": "LlamaForCausalLM",
+    }
+    assert drawn.fingerprint() != neurons.fingerprint() and drawn != neurons
+    json.dumps(results["config"], default=str)  # what the harness writes to its results file
+    scaled = TaskNeuronsLM(
+        model=tiny_llama, tokenizer=default_tok, neurons=neurons, mode="scale", factor=0.5
+    )
+    assert scaled.get_model_info()["intervention"]["factor"] == 0.5
+    assert scaled.get_model_info()["intervention"]["fingerprint"] == neurons.fingerprint()

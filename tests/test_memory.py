@@ -119,6 +119,70 @@ def test_estimate_matches_the_measured_peak_of_a_real_run(default_tok, family, m
     assert estimate.peak - static == pytest.approx(growth, rel=0.10), estimate
 
 
+# Each attribution method of tn.attribute (integrated gradients on one site of the given kind,
+# its points stacked as tn.attribute's budget says; ablation of 8 units of one site).
+ATTRIBUTION_CASES = [
+    ("llama", "grad_x_act", "act", {}),
+    ("llama", "activation", None, {}),
+    ("llama", "activation", "act", {}),
+    ("llama", "integrated_gradients", ("gate",), {"steps": 8}),
+    ("llama", "integrated_gradients", ("down",), {"steps": 8, "max_memory": "150MB"}),
+    ("llama", "integrated_gradients", "act", {"steps": 8, "max_memory": "60MB"}),
+    ("llama", "ablation", None, {"units": 8}),
+    ("bloom", "grad_x_act", "act", {}),
+    ("bloom", "activation", None, {}),
+    ("bloom", "integrated_gradients", ("fc_in",), {"steps": 8, "max_memory": "300MB"}),
+    ("bloom", "ablation", "act", {"units": 8}),
+]
+
+
+@pytest.mark.parametrize("family, method, kinds, options", ATTRIBUTION_CASES)
+def test_estimate_matches_the_measured_peak_of_every_attribution_method(
+    default_tok, family, method, kinds, options
+):
+    model = _model(family, default_tok)
+    split, seq_len, answer_len = _data(default_tok, 8)
+    static = _static_bytes(model)
+    site = tn.ffn_sites(model, kinds)[0].name  # layer 0: the deepest graph
+    run = {"kinds": kinds, "batch_size": 8, "progress": False, "method": method}
+    if method == "integrated_gradients":
+        run.update(steps=options["steps"], neurons={site: [0]})
+        run["max_memory"] = options.get("max_memory")
+    if method == "ablation":
+        run["neurons"] = {site: list(range(options["units"]))}
+    _, growth = measure_peak(lambda: tn.attribute(model, default_tok, split, **run))
+    estimate = estimate_memory(
+        model, 8, seq_len, method, answer_len=answer_len, device="cpu", kinds=kinds, **options
+    )
+    # Measured on 2 CPU cores with torch 2.13: every case within 6% of the part above the
+    # weights (ablation's float32 head the furthest, an overestimate).
+    assert estimate.peak - static == pytest.approx(growth, rel=0.10), (estimate, growth)
+    if method == "integrated_gradients":
+        assert estimate.details["copies_per_pass"] >= 1
+        assert estimate.details["rows_per_pass"] == 8 * estimate.details["copies_per_pass"]
+
+
+def test_estimates_of_stacked_methods_follow_the_memory_budget():
+    """Integrated gradients and ablation stack as many copies as the budget holds; neither
+    grows with the number of steps or units beyond it."""
+
+    def estimate(method, **options):
+        return estimate_memory("default", 8, 64, method, answer_len=4, device="cpu", **options)
+
+    small = estimate("integrated_gradients", max_memory="1GB")
+    large = estimate("integrated_gradients", max_memory="8GB")
+    assert small.peak - small.parameters <= 10**9 < large.peak - large.parameters
+    assert 1 <= small.details["copies_per_pass"] < large.details["copies_per_pass"] <= 17
+    gxa = estimate("grad_x_act")
+    for steps in (16, 256):  # the default budget: grad x act's own pass (or MEMORY_FLOOR)
+        ig = estimate("integrated_gradients", steps=steps)
+        assert ig.peak - ig.parameters <= max(gxa.peak - gxa.parameters, 2**29)
+    assert estimate("ablation", units=4).details["copies_per_pass"] == 4
+    many = estimate("ablation", units=100_000)
+    assert many.peak - many.parameters <= max(gxa.peak - gxa.parameters, 2**29)
+    assert estimate("attribution").peak == gxa.peak
+
+
 def test_known_7b_configs_build_offline_with_their_published_sizes():
     llama = estimate_memory("meta-llama/Llama-2-7b-hf", 4, 512, "full", dtype=torch.bfloat16)
     bloom = estimate_memory("bloom-7b1", 4, 512, "attribution")
@@ -217,3 +281,36 @@ def test_estimate_is_within_25_percent_on_the_default_model():
         estimate = estimate_memory(model, 4, seq_len, method, answer_len=answer_len, device="cpu")
         # Measured (2 cores, torch 2.13): estimate / measured 0.998 (attribution), 1.000 (full).
         assert estimate.peak == pytest.approx(measured, rel=0.25), (method, measured, estimate)
+
+
+@pytest.mark.slow
+def test_every_attribution_method_is_estimated_within_10_percent_on_the_default_model():
+    """The issue's check for every method: one batch of 8 shipped examples on the real default
+    model, both neuron definitions (integrated gradients on a layer-0 site, 4 steps; ablation
+    of 16 units)."""
+    model, tok = tn.load_model()
+    split = tn.load_tasks(["addition"])["addition"].train[:8]
+    batch = collate(encode(tok, split), tok.pad_token_id)
+    seq_len = batch["input_ids"].shape[1]
+    answer_len = int((batch["labels"][:, 1:] != -100).sum()) / 8  # the mean: N = 8 x this
+    static = _static_bytes(model)
+    for kinds, site in ((None, "layers.0.mlp.gate"), ("act", "layers.0.mlp.act")):
+        cases = {
+            "grad_x_act": ({}, {}),
+            "activation": ({}, {}),
+            "integrated_gradients": ({"steps": 4, "neurons": {site: [0]}}, {"steps": 4}),
+            "ablation": ({"neurons": {site: list(range(16))}}, {"units": 16}),
+        }
+        for method, (run, options) in cases.items():
+            _, growth = measure_peak(
+                lambda method=method, kinds=kinds, run=run: tn.attribute(
+                    model, tok, split, method=method, kinds=kinds, progress=False, **run
+                )
+            )
+            estimate = estimate_memory(
+                model, 8, seq_len, method, answer_len=answer_len, device="cpu",
+                kinds=kinds if kinds else ["gate"] if method == "integrated_gradients" else None,
+                **options,
+            )  # fmt: skip
+            # Measured (2 cores, torch 2.13): 0.99-1.00, ablation 1.06.
+            assert estimate.peak - static == pytest.approx(growth, rel=0.10), (method, kinds)

@@ -187,3 +187,29 @@ def test_default_model_top_examples_match_a_plain_forward_hook(default_model):
             for p in range(item.start, len(item.ids))
         ]
         assert sorted(counted, reverse=True)[:5] == list(rows.activation)
+
+
+def test_export_refuses_a_path_it_cannot_write_before_the_scan(tiny, tmp_path, monkeypatch):
+    """An existing file, a file above the folder, or a file where the model's folder goes: a
+    one-line error naming it, before the scan (which is not run)."""
+    model, tok = tiny
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the data were scanned before the path was checked")
+
+    monkeypatch.setattr("taskneuron_utils.pages.report.scan", no_scan)
+    a_file = tmp_path / "pages.txt"
+    a_file.write_text("x")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tiny").write_text("x")
+    cases = {
+        a_file: f"path {a_file} is an existing file; give a folder",
+        a_file / "pages": f"path {a_file / 'pages'}: {a_file} is a file, not a folder",
+        tmp_path / "out": f"the model's folder {tmp_path / 'out' / 'tiny'} is an existing file",
+    }
+    for path, expected in cases.items():
+        with pytest.raises(NotADirectoryError) as caught:
+            tn.export_neuron_pages(
+                model, tok, ["a b"], [("layers.0.mlp.act", 3)], path, model_id="tiny"
+            )
+        assert expected in str(caught.value) and "\n" not in str(caught.value)

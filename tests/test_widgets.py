@@ -40,7 +40,7 @@ def test_overlap_explorer_follows_its_controls(relevances):
     expected = overlap_matrix({n: r.top_k(0.10) for n, r in relevances.items()})
     pd.testing.assert_frame_equal(panel.frame, expected)
     np.testing.assert_allclose(heatmap_values(panel.figure), expected.to_numpy())
-    title = panel.figure.axes[0].get_title()
+    title = panel.figure.axes[0].get_title().replace("\n", " ")
     assert title.startswith("Jaccard overlap, top 10.0% per site")
     assert f"random sets of the same size: {0.10 / 1.90:.3f}" in title
     first = panel.figure
@@ -51,13 +51,13 @@ def test_overlap_explorer_follows_its_controls(relevances):
     pd.testing.assert_frame_equal(panel.frame, expected)
     assert panel.figure is not first  # redrawn
     np.testing.assert_allclose(heatmap_values(panel.figure), expected.to_numpy())
-    assert f"top {100 * k:.1f}% per site" in panel.figure.axes[0].get_title()
+    assert f"top {100 * k:.1f}% per site" in panel.figure.axes[0].get_title().replace("\n", " ")
 
     panel.per.value = "global"
     expected = overlap_matrix({n: r.top_k(k, per="global") for n, r in relevances.items()})
     pd.testing.assert_frame_equal(panel.frame, expected)
     np.testing.assert_allclose(heatmap_values(panel.figure), expected.to_numpy())
-    assert "per global" in panel.figure.axes[0].get_title()
+    assert "per global" in panel.figure.axes[0].get_title().replace("\n", " ")
     assert list(panel.frame.index) == list(relevances)
     labels = [t.get_text() for t in panel.figure.axes[0].get_yticklabels()]
     assert labels == list(relevances)
@@ -101,13 +101,15 @@ def test_deactivation_explorer_switches_model_and_measure():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "random"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     np.testing.assert_allclose(heatmap_values(panel.figure), [[1.9, 0.9], [0.9, 1.9], [0.4, 0.4]])
-    assert ax.get_title() == "Deactivation on the multitask model"
+    assert ax.get_title().replace("\n", " ") == "Deactivation on the multitask model"
 
     panel.model.value = "untuned"
     assert set(panel.frame["model"]) == {"untuned"}
     assert len(panel.frame) == 8
     np.testing.assert_allclose(heatmap_values(panel.figure), [[3.8, 1.8], [1.8, 3.8], [0.8, 0.8]])
-    assert panel.figure.axes[0].get_title() == "Deactivation on the untuned model"
+    assert (
+        panel.figure.axes[0].get_title().replace("\n", " ") == "Deactivation on the untuned model"
+    )
 
     panel.value.value = "score"  # metric change, in points
     np.testing.assert_allclose(heatmap_values(panel.figure), [[-80, -40], [-40, -80], [-20, -20]])
@@ -125,7 +127,7 @@ def test_continual_explorer_switches_method_and_view():
     panel = widgets.continual_explorer(runs)
     assert panel.frame is runs["seqft"].scores
     np.testing.assert_allclose(heatmap_values(panel.figure), [[90, 20], [30, 80]])
-    assert panel.figure.axes[0].get_title() == "seqft: matrix"
+    assert panel.figure.axes[0].get_title().replace("\n", " ") == "seqft: matrix"
 
     panel.method.value = "ncft"
     assert panel.frame is runs["ncft"].scores
@@ -133,7 +135,7 @@ def test_continual_explorer_switches_method_and_view():
 
     panel.view.value = "trajectories"
     ax = panel.figure.axes[0]
-    assert ax.get_title() == "ncft: trajectories"
+    assert ax.get_title().replace("\n", " ") == "ncft: trajectories"
     solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"]
     np.testing.assert_allclose(solid[0].get_ydata(), [70, 60])  # task a from stage 0 on
     np.testing.assert_allclose(solid[1].get_ydata(), [75])  # task b from stage 1

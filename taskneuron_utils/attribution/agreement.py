@@ -40,6 +40,7 @@ def method_agreement(
     steps: int = 16,
     baseline: str | ActivationStats = "zero",
     batch_size: int = 8,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Each method's score beside exact ablation's, for ``n_units`` units of ``site``.
 
@@ -52,6 +53,9 @@ def method_agreement(
         baseline: what a unit is moved to, for the gradient methods with a baseline and for the
             exact ablation alike (``"zero"``, ``"mean"`` or ``tn.activation_stats(...)``); the
             activation method takes none.
+        force: run the exact ablation (and integrated gradients) even beyond the work budget
+            (``n_units`` ablations cost about ``n_units / 2`` x grad x act; more than 200x
+            is refused otherwise, ``attribution.budget``).
 
     Returns:
         One row per (method, unit): ``site``, ``unit``, ``method``, ``score`` (the method's
@@ -74,7 +78,14 @@ def method_agreement(
     units = torch.randperm(sizes[site], generator=generator)[:n_units].sort().values
     run: dict[str, Any] = dict(kinds=(kind,), batch_size=batch_size, progress=False)
     exact = attribute(
-        model, tok, data, method="ablation", neurons={site: units}, baseline=baseline, **run
+        model,
+        tok,
+        data,
+        method="ablation",
+        neurons={site: units},
+        baseline=baseline,
+        force=force,
+        **run,
     )
     frames = []
     for method in methods:
@@ -82,7 +93,7 @@ def method_agreement(
             {} if method in ("grad_x_act", "activation") else {"baseline": baseline}
         )
         if method == "integrated_gradients":
-            options.update(steps=steps, neurons={site: units[:1]})
+            options.update(steps=steps, neurons={site: units[:1]}, force=force)
         rel = attribute(model, tok, data, method=method, **run, **options)
         signed = rel.sum_signed[site][units] / rel.n_examples
         frames.append(

@@ -22,21 +22,30 @@ set); or for attribution patching and integrated gradients a split of corrupted 
 one to one with ``data`` (same number of examples, each with the same token length).
 
 A method is built with its own settings (``IntegratedGradients(steps=8)``), checked at once;
-``bind`` checks it against the data and the sites (no forward pass), and ``attribute`` then
-calls ``prepare`` once, ``step`` once per batch and ``finish`` once.
+``bind`` checks it against the data and the sites (no forward pass) and works out what the run
+will cost (``attribution.budget``: a run far beyond grad x act's work, or one whose pass needs
+more than the free memory, is refused there unless the method has ``force=True``), and
+``attribute`` then calls ``prepare`` once, ``step`` once per batch and ``finish`` once.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import ClassVar
 
 import torch
 
+from ..core.placement import input_device
 from ..hooks.baselines import ActivationStats, stats_of_encoded
 from ..hooks.tracing import trace
 from ..neurons.neuron_set import NeuronSet
 from ..scoring.loss import answer_losses
 from ..tasks import collate, encode, to_device
+from . import budget
+from .budget import FORWARD_SHARE, describe_bytes
+from .cost import grad_pass, grad_x_act_flops, shapes_of, statistic_pass
 from .state import RunningSums, hash_encoded
 
 
@@ -49,8 +58,10 @@ class Method:
     traced: ClassVar[bool] = False  # attribute keeps every site's output and gradient open
     takes_baseline: ClassVar[bool] = False
 
-    def __init__(self, baseline="zero", neurons=None):
-        self.baseline, self.neurons = baseline, neurons
+    def __init__(self, baseline="zero", neurons=None, force: bool = False):
+        if not isinstance(force, bool):
+            raise ValueError(f"force must be True or False, got {force!r}")
+        self.baseline, self.neurons, self.force = baseline, neurons, force
         self.mean: dict | None = None  # {site name: (n,)} mean baseline, once known
         self.paired: list | None = None  # encoded corrupted prompts
         self.subset: dict = {}  # {site name: long indices} of ``neurons``
@@ -58,9 +69,10 @@ class Method:
         self.extra: dict = {}  # {name: shape} of extra float64 sums
         self.settings: dict = {}
 
-    def bind(self, model, tok, data, encoded, sites, max_length: int) -> None:
-        """Check the method against the data and sites (ValueError naming what is wrong) and keep
-        what its steps need; no forward pass."""
+    def bind(self, model, tok, data, encoded, sites, max_length: int, batch_size: int = 8) -> None:
+        """Check the method against the data and sites (ValueError naming what is wrong), keep
+        what its steps need, and check what the run will cost against the budgets; no forward
+        pass."""
         self.sites, self.pad_id = sites, tok.pad_token_id
         self.settings = {"baseline": self._bind_baseline(tok, encoded, max_length)}
         if self.neurons is not None:
@@ -69,6 +81,68 @@ class Method:
             for name, idx in self.subset.items():
                 self.measured[name][idx if self.name == "ablation" else slice(None)] = True
             self.settings["neurons"] = {name: idx.tolist() for name, idx in self.subset.items()}
+        self.shapes = shapes_of(model)
+        self.dtype_bytes = next(model.parameters()).element_size()
+        self.widths = {s.kind: s.n_neurons for s in sites if s.layer == sites[0].layer}
+        self.free = budget.free_memory(input_device(model))
+        self.check_cost(
+            [
+                batch_geometry(encoded[i : i + batch_size])
+                for i in range(0, len(encoded), batch_size)
+            ]
+        )
+
+    def work(self) -> float:
+        """The run's work in units of grad x act's on the same data (floating-point
+        operations: ``attribution.cost``)."""
+        return 1.0
+
+    def pass_bytes(self, rows: int, T: int, N: int, padding: bool) -> float:
+        """Memory above the weights of this method's smallest pass over a batch of ``rows``
+        examples, ``T`` tokens, ``N`` answer tokens (``attribution.cost``)."""
+        return self.grad_x_act_bytes(rows, T, N, padding)
+
+    def grad_x_act_bytes(self, rows: int, T: int, N: int, padding: bool) -> float:
+        """Grad x act's pass over the same batch and sites (the default memory budget)."""
+        sh, s = self.shapes, self.dtype_bytes
+        return grad_pass(sh, s, rows, T, N, padding, self.widths)["peak"]
+
+    def bounds(self) -> str:
+        """The options that make this method's work smaller, for a refusal."""
+        return "fewer examples"
+
+    def what(self) -> str:
+        """What the work is spent on, for a refusal."""
+        return "the data"
+
+    def check_cost(self, batches: list[tuple[int, int, int, bool]]) -> None:
+        """Refuse (ValueError, one line) or, with ``force``, warn when the work exceeds
+        ``WORK_BUDGET`` x grad x act's (and ``FLOP_FLOOR``) or one pass needs more than the
+        free memory; ``batches``: (rows, T, N, padding) of each batch."""
+        work = self.work()
+        flops = work * grad_x_act_flops(self.shapes, sum(rows * T for rows, T, _, _ in batches))
+        need = max(self.pass_bytes(*batch) for batch in batches)
+        self.cost = {"x_grad_x_act": work, "flops": flops, "pass_bytes": need}
+        problems = []
+        if work > budget.WORK_BUDGET and flops > budget.FLOP_FLOOR:
+            problems.append(
+                f"{self.what()} would take ~{work:,.0f}x the time of grad x act on the same "
+                f"data (~{flops:.1e} floating-point operations); bound it with {self.bounds()}"
+            )
+        if self.free is not None and need > self.free:
+            rows, T = max((b[0] * b[1], b[:2]) for b in batches)[1]
+            problems.append(
+                f"one pass over {rows} examples x {T} tokens needs ~{describe_bytes(need)} "
+                f"beyond the model but {describe_bytes(self.free)} is free; lower batch_size "
+                "or max_length, or attribute fewer sites (kinds=)"
+            )
+        if not problems:
+            return
+        message = f"{self.name}: {'; and '.join(problems)}"
+        if self.force:
+            warnings.warn(message + " (running anyway: force=True)", stacklevel=_user_level())
+        else:
+            raise ValueError(message + ", or pass force=True to run it anyway")
 
     def prepare(self, model, tok, encoded, batch_size: int) -> None:
         """Passes needed before the loop: the mean over the data itself, when that is the
@@ -150,8 +224,8 @@ class GradXAct(Method):
     description = "|sum_t dL/da * a| per example"
     traced = True
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, force: bool = False):
+        super().__init__(force=force)
 
     def step(self, model, batch, start, tr, sums, batch_index) -> None:
         """One forward and one backward; adds this batch's per-example |r| and r to the sums."""
@@ -179,8 +253,15 @@ class AttributionPatching(GradXAct):
     description = "|sum_t dL/da * (a - a')| per example at the real activation"
     takes_baseline = True
 
-    def __init__(self, baseline="zero"):
-        Method.__init__(self, baseline)
+    def __init__(self, baseline="zero", force: bool = False):
+        Method.__init__(self, baseline, force=force)
+
+    def work(self) -> float:
+        return 1.0 + (FORWARD_SHARE if self.paired else 0.0)  # + the corrupted prompts' forward
+
+    def pass_bytes(self, rows, T, N, padding) -> float:
+        kept = self.shapes.layers * sum(self.widths.values()) * rows * T * self.dtype_bytes
+        return self.grad_x_act_bytes(rows, T, N, padding) + (kept if self.paired else 0)
 
 
 class Activation(Method):
@@ -189,8 +270,8 @@ class Activation(Method):
     name = "activation"
     STATISTICS = ("mean_abs", "firing_rate")
 
-    def __init__(self, statistic: str = "mean_abs"):
-        super().__init__()
+    def __init__(self, statistic: str = "mean_abs", force: bool = False):
+        super().__init__(force=force)
         if statistic not in self.STATISTICS:
             raise ValueError(f"statistic must be one of {self.STATISTICS}, got {statistic!r}")
         self.statistic = statistic
@@ -200,9 +281,15 @@ class Activation(Method):
             else "share of positions with a > 0 per example (LAPE firing rate)"
         )
 
-    def bind(self, model, tok, data, encoded, sites, max_length) -> None:
-        super().bind(model, tok, data, encoded, sites, max_length)
+    def bind(self, model, tok, data, encoded, sites, max_length, batch_size=8) -> None:
+        super().bind(model, tok, data, encoded, sites, max_length, batch_size)
         self.settings["statistic"] = self.statistic
+
+    def work(self) -> float:
+        return FORWARD_SHARE
+
+    def pass_bytes(self, rows, T, N, padding) -> float:
+        return statistic_pass(self.shapes, self.dtype_bytes, rows, T, padding, self.widths)["peak"]
 
     def step(self, model, batch, start, tr, sums, batch_index) -> None:
         size, length = batch["input_ids"].shape
@@ -231,6 +318,24 @@ def _product(grad: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
     ):
         return grad.mul_(activation)
     return grad.float() * activation.float()
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of ``warnings.warn`` (called right here) that names the first
+    caller outside the package."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def batch_geometry(encoded) -> tuple[int, int, int, bool]:
+    """(rows, tokens a row, answer tokens, padded) of the batch ``collate`` makes of
+    ``encoded``, without making it."""
+    lengths = [len(e.input_ids) for e in encoded]
+    answers = sum(min(e.n_answer, len(e.input_ids) - 1) for e in encoded)
+    return len(encoded), max(lengths), answers, len(set(lengths)) > 1
 
 
 def answer_token_count(batch: dict) -> int:

@@ -96,7 +96,12 @@ def attribute(
             split of corrupted prompts paired with ``data``); ``steps`` (integrated_gradients,
             >= 1); ``statistic`` (activation: ``"mean_abs"`` or ``"firing_rate"``);
             ``neurons`` (a NeuronSet or {site name: indices}: the units ablation measures,
-            required there, or the sites integrated gradients computes; other units are NaN).
+            required there, or the sites integrated gradients computes; other units are NaN);
+            ``max_memory`` (integrated_gradients, ablation: bytes or ``"2GB"``, the budget
+            one pass of stacked copies is sized by; default about grad x act's pass on the
+            same batch, ``attribution.budget``; results do not depend on it); ``force``
+            (every method: run even when the estimated work exceeds 200x grad x act's, or one
+            pass the free memory; refused before any pass otherwise, ``attribution.budget``).
         kinds: which sites to score (``tn.ffn_sites(model, kinds)``): None, the default, is
             every linear site (gate, up, down / fc_in, fc_out); ``"act"`` the intermediate
             activation only; ``("gate", "up")``; ``"all"``. Top-k, deactivation, training and
@@ -141,7 +146,7 @@ def attribute(
         raise AttributionError(
             f"no examples to attribute on ({_describe(data)} is empty); pass a non-empty split"
         )
-    method.bind(model, tok, data, encoded, sites, max_length)  # every option checked, no work yet
+    method.bind(model, tok, data, encoded, sites, max_length, batch_size)  # checked, no work yet
     device = input_device(model)
     if accumulate_dtype is None:
         accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..tasks import Split, Task
+from ..errors import did_you_mean
 from ..core.identity import content_hash
 
 if TYPE_CHECKING:
@@ -27,11 +28,30 @@ if TYPE_CHECKING:
     ModelLoader = nn.Module | Callable[[], nn.Module | tuple[nn.Module, PreTrainedTokenizerBase]]
 
 
+def refuse_unknown(owner: str, given, valid, what: str = "argument") -> None:
+    """A one-line TypeError naming the names of ``given`` that are not in ``valid``, the
+    nearest valid name of each and every valid name (as ``TrainConfig.replace`` words it)."""
+    valid = list(valid)
+    unknown = [name for name in given if name not in valid]
+    if not unknown:
+        return
+    raise TypeError(
+        f"{owner} has no {what} {', '.join(map(repr, unknown))}{did_you_mean(unknown, valid)}; "
+        f"the {what}s are {', '.join(valid)}"
+    )
+
+
 class ConfigMixin:
-    """``replace(**changes)`` for the frozen config dataclasses: a copy with some fields changed
-    (unknown names raise ``TypeError``, as ``dataclasses.replace`` does)."""
+    """``replace(**changes)`` for the frozen config dataclasses: a copy with some fields changed;
+    an unknown name is a one-line ``TypeError`` naming it, its nearest field and every field."""
 
     def replace(self, **changes):
+        refuse_unknown(
+            type(self).__name__,
+            changes,
+            [f.name for f in dataclasses.fields(self) if f.init],  # type: ignore[arg-type]
+            "setting",
+        )
         return dataclasses.replace(self, **changes)
 
 

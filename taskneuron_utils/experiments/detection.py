@@ -14,7 +14,9 @@ import pandas as pd
 
 from ..neurons.analysis import expected_random_jaccard, layer_profile, overlap_matrix
 from ..core.layout import resolve_kinds
-from ..attribution.run import Relevance, attribute
+from ..attribution.run import attribute
+from ..io.storage import atomic_write_all
+from ..neurons.relevance import Relevance
 from ..tasks import Task
 from ..neurons.neuron_set import check_fraction
 from .common import ConfigMixin, sample, starting_model
@@ -177,14 +179,21 @@ def main_job(
         neurons.save(out / "neurons" / f"{name}.safetensors")
     overlap = overlap_matrix(sets)
     profile = layer_profile(relevances, config.k)
-    overlap.to_csv(out / "overlap.csv", float_format="%.4f")
-    profile.to_csv(out / "layers.csv", index=False, float_format="%.6g")
     baseline = expected_random_jaccard(config.k)
-    plots.plot_overlap(overlap, baseline=baseline).figure.savefig(out / "overlap.png", dpi=120)
-    plots.plot_layer_profile(profile).figure.savefig(out / "layers.png", dpi=120)
-    elapsed = time.perf_counter() - started
-    (out / "summary.txt").write_text(
-        main_job_summary(model_name(model), config, sets, overlap, profile, baseline, elapsed)
+    overlap_figure = plots.plot_overlap(overlap, baseline=baseline).figure
+    layers_figure = plots.plot_layer_profile(profile).figure
+    summary = main_job_summary(
+        model_name(model), config, sets, overlap, profile, baseline, time.perf_counter() - started
+    )
+    # The job's results together, each atomically: a kill leaves the old ones or the new ones.
+    atomic_write_all(
+        {
+            out / "overlap.csv": lambda tmp: overlap.to_csv(tmp, float_format="%.4f"),
+            out / "layers.csv": lambda tmp: profile.to_csv(tmp, index=False, float_format="%.6g"),
+            out / "overlap.png": lambda tmp: overlap_figure.savefig(tmp, dpi=120, format="png"),
+            out / "layers.png": lambda tmp: layers_figure.savefig(tmp, dpi=120, format="png"),
+            out / "summary.txt": lambda tmp: Path(tmp).write_text(summary),
+        }
     )
     return overlap
 

@@ -34,6 +34,7 @@ edits change what the projection reads.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -180,18 +181,23 @@ class Record:
     """
 
     def __init__(self, site: Site, trace: Trace):
-        self.site, self._trace = site, trace
+        # The trace's stores, not the trace: ``Trace -> Record -> Trace`` would be a cycle that
+        # only the garbage collector frees, keeping a pass's outputs and the autograd graph
+        # under them alive long after the trace is gone (integrated gradients opens one trace
+        # per site and chunk of path points).
+        self.site = site
+        self._outputs, self._grads, self._units = trace._outputs, trace._grads, trace._units
 
     @property
     def output(self) -> torch.Tensor | None:
-        if self.site.name in self._trace._units:
-            return self._trace._units[self.site.name]
-        out = self._trace._outputs.get(_tap(self.site))
+        if self.site.name in self._units:
+            return self._units[self.site.name]
+        out = self._outputs.get(_tap(self.site))
         return None if out is None else self.site.output_slice(out)
 
     @property
     def grad(self) -> torch.Tensor | None:
-        grad = self._trace._grads.get(_tap(self.site))
+        grad = self._grads.get(_tap(self.site))
         return None if grad is None else self.site.output_slice(grad)
 
     def __repr__(self) -> str:
@@ -203,12 +209,12 @@ class Trace(dict):
     """{site name: Record} for the traced sites; filled by forward (and backward) passes."""
 
     def __init__(self, sites: list[Site]):
-        super().__init__({site.name: Record(site, self) for site in sites})
         # Keyed by tap, (module, port): a down projection holds the down site (its output) and
         # the act site (its input).
         self._outputs: dict[tuple[nn.Module, str], torch.Tensor | None] = {}
         self._grads: dict[tuple[nn.Module, str], torch.Tensor | None] = {}
         self._units: dict[str, torch.Tensor] = {}  # trace(keep={site: units}): those only
+        super().__init__({site.name: Record(site, self) for site in sites})
 
     def backward(self, loss: torch.Tensor) -> None:
         """Gradients of ``loss`` (a scalar) with respect to the kept outputs, and nothing else.
@@ -299,6 +305,7 @@ def trace(
     for site in by_name.values():
         taps.setdefault(_tap(site), []).append(site)
     kept = {_tap(s) for s in chosen}
+    grads = tr._grads
 
     def store(tap, values: torch.Tensor) -> None:
         if units is not None:
@@ -310,7 +317,10 @@ def trace(
         if keep and tap in kept:
             tr._outputs[tap] = values
             if grad and values.requires_grad:
-                values.register_hook(lambda g: tr._grads.__setitem__(tap, g))
+                # The hook holds the gradients' dict, never ``tr``: a tensor's hooks live in
+                # C++, out of the garbage collector's sight, so ``tr -> values -> hook -> tr``
+                # would keep every trace, and the graph under its outputs, alive for good.
+                values.register_hook(functools.partial(grads.__setitem__, tap))
 
     def after(module, args, output):
         _check_tensor(module, output, "returned")

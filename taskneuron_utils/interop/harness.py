@@ -14,10 +14,21 @@ neurons=ns), tasks=[...], task_manager=TaskManager(include_path=...))``.
 ``model_args``: ``pretrained`` (``tn.load_model``'s name or path; none: the embedded default; a
 neuron-tuned model saved with ``save_pretrained`` is a path like any other), ``neurons`` (a
 NeuronSet file, ``NeuronSet.save``), ``mode``: ``zero`` (``tn.deactivate``, activation hooks),
-``zero_weights`` (``tn.deactivate(mode="weight")``), ``scale`` (``tn.scale`` by ``factor``),
-``random`` (``NeuronSet.random_like(neurons, seed)`` switched off: the baseline), ``none``
-(also what any mode means without ``neurons``: the plain model);
-``batch_size``, ``max_length``, ``dtype``, ``device``.
+``zero_weights`` (``tn.deactivate(mode="weight")``), ``scale`` (``tn.scale`` by ``factor``, which
+it needs), ``random`` (``NeuronSet.random_like(neurons, seed)`` switched off, ``seed`` default 0:
+the baseline), ``none`` (the plain model); left out: ``zero`` with ``neurons``, ``none`` without;
+``check_model`` (default true: a set made for another model is refused; false applies a set of
+the same layout anyway, e.g. to a fine-tune of its model); ``batch_size`` (``auto``: 16),
+``max_batch_size`` (a cap on it), ``max_length``, ``dtype``, ``device``, ``trust_remote_code``.
+
+Every argument is checked before the model loads, each mistake a one-line error: an unknown key
+(``neuron=``: "did you mean 'neurons'?"), a mode that needs ``neurons`` without them,
+``factor`` / ``seed`` with a mode that does not use them, a ``neurons`` file made for another
+model (its meta names the model it was made for; ``tn.core.model_name`` of the loaded model must
+be that name). The results' ``config`` holds ``intervention`` (``get_model_info``): mode, the
+set's file, fingerprint (``NeuronSet.fingerprint``), unit count and model, the units acted on and
+their fingerprint (``random``: the drawn set), seed and factor: a results file says what was
+switched off.
 
 Scoring: ``loglikelihood`` tokenizes the context as ``tn.evaluate`` tokenizes a prompt (special
 tokens only without a chat template, which writes its own) and the continuation in context
@@ -31,7 +42,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
+from pathlib import Path
 
 import torch
 from lm_eval.api.model import LM
@@ -44,67 +57,201 @@ from ..scoring.loss import lm_head_logits
 from ..neurons.neuron_set import NeuronSet
 from ..core.placement import input_device
 from ..tasks import collate, has_chat_template
+from ..errors import did_you_mean
 from ..tasks.encoding import Encoded
-from ..core.models import load_model
+from ..core.layout import model_name
+from ..core.models import DEFAULT_MODEL, load_model
 
 logger = logging.getLogger(__name__)
 
 MODES = ("none", "zero", "zero_weights", "scale", "random")
 
 
+# What TaskNeuronsLM takes from ``--model_args`` (and as keywords). lm-eval adds batch_size,
+# max_batch_size and device itself (``LM.create_from_arg_string``'s additional_config) and
+# trust_remote_code with its ``--trust_remote_code`` flag.
+MODEL_ARGS = (
+    "pretrained",
+    "neurons",
+    "mode",
+    "factor",
+    "seed",
+    "check_model",
+    "batch_size",
+    "max_batch_size",
+    "max_length",
+    "dtype",
+    "device",
+    "trust_remote_code",
+    "model",
+    "tokenizer",
+)
+
+
+def unknown_args_message(unknown, valid=MODEL_ARGS) -> str:
+    """One line naming the unknown ``model_args`` keys, the nearest valid name of each and every
+    valid name."""
+    unknown = list(unknown)
+    return (
+        f"taskneurons: unknown model_args {', '.join(map(repr, unknown))}"
+        f"{did_you_mean(unknown, valid)}; "
+        f"the model_args are {', '.join(valid)}"
+    )
+
+
+def _resolve_mode(mode, neurons, factor, seed) -> str:
+    """The mode to run (``auto``: ``zero`` with ``neurons``, ``none`` without), once it, the
+    set and ``factor`` / ``seed`` go together; else a one-line ValueError."""
+    mode = "none" if mode is None else mode  # the harness parses mode=none as None
+    if mode == "auto":
+        mode = "none" if neurons is None else "zero"
+    if mode not in MODES:
+        raise ValueError(f"taskneurons: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if neurons is None and mode != "none":
+        raise ValueError(
+            f"taskneurons: mode={mode} switches off a neuron set, and no neurons= was given "
+            "(a NeuronSet.save file); pass neurons=FILE, or mode=none for the plain model"
+        )
+    if factor is not None and mode != "scale":
+        raise ValueError(f"taskneurons: factor= is for mode=scale, not mode={mode}")
+    if mode == "scale" and factor is None:
+        raise ValueError("taskneurons: mode=scale needs factor= (factor=0 is mode=zero)")
+    if seed is not None and mode != "random":
+        raise ValueError(f"taskneurons: seed= is for mode=random, not mode={mode}")
+    return mode
+
+
+def _same_model(recorded: str, name: str) -> bool:
+    """Whether two model names name one model: equal, or two spellings of one local folder."""
+    if recorded == name:
+        return True
+    a, b = Path(recorded).expanduser(), Path(name).expanduser()
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
+
+
 @register_model("taskneurons")
 class TaskNeuronsLM(LM):
     """The harness's LM interface over a transformers causal LM with an intervention applied
-    to every request (``model_args`` in the module docstring)."""
+    to every request (``model_args`` in the module docstring). Every argument is checked before
+    the model is loaded; ``get_model_info`` puts the intervention in the results' config."""
 
     def __init__(
         self,
         pretrained: str | None = None,
         neurons=None,
-        mode: str = "zero",
-        factor: float = 0.0,
-        seed: int = 0,
+        mode: str | None = "auto",
+        factor: float | None = None,
+        seed: int | None = None,
+        check_model: bool = True,
         batch_size: int | str = 16,
+        max_batch_size: int | None = None,
         max_length: int = 2048,
         dtype: str | None = None,
         device: str | None = None,
+        trust_remote_code: bool = False,
         model=None,
         tokenizer=None,
-        **_ignored,
+        **unknown,
     ):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if neurons is None and mode not in ("none",):
-            mode = "none"  # nothing to switch off: the plain model
+        if unknown:
+            raise TypeError(unknown_args_message(unknown))
+        mode = _resolve_mode(mode, neurons, factor, seed)
+        if model is not None:
+            loading = {"pretrained": pretrained, "dtype": dtype, "device": device}
+            given = [key for key, value in loading.items() if value is not None]
+            given += ["trust_remote_code"] if trust_remote_code else []
+            if given:
+                raise ValueError(
+                    f"taskneurons: {', '.join(given)} load a model, and model= is given; pass "
+                    "one or the other"
+                )
+            if tokenizer is None:
+                raise ValueError("taskneurons: model= needs tokenizer= too")
+        elif tokenizer is not None:
+            raise ValueError("taskneurons: tokenizer= goes with model=; pretrained= loads its own")
+        source = None
+        if isinstance(neurons, (str, os.PathLike)):
+            source = str(neurons)
+            neurons = NeuronSet.load(neurons)  # a bad file fails before the model loads
+        elif neurons is not None and not isinstance(neurons, NeuronSet):
+            raise TypeError(
+                f"taskneurons: neurons= is a NeuronSet or its file, got {type(neurons).__name__}"
+            )
+        made_for = None if neurons is None else neurons.meta.get("model")
         if model is None:
+            # load_model's name for the model (tn.core.model_name of what it returns)
+            self._check_made_for(
+                made_for,
+                DEFAULT_MODEL if pretrained is None else str(pretrained),
+                check_model,
+                source,
+            )
             if str(device or "").startswith("cuda") and not torch.cuda.is_available():
                 # The harness's command line passes device="cuda" unless told otherwise.
                 logger.warning(
                     "no CUDA device here: loading %s on the CPU", pretrained or "the default model"
                 )
                 device = None
-
-            model, tokenizer = load_model(pretrained, dtype=dtype, device=device)
-        elif tokenizer is None:
-            raise ValueError("TaskNeuronsLM(model=...) needs tokenizer= too")
-        if isinstance(neurons, str):
-            neurons = NeuronSet.load(neurons, model=model)
-        elif neurons is not None:
+            model, tokenizer = load_model(
+                pretrained, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+            )
+        self._check_made_for(made_for, model_name(model), check_model, source)
+        if neurons is not None:
             neurons.check_fits(model)
-        if mode == "random":
-            neurons = NeuronSet.random_like(neurons, seed=int(seed))
-        self.model, self.tok, self.neurons = model, tokenizer, neurons
-        self.mode, self.factor = mode, float(factor)
+        seed = 0 if seed is None and mode == "random" else seed
+        applied = (
+            NeuronSet.random_like(neurons, seed=int(seed or 0)) if mode == "random" else neurons
+        )
+        self.model, self.tok, self.neurons = model, tokenizer, applied
+        self.mode, self.factor = mode, None if factor is None else float(factor)
         self.batch_size = 16 if str(batch_size).startswith("auto") else int(batch_size)
+        if max_batch_size is not None:
+            self.batch_size = min(self.batch_size, int(max_batch_size))
         self.max_length = int(max_length)
+        self.intervention = {
+            "mode": mode,
+            "neurons": source or (None if neurons is None else neurons.name),
+            "set_fingerprint": None if neurons is None else neurons.fingerprint(),
+            "set_units": 0 if neurons is None else len(neurons),
+            "set_model": made_for,
+            "units": 0 if mode == "none" else len(applied),
+            "fingerprint": None if mode == "none" else applied.fingerprint(),
+            "seed": seed,
+            "factor": self.factor,
+            "model": model_name(model),
+        }
+
+    @staticmethod
+    def _check_made_for(made_for, name: str, check_model: bool, source) -> None:
+        """A set made for another model than ``name`` is refused (``check_model=False``: a set
+        of the same layout is applied anyway, e.g. to a fine-tune of the model it was made for)."""
+        if made_for is None or not check_model or _same_model(str(made_for), name):
+            return
+        raise ValueError(
+            f"taskneurons: neurons={source or 'the NeuronSet'} was made for model "
+            f"{made_for!r}, not {name!r}; detect the neurons on this model, or pass "
+            "check_model=False to apply them anyway (same layout only)"
+        )
+
+    def get_model_info(self) -> dict:
+        """What the results' config records besides ``model`` and ``model_args``: the
+        intervention (mode, the set's fingerprint and unit count, the units acted on, seed,
+        factor) and the model's name and dtype."""
+        return {
+            "intervention": dict(self.intervention),
+            "model_name": model_name(self.model),
+            "model_dtype": str(next(self.model.parameters()).dtype),
+        }
 
     @contextlib.contextmanager
     def _intervened(self):
         """The model with the set switched off / scaled, restored on exit; no autograd."""
+        edit: contextlib.AbstractContextManager
         if self.mode == "none":
             edit = contextlib.nullcontext()
         elif self.mode == "scale":
+            assert self.factor is not None  # __init__ refuses scale without a factor
             edit = scale(self.model, self.neurons, self.factor)
         else:
             edit = deactivate(

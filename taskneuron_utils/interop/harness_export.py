@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..io.storage import atomic_write
+from ..io.storage import atomic_write_all
 from ..tasks import Task, answer_ids, end_marker_id, format_prompt, has_chat_template
 from ..scoring.evaluation import option_text
 
@@ -67,7 +67,6 @@ def export_lm_eval_task(
             record["gold"] = task.labels.index(ex.output)
         records.append(record)
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    atomic_write(data, lambda tmp: Path(tmp).write_text(lines, encoding="utf-8"))
     config = {
         "task": name,
         "dataset_path": "json",
@@ -112,5 +111,11 @@ def export_lm_eval_task(
         "n": len(records),
     }
     path = folder / f"{name}.yaml"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    # Both files or neither: a data file without its YAML (or the reverse) is no task.
+    atomic_write_all(
+        {
+            data: lambda tmp: Path(tmp).write_text(lines, encoding="utf-8"),
+            path: lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"),
+        }
+    )
     return path

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..core.sites import parse_site_name
 from ..errors import ArtefactFileError, HubRepoError
-from .storage import FORMAT_VERSION, LOADERS, atomic_write
+from .storage import FORMAT_VERSION, LOADERS, atomic_write_all
 
 METADATA = "taskneurons.json"
 KINDS = ("NeuronSet", "Relevance")
@@ -138,13 +138,17 @@ def model_card(info: dict) -> str:
 
 
 def write_repo_folder(obj, folder: str | os.PathLike, command: str | None = None) -> Path:
-    """Write the repository's files for ``obj`` into ``folder`` (each file atomically)."""
+    """Write the repository's files for ``obj`` into ``folder``, all or nothing: the three are
+    written to temporary names and renamed into place once all are written, so a failing write
+    (a full disk) leaves no partial repository (``storage.atomic_write_all``)."""
     folder = Path(folder)
     info = describe(obj, command)
-    obj.save(folder / info["file"])
-    atomic_write(folder / "README.md", lambda tmp: Path(tmp).write_text(model_card(info)))
-    atomic_write(
-        folder / METADATA, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_all(
+        {
+            folder / info["file"]: obj.save,
+            folder / "README.md": lambda tmp: Path(tmp).write_text(model_card(info)),
+            folder / METADATA: lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2) + "\n"),
+        }
     )
     return folder
 

@@ -16,6 +16,7 @@ file must match) and optional names.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,9 +50,17 @@ def lape_masks(sets: Mapping[str, Indices]) -> list[list[torch.Tensor]]:
 
 
 def save_lape(sets: Mapping[str, Indices], path: str | os.PathLike) -> Path:
-    """Write ``sets`` (see ``lape_masks``) as LAPE's ``torch.save`` file, atomically."""
+    """Write ``sets`` (see ``lape_masks``) as LAPE's ``torch.save`` file, atomically.
+
+    Saved to memory first: ``torch.save`` to a path names its archive after the file (here the
+    temporary name, different every time) and reports a full disk as a bare C++ stream error;
+    the bytes are then written as any other file (same bytes every time, errors naming
+    ``path``)."""
     masks = lape_masks(sets)
-    return atomic_write(path, lambda tmp: torch.save(masks, tmp))
+    buffer = io.BytesIO()
+    torch.save(masks, buffer)
+    payload = buffer.getvalue()
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
 
 
 def load_lape(

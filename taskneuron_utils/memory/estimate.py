@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pandas as pd
 import torch
 
+from ..attribution.budget import parse_memory
 from ..neurons.neuron_set import check_fraction
 from .formulas import GiB, METHODS, MemoryEstimate, estimate_components
 
@@ -148,6 +149,10 @@ def estimate_memory(
     attn_implementation: str | None = None,
     padding: bool = True,
     device: str = "cuda",
+    kinds: str | Sequence[str] | None = None,
+    steps: int = 16,
+    units: int | None = None,
+    max_memory: int | str | None = None,
 ) -> MemoryEstimate:
     """Memory one attribution batch or one training step needs, without loading the model.
 
@@ -158,7 +163,10 @@ def estimate_memory(
             None: the embedded default model.
         batch_size: examples per batch (``tn.attribute`` / ``tn.finetune``'s ``batch_size``).
         seq_len: tokens per example after padding (prompt + answer).
-        method: ``"attribution"``, ``"full"``, ``"neurons"`` or ``"lora"``.
+        method: an attribution method of ``tn.attribute``: ``"attribution"`` (= its default,
+            ``"grad_x_act"``), ``"attribution_patching"`` (a zero or mean baseline: the same
+            pass), ``"activation"``, ``"integrated_gradients"``, ``"ablation"``; or a
+            training method of ``tn.finetune``: ``"full"``, ``"neurons"`` or ``"lora"``.
         dtype: the model's dtype; default: a loaded model's own, else bfloat16 on ``"cuda"`` and
             float32 on ``"cpu"``.
         answer_len: answer tokens per example (the loss and LM head run on these only). None:
@@ -173,6 +181,16 @@ def estimate_memory(
             keeps a float bias per layer; False for batches of equal lengths.
         device: ``"cuda"`` (AdamW's foreach step: one moment-sized temporary) or ``"cpu"``
             (per-tensor step: two temporaries of the largest parameter).
+        kinds: the attributed sites (``tn.attribute``'s ``kinds``: None, the linear sites;
+            ``"act"``; ...), for the attribution methods.
+        steps: integrated gradients' ``steps`` (its path has ``steps + 1`` points).
+        units: ablation: the units ablated at one site (None: as many as one pass holds).
+        max_memory: integrated gradients' and ablation's ``max_memory`` (bytes or ``"2GB"``):
+            the budget their stacked copies are sized by; None: ``tn.attribute``'s default
+            (grad x act's pass on the same batch, at least ``attribution.budget.MEMORY_FLOOR``;
+            its cap at a share of the free memory depends on the machine at run time and is
+            left out). ``details["copies_per_pass"]`` says how many points or units one pass
+            holds.
 
     Returns:
         MemoryEstimate (``print`` it, or ``.to_frame()``); sizes in bytes.
@@ -183,6 +201,10 @@ def estimate_memory(
         raise ValueError(f"batch_size must be >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
     if method == "neurons":
         check_fraction(k)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if units is not None and units < 1:
+        raise ValueError(f"units must be >= 1 (units ablated at one site), got {units!r}")
     answer_len = seq_len if answer_len is None else answer_len
     if not 1 <= answer_len <= seq_len:
         raise ValueError(f"answer_len must be in [1, seq_len], got {answer_len}")
@@ -204,6 +226,12 @@ def estimate_memory(
         lora_target,
         padding,
         device,
+        attribution={
+            "kinds": kinds,
+            "steps": steps,
+            "units": units,
+            "max_memory": parse_memory(max_memory),
+        },
     )
 
 
@@ -211,7 +239,7 @@ def estimate_table(
     models: Sequence[str | PretrainedConfig | Mapping[str, Any]],
     batch_size: int = 4,
     seq_len: int = 512,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = ("attribution", "full", "neurons", "lora"),
     **options: Any,
 ) -> pd.DataFrame:
     """``estimate_memory`` for every model and method: one row each, sizes in GiB."""

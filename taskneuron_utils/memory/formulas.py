@@ -53,14 +53,33 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
-from ..core.layout import family_of, ffn_sites
+from ..attribution.budget import default_budget, largest_fitting
+from ..attribution.cost import (
+    forward_pass,
+    grad_pass,
+    layer_activation_bytes,
+    path_pass,
+    shapes_of,
+    site_widths,
+    statistic_pass,
+)
+from ..core.layout import ffn_sites
 from ..training.finetuning import lora_targets
 
-METHODS = ("attribution", "full", "neurons", "lora")
+# "attribution" is grad x act, as ``tn.attribute`` runs it by default; the other attribution
+# methods by their ``tn.attribute`` names; then the training methods of ``tn.finetune``.
+ATTRIBUTION_METHODS = (
+    "attribution",
+    "grad_x_act",
+    "attribution_patching",
+    "activation",
+    "integrated_gradients",
+    "ablation",
+)
+METHODS = (*ATTRIBUTION_METHODS, "full", "neurons", "lora")
+TRAINING_METHODS = ("full", "neurons", "lora")
 GiB = 1024**3
 
-# Families whose attention always materialises the score matrix (no SDPA path).
-_EAGER_ONLY = {"bloom"}
 # LoRA target module name -> which tensor of the block it reads.
 _LORA_INPUT = {
     "q_proj": "y1",
@@ -157,132 +176,6 @@ class MemoryEstimate:
 # --- the estimate -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Shapes:
-    d: int
-    d_kv: int
-    d_ff: int
-    heads: int
-    kv_heads: int
-    layers: int
-    vocab: int
-    gated: bool
-    eager: bool
-    family: str
-
-
-def _shapes(model) -> _Shapes:
-    family = family_of(model)
-    config = model.config
-    sites = ffn_sites(model)
-    first = [s for s in sites if s.layer == 0]
-    gated = any(s.kind == "gate" for s in first)
-    d_ff = next(s.n_neurons for s in first if s.kind in ("up", "fc_in"))
-    d = model.get_input_embeddings().weight.shape[1]
-    heads = getattr(config, "num_attention_heads", None) or config.n_head
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or d // heads
-    impl = getattr(config, "_attn_implementation", None) or "eager"
-    eager = family.name in _EAGER_ONLY or impl == "eager"
-    return _Shapes(
-        d=d,
-        d_kv=kv_heads * head_dim,
-        d_ff=d_ff,
-        heads=heads,
-        kv_heads=kv_heads,
-        layers=len({s.layer for s in sites}),
-        vocab=model.get_output_embeddings().weight.shape[0],
-        gated=gated,
-        eager=eager,
-        family=family.name,
-    )
-
-
-def layer_activation_bytes(
-    sh: _Shapes,
-    method: str,
-    s: int,
-    seq_len: int,
-    lora_inputs: tuple[str, ...] = (),
-    first_layer: bool = False,
-    padding: bool = True,
-    k: float = 0.10,
-) -> dict:
-    """{saved tensor: bytes per token} of one block for ``method`` (the formula of the module
-    docstring, term by term). ``s``: bytes of the model dtype. ``first_layer``: in neuron and
-    LoRA training nothing before the first trained module requires grad, so the block's first
-    tensors are not saved."""
-    d, d_kv, d_ff, a, T = sh.d, sh.d_kv, sh.d_ff, sh.heads, seq_len
-    low = s != 4  # a float32 copy is a new tensor only below float32
-    weights = method == "full"
-    terms: dict[str, float] = {}
-    if sh.gated:  # Llama-like: RMSNorm computed in float32, rotary, gate/up/down
-        terms["norm inputs (fp32)"] = 2 * d * 4 + 2 * 4
-        # Grouped key/value heads are repeated to every head (repeat_kv copies) in eager
-        # attention, and in SDPA whenever there is a padding mask (transformers' use_gqa_in_sdpa).
-        kv = d if sh.kv_heads < sh.heads and (sh.eager or padding) else d_kv
-        if sh.eager:
-            terms["q, k, v"] = (d + 2 * kv) * s
-            terms["softmax (fp32, + cast)"] = a * T * (4 + (s if low else 0))
-        else:
-            terms["q, k, v, attention output"] = (2 * d + 2 * kv) * s + a * 4
-            if padding:  # SDPA turns the boolean mask into a float bias and keeps it
-                terms["attention bias (per layer)"] = T * s
-        terms["gate, SiLU, up"] = 3 * d_ff * s
-        if weights:
-            terms["norm outputs (x weight, inputs of q/k/v and gate/up)"] = 4 * d * s
-            terms["SiLU x up (input of down)"] = d_ff * s
-            if sh.eager:
-                terms["merged heads (input of o_proj)"] = d * s
-    else:  # Bloom-like: LayerNorm, two-matrix FFN; attention from the fused qkv
-        terms["LayerNorm inputs"] = 2 * d * s + 4 * 4
-        if sh.eager:
-            terms["q, k, v copies"] = 3 * d * s
-            terms["softmax (fp32, + cast)"] = a * T * (4 + (s if low else 0))
-        else:
-            terms["q, k, v, attention output"] = 4 * d * s + a * 4
-        terms["fc_in output (GELU input)"] = d_ff * s
-        if weights:
-            terms["LayerNorm outputs (inputs of qkv and fc_in)"] = 2 * d * s
-            terms["GELU output (input of fc_out)"] = d_ff * s
-            terms["merged heads (input of dense)"] = d * s
-    if method == "attribution":
-        terms["kept output of the FFN's last linear"] = d * s
-    if method == "neurons":  # F.linear(x.to(float32), rows) saves each trained site's input
-        terms["inputs of the trained rows (fp32)"] = (
-            2 if sh.gated and low else 1
-        ) * d * 4 + d_ff * 4
-        # Edit.replace's index_copy keeps its source: the recomputed units, in the model dtype.
-        widths = 2 * d_ff + d if sh.gated else d_ff + d
-        terms["recomputed units of the trained rows"] = k * widths * s
-    if method == "lora":  # peft casts each adapted module's input to the adapter's float32
-        widths = {"y1": d, "ctx": d, "y2": d, "act": d_ff}
-        used = [widths[w] for w in lora_inputs] if low else [widths[w] for w in set(lora_inputs)]
-        terms["inputs of the adapted modules (fp32)"] = 4 * sum(used)
-    if first_layer and method in ("neurons", "lora"):
-        # Nothing upstream of the first trained module is saved: for neuron rows, the whole
-        # attention half of block 0; for LoRA on q/v, block 0's first norm.
-        drop = (
-            [
-                "norm inputs (fp32)",
-                "LayerNorm inputs",
-                "q, k, v",
-                "q, k, v copies",
-                "softmax (fp32, + cast)",
-                "q, k, v, attention output",
-                "attention bias (per layer)",
-            ]
-            if method == "neurons" or "y1" not in lora_inputs
-            else []
-        )
-        for key in drop:
-            terms.pop(key, None)
-        if method == "lora" and "y1" in lora_inputs:
-            key = "norm inputs (fp32)" if sh.gated else "LayerNorm inputs"
-            terms[key] = terms[key] / 2
-    return terms
-
-
 def estimate_components(
     model,
     name,
@@ -296,12 +189,26 @@ def estimate_components(
     lora_target,
     padding,
     device,
+    attribution: dict | None = None,
 ) -> MemoryEstimate:
     """The estimate for a meta-device ``model`` (``memory.meta_model``); arguments as in
-    ``memory.estimate_memory``, already checked there."""
-
+    ``memory.estimate_memory``, already checked there (``attribution``: ``kinds``, ``steps``,
+    ``units``, ``max_memory`` of the attribution methods)."""
+    if method in ATTRIBUTION_METHODS:
+        return attribution_estimate(
+            model,
+            name,
+            method,
+            dtype,
+            batch_size,
+            seq_len,
+            answer_len,
+            padding,
+            device,
+            **(attribution or {}),
+        )
     s = torch.empty((), dtype=dtype).element_size()
-    sh = _shapes(model)
+    sh = shapes_of(model)
     B, T, L, V, d = batch_size, seq_len, sh.layers, sh.vocab, sh.d
     tokens = B * T
     N = B * answer_len
@@ -321,7 +228,7 @@ def estimate_components(
         trained = sum(n * width for n, width in rows)
         state_size, copies, tensors = 4, trained * 4, sum(1 for n, _ in rows if n)
         largest = max(n * width for n, width in rows)
-    elif method == "lora":
+    else:  # lora
         targets = list(lora_target or lora_targets(model))
         adapted = [
             m
@@ -332,9 +239,6 @@ def estimate_components(
         state_size, copies, tensors = 4, trained * 4, 2 * len(adapted)
         largest = max(lora_r * max(m.weight.shape) for m in adapted) if adapted else 0
         lora_inputs = tuple(_LORA_INPUT[t] for t in targets if t in _LORA_INPUT)
-    else:
-        trained, state_size, copies, tensors = 0, 0, 0, 0
-
     per_token = layer_activation_bytes(sh, method, s, T, lora_inputs, padding=padding, k=k)
     per_layer = sum(per_token.values()) * tokens
     first = sum(
@@ -360,30 +264,18 @@ def estimate_components(
     # out in Python ops: about 5 d_ff) next to that weight gradient.
     head_grad = V * d * s if method == "full" else 0
     ffn_backward = (3 if sh.gated else 5) * tokens * sh.d_ff * s
-    if method == "attribution":  # the top block's site gradients, kept from then on
-        ffn_backward += tokens * s * ((2 * sh.d_ff + d) if sh.gated else (sh.d_ff + d))
     head = max(
         8 * N * V, (s if s != 4 else 0) * N * V + head_grad, head_grad - 4 * N * V + ffn_backward
     )
 
-    gradients = trained * state_size if method != "attribution" else 0
+    gradients = trained * state_size
     optimizer = 2 * trained * state_size + 4 * tensors
-    if method == "attribution":
-        site_width = (2 * sh.d_ff + d) if sh.gated else (sh.d_ff + d)
-        kept = L * site_width * tokens * s  # outputs and gradients of every site, at the end
-        product = tokens * sh.d_ff * 4 * (3 if s != 4 else 1)  # grad.float() * act.float()
-        start = activations + head
-        end = 2 * kept + product
-        phase = "backward start" if start >= end else "backward end"
-        transient = max(start, end) - activations
-        static = param_bytes
-    else:
-        step_temp = trained * state_size if device.startswith("cuda") else 2 * largest * state_size
-        start = activations + head
-        end = gradients + step_temp
-        static = param_bytes + copies + optimizer
-        transient = head if start >= end else step_temp
-        phase = "backward start" if start >= end else "optimizer step"
+    step_temp = trained * state_size if device.startswith("cuda") else 2 * largest * state_size
+    start = activations + head
+    end = gradients + step_temp
+    static = param_bytes + copies + optimizer
+    transient = head if start >= end else step_temp
+    phase = "backward start" if start >= end else "optimizer step"
     peak = static + max(start, end)
     details = {
         "family": sh.family,
@@ -405,7 +297,7 @@ def estimate_components(
         "backward_start_bytes": start,
         "backward_end_bytes": end,
         "phase": phase,
-        "peak_formula": _FORMULAS[method != "attribution", phase],
+        "peak_formula": _FORMULAS[phase],
         "trained_copies_bytes": copies,
     }
     return MemoryEstimate(
@@ -429,10 +321,105 @@ def estimate_components(
 
 
 _FORMULAS = {
-    (False, "backward start"): "parameters + activations + transient (start of backward)",
-    (False, "backward end"): "parameters + activations + transient (end of backward: every "
-    "site's output and gradient kept)",
-    (True, "backward start"): "parameters + optimizer + activations + transient (start of "
-    "backward)",
-    (True, "optimizer step"): "parameters + optimizer + gradients + transient (optimizer step)",
+    "backward start": "parameters + optimizer + activations + transient (start of backward)",
+    "optimizer step": "parameters + optimizer + gradients + transient (optimizer step)",
 }
+
+
+def attribution_estimate(
+    model,
+    name,
+    method,
+    dtype,
+    batch_size,
+    seq_len,
+    answer_len,
+    padding,
+    device,
+    kinds=None,
+    steps: int = 16,
+    units: int | None = None,
+    max_memory: int | None = None,
+) -> MemoryEstimate:
+    """One pass of an attribution method (``tn.attribute``'s, ``attribution.cost``), with
+    the stacked copies of integrated gradients and ablation as ``tn.attribute`` sizes them:
+    within ``max_memory``, or by default grad x act's pass (at least ``MEMORY_FLOOR``; the
+    cap at a share of the free memory is left out, as it depends on the machine at run time)."""
+    s = torch.empty((), dtype=dtype).element_size()
+    sh = shapes_of(model)
+    widths = site_widths(model, kinds)
+    B, T = batch_size, seq_len
+    N = B * answer_len
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    param_bytes += sum(b.numel() * b.element_size() for b in model.buffers())
+    n_params = sum(p.numel() for p in model.parameters())
+    gxa = grad_pass(sh, s, B, T, N, padding, widths)
+    budget = max_memory if max_memory is not None else default_budget(gxa["peak"], None)
+    copies = 1
+    if method in ("attribution", "grad_x_act", "attribution_patching"):
+        part, formula = gxa, "parameters + grad x act's pass (every site kept with its gradient)"
+    elif method == "activation":
+        part = statistic_pass(sh, s, B, T, padding, widths)
+        formula = "parameters + one forward, every site's output kept"
+    elif method == "integrated_gradients":
+        parts = []
+        for kind, width in widths.items():
+            points = largest_fitting(
+                steps + 1,
+                lambda k, kind=kind, width=width: path_pass(
+                    sh, s, k, B, T, N, padding, kind, width
+                )["peak"],
+                budget,
+            )
+            parts.append((path_pass(sh, s, points, B, T, N, padding, kind, width), points))
+        part, copies = max(parts, key=lambda pair: pair[0]["peak"])
+        formula = f"parameters + one site's pass of {copies} path points x {B} rows"
+    else:  # ablation
+        most = units if units is not None else max(widths.values())
+        copies = largest_fitting(
+            most, lambda k: forward_pass(sh, s, k * B, T, k * N, padding, k)["peak"], budget
+        )
+        part = forward_pass(sh, s, copies * B, T, copies * N, padding, copies)
+        formula = f"parameters + one forward of {copies} ablated units x {B} rows (no graph)"
+    details = {
+        "family": sh.family,
+        "attention": "eager" if sh.eager else "sdpa",
+        "validated_family": sh.family in ("llama", "bloom"),
+        "shapes": {
+            "d": sh.d,
+            "d_kv": sh.d_kv,
+            "d_ff": sh.d_ff,
+            "heads": sh.heads,
+            "layers": sh.layers,
+            "vocab": sh.vocab,
+        },
+        "sites": widths,
+        "phase": part["phase"],
+        "peak_formula": formula,
+        "backward_start_bytes": part["start"],
+        "backward_end_bytes": part["end"],
+        "copies_per_pass": copies,
+        "rows_per_pass": copies * B,
+        "budget_bytes": budget if method in ("integrated_gradients", "ablation") else None,
+    }
+    for key in ("per_token_layer_bytes", "model_level_bytes", "site_bytes"):
+        if key in part:
+            details[key] = part[key]
+    return MemoryEstimate(
+        model=name,
+        method=method,
+        dtype=str(dtype).replace("torch.", ""),
+        batch_size=B,
+        seq_len=T,
+        answer_len=answer_len,
+        device=device,
+        n_params=n_params,
+        n_trainable=0,
+        parameters=param_bytes,
+        gradients=0,
+        optimizer=0,
+        activations=int(part["activations"]),
+        transient=int(part["peak"] - part["activations"]),
+        peak=int(param_bytes + part["peak"]),
+        details=details,
+    )

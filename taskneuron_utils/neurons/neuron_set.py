@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import torch
 
+from ..core.identity import content_hash
 from ..core.sites import parse_site_name
 from ..core.layout import layout_difference, layout_for, layout_of
 from ..errors import NeuronSetMismatchError
@@ -128,6 +129,18 @@ class NeuronSet:
             isinstance(other, NeuronSet)
             and self.sizes == other.sizes
             and all(torch.equal(self.indices[s], other.indices[s]) for s in self.sizes)
+        )
+
+    def fingerprint(self) -> str:
+        """16 hex digits of sha256 over the layout and the indices (``core.identity``): every
+        site's name, size and count of selected neurons, then those indices as little-endian
+        int64, sites sorted by name. Equal sets (``==``) have equal fingerprints, a saved and
+        loaded set too; ``meta`` is not hashed."""
+        return content_hash(
+            part
+            for site, n in sorted(self.sizes.items())
+            for idx in (self.indices[site],)
+            for part in (f"{site}:{n}:{len(idx)}:", idx.numpy().astype("<i8").tobytes())
         )
 
     def counts(self) -> pd.DataFrame:

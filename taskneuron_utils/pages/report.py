@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..core.layout import layout_of, model_name
-from ..io.storage import atomic_write
+from ..io.storage import atomic_write, atomic_write_all
 from ..hooks.interventions import deactivate
 from ..scoring.loss import answer_nlls
 from .scan import ScanData, Units, resolve_neurons, scan, token_values
@@ -214,6 +214,21 @@ def neuron_page(
     )
 
 
+def check_folder(folder: Path, what: str) -> None:
+    """``folder`` is a folder or can be made one, and is writable: else a one-line
+    NotADirectoryError (it, or a folder above it, is a file) or PermissionError naming it."""
+    for above in (folder, *folder.parents):
+        if not above.exists():
+            continue
+        if above == folder and not above.is_dir():
+            raise NotADirectoryError(f"{what} {folder} is an existing file; give a folder")
+        if not above.is_dir():
+            raise NotADirectoryError(f"{what} {folder}: {above} is a file, not a folder")
+        if not os.access(above, os.W_OK | os.X_OK):
+            raise PermissionError(f"{what} {folder}: {above} is not writable")
+        return
+
+
 def export_neuron_pages(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
@@ -245,11 +260,14 @@ def export_neuron_pages(
 
     Returns: the files written (each atomically).
     """
-    result = scan(model, tok, data, neurons, k=k, batch_size=batch_size, progress=progress)
-    stats, examples = result.stats(), result.examples(tok)
     model_id = (
         model_id or re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name(model).rsplit("/", 1)[-1]).lower()
     )
+    # Where the files go, checked before the scan.
+    check_folder(Path(path), "export_neuron_pages: path")
+    check_folder(Path(path) / model_id, "export_neuron_pages: the model's folder")
+    result = scan(model, tok, data, neurons, k=k, batch_size=batch_size, progress=progress)
+    stats, examples = result.stats(), result.examples(tok)
     features: dict[str, list[dict]] = {}
     activations: dict[str, list[dict]] = {}
     for column, (site, index) in enumerate(result.neurons):
@@ -294,12 +312,11 @@ def export_neuron_pages(
                     "dataSource": item.task,
                 }
             )
-    written = []
+    writes = {}  # every file or none: a features file without its activations is no page
     for folder, records in (("features", features), ("activations", activations)):
         for source, lines in records.items():
             target = Path(path) / model_id / source / folder / "batch-0.jsonl.gz"
             text = "".join(json.dumps(line) + "\n" for line in lines).encode()
             payload = gzip.compress(text, mtime=0)
-            atomic_write(target, lambda tmp, payload=payload: Path(tmp).write_bytes(payload))
-            written.append(target)
-    return written
+            writes[target] = lambda tmp, payload=payload: Path(tmp).write_bytes(payload)
+    return atomic_write_all(writes)

@@ -25,6 +25,7 @@ or a list of plain strings (tokenized with the tokenizer's special tokens; task 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,7 @@ from .running_top import fresh_state, update
 from .frames import Scan
 from ..io.storage import load_artefact, save_artefact
 from ..tasks import Encoded, Split, Task, collate, encode, prompt_ids
+from ..errors import did_you_mean
 from ..core.identity import content_hash
 
 if TYPE_CHECKING:
@@ -107,10 +109,15 @@ def data_items(tok, data, *, max_length: int = 512, skip_template: bool = True) 
         isinstance(data, list) and data and isinstance(data[0], str)
     ):
         data = [data]
+    if not isinstance(data, (list, tuple)):
+        raise TypeError(
+            "data must be a Split, a Task, a list of strings, or a list / {name: ...} of "
+            f"them, got {type(data).__name__}"
+        )
     items = []
     for part in data:
         if isinstance(part, list) and all(isinstance(text, str) for text in part):
-            items += [Item(tok(text).input_ids, 1, None, i) for i, text in enumerate(part)]
+            items += [Item(_string_ids(tok, text, i), 1, None, i) for i, text in enumerate(part)]
             continue
         split = part.test if isinstance(part, Task) else part
         if not isinstance(split, Split) or split.task is None:
@@ -124,6 +131,21 @@ def data_items(tok, data, *, max_length: int = 512, skip_template: bool = True) 
     if not items:
         raise ValueError("the data set is empty: pass a non-empty Split, Task or list of strings")
     return items
+
+
+def _string_ids(tok, text: str, index: int) -> list[int]:
+    """The token ids of string ``index`` of the data, checked: text the tokenizer can read and
+    that has at least one token (a sequence of none has no position to scan)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"string {index} of the data is not valid text ({err.reason} at {err.start})"
+        ) from None
+    ids = tok(text).input_ids
+    if not ids:
+        raise ValueError(f"string {index} of the data ({text!r}) is empty: it has zero tokens")
+    return ids
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -157,8 +179,13 @@ def scan(
     keeps every counted activation (``Scan.values``): O(tokens x neurons) memory, for the
     pages of a few neurons; it cannot be combined with a checkpoint.
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    for name, value in (
+        ("k", k),
+        ("batch_size", batch_size),
+        ("checkpoint_every", checkpoint_every),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     if keep_values and checkpoint is not None:
         raise ValueError(
             "keep_values keeps O(tokens) values, which a checkpoint does not hold; "
@@ -311,6 +338,7 @@ def top_examples(
         position (token index in the sequence), token_id, token (decoded), context (text
         with the token in ⟦ ⟧). A neuron with fewer counted positions than k has fewer rows.
     """
+    _check_options("top_examples", options, taken=("k",))
     return scan(model, tok, data, neurons, k=k, **options).examples(tok, window)
 
 
@@ -319,7 +347,24 @@ def neuron_stats(
 ) -> pd.DataFrame:
     """Per-neuron statistics over the counted positions of ``data`` (``Scan.stats``): mean,
     std, firing rate, min, max, and the mean per task ("which tasks move this neuron")."""
+    _check_options("neuron_stats", options, taken=("k",))
     return scan(model, tok, data, neurons, k=1, **options).stats()
+
+
+def _check_options(owner: str, options, taken=()) -> None:
+    """A one-line TypeError naming the ``options`` that are no option of ``scan`` (or are set by
+    ``owner`` itself), before any work."""
+    valid = [
+        p.name
+        for p in inspect.signature(scan).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name not in taken
+    ]
+    unknown = [key for key in options if key not in valid]
+    if unknown:
+        raise TypeError(
+            f"{owner} has no option {', '.join(map(repr, unknown))}"
+            f"{did_you_mean(unknown, valid)}; its scan options are {', '.join(valid)}"
+        )
 
 
 def token_values(model, tok, ids: list[list[int]], site: str, neuron: int) -> list[list[float]]:

@@ -152,9 +152,9 @@ def _annotation_problems(ax: Axes, name: str, renderer) -> list[str]:
 
 def _red_green(ax: Axes, name: str) -> list[str]:
     """A saturated red and a saturated green drawn in the same axes (lines, bars, markers)."""
-    colours = [line.get_color() for line in ax.lines]
+    colours: list = [line.get_color() for line in ax.lines]
     colours += [patch.get_facecolor() for patch in ax.patches]
-    colours += [c for coll in ax.collections for c in coll.get_facecolors()[:50]]
+    colours += [c for coll in ax.collections for c in coll.get_facecolor()[:50]]
     hues = set()
     for colour in colours:
         r, g, b, alpha = to_rgba(colour)

@@ -40,6 +40,7 @@ import torch
 from .generation import evaluate_generation, generate_answers, inference
 from .option_scoring import option_log_likelihoods
 from ..tasks import Split, Task, end_marker_id
+from ..errors import TaskDataError
 from ..core.wrappers import unwrap
 
 if TYPE_CHECKING:
@@ -121,6 +122,15 @@ def evaluate(
         )
     if len(split) == 0:
         raise ValueError(f"cannot evaluate on {split!r}: it has no examples")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if task.category == "classification":
+        for i, example in enumerate(split):
+            if example.output not in task.labels:
+                raise TaskDataError(
+                    f"{split!r}[{i}]: output {example.output!r} is not one of the task's "
+                    f"labels {list(task.labels)}, so it cannot be scored against them"
+                )
     with inference(model):
         if task.category == "classification":
             result = _evaluate_classification(

@@ -12,6 +12,7 @@ The modules, by concern (everything is importable from ``taskneuron_utils.tasks`
 
     data.py       Example, Split, Task (from_records / from_jsonl / from_csv), readers, errors
     encoding.py   format_prompt, encode, collate, batches: the prompt + answer token layout
+    pairs.py      check_pairs: minimal pairs (Task.pairs) checked for a tokenizer
     hub.py        load_hub_task: a hub data set (or local copies of it) as a Task
     hub_specs.py  HUB_TASKS (the paper's Hugging Face Hub data sets, as HubSpecs)
     suite.py      the shipped suite: default_data_dir, load_tasks
@@ -47,6 +48,7 @@ from .encoding import (
     prompt_ids,
 )
 from .hub import load_hub_task
+from .pairs import check_pairs
 from .hub_specs import (
     CONTINUAL_LONG_TASKS,
     CONTINUAL_TASKS,
@@ -87,6 +89,8 @@ __all__ = [
     "format_prompt",
     "has_chat_template",
     "prompt_ids",
+    # pairs
+    "check_pairs",
     # hub
     "CONTINUAL_LONG_TASKS",
     "CONTINUAL_TASKS",

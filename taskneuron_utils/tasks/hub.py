@@ -21,6 +21,8 @@ folder on a machine with network access; ``tests/fixtures/hub`` is a small one.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -79,6 +81,7 @@ def load_hub_task(
     """
     if name not in HUB_TASKS:
         raise UnknownTaskError(f"unknown hub task {name!r}; known: {', '.join(HUB_TASKS)}")
+    _check_dataset_kwargs(load_dataset_kwargs)
     spec = HUB_TASKS[name]
     sizes = _split_sizes(split_sizes)
     if source is None and data_files is None:
@@ -99,6 +102,30 @@ def load_hub_task(
         description=spec.description or f"{spec.path} ({spec.config})",
         splits=parts,
     )
+
+
+def _check_dataset_kwargs(kwargs) -> None:
+    """A key of ``load_dataset_kwargs`` that is no argument of ``load_dataset`` but nearly one
+    of its or ours (``split_size``, ``revison``) is a one-line TypeError before any download.
+    Other keys are the builder's options (csv's ``delimiter``...), and the builder names an
+    unknown one itself. The match is strict (difflib cutoff 0.8) so that no option of the
+    csv / json / parquet / text builders is taken for a misspelling."""
+    import datasets
+
+    own = ["split_sizes", "seed", "cache_dir", "source", "data_files", "data_dir"]
+    named = [
+        p.name
+        for p in inspect.signature(datasets.load_dataset).parameters.values()
+        if p.kind is not p.VAR_KEYWORD
+    ]
+    theirs = [p for p in named if p not in own and p not in ("path", "name", "split")]
+    for key in kwargs:
+        near = difflib.get_close_matches(key, own + theirs, n=1, cutoff=0.8)
+        if key not in named and near:
+            raise TypeError(
+                f"load_hub_task has no argument {key!r} (did you mean {near[0]!r}?); it takes "
+                f"{', '.join(own)} and load_dataset's {', '.join(theirs)}"
+            )
 
 
 def _local_copy(name: str, spec: HubSpec, data_dir) -> Path | None:

@@ -6,12 +6,14 @@ plain ``pip install``) carries the same files as the package data ``taskneuron_u
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import did_you_mean
 from .data import SPLIT_NAMES, Task, read_jsonl
 from ..errors import TaskDataError, UnknownTaskError
 from .hub import load_hub_task
@@ -30,6 +32,29 @@ def default_data_dir() -> Path:
     if (installed / "tasks.json").is_file():
         return installed
     return package.parent / "data"
+
+
+def _quick_arguments_message(given) -> str:
+    """One line: the shipped suite takes names and data_dir; the hub loader's arguments are for
+    profile="paper"; anything else is named with its nearest valid name."""
+    hub = [
+        p.name
+        for p in inspect.signature(load_hub_task).parameters.values()
+        if p.kind is not p.VAR_KEYWORD and p.name not in ("name", "data_dir")
+    ]
+    for_hub = [key for key in given if key in hub]
+    if for_hub:
+        return (
+            f"load_tasks: {', '.join(map(repr, for_hub))} {'is' if len(for_hub) == 1 else 'are'} "
+            "for the hub tasks (profile='paper', load_hub_task); the shipped suite "
+            "(profile='quick') takes names and data_dir"
+        )
+    hint = did_you_mean(given, ["names", "profile", "data_dir", *hub])
+    return (
+        f"load_tasks has no argument {', '.join(map(repr, given))}{hint}; it takes names, "
+        f"profile, data_dir and, for profile='paper', load_hub_task's {', '.join(hub)} and "
+        "load_dataset's"
+    )
 
 
 def load_tasks(
@@ -61,7 +86,7 @@ def load_tasks(
     if profile != "quick":
         raise ValueError(f"profile must be 'quick' or 'paper', got {profile!r}")
     if hub_kwargs:
-        raise TypeError(f"unexpected arguments for the shipped suite: {sorted(hub_kwargs)}")
+        raise TypeError(_quick_arguments_message(hub_kwargs))
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     index = root / "tasks.json"
     if not index.exists():
@@ -94,6 +119,7 @@ def load_tasks(
             labels=entry.get("labels"),
             family=entry.get("family"),
             description=entry.get("description", ""),
+            pair_rule=entry.get("pair_rule") or "",
             splits=parts,
         )
     return tasks

@@ -14,13 +14,13 @@ what needs the model (fp16 on a CPU, gradient checkpointing support) is checked 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from ..errors import did_you_mean
 from ..scoring.loss import answer_losses
 
 # Our schedule names -> transformers' (its "constant" ignores warmup; ours honours it).
@@ -166,9 +166,8 @@ def _refuse_unknown(config, changes: dict) -> None:
     valid = [f.name for f in dataclasses.fields(config)]
     unknown = [key for key in changes if key not in valid]
     if unknown:
-        guesses = [m for key in unknown for m in difflib.get_close_matches(key, valid, n=1)]
-        hint = f" (did you mean {', '.join(map(repr, guesses))}?)" if guesses else ""
         raise TypeError(
-            f"{type(config).__name__} has no setting {', '.join(map(repr, unknown))}{hint}; "
+            f"{type(config).__name__} has no setting {', '.join(map(repr, unknown))}"
+            f"{did_you_mean(unknown, valid)}; "
             f"the settings are {', '.join(valid)}"
         )

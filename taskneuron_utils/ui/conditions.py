@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from ..core.layout import layout_for
-from ..attribution.run import Relevance, attribute
+from ..attribution.run import attribute
+from ..neurons.relevance import Relevance
 from ..scoring.evaluation import evaluate, generate_answers, option_log_likelihoods
 from ..hooks.interventions import deactivate
 from ..scoring.loss import answer_losses

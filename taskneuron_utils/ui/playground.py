@@ -35,7 +35,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from ..core.layout import layout_of
-from ..attribution.run import Relevance
+from ..neurons.relevance import Relevance
 from .conditions import (
     CONDITIONS,
     RelevanceCache,

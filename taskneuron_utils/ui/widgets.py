@@ -15,7 +15,7 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 from ..neurons.analysis import expected_random_jaccard, overlap_matrix
-from ..attribution.run import Relevance
+from ..neurons.relevance import Relevance
 from ..pages.report import neuron_page
 from ..neurons.neuron_set import NeuronSet
 from ..plots import plot_deactivation_heatmap, plot_overlap

@@ -5,7 +5,6 @@ p-values, paired-bootstrap intervals), and the explorer's view of a sweep.
 
 from __future__ import annotations
 
-from typing import Any
 
 import pandas as pd
 from ...neurons.analysis import correlate
@@ -16,11 +15,14 @@ def correlations(
     x: str = "overlap",
     y: str = "gain",
     by: str | list[str] | None = None,
-    **kwargs: Any,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """``analysis.correlate(df[x], df[y])`` for every group of ``by`` (None = all rows): one row
     a group with ``x``, ``y``, the ``by`` values, n, Pearson / Spearman, p-values and bootstrap
-    intervals. ``kwargs`` go to ``correlate`` (n_boot, confidence, seed)."""
+    intervals. ``n_boot``, ``confidence``, ``seed``: ``correlate``'s bootstrap."""
 
     if isinstance(by, str):
         by = [by]
@@ -33,16 +35,25 @@ def correlations(
                 **dict(zip(by or [], key)),
                 "x": x,
                 "y": y,
-                **correlate(part[x].to_numpy(), part[y].to_numpy(), **kwargs),
+                **correlate(
+                    part[x].to_numpy(),
+                    part[y].to_numpy(),
+                    n_boot=n_boot,
+                    confidence=confidence,
+                    seed=seed,
+                ),
             }
         )
     return pd.DataFrame(rows)
 
 
-def sweep_correlations(sweep: pd.DataFrame, y: str = "gain", **kwargs: Any) -> pd.DataFrame:
+def sweep_correlations(
+    sweep: pd.DataFrame, y: str = "gain", *, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """Overlap vs out-of-domain ``y`` across (test task, p, seed): over the task and random
     rows of p < 1 together, and each condition alone; with ``overlap`` (group-level, the paper's)
-    and ``task_overlap``. One row each (``subset``, ``x``, ...)."""
+    and ``task_overlap``. One row each (``subset``, ``x``, ...). ``n_boot``, ``seed``: the
+    bootstrap's (``correlations``)."""
     out = sweep[sweep["domain"] == "out"]
     parts = []
     for x in ("overlap", "task_overlap"):
@@ -52,19 +63,24 @@ def sweep_correlations(sweep: pd.DataFrame, y: str = "gain", **kwargs: Any) -> p
             ("task", out[out.condition == "task"]),
             ("random", out[out.condition == "random"]),
         ):
-            parts.append(correlations(rows, x, y, **kwargs).assign(subset=subset))
+            parts.append(correlations(rows, x, y, n_boot=n_boot, seed=seed).assign(subset=subset))
     return pd.concat(parts, ignore_index=True)
 
 
-def layer_correlations(sim: pd.DataFrame, y: str = "gain", **kwargs: Any) -> pd.DataFrame:
+def layer_correlations(
+    sim: pd.DataFrame, y: str = "gain", *, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """Per layer and vectorisation, the correlation of similarity and ``y`` across (source,
-    test task) pairs: columns layer, vectorisation, n, pearson..., spearman..."""
+    test task) pairs: columns layer, vectorisation, n, pearson..., spearman... ``n_boot``,
+    ``seed``: the bootstrap's (``correlations``)."""
     parts = []
     for vec in ("weights", "update"):
         column = f"similarity_{vec}"
         if column in sim and sim[column].notna().any():
             parts.append(
-                correlations(sim, column, y, by="layer", **kwargs).assign(vectorisation=vec)
+                correlations(sim, column, y, by="layer", n_boot=n_boot, seed=seed).assign(
+                    vectorisation=vec
+                )
             )
     return pd.concat(parts, ignore_index=True)
 
