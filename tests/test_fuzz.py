@@ -27,12 +27,7 @@ from fuzz_cases import (
 CASES = {case.name: case for case in input_cases()}
 SCAN = "pages/scan.py (data_items)"
 # {case: why it fails}, in modules other changes are editing (see the module docstring).
-XFAIL = {
-    "attribute batch_size=0": (
-        "attribution/run.py (attribute) does not check batch_size: ValueError 'range() arg 3 "
-        "must not be zero'"
-    ),
-}
+XFAIL: dict = {}
 WRITE_XFAIL: dict = {}
 OUTCOMES = []
 

@@ -158,8 +158,8 @@ def layer_activation_bytes(
         widths = 2 * d_ff + d if sh.gated else d_ff + d
         terms["recomputed units of the trained rows"] = k * widths * s
     if method == "lora":  # peft casts each adapted module's input to the adapter's float32
-        widths = {"y1": d, "ctx": d, "y2": d, "act": d_ff}
-        used = [widths[w] for w in lora_inputs] if low else [widths[w] for w in set(lora_inputs)]
+        inputs = {"y1": d, "ctx": d, "y2": d, "act": d_ff}
+        used = [inputs[w] for w in lora_inputs] if low else [inputs[w] for w in set(lora_inputs)]
         terms["inputs of the adapted modules (fp32)"] = 4 * sum(used)
     if first_layer and method in ("neurons", "lora"):
         # Nothing upstream of the first trained module is saved: for neuron rows, the whole

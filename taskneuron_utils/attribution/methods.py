@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import ClassVar
 
 import torch
@@ -324,7 +325,8 @@ def _user_level() -> int:
     """The ``stacklevel`` of ``warnings.warn`` (called right here) that names the first
     caller outside the package."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level

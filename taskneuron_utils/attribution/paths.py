@@ -140,14 +140,14 @@ class IntegratedGradients(Stacked):
             del losses, rows, edit
             # Point by point, in path order: the float64 sum does not depend on the chunks.
             for point, alpha in enumerate(chunk.tolist()):
-                if alpha > 0 and grad_sum is None:
-                    grad_sum = grads[point].double()
-                elif alpha > 0:
-                    grad_sum.add_(grads[point].double())
+                if alpha > 0:
+                    grad = grads[point].double()
+                    grad_sum = grad if grad_sum is None else grad_sum.add_(grad)
             if chunk[-1] == steps:  # the point at alpha = 1 is the real activation
                 activation = points[-1].double()
             del points, grads
         difference = activation if base is None else activation - base.to(activation)
+        assert grad_sum is not None  # steps >= 1: at least one point past the baseline
         ig = (difference * grad_sum / steps).sum(dim=1)  # (B, n)
         sums.add(site.name, -ig, batch_index)
         delta = losses_at[-1] - losses_at[0]  # L(a) - L(a'), this site alone moved
@@ -160,7 +160,9 @@ class IntegratedGradients(Stacked):
         """Points of the path stacked into one pass (of ``points x B`` rows): as many as the
         memory budget allows."""
         return self.copies_per_pass(
-            batch, self.steps + 1, lambda k, *geometry: self.path_bytes(k, *geometry, site)
+            batch,
+            self.steps + 1,
+            lambda k, *geometry: self.path_bytes(k, *geometry, site),  # type: ignore[call-arg]
         )
 
     def finish(self, sums, provenance) -> None:

@@ -137,6 +137,7 @@ def attribute(
     Raises:
         SiteKindError: a kind the model does not have.
     """
+    _check_positive(batch_size=batch_size, checkpoint_every=checkpoint_every)
     method = method_for(method, **options)
     autocast = _autocast_dtype(autocast)
     layout = layout_of(model, kinds)
@@ -320,6 +321,13 @@ def _rank_checkpoint(checkpoint, rank: int, world: int):
             "left untouched."
         )
     return checkpoint
+
+
+def _check_positive(**values: int) -> None:
+    """Counts that must be positive integers (``batch_size``, ``checkpoint_every``)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _autocast_dtype(value) -> torch.dtype | None:
