@@ -9,7 +9,6 @@ tiny-model tests that share its vocabulary stay in the fast loop.
 """
 
 import pytest
-import torch
 import transformers
 
 import taskneuron_utils as tn
@@ -69,20 +68,6 @@ def toy_task():
 def tiny_llama(default_tok):
     """A randomly initialised 2-layer Llama (d=32, d_ff=64) sharing the default tokenizer's
     vocabulary, seeded, float32, eval mode. Function-scoped: tests may modify it."""
-    config = transformers.LlamaConfig(
-        vocab_size=len(default_tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=default_tok.pad_token_id,
-        eos_token_id=default_tok.eos_token_id,
-        bos_token_id=default_tok.bos_token_id,
-        # Larger than the default 0.02 so attention is far from uniform: position or padding
-        # mistakes then change the outputs measurably.
-        initializer_range=0.2,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(config).eval()
+    from tiny_models import fixture_llama
+
+    return fixture_llama(default_tok)

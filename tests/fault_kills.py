@@ -36,12 +36,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 import transformers
 from safetensors import safe_open
 
 import taskneuron_utils as tn
 from taskneuron_utils.core.models import default_model_path
+from tiny_models import fixture_llama
 from tiny_models import swap_task
 
 TESTS = Path(__file__).resolve().parent
@@ -72,21 +72,7 @@ def tokenizer():
 
 def tiny_llama(tok):
     """The ``tiny_llama`` fixture's model (conftest.py): 2 layers, d 32, d_ff 64, seed 0."""
-    config = transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-        initializer_range=0.2,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(config).eval()
+    return fixture_llama(tok)
 
 
 def examples():

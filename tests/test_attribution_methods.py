@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 
 import taskneuron_utils as tn
 from taskneuron_utils.scoring.loss import answer_losses
 from taskneuron_utils.tasks import collate, encode
 from test_attribution import exact_ablation
-from tiny_models import tiny_model
+from tiny_models import tiny_llama_model, tiny_model
 
 # The last commit whose attribution.py computed the default relevance before methods existed.
 BEFORE = "7550c480f96932b4bd9a953b0507200b64c088aa"
@@ -428,18 +427,7 @@ def relevance_digest(rel) -> str:
 
 def digest_model(tok):
     """The tiny Llama the digests were recorded on (seed 0, the default tokenizer's vocabulary)."""
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
+    return tiny_llama_model(tok)
 
 
 def test_every_method_is_bit_identical_to_the_package_before_the_layers(default_tok):

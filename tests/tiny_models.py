@@ -112,3 +112,30 @@ def label_sequence() -> list[Task]:
         label_task("colour", ["red", "blue"], ["yes", "no"]),
         label_task("animal", ["cat", "dog", "cow"], ["one", "two"]),
     ]
+
+
+def tiny_llama_model(tok, **overrides):
+    """A 2-layer Llama (d=32, d_ff=64) over ``tok``'s vocabulary, seed 0, float32, eval mode;
+    ``overrides``: more LlamaConfig settings (the ``tiny_llama`` fixture's, in conftest.py)."""
+    config = transformers.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        **overrides,
+    )
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+def fixture_llama(tok):
+    """The ``tiny_llama`` fixture's model: special tokens set, and weights drawn wider than the
+    default 0.02 so that attention is far from uniform (position or padding mistakes then
+    change the outputs measurably)."""
+    return tiny_llama_model(
+        tok, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, initializer_range=0.2
+    )
