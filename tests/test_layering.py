@@ -167,3 +167,19 @@ def test_the_checks_catch_what_they_forbid(module, source, expected):
 def test_the_checks_allow_downward_and_same_folder_imports():
     source = "from ..core.layout import layout_of\nfrom .tracing import trace\n"
     assert violations("taskneuron_utils.hooks.interventions", source) == []
+
+
+def test_the_readme_layout_names_every_module():
+    """README "Layout" is the architecture in words: every module of the package is named there
+    (as `name` in its folder's row, or by file name)."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme[readme.index("## Layout") :]
+    section = section[: section.index("\n## ", 3)] if "\n## " in section[3:] else section
+    missing = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py"
+        and f"`{path.stem}`" not in section
+        and path.name not in section
+    ]
+    assert missing == []
