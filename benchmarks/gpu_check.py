@@ -17,7 +17,12 @@ is what the test suite runs. Measured, as ``benchmarks/attribution.py`` does on 
 - a neuron-only fine-tuning run through the public API (``rel.top_k(0.10)`` of that
   attribution, ``tn.finetune(neurons=...)``, ``--finetune-steps`` steps): seconds a step, peak
   memory against the estimate, optimizer state, and whether a neuron outside the set kept its
-  weights bit for bit while a selected one changed.
+  weights bit for bit while a selected one changed;
+- ``taskneurons replicate``'s plan (``--plan``: peak memory per part and device, the time from
+  its calibration) for every part of the paper profile's smoke preset on this model, and one
+  part run at those sizes (``table1``'s unit ``deact_base_k10``: detection and deactivation on
+  the base model, the hub loaders reading tests/fixtures/hub): its measured wall time and peak
+  memory against the plan's estimate.
 
 Prints JSON (and writes it to ``--out``).
 """
@@ -28,6 +33,7 @@ import argparse
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +44,10 @@ from harness import emit, timed  # noqa: E402
 
 import taskneuron_utils as tn  # noqa: E402
 from taskneuron_utils.memory.estimate import KNOWN_CONFIGS, estimate_memory, measure_peak  # noqa: E402
+from taskneuron_utils.experiments.replicate import replicate, settings_for  # noqa: E402
 from taskneuron_utils.tasks import Task, collate, encode  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hub"
 
 TINY = dict(
     model_type="llama",
@@ -252,7 +261,42 @@ def run(
             "unselected_row_unchanged": bool(torch.equal(site.read([outside]), before_out)),
             "selected_row_changed": not bool(torch.equal(site.read(chosen[:1]), before_in)),
         },
+        "replicate": replicate_check(model, tok, device, weights),
         "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def replicate_check(model, tok, device: str, weights: int) -> dict:
+    """The replicate plan of every part on ``model`` (paper profile, smoke sizes, the fixture
+    hub files), then the part ``table1`` with its unit ``deact_base_k10`` alone: measured wall
+    seconds and peak bytes (weights included) against the plan's estimate for that part."""
+    settings = settings_for("paper", preset="smoke", data_dir=str(FIXTURES))
+    printed: list[str] = []
+    plan = replicate(None, settings, base=(model, tok), plan_only=True, echo=printed.append)
+    one = settings.replace(units=(("table1", ("deact_base_k10",)),))
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        result, peak = measure_peak(
+            lambda: replicate(
+                Path(folder) / "run", one, ["table1"], base=(model, tok), echo=printed.append
+            ),
+            device,
+        )
+        wall = time.perf_counter() - started
+    estimate = next(p for p in result["plan"] if p.part == "table1")
+    return {
+        "plan": {
+            p.part: {"peak_bytes_per_device": p.peak[1], "seconds": round(p.seconds or 0, 1)}
+            for p in plan["plan"]
+        },
+        "plan_text": printed[0],
+        "part": "table1 (deact_base_k10)",
+        "ran": result["ran"],
+        "measured_seconds": round(wall, 1),
+        "estimated_seconds": round(estimate.seconds or 0, 1),
+        "measured_peak_bytes": weights + peak,
+        "estimated_peak_bytes": estimate.peak[1],
+        "estimate_over_measured_memory": round(estimate.peak[1] / (weights + peak), 3),
     }
 
 

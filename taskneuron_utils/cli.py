@@ -4,6 +4,8 @@
     taskneurons detect --task NAME --k 0.1 --out DIR   one task's neurons (k: fraction, 0.1 = 10%)
     taskneurons sites [--model ID]                     list a model's FFN neuron sites
     taskneurons tasks                                  list the shipped tasks
+    taskneurons replicate --preset smoke --out DIR     the paper's sections, planned and resumable
+    taskneurons notebooks [DIR]                        copy the course (the notebooks) into DIR
 
 Every argument is checked before a model is loaded. A mistake in the arguments prints one or two
 lines and exits with status 2; ``--debug`` shows the full traceback instead. Options are written
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -42,6 +45,13 @@ from .experiments import detect
 from .core.models import load_model
 from .core.parallel import init_from_environment
 from .core.layout import ffn_sites
+from .experiments.replicate import PlanRefused
+from .experiments.replicate import command as replicate_command
+from .io.course_files import copy_course, course_files, course_seconds
+
+
+# Where `taskneurons notebooks` copies the course when no folder is given.
+COURSE_DIR = "taskneuron-course"
 
 
 class UsageError(ValueError):
@@ -181,6 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the shipped tasks",
         description="List the shipped task suite with its splits.",
     )
+    notebooks = commands.add_parser(
+        "notebooks",
+        help="copy the course (the numbered notebooks) into a folder",
+        description="Copy the notebooks shipped with the package into DIR. A copy you edited "
+        "(or executed and saved) is kept, never overwritten; untouched copies are refreshed.",
+    )
+    notebooks.add_argument(
+        "dir", nargs="?", default=COURSE_DIR, metavar="DIR", help=f"default: {COURSE_DIR}"
+    )
+    replicate_command.add_parser(commands)
     return parser
 
 
@@ -196,8 +216,17 @@ def main(argv: list[str] | None = None) -> int:
         ArtefactFileError,
         SiteKindError,
         FileNotFoundError,
+        replicate_command.ReplicateUsageError,
+        PlanRefused,
     )
-    run = {"main": _main_job, "detect": _detect, "sites": _sites, "tasks": _tasks}[args.command]
+    run = {
+        "main": _main_job,
+        "detect": _detect,
+        "sites": _sites,
+        "tasks": _tasks,
+        "notebooks": _notebooks,
+        "replicate": replicate_command.run,
+    }[args.command]
     try:
         return run(args)
     except BrokenPipeError:
@@ -413,6 +442,26 @@ def _tasks(args) -> int:
             f"{t.name:{width}s}  {t.category:14s}  {t.family:12s}  {t.metric:11s}  "
             f"{len(t.train):5d}  {len(t.dev):4d}  {len(t.test):4d}"
         )
+    return 0
+
+
+def _notebooks(args) -> int:
+    try:
+        report = copy_course(args.dir)
+    except (OSError, ValueError) as err:  # a file named DIR, an unwritable folder: one line
+        raise UsageError(str(err)) from None
+    print("\n".join(report.lines()))
+    timings = course_seconds()
+    names = [p.name for p in course_files() if p.suffix == ".ipynb"]
+    measured = [timings[n] for n in names if n in timings]
+    if measured:
+        minutes = sum(t["seconds"] for t in measured) / 60
+        cores = "/".join(sorted({str(t.get("cores", "?")) for t in measured}))
+        which = f"{len(names)}" if len(measured) == len(names) else f"{len(measured)} of them"
+        print(
+            f"{len(names)} notebooks; {which} measured: {minutes:.1f} minutes on {cores} CPU cores"
+        )
+    print(f"open it with:  jupyter lab {shlex.quote(args.dir)}   (start with {names[0]})")
     return 0
 
 

@@ -8,7 +8,10 @@ the tokenizer files of the default model's cache folder (built once, on first us
 tiny-model tests that share its vocabulary stay in the fast loop.
 """
 
+import os
+
 import pytest
+import torch
 import transformers
 
 import taskneuron_utils as tn
@@ -24,6 +27,25 @@ REAL_MODEL_IN_A_SUBPROCESS = {
     },
     "test_models.py": {"test_loads_offline_in_a_fresh_process"},
 }
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n 2``, the README's test command) the workers share the cores: each
+    gets ``cores / workers`` torch threads, so two workers on two cores do not run four."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+@pytest.fixture
+def recorded_threads():
+    """Two torch threads, the count the committed references (tests/reference/) were recorded
+    with on 2 cores: float sums depend on the thread count, so a bit-for-bit comparison runs
+    with it whatever ``-n`` gave the worker."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pytest_collection_modifyitems(config, items):

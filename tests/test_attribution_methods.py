@@ -430,6 +430,7 @@ def digest_model(tok):
     return tiny_llama_model(tok)
 
 
+@pytest.mark.usefixtures("recorded_threads")
 def test_every_method_is_bit_identical_to_the_package_before_the_layers(default_tok):
     model = digest_model(default_tok)
     data = tn.load_tasks()["addition"].train[:6]

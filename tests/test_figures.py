@@ -62,6 +62,40 @@ def agreement() -> pd.DataFrame:
     )
 
 
+def faithfulness_curves(condition: str) -> pd.DataFrame:
+    """The record's shape (benchmarks/model_or_recipe.py): 7 recipes x 5 ks."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for recipe in (
+        "paper",
+        "contrastive",
+        "relp_nll",
+        "relp_ld",
+        "activation",
+        "low_activation",
+        "random",
+    ):
+        for k in (0.0005, 0.001, 0.01, 0.1, 0.2):
+            f = min(1.2, rng.uniform(0, 1) * k * 10)
+            rows.append(
+                {
+                    "recipe": recipe,
+                    "task": "all",
+                    "measure": "ld",
+                    "condition": condition,
+                    "k": k,
+                    "value": 3 - f,
+                    "value_low": 2.8 - f,
+                    "value_high": 3.2 - f,
+                    "f": f,
+                    "f_low": f - 0.1,
+                    "f_high": f + 0.1,
+                    "full": 3.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def specificity_matrix() -> pd.DataFrame:
     part = read("specific_matrices.csv").query(
         "definition == 'linear' and k == 0.1 and family == 'top_k' and value == 'nll'"
@@ -114,6 +148,10 @@ FIGURES = {
     "cl_trajectories (4 tasks)": lambda: plots.plot_cl_trajectories(cl_matrix(1)),
     "cl_trajectories (8 tasks)": lambda: plots.plot_cl_trajectories(cl_matrix(4)),
     "method_agreement": lambda: plots.plot_method_agreement(agreement()),
+    "faithfulness (7 recipes)": lambda: plots.plot_faithfulness(faithfulness_curves("keep")),
+    "faithfulness (ablated)": lambda: plots.plot_faithfulness(
+        faithfulness_curves("ablate_zero"), condition="ablate_zero"
+    ),
     "training_curves (4 methods)": lambda: plots.plot_training_curves(
         {
             name: pd.DataFrame({"step": np.arange(1, 51), "loss": 3 * np.exp(-np.arange(50) / t)})

@@ -29,3 +29,11 @@ def test_gpu_check_runs_tiny_on_the_cpu_and_reports_sane_json(tmp_path, capsys):
     assert finetune["neurons_selected"] == round(0.1 * 172) * 4 + round(0.1 * 64) * 2
     assert 0 < finetune["optimizer_state_bytes"]
     assert all(v == v for v in finetune["loss_first_last"])  # finite, not NaN
+    check = result["replicate"]  # the replicate plan, and one part run against it
+    assert set(check["plan"]) == {
+        "original", "table1", "specificity", "table2", "generalization", "continual",
+        "attribution",
+    }  # fmt: skip
+    assert check["ran"] == ["deact_base_k10"] and check["measured_seconds"] > 0
+    assert all(p["peak_bytes_per_device"] > 0 for p in check["plan"].values())
+    assert 0 < check["estimate_over_measured_memory"] < 20

@@ -29,7 +29,7 @@ LAYERS = [
     ("plots",),  # figures of frames (and the statistics helpers of neurons.analysis)
     ("memory", "pages", "interop"),  # estimates; what a neuron does; lm-eval
     ("experiments",),  # one module per section of the paper
-    ("ui",),  # playground and widgets (they may show experiments' frames)
+    ("ui", "course"),  # playground and widgets; the course's exercise checks and solutions
     ("cli", "__init__"),  # the command line and the flat ``tn`` facade
 ]
 RANK = {name: row for row, names in enumerate(LAYERS) for name in names}

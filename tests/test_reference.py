@@ -15,7 +15,8 @@ import torch
 import taskneuron_utils as tn
 
 REFERENCE = Path(__file__).parent / "reference"
-pytestmark = pytest.mark.slow
+# slow: the real default model; bit for bit: with the thread count the references were recorded with
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("recorded_threads")]
 
 
 def test_neuron_set_of_the_suite_is_bit_identical(default_model):

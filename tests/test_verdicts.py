@@ -181,3 +181,109 @@ def test_the_verdicts_on_the_committed_record():
     assert ex.table2_verdict(finetune).data["tasks"] == finetune["task"].nunique()
     intervals = pd.read_csv(RECORD / "table1_seeds_linear_intervals.csv")
     assert ex.table1_verdict(intervals, model=intervals["model"].iloc[0]).data["tasks"] == 6
+
+
+DOCS = Path(__file__).resolve().parents[1]
+
+
+def _plain(text: str) -> str:
+    """Markdown to the words a reader sees: emphasis and code marks kept out, spaces collapsed."""
+    return " ".join(text.replace("**", "").replace("*", "").split())
+
+
+@pytest.mark.parametrize("key", sorted(ex.verdicts.RECORDS))
+def test_each_record_quote_is_in_its_document_under_its_section(key):
+    page, section, quote = ex.verdicts.RECORDS[key]
+    text = (DOCS / page).read_text()
+    headings = [
+        line.lstrip("#").strip().replace("`", "")
+        for line in text.splitlines()
+        if line.startswith("#")
+    ]
+    assert section in headings, f"{page} has no section {section!r}"
+    assert _plain(quote) in _plain(text), f"{key}: the quote is not in {page}"
+
+
+def test_anchor_is_the_documentation_sites_slug():
+    assert ex.verdicts.anchor("What holds, what does not") == "what-holds-what-does-not"
+    assert ex.verdicts.anchor("Results (default model, 2026-11-28)") == (
+        "results-default-model-2026-11-28"
+    )
+
+
+def test_an_undecided_verdict_quotes_the_record_and_a_decided_one_does_not():
+    undecided = ex.specificity_verdict(specificity_frame(-0.10, -0.2, 0.0))
+    assert "This sample is too small to decide; the record (docs/replication.md" in str(undecided)
+    assert "The top-k sets are task-specific (others hurt less): no" in str(undecided)
+    assert "(../docs/replication.md#what-holds-what-does-not)" in undecided._repr_markdown_()
+    decided = ex.specificity_verdict(specificity_frame(0.3, 0.1, 0.5))
+    assert "the record" not in str(decided)
+    with pytest.raises(ValueError, match="record must be one of"):
+        ex.generalization_verdict(pd.DataFrame(), record="nope")
+
+
+def test_conditions_verdict_states_the_numbers_and_never_decides():
+    scores = pd.DataFrame(
+        [
+            {"condition": "all on", "neurons_off": 0, "score": 0.94, "nll": 0.2, "n": 32},
+            {"condition": "task off", "neurons_off": 1080, "score": 0.5, "nll": 6.0, "n": 32},
+            {"condition": "random off", "neurons_off": 1080, "score": 0.91, "nll": 0.4, "n": 32},
+        ]
+    )
+    verdict = ex.verdicts.conditions_verdict(scores)
+    assert verdict.holds is None and verdict.record == "table1"
+    assert "task off costs +41 points and +5.60 nats more than random off" in verdict.sentence
+    with pytest.raises(ValueError, match=r"lack \['random off'\]"):
+        ex.verdicts.conditions_verdict(scores.iloc[:2])
+
+
+def deactivation_rows(own_nll, random_nll=(5.0, 6.0, 7.0)):
+    rows = []
+    for task, own in zip(("t0", "t1"), own_nll):
+        base = {"model": "m", "task": task, "category": "classification", "metric": "accuracy"}
+        rows.append(
+            {**base, "condition": "none", "seed": -1, "n_neurons": 0, "score": 0.9, "nll": 0.1}
+        )
+        rows.append(
+            {**base, "condition": "own", "seed": -1, "n_neurons": 10, "score": 0.5, "nll": own}
+        )
+        rows += [
+            {**base, "condition": "random", "seed": s, "n_neurons": 10, "score": 0.8, "nll": nll}
+            for s, nll in enumerate(random_nll)
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_deactivation_verdict_counts_tasks_beyond_random():
+    # random mean 6, std 1: beyond random means an own NLL above 8
+    verdict = ex.verdicts.deactivation_verdict(deactivation_rows((9.0, 12.0)))
+    assert verdict.holds is True and "on the answer NLL on 2 of 2 tasks" in verdict.sentence
+    assert "on the score on 2 of 2" in verdict.sentence and "t0 +3.0, t1 +6.0" in verdict.sentence
+    assert ex.verdicts.deactivation_verdict(deactivation_rows((9.0, 7.0))).holds is None
+    assert ex.verdicts.deactivation_verdict(deactivation_rows((2.0, 3.0))).holds is False
+
+
+def test_overlap_verdict_separates_same_and_cross_family_pairs():
+    tasks = ["a1", "a2", "b"]
+    families = {"a1": "a", "a2": "a", "b": "b"}
+    matrix = pd.DataFrame([[1, 0.4, 0.2], [0.4, 1, 0.3], [0.2, 0.3, 1]], index=tasks, columns=tasks)
+    verdict = ex.verdicts.overlap_verdict(matrix, families, k=0.1)
+    assert verdict.holds is True
+    assert "same-family pairs 0.400 (1 pairs), of cross-family pairs 0.250 (2 pairs)" in (
+        verdict.sentence
+    )
+    assert "two random sets: 0.053" in verdict.sentence
+    matrix.loc["a1", "a2"] = matrix.loc["a2", "a1"] = 0.25
+    assert ex.verdicts.overlap_verdict(matrix, families).holds is None
+    with pytest.raises(ValueError, match=r"no family for \['b'\]"):
+        ex.verdicts.overlap_verdict(matrix, {"a1": "a", "a2": "a"})
+
+
+def test_table2_verdict_on_one_task_has_no_interval():
+    rows = [
+        {"task": "t", "method": "neurons", "score": 0.96},
+        {"task": "t", "method": "random", "score": 0.92},
+    ]
+    verdict = ex.table2_verdict(pd.DataFrame(rows))
+    assert verdict.holds is None and "+4.0 (one task: no interval) points" in verdict.sentence
+    assert "the record" in str(verdict) and "nan" not in str(verdict)

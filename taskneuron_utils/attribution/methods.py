@@ -16,10 +16,15 @@ run over token positions (padding contributes nothing).
   (``statistic="mean_abs"``) or the share of positions with ``a[t,j] > 0`` (``"firing_rate"``,
   LAPE's). One forward pass per batch.
 
+Metrics (``metric=``, ``attribution.metrics``): ``L`` is the answer NLL (``"nll"``, the
+default) or minus the logit difference of minimal pairs (``"logit_diff"``), for every gradient
+method and exact ablation; under ``"logit_diff"`` the sums over ``t`` run over prompt positions.
+
 Baselines (``baseline=``): ``"zero"``; ``"mean"``, the per-unit mean over the real positions of
 the attributed data itself; a ``tn.hooks.ActivationStats`` (its ``mean``, from a reference
 set); or for attribution patching and integrated gradients a split of corrupted prompts paired
-one to one with ``data`` (same number of examples, each with the same token length).
+one to one with ``data`` (same number of examples, each with the same token length; under
+``metric="logit_diff"`` the minimal-pair alternatives, equal in prompt token length only).
 
 A method is built with its own settings (``IntegratedGradients(steps=8)``), checked at once;
 ``bind`` checks it against the data and the sites (no forward pass) and works out what the run
@@ -42,11 +47,11 @@ from ..core.placement import input_device
 from ..hooks.baselines import ActivationStats, stats_of_encoded
 from ..hooks.tracing import trace
 from ..neurons.neuron_set import NeuronSet
-from ..scoring.loss import answer_losses
 from ..tasks import collate, encode, to_device
 from . import budget
 from .budget import FORWARD_SHARE, describe_bytes
 from .cost import grad_pass, grad_x_act_flops, shapes_of, statistic_pass
+from .metrics import Metric
 from .state import RunningSums, hash_encoded
 
 
@@ -59,10 +64,13 @@ class Method:
     traced: ClassVar[bool] = False  # attribute keeps every site's output and gradient open
     takes_baseline: ClassVar[bool] = False
 
-    def __init__(self, baseline="zero", neurons=None, force: bool = False):
+    def __init__(
+        self, baseline="zero", neurons=None, force: bool = False, metric="nll", pairs=None
+    ):
         if not isinstance(force, bool):
             raise ValueError(f"force must be True or False, got {force!r}")
         self.baseline, self.neurons, self.force = baseline, neurons, force
+        self.metric = Metric(metric, pairs)  # the loss L (attribution.metrics)
         self.mean: dict | None = None  # {site name: (n,)} mean baseline, once known
         self.paired: list | None = None  # encoded corrupted prompts
         self.subset: dict = {}  # {site name: long indices} of ``neurons``
@@ -75,7 +83,10 @@ class Method:
         what its steps need, and check what the run will cost against the budgets; no forward
         pass."""
         self.sites, self.pad_id = sites, tok.pad_token_id
-        self.settings = {"baseline": self._bind_baseline(tok, encoded, max_length)}
+        # The pairs first (their errors name the example); under NLL nothing, no settings.
+        spliced, metric_settings = self.metric.bind(self, tok, data, encoded, max_length)
+        baseline = self._bind_baseline(tok, encoded, max_length, spliced)
+        self.settings = {"baseline": baseline, **metric_settings}
         if self.neurons is not None:
             self.subset = _subset(self.neurons, sites)
             self.measured = {s.name: torch.zeros(s.n_neurons, dtype=torch.bool) for s in sites}
@@ -159,8 +170,9 @@ class Method:
     def finish(self, sums: RunningSums, provenance: dict) -> None:
         """Write what the extra sums say into ``provenance``."""
 
-    def _bind_baseline(self, tok, encoded, max_length) -> str:
-        """Validate ``baseline``, keep what it needs; return its description."""
+    def _bind_baseline(self, tok, encoded, max_length, spliced=None) -> str:
+        """Validate ``baseline``, keep what it needs; return its description. ``spliced``: the
+        paired prompts ``logit_diff``'s pairs already checked (``Metric.bind``)."""
         baseline = self.baseline
         if isinstance(baseline, str):
             if baseline in ("zero", "mean"):
@@ -179,6 +191,9 @@ class Method:
                 "paired corrupted prompts are for attribution_patching and "
                 "integrated_gradients"
             )
+        if spliced is not None:
+            self.paired = spliced
+            return f"minimal-pair alternatives {hash_encoded(spliced)}"
         paired = encode(tok, baseline, max_length=max_length)
         if len(paired) != len(encoded):
             raise ValueError(
@@ -225,20 +240,23 @@ class GradXAct(Method):
     description = "|sum_t dL/da * a| per example"
     traced = True
 
-    def __init__(self, force: bool = False):
-        super().__init__(force=force)
+    def __init__(self, force: bool = False, metric: str = "nll", pairs=None):
+        super().__init__(force=force, metric=metric, pairs=pairs)
 
     def step(self, model, batch, start, tr, sums, batch_index) -> None:
         """One forward and one backward; adds this batch's per-example |r| and r to the sums."""
         paired = self.paired_activations(model, batch, start, batch["input_ids"].device, self.sites)
         size, length = batch["input_ids"].shape
-        losses, n_tokens = answer_losses(model, batch)
+        losses, n_tokens = self.metric.losses(model, batch, start, size)
         tr.backward(losses.sum())  # gradients of the site outputs only, no parameter gradients
+        prompt = self.metric.prompt_mask(batch)  # (B, T, 1) under logit_diff, else None
         for name, record in tr.items():
             activation = record.output.detach().reshape(size, length, -1)
             base = self.baseline_at(name, paired)
             if base is not None:
                 activation = activation.float() - base.to(activation.device, torch.float32)
+            if prompt is not None:  # logit_diff sums over prompt positions only
+                activation = activation * prompt.to(activation)
             grad = record.grad.reshape(size, length, -1)
             # r = -(dL/da . (a - a')): the first-order change of the loss when a moves to a'.
             sums.add(name, -_product(grad, activation).sum(dim=1), batch_index)  # (B, n)
@@ -254,8 +272,8 @@ class AttributionPatching(GradXAct):
     description = "|sum_t dL/da * (a - a')| per example at the real activation"
     takes_baseline = True
 
-    def __init__(self, baseline="zero", force: bool = False):
-        Method.__init__(self, baseline, force=force)
+    def __init__(self, baseline="zero", force: bool = False, metric: str = "nll", pairs=None):
+        Method.__init__(self, baseline, force=force, metric=metric, pairs=pairs)
 
     def work(self) -> float:
         return 1.0 + (FORWARD_SHARE if self.paired else 0.0)  # + the corrupted prompts' forward

@@ -24,7 +24,6 @@ from __future__ import annotations
 import torch
 
 from ..hooks.tracing import Edit, trace
-from ..scoring.loss import answer_losses
 from .budget import FORWARD_SHARE, WORK_BUDGET, default_budget, largest_fitting, parse_memory
 from .cost import forward_pass, path_pass
 from .methods import Method, answer_token_count
@@ -33,8 +32,10 @@ from .methods import Method, answer_token_count
 class Stacked(Method):
     """A method that stacks copies of a batch into one pass, as many as ``max_memory`` allows."""
 
-    def __init__(self, baseline="zero", neurons=None, max_memory=None, force: bool = False):
-        super().__init__(baseline, neurons, force)
+    def __init__(
+        self, baseline="zero", neurons=None, max_memory=None, force=False, metric="nll", pairs=None
+    ):
+        super().__init__(baseline, neurons, force, metric, pairs)
         self.max_memory = parse_memory(max_memory)
 
     def budget(self, geometry) -> int:
@@ -58,9 +59,16 @@ class IntegratedGradients(Stacked):
     takes_baseline = True
 
     def __init__(
-        self, steps: int = 16, baseline="zero", neurons=None, max_memory=None, force=False
+        self,
+        steps: int = 16,
+        baseline="zero",
+        neurons=None,
+        max_memory=None,
+        force=False,
+        metric="nll",
+        pairs=None,
     ):
-        super().__init__(baseline, neurons, max_memory, force)
+        super().__init__(baseline, neurons, max_memory, force, metric, pairs)
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(
                 f"steps must be an integer >= 1 (points on the integration path), got {steps!r}"
@@ -106,10 +114,10 @@ class IntegratedGradients(Stacked):
         for site_index, site in enumerate(self.sites):
             if not self.subset or site.name in self.subset:
                 paired = self.paired_activations(model, batch, start, device, [site])
-                self._site(model, batch, site_index, site, paired, sums, batch_index)
-        sums.count(len(batch["input_ids"]), answer_token_count(batch))
+                self._site(model, batch, start, site_index, site, paired, sums, batch_index)
+        sums.count(len(batch["input_ids"]), self.metric.count(batch))
 
-    def _site(self, model, batch, site_index, site, paired, sums, batch_index) -> None:
+    def _site(self, model, batch, start, site_index, site, paired, sums, batch_index) -> None:
         """The path integral at one site: ``steps + 1`` points, as many to a pass as the
         memory budget allows. Nothing of a pass outlives it but the site's float64 sums."""
         size, length = batch["input_ids"].shape
@@ -131,7 +139,7 @@ class IntegratedGradients(Stacked):
             edit = Edit.affine(torch.arange(site.n_neurons), scale.float(), shift.float())
             del scale, shift
             with trace(model, [site.name], grad=True, edit={site.name: edit}) as one:
-                losses, _ = answer_losses(model, rows)
+                losses, _ = self.metric.losses(model, rows, start, size)
                 one.backward(losses.sum())
                 points = one[site.name].output.detach().reshape(k, size, length, -1)
                 grads = one[site.name].grad.reshape(k, size, length, -1)
@@ -143,10 +151,15 @@ class IntegratedGradients(Stacked):
                 if alpha > 0:
                     grad = grads[point].double()
                     grad_sum = grad if grad_sum is None else grad_sum.add_(grad)
+                    del grad  # a float64 (B, T, n) copy, not to be held through the next pass
             if chunk[-1] == steps:  # the point at alpha = 1 is the real activation
                 activation = points[-1].double()
             del points, grads
+        assert activation is not None  # the last chunk holds the point at alpha = 1
         difference = activation if base is None else activation - base.to(activation)
+        prompt = self.metric.prompt_mask(batch)  # logit_diff: prompt positions only
+        if prompt is not None:
+            difference = difference * prompt.to(difference)
         assert grad_sum is not None  # steps >= 1: at least one point past the baseline
         ig = (difference * grad_sum / steps).sum(dim=1)  # (B, n)
         sums.add(site.name, -ig, batch_index)
@@ -190,13 +203,15 @@ class ExactAblation(Stacked):
     description = "L(unit at baseline at every position) - L per example, exact"
     takes_baseline = True
 
-    def __init__(self, neurons=None, baseline="zero", max_memory=None, force=False):
+    def __init__(
+        self, neurons=None, baseline="zero", max_memory=None, force=False, metric="nll", pairs=None
+    ):
         if neurons is None:
             raise ValueError(
                 "ablation needs neurons=: the units to ablate one at a time (a "
                 "NeuronSet or {site name: indices}); it costs a forward pass each"
             )
-        super().__init__(baseline, neurons, max_memory, force)
+        super().__init__(baseline, neurons, max_memory, force, metric, pairs)
 
     def units(self) -> int:
         return sum(len(idx) for idx in self.subset.values())
@@ -221,7 +236,7 @@ class ExactAblation(Stacked):
     def step(self, model, batch, start, tr, sums, batch_index) -> None:
         size = len(batch["input_ids"])
         with torch.no_grad():
-            clean, n_tokens = answer_losses(model, batch)
+            clean, n_tokens = self.metric.losses(model, batch, start, size)
             for name, idx in self.subset.items():
                 per_pass = self.copies_per_pass(batch, len(idx), self.ablation_bytes)
                 for chunk in idx.split(per_pass):
@@ -232,7 +247,7 @@ class ExactAblation(Stacked):
                     keep_rows = keep.repeat_interleave(size, dim=0).unsqueeze(1)  # (k * B, 1, k)
                     edit = Edit.affine(chunk, keep_rows, (1 - keep_rows) * fill)
                     with trace(model, keep=False, edit={name: edit}):
-                        losses, _ = answer_losses(model, rows)
+                        losses, _ = self.metric.losses(model, rows, start, size)
                     r = (losses.view(k, size) - clean).T.double()  # (B, k): loss change, nats
                     sums.add(name, r, batch_index, chunk)
                     del rows, edit, losses

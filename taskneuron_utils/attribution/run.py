@@ -10,7 +10,10 @@ output is set to zero at every position is
 
 and the neuron's relevance on that example is ``|r_j|``. Over a data set the default score is
 the mean of ``|r_j|`` over examples (``aggregation="mean_abs"``); ``"abs_mean"`` is
-``|mean of r_j|``, the absolute value of the summed total.
+``|mean of r_j|``, the absolute value of the summed total; ``"signed"`` the mean of ``r_j``,
+units that support the answer first. Other methods (``method=``), the contrastive loss
+(``metric="logit_diff"``, minus the logit difference of minimal pairs) and RelP: see
+``attribution.methods``, ``attribution.metrics`` and ``attribution.relp``.
 
 Cost: one forward and one backward per batch. Gradients are taken with respect to the site
 outputs only (no parameter gradients), and the LM head runs on answer positions only, which
@@ -47,6 +50,7 @@ from ..neurons.relevance import Relevance
 from ..tasks import Split, collate, encode, to_device
 from .methods import Activation, AttributionPatching, GradXAct, Method
 from .paths import ExactAblation, IntegratedGradients
+from .relp import RelP
 from .state import RunningSums, analysis_mode, hash_encoded
 
 if TYPE_CHECKING:
@@ -56,7 +60,14 @@ if TYPE_CHECKING:
 # {name: class}, in the order the documentation lists them.
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (GradXAct, IntegratedGradients, AttributionPatching, Activation, ExactAblation)
+    for cls in (
+        GradXAct,
+        IntegratedGradients,
+        AttributionPatching,
+        RelP,
+        Activation,
+        ExactAblation,
+    )
 }
 # What each option meant before methods were objects; passing it at this value changes nothing.
 _NEUTRAL = {"baseline": "zero", "steps": 16, "statistic": "mean_abs", "neurons": None}
@@ -85,15 +96,24 @@ def attribute(
         data: a task split (``suite["name"].train``, or a slice of one).
         method: a method object (``tn.attribution.IntegratedGradients(steps=8)``) or its
             name: ``"grad_x_act"`` (default, the paper's score), ``"integrated_gradients"``,
-            ``"attribution_patching"``, ``"activation"`` or ``"ablation"`` (exact, on
-            ``neurons`` only); definitions and costs in ``attribution.methods`` and
-            ``attribution.paths``. The method and its settings are recorded in
-            ``provenance["method"]`` / ``["settings"]``.
+            ``"attribution_patching"``, ``"relp"`` (attribution patching with RelP's backward
+            rules; every built-in family), ``"activation"`` or ``"ablation"``
+            (exact, on ``neurons`` only); definitions and costs in ``attribution.methods``,
+            ``attribution.paths`` and ``attribution.relp``. The method and its settings are
+            recorded in ``provenance["method"]`` / ``["settings"]``.
         **options: with a method name, its own settings, passed to its class (a setting of
             another method is a ValueError naming the methods that take it):
             ``baseline`` (integrated_gradients, attribution_patching, ablation: ``"zero"``,
             ``"mean"`` over ``data``, ``tn.activation_stats(...)`` of a reference set, or a
-            split of corrupted prompts paired with ``data``); ``steps`` (integrated_gradients,
+            split of corrupted prompts paired with ``data``; relp as attribution_patching);
+            ``metric`` (every method but activation: ``"nll"``, the default, the mean
+            answer-token NLL, or ``"logit_diff"``, ``L = -(logit(A_1) - logit(B_1))`` of
+            minimal pairs, ``attribution.metrics``; it needs the alternatives,
+            ``baseline=task.pairs(split)`` for Han et al.'s recipe or ``pairs=`` for a method
+            with another baseline; pairs are checked before any work, one-line errors naming
+            the example); ``pairs`` (with ``metric="logit_diff"``: the minimal-pair
+            alternatives aligned with ``data``, when they are not the baseline); ``steps``
+            (integrated_gradients,
             >= 1); ``statistic`` (activation: ``"mean_abs"`` or ``"firing_rate"``);
             ``neurons`` (a NeuronSet or {site name: indices}: the units ablation measures,
             required there, or the sites integrated gradients computes; other units are NaN);
@@ -108,6 +128,9 @@ def attribute(
             files all work on the Relevance's own sites.
         batch_size: examples per forward/backward pass.
         max_length: prompt + answer tokens; longer inputs are truncated (``tasks.encode``).
+        aggregation: how the Relevance scores units, ``"mean_abs"`` (default), ``"abs_mean"``
+            or ``"signed"`` (the mean signed score, units that support the answer first;
+            ``neurons.relevance``); ``rel.top_k(k, aggregation=...)`` chooses again later.
         checkpoint: a file to save running sums to every ``checkpoint_every`` batches
             (atomically). If it exists and belongs to the same model, data and options, the run
             resumes from it, and the result is identical to an uninterrupted run.
@@ -201,8 +224,10 @@ def attribute(
 
 
 def method_for(method: str | Method, **options) -> Method:
-    """A fresh method object from a name and its options (each checked), or a copy of
-    ``method`` (so that binding it to one run leaves the caller's object as it was)."""
+    """A fresh method object from a name of ``METHODS`` and its options (each checked against
+    the class's signature: ``metric="logit_diff"`` on ``"activation"`` is a ValueError naming
+    the methods that take ``metric``), or a copy of ``method`` (so that binding it to one run
+    leaves the caller's object as it was)."""
     if isinstance(method, Method):
         if options:
             raise ValueError(
@@ -276,7 +301,7 @@ def _provenance(model, layout, data, encoded, max_length, method: Method, autoca
         "max_length": max_length,
         "sites": len(layout.sites),
         "kinds": list(layout.kinds),
-        "relevance": method.description + ", L = mean answer-token NLL",
+        "relevance": method.description + method.metric.loss_text,
         "method": method.name,
         "settings": method.settings,
         "compute": {

@@ -142,7 +142,8 @@ def checkpoint_key(provenance: dict, batch_size: int) -> dict:
     the one it had before other methods existed, so its old checkpoints still resume."""
     keys = ("model", "weights", "data_hash", "max_length", "sites")
     key = {**{k: provenance[k] for k in keys}, "batch_size": batch_size}
-    if provenance.get("method", "grad_x_act") != "grad_x_act":
+    settings = provenance.get("settings") or {}
+    if provenance.get("method", "grad_x_act") != "grad_x_act" or "metric" in settings:
         key.update(method=provenance["method"], settings=provenance["settings"])
     if (provenance.get("compute") or {}).get("autocast"):  # absent before autocast existed
         key["autocast"] = provenance["compute"]["autocast"]

@@ -21,6 +21,15 @@ but ``ui`` and ``cli``: it may import every layer below it, ``plots`` included.
                    on every task, the set x task effect matrix, diagonal dominance and
                    selectivity (``specificity``, ``deactivation_matrix``, ``specificity_scores``);
                    where the shared core sits and how large it fires (``core_profile``)
+    faithfulness   faithfulness over k (MIB): a set kept alone or ablated, per k
+                   (``FaithfulnessConfig``; ``faithfulness``, ``pair_metrics``, ``K_GRID``);
+                   ``faithfulness_summary``: its curves and areas, CPR / CMD, with intervals
+                   (``faithfulness_curves``, ``faithfulness_areas``)
+    recipes        model or recipe? the localisation recipes side by side (paper, contrastive,
+                   RelP, activation controls), Han et al.'s overlap ratio and selectivity
+                   (``RECIPES``, ``RecipeConfig``; ``recipe_relevance``, ``recipe_sets``,
+                   ``overlap_ratios``, ``selectivity``, ``selectivity_scores``,
+                   ``recipe_verdict``)
     finetuning     Table 2: training only the task's neurons vs random neurons vs everything
                    (``FinetuningConfig``; ``neuron_finetuning``, ``table2``)
     generalization/  Section 4: does training the neurons of some tasks help other tasks?
@@ -39,6 +48,9 @@ but ``ui`` and ``cli``: it may import every layer below it, ``plots`` included.
                    ``generalization_verdict``, ``continual_verdict``, ``agreement_verdict``):
                    the notebooks' "What we found" and the replication report print these
     common         helpers shared by the sections (samples, fresh models, atomic cache folders)
+    replicate/     ``taskneurons replicate``: the sections above as parts of one planned,
+                   resumable run (memory and time per part first), and its report beside the
+                   paper (``replicate``, ``settings_for``; imported as a subpackage, not here)
     profiles       ``Profile`` (one config per section) and ``PROFILES``: "quick" (CPU, the
                    embedded default model, shipped tasks; notebooks and CI) and "paper" (the
                    paper's models, data and k = 10%; GPUs)
@@ -82,6 +94,8 @@ from .detection import (
     main_job_summary,
     neuron_sets,
 )
+from .faithfulness import K_GRID, FaithfulnessConfig, faithfulness, pair_metrics
+from .faithfulness_summary import faithfulness_areas, faithfulness_curves
 from .finetuning import FT_METHODS, FinetuningConfig, neuron_finetuning, table2
 from ..neurons.analysis import PAPER_LAYER_CORRELATION  # beside the plots' import of it, no cycle
 from .generalization.sweep import (
@@ -100,6 +114,17 @@ from .multitask import (
     multitask_mixture,
 )
 from .profiles import PROFILES, Profile
+from .recipes import (
+    RECIPES,
+    Recipe,
+    RecipeConfig,
+    overlap_ratios,
+    recipe_relevance,
+    recipe_sets,
+    recipe_verdict,
+    selectivity,
+    selectivity_scores,
+)
 from .specificity import core_profile, deactivation_matrix, specificity, specificity_scores
 from .sweeps import BudgetConfig, budget_contrasts, budget_sweep, budget_table, k_sweep
 from .generalization.stats import correlations, layer_correlations, sweep_correlations, sweep_view
@@ -140,6 +165,21 @@ __all__ = [
     "deactivation_matrix",
     "specificity_scores",
     "core_profile",
+    "K_GRID",
+    "FaithfulnessConfig",
+    "faithfulness",
+    "faithfulness_curves",
+    "faithfulness_areas",
+    "pair_metrics",
+    "RECIPES",
+    "Recipe",
+    "RecipeConfig",
+    "recipe_relevance",
+    "recipe_sets",
+    "overlap_ratios",
+    "selectivity",
+    "selectivity_scores",
+    "recipe_verdict",
     "FinetuningConfig",
     "FT_METHODS",
     "neuron_finetuning",

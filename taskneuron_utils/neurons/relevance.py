@@ -3,6 +3,20 @@
 ``tn.attribute`` computes one; ``Relevance.top_k`` turns it into a NeuronSet; ``save`` / ``load``
 keep it in a safetensors file (sums exact, provenance in its metadata). The sums are plain sums
 over examples, so shards computed on disjoint data add up: ``rel_a + rel_b``.
+
+Aggregations (``aggregation=``), with ``r_j`` the signed per-example estimate of the loss change
+when unit ``j`` moves from its real activation ``a`` to the baseline ``a'``,
+``r_j = -sum_t dL/da * (a - a') ~= L(a') - L(a)`` (``attribution.methods``):
+
+- ``"mean_abs"`` (default): the mean over examples of ``|r_j|``, importance either way;
+- ``"abs_mean"``: ``|mean of r_j|``, the absolute value of the summed total;
+- ``"signed"``: the mean of ``r_j`` itself, largest first. ``r_j > 0`` means moving the unit to
+  its baseline would RAISE the loss: the unit supports the right answer. Under the answer NLL
+  it lowers the NLL of the answer; under ``metric="logit_diff"`` (``L = -LD``), ``r_j ~= LD(a) -
+  LD(a')``, the share of the logit difference ``logit(A_1) - logit(B_1)`` the unit's real
+  activation (against its value on the alternative) carries, so a positive score pushes the
+  model toward the original's answer and away from the alternative's. Signed top-k therefore
+  keeps the supporters and leaves out units that work against the answer, however large.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ from .neuron_set import NeuronSet, check_fraction
 from ..io.storage import register_loader, load_artefact, save_artefact
 from ..io import hub
 
-AGGREGATIONS = ("mean_abs", "abs_mean")
+AGGREGATIONS = ("mean_abs", "abs_mean", "signed")
 
 
 class Relevance:
@@ -56,12 +70,14 @@ class Relevance:
 
     @property
     def scores(self) -> dict[str, torch.Tensor]:
-        """{site name: float32 tensor (n_neurons,)}: relevance in nats per example."""
+        """{site name: float32 tensor (n_neurons,)}: relevance in nats per example (under
+        ``"logit_diff"``: in logits), aggregated as ``self.aggregation`` says (module docstring);
+        larger is more relevant whatever the aggregation."""
         sums = self.sum_abs if self.aggregation == "mean_abs" else self.sum_signed
         out = {}
         for site, total in sums.items():
             mean = total / max(self.n_examples, 1)
-            out[site] = (mean if self.aggregation == "mean_abs" else mean.abs()).float().cpu()
+            out[site] = (mean.abs() if self.aggregation == "abs_mean" else mean).float().cpu()
         return out
 
     def with_aggregation(self, aggregation: str) -> Relevance:
@@ -87,6 +103,13 @@ class Relevance:
         for key in ("model", "weights", "sites"):
             if self.provenance.get(key) != other.provenance.get(key):
                 raise NeuronSetMismatchError(f"cannot add relevance computed with different {key}")
+        metrics = [
+            (rel.provenance.get("settings") or {}).get("metric", "nll") for rel in (self, other)
+        ]
+        if metrics[0] != metrics[1]:
+            raise NeuronSetMismatchError(
+                f"cannot add relevance of different losses (metric {metrics[0]!r} and {metrics[1]!r})"
+            )
         if list(self.sum_abs) != list(other.sum_abs):
             difference = layout_difference(self.sizes, other.sizes, "first", "second")
             raise NeuronSetMismatchError(
@@ -126,20 +149,27 @@ class Relevance:
             )
         return pd.concat(frames, ignore_index=True)
 
-    def top_k(self, k: float = 0.10, per: str = "site") -> NeuronSet:
-        """The task-specific neurons: the top fraction ``k`` by score.
+    def top_k(
+        self, k: float = 0.10, per: str = "site", aggregation: str | None = None
+    ) -> NeuronSet:
+        """The task-specific neurons: the top fraction ``k`` by score, largest first.
 
         Args:
             k: fraction in (0, 1]; the paper uses 0.10 (its "k = 10" is a percentage).
             per: ``"site"`` keeps round(k * n) neurons of every site (every layer and linear
                 keeps the same fraction, which the per-layer analyses need); ``"global"``
                 keeps round(k * N) neurons of all N together, wherever they are.
+            aggregation: how to score the neurons for this selection (``"mean_abs"``,
+                ``"abs_mean"``, ``"signed"``: the mean signed score, so units that support the
+                right answer come first; module docstring); None: ``self.aggregation``.
 
         Ties are broken by site order, then neuron index, so the result is deterministic.
         """
         check_fraction(k)
         if per not in ("site", "global"):
             raise ValueError(f"per must be 'site' or 'global', got {per!r}")
+        if aggregation is not None and aggregation != self.aggregation:
+            return self.with_aggregation(aggregation).top_k(k, per)
         scores = self.scores
         unmeasured = [site for site, values in scores.items() if values.isnan().any()]
         if unmeasured:

@@ -19,6 +19,7 @@ from .generalization import (
     plot_similarity_heatmap,
     plot_sweep_bars,
 )
+from .faithfulness import plot_faithfulness
 from .methods import plot_method_agreement
 from .neurons import plot_kind_profile, plot_layer_profile, plot_overlap
 from .tables import (
@@ -40,6 +41,7 @@ __all__ = [
     "plot_deactivation_bars",
     "plot_deactivation_heatmap",
     "plot_dominance_vs_k",
+    "plot_faithfulness",
     "plot_finetuning",
     "plot_gain_vs_p",
     "plot_k_sweep",
