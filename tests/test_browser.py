@@ -266,10 +266,7 @@ def test_tour_runs_in_jupyterlab_and_the_playground_answers(lab, page):
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         page.wait_for_function(ALL_EXECUTED, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=1000)
         wait_kernel_idle(page)
-        log(
-            "every code cell has an execution count; "
-            + page.locator(".jp-OutputArea-output", has_text="tour finished in").last.inner_text()
-        )
+        log("every code cell has an execution count")
         prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt").all_text_contents()
         assert len(prompts) == n_code and all(re.search(r"\[\d+\]", p) for p in prompts), prompts
 
