@@ -24,21 +24,12 @@ from taskneuron_utils.experiments.faithfulness_summary import (
 from taskneuron_utils.scoring.contrast import logit_differences
 from taskneuron_utils.scoring.loss import answer_nlls
 from taskneuron_utils.tasks import Task, encode
-
-RECORDS = [
-    {
-        "input": f"{a} + 4",
-        "output": str(a + 4),
-        "alt_input": f"{a + 30} + 4",
-        "alt_output": str(a + 34),
-    }
-    for a in range(10, 70, 2)
-]
+from tiny_models import adding_task
 
 
 @pytest.fixture
 def adding():
-    return Task.from_records("adding", RECORDS, "Add.", splits=(0.6, 0.2, 0.2), seed=1)
+    return adding_task("adding", seed=1)
 
 
 def test_pair_metrics_equal_the_reference_implementations(tiny_llama, default_tok, adding):

@@ -20,22 +20,11 @@ from taskneuron_utils.experiments.recipes import (
     selectivity_scores,
 )
 from taskneuron_utils.tasks import Task
-
-RECORDS = [
-    {
-        "input": f"{a} + 4",
-        "output": str(a + 4),
-        "alt_input": f"{a + 30} + 4",
-        "alt_output": str(a + 34),
-    }
-    for a in range(10, 70, 2)
-]
+from tiny_models import adding_task
 
 
 def adding(name: str, family: str) -> Task:
-    return Task.from_records(
-        name, RECORDS, "Add.", splits=(0.6, 0.2, 0.2), seed=hash(name) % 7, family=family
-    )
+    return adding_task(name, hash(name) % 7, family)
 
 
 @pytest.fixture

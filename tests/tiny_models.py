@@ -139,3 +139,23 @@ def fixture_llama(tok):
     return tiny_llama_model(
         tok, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, initializer_range=0.2
     )
+
+
+# Additions with minimal pairs (another first operand, another answer) for the contrastive tests.
+ADDING_RECORDS = [
+    {
+        "input": f"{a} + 4",
+        "output": str(a + 4),
+        "alt_input": f"{a + 30} + 4",
+        "alt_output": str(a + 34),
+    }
+    for a in range(10, 70, 2)
+]
+
+
+def adding_task(name: str, seed: int, family: str | None = None) -> Task:
+    """A small addition task with minimal pairs, split 60/20/20 by ``seed``."""
+    options = {} if family is None else {"family": family}
+    return Task.from_records(
+        name, ADDING_RECORDS, "Add.", splits=(0.6, 0.2, 0.2), seed=seed, **options
+    )
