@@ -264,3 +264,42 @@ def test_signed_aggregation_ranks_supporters_first():
     assert rel.top_k(0.2, per="global", aggregation="signed").indices[site].tolist() == [0]
     with pytest.raises(ValueError, match="aggregation must be one of"):
         rel.top_k(0.2, aggregation="sign")
+
+
+def test_method_agreement_under_the_logit_difference_scores_both_sides_with_it(model, tok):
+    """``tn.method_agreement(metric="logit_diff", pairs=...)``: the exact column is the change of
+    -LD measured under tn.deactivate, unit by unit; each method's estimate equals its own
+    ``tn.attribute`` run with that metric; an NLL table differs; activation is refused."""
+    data = ADDITION.train[:4]
+    alt = data.pairs()
+    site = "layers.1.mlp.up"
+    table = tn.method_agreement(
+        model,
+        tok,
+        data,
+        site,
+        methods=("grad_x_act", "attribution_patching"),
+        n_units=3,
+        metric="logit_diff",
+        pairs=alt,
+    )
+    clean = logit_differences(model, tok, data, alt)
+    direct = tn.attribute(
+        model, tok, data, metric="logit_diff", pairs=alt, kinds=("up",), progress=False
+    )
+    rows = table[table.method == "grad_x_act"].set_index("unit")
+    for j in rows.index:
+        with tn.deactivate(model, tn.NeuronSet({site: [j]}, tn.layout_of(model))):
+            ablated = logit_differences(model, tok, data, alt)
+        # r = L(ablated) - L = -(LD_ablated - LD), the mean over the 4 pairs
+        assert rows.loc[j, "exact_signed"] == pytest.approx(
+            float((clean - ablated).mean()), rel=1e-8
+        )
+        expected = float(direct.sum_signed[site][j]) / direct.n_examples
+        assert rows.loc[j, "signed"] == pytest.approx(expected, rel=1e-9)
+    nll = tn.method_agreement(model, tok, data, site, methods=("grad_x_act",), n_units=3)
+    assert not torch.allclose(
+        torch.tensor(nll["exact"].to_numpy()), torch.tensor(rows["exact"].to_numpy())
+    )
+    with pytest.raises(ValueError, match="activation method has no metric"):
+        tn.method_agreement(model, tok, data, site, methods=("activation",), metric="logit_diff")

@@ -104,12 +104,10 @@ def test_the_notebooks_show_the_reference_sources():
     cannot drift from the function the solution cell runs."""
     text = "\n".join(
         "".join(cell["source"])
-        for path in sorted(NOTEBOOKS.glob("0[0-6]_*.ipynb"))
+        for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
         for cell in json.loads(path.read_text())["cells"]
     )
-    # 00-02 are in the course format on main; 05's cl_metrics exercise is on the branch
-    # course-wip until 03-06 are executed and landed (issue 33).
-    for name in ("jaccard", "relevance", "top_k", "dominance"):
+    for name in ("jaccard", "relevance", "top_k", "dominance", "cl_metrics"):
         assert f"course.check_{name}" in text, f"no notebook calls course.check_{name}"
         assert inspect.getsource(getattr(solutions, name)) in text, f"{name}'s source"
 
@@ -118,6 +116,6 @@ def test_the_course_outline_quotes_the_recorded_times():
     """docs/notebooks.md's time column is timings.json's (regenerate the table after a run)."""
     timings = json.loads((NOTEBOOKS / "timings.json").read_text())
     outline = (NOTEBOOKS.parent / "docs" / "notebooks.md").read_text()
-    for path in sorted(NOTEBOOKS.glob("0[0-6]_*.ipynb")):
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         row = next(line for line in outline.splitlines() if f"(notebooks/{path.name})" in line)
         assert f"| {timings[path.name]['seconds']:.0f} s" in row, row

@@ -18,6 +18,7 @@ import torch
 
 from ..core.layout import layout_of
 from ..core.sites import parse_site_name
+from ..tasks import Split
 from .run import attribute
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from ..hooks.baselines import ActivationStats
-    from ..tasks import Split
 
 
 def method_agreement(
@@ -38,7 +38,9 @@ def method_agreement(
     n_units: int = 24,
     seed: int = 0,
     steps: int = 16,
-    baseline: str | ActivationStats = "zero",
+    baseline: str | ActivationStats | Split = "zero",
+    metric: str = "nll",
+    pairs: Split | None = None,
     batch_size: int = 8,
     force: bool = False,
 ) -> pd.DataFrame:
@@ -52,7 +54,14 @@ def method_agreement(
         steps: integrated gradients' points on the path.
         baseline: what a unit is moved to, for the gradient methods with a baseline and for the
             exact ablation alike (``"zero"``, ``"mean"`` or ``tn.activation_stats(...)``); the
-            activation method takes none.
+            activation method takes none. A split of minimal-pair alternatives aligned with
+            ``data`` (``task.pairs(split)``) moves each unit to its value on the alternative.
+        metric: what the scores and the exact ablation measure (``tn.attribute``'s ``metric``):
+            ``"nll"``, the mean answer-token NLL, or ``"logit_diff"``, ``-LD`` of minimal
+            pairs (``attribution.metrics``), which needs the alternatives: the paired baseline
+            above or ``pairs``. The activation method has no metric and is refused with one.
+        pairs: with ``metric="logit_diff"`` and a baseline that is not the pairs themselves,
+            the alternatives aligned with ``data``.
         force: run the exact ablation (and integrated gradients) even beyond the work budget
             (``n_units`` ablations cost about ``n_units / 2`` x grad x act; more than 200x
             is refused otherwise, ``attribution.budget``).
@@ -66,6 +75,10 @@ def method_agreement(
 
     if "ablation" in methods:
         raise ValueError("methods are compared with exact ablation; leave 'ablation' out")
+    if metric != "nll" and "activation" in methods:
+        raise ValueError(
+            f"the activation method has no metric; leave it out with metric={metric!r}"
+        )
     _, kind = parse_site_name(site)
     sizes = layout_of(model, (kind,))
     if site not in sizes:
@@ -77,6 +90,9 @@ def method_agreement(
     generator = torch.Generator().manual_seed(seed)
     units = torch.randperm(sizes[site], generator=generator)[:n_units].sort().values
     run: dict[str, Any] = dict(kinds=(kind,), batch_size=batch_size, progress=False)
+    scored: dict[str, Any] = {} if metric == "nll" else {"metric": metric}
+    if pairs is not None:
+        scored["pairs"] = pairs
     exact = attribute(
         model,
         tok,
@@ -86,12 +102,17 @@ def method_agreement(
         baseline=baseline,
         force=force,
         **run,
+        **scored,
     )
     frames = []
     for method in methods:
         options: dict[str, Any] = (
             {} if method in ("grad_x_act", "activation") else {"baseline": baseline}
         )
+        if method != "activation":
+            options.update(scored)
+        if method == "grad_x_act" and metric != "nll" and isinstance(baseline, Split):
+            options.setdefault("pairs", baseline)  # no baseline of its own: the pairs alone
         if method == "integrated_gradients":
             options.update(steps=steps, neurons={site: units[:1]}, force=force)
         rel = attribute(model, tok, data, method=method, **run, **options)

@@ -237,6 +237,20 @@ def grad_pass(
     }
 
 
+def relp_surrogate_bytes(sh: Shapes, s: int, widths: dict[str, int]) -> float:
+    """What RelP's rules (``attribution.relp``) change in what one block saves for the backward,
+    bytes per token, against attribution patching's graph over the same sites ``widths``:
+    each norm's input is no longer saved (its scale is held constant: ``-2 d``, float32 in
+    Llama's RMSNorm); where the activation's input is a kept site (gate, fc_in) its ratio
+    ``act(x) / x`` comes on top, and where ``up`` is kept the half rule's new copy of it does
+    (``d_ff`` each). Measured on tiny Llama and Bloom models (tests/test_memory.py), float32:
+    within 0.3 d per token and block."""
+    norms = 2 * sh.d * (4 if sh.gated else s)
+    kept_input = any(kind in widths for kind in ("gate", "fc_in"))
+    kept_up = sh.gated and "up" in widths
+    return sh.d_ff * s * (int(kept_input) + int(kept_up)) - norms
+
+
 def path_pass(
     sh: Shapes, s: int, points: int, B: int, T: int, N: int, padding: bool, kind: str, width: int
 ) -> dict:

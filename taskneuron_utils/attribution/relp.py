@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from ..core.families import family_of
+from .cost import relp_surrogate_bytes
 from .methods import AttributionPatching
 
 
@@ -243,12 +244,11 @@ class RelP(AttributionPatching):
         super().bind(model, tok, data, encoded, sites, max_length, batch_size)
 
     def pass_bytes(self, rows, T, N, padding) -> float:
-        """Attribution patching's pass plus what the rules' surrogates keep for the backward,
-        per block and token: each norm's float32 input and scale again (two norms, ``2 d``
-        float32) and the activation's ratio ``act(x) / x`` (``d_ff`` in the model dtype)."""
+        """Attribution patching's pass with what the rules' surrogates change in the saved
+        tensors (``attribution.cost.relp_surrogate_bytes``)."""
         sh = self.shapes
-        surrogates = sh.layers * rows * T * (2 * sh.d * 4 + sh.d_ff * self.dtype_bytes)
-        return super().pass_bytes(rows, T, N, padding) + surrogates
+        change = relp_surrogate_bytes(sh, self.dtype_bytes, self.widths)
+        return super().pass_bytes(rows, T, N, padding) + sh.layers * rows * T * change
 
     def step(self, model, batch, start, tr, sums, batch_index) -> None:
         """Attribution patching's step with the rules' hooks on (registered after the trace's,

@@ -165,7 +165,8 @@ def estimate_memory(
         seq_len: tokens per example after padding (prompt + answer).
         method: an attribution method of ``tn.attribute``: ``"attribution"`` (= its default,
             ``"grad_x_act"``), ``"attribution_patching"`` (a zero or mean baseline: the same
-            pass), ``"activation"``, ``"integrated_gradients"``, ``"ablation"``; or a
+            pass), ``"relp"`` (attribution patching's pass plus the surrogates of RelP's
+            rules), ``"activation"``, ``"integrated_gradients"``, ``"ablation"``; or a
             training method of ``tn.finetune``: ``"full"``, ``"neurons"`` or ``"lora"``.
         dtype: the model's dtype; default: a loaded model's own, else bfloat16 on ``"cuda"`` and
             float32 on ``"cpu"``.

@@ -59,6 +59,7 @@ from ..attribution.cost import (
     grad_pass,
     layer_activation_bytes,
     path_pass,
+    relp_surrogate_bytes,
     shapes_of,
     site_widths,
     statistic_pass,
@@ -72,6 +73,7 @@ ATTRIBUTION_METHODS = (
     "attribution",
     "grad_x_act",
     "attribution_patching",
+    "relp",
     "activation",
     "integrated_gradients",
     "ablation",
@@ -358,6 +360,19 @@ def attribution_estimate(
     copies = 1
     if method in ("attribution", "grad_x_act", "attribution_patching"):
         part, formula = gxa, "parameters + grad x act's pass (every site kept with its gradient)"
+    elif method == "relp":
+        # attribution patching's pass with what the rules' surrogates change in the saved
+        # tensors (norm inputs no longer saved; act(x) / x and the halved up on top)
+        change = sh.layers * B * T * relp_surrogate_bytes(sh, s, widths)
+        start = gxa["start"] + change
+        part = {
+            **gxa,
+            "activations": gxa["activations"] + change,
+            "start": start,
+            "peak": max(start, gxa["end"]),
+            "phase": "backward start" if start >= gxa["end"] else "backward end",
+        }
+        formula = "parameters + grad x act's pass + RelP's surrogates (relp_surrogate_bytes)"
     elif method == "activation":
         part = statistic_pass(sh, s, B, T, padding, widths)
         formula = "parameters + one forward, every site's output kept"
