@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from taskneuron_utils import plots  # noqa: E402
+from taskneuron_utils.plots import conditions, neuron_page  # noqa: E402
 from taskneuron_utils.plots.figure import legibility_problems  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +111,84 @@ def sim(**where) -> pd.DataFrame:
     return frame
 
 
+MIXTURE = [
+    "product_sentiment",
+    "news_topic",
+    "addition",
+    "country_capital",
+    "last_word",
+    "entity_type",
+]
+
+
+def neuron_frames() -> dict[str, pd.DataFrame]:
+    """A neuron page's frames at the notebooks' sizes (06: six tasks, twelve neurons, ten tokens
+    each way) and the playground's (00: three conditions, long answers)."""
+    rng = np.random.default_rng(0)
+    values = pd.DataFrame(
+        {"task": np.repeat(MIXTURE, 200), "activation": rng.normal(0, 1, 1200) ** 3}
+    )
+    stats = pd.DataFrame(
+        {"site": [f"layers.{i}.mlp.act" for i in rng.integers(0, 30, 12)], "neuron": np.arange(12)}
+    )
+    for task in MIXTURE:
+        stats[f"mean_{task}"] = rng.normal(size=12)
+    tokens = [" capital", "Ġthe", "\n", " Paris", "...", " 1234", "ing", " négatif"] * 3
+    vocab = pd.DataFrame(
+        {
+            "direction": ["promotes"] * 12 + ["suppresses"] * 12,
+            "token": tokens,
+            "logit": np.r_[
+                np.sort(rng.uniform(0.5, 3, 12))[::-1], -np.sort(rng.uniform(0.5, 3, 12))[::-1]
+            ],
+        }
+    )
+    vocab.attrs.update(site="layers.17.mlp.act", neuron=1234)
+    effect = pd.DataFrame(
+        {"task": MIXTURE, "nll_change": rng.normal(0.1, 0.2, 6), "ci95": rng.uniform(0, 0.1, 6)}
+    )
+    conditions = pd.DataFrame(
+        {
+            "condition": ["all on", "task off", "random off"],
+            "p_expected": [0.93, 0.12, 0.9],
+            "neurons_off": [0, 25_920, 25_920],
+            "answer": ["Paris", "The capital of France is a city in the north", "Paris"],
+        }
+    )
+    conditions.attrs.update(task="country_capital", expected="Paris")
+    scores = pd.DataFrame(
+        {
+            "condition": ["all on", "task off", "random off"],
+            "score": [0.97, 0.31, 0.94],
+            "nll": [0.21, 2.9, 0.25],
+            "neurons_off": [0, 25_920, 25_920],
+            "metric": "accuracy",
+            "task": "product_sentiment",
+            "n": 32,
+        }
+    )
+    return dict(
+        values=values, stats=stats, vocab=vocab, effect=effect, conditions=conditions, scores=scores
+    )
+
+
 FIGURES = {
+    "activation_histogram (6 tasks)": lambda: neuron_page.plot_activation_histogram(
+        neuron_frames()["values"], title="layers.17.mlp.act #1234: activations per task"
+    ),
+    "task_means (12 neurons x 6 tasks)": lambda: neuron_page.plot_task_means(
+        neuron_frames()["stats"]
+    ),
+    "vocab_projection (10 each way)": lambda: neuron_page.plot_vocab_projection(
+        neuron_frames()["vocab"]
+    ),
+    "deactivation_effect (6 tasks)": lambda: neuron_page.plot_deactivation_effect(
+        neuron_frames()["effect"], title="layers.17.mlp.act #1234 switched off"
+    ),
+    "conditions (3 conditions)": lambda: conditions.plot_conditions(neuron_frames()["conditions"]),
+    "condition_scores (3 conditions)": lambda: conditions.plot_condition_scores(
+        neuron_frames()["scores"]
+    ),
     "overlap (3 tasks)": lambda: plots.plot_overlap(
         pd.read_csv(REFERENCE / "main_overlap.csv", index_col=0)
     ),
@@ -169,8 +247,9 @@ def test_every_figure_is_legible_at_the_real_sizes(name):
 
 def test_every_plot_function_the_notebooks_call_is_checked():
     called = set()
-    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
-        called |= set(pd.Series(notebook.read_text()).str.findall(r"plots\.(plot_\w+)").iloc[0])
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):  # plots.plot_x(...) or plot_x(...)
+        called |= set(pd.Series(notebook.read_text()).str.findall(r"\b(plot_\w+)\(").iloc[0])
+    assert len(called) >= 20
     drawn = {name.split(" ")[0] for name in FIGURES}
     assert {name.removeprefix("plot_") for name in called} - drawn == set()
 

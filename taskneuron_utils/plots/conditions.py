@@ -10,7 +10,8 @@ from matplotlib.axes import Axes
 from .figure import new_axes, set_title
 
 
-_COLOURS = {"all on": "tab:green", "task off": "tab:red", "random off": "tab:gray"}
+# Colour-blind safe (no red / green pair): all on blue, the task's neurons off orange.
+_COLOURS = {"all on": "tab:blue", "task off": "tab:orange", "random off": "tab:gray"}
 
 
 def _shorten(text: str, n: int = 34) -> str:

@@ -87,14 +87,14 @@ def plot_vocab_projection(frame: pd.DataFrame, *, ax=None, n: int = 10) -> Axes:
 def plot_deactivation_effect(effect: pd.DataFrame, *, ax=None, title: str | None = None) -> Axes:
     """Answer-NLL change per task when the neuron is switched off, with 95% intervals over
     examples (``pages.report.deactivation_effect``)."""
-    ax = new_axes(ax, (4.5, 0.9 + 0.35 * len(effect)))
+    ax = new_axes(ax, (5, 0.9 + 0.35 * len(effect)))
     ax.barh(
         range(len(effect)), effect["nll_change"], xerr=effect["ci95"], color="tab:red", alpha=0.8
     )
     ax.set_yticks(range(len(effect)), effect["task"])
     ax.invert_yaxis()
     ax.axvline(0, color="k", lw=0.6)
-    ax.set_xlabel("answer NLL change when switched off (nats/token)")
+    ax.set_xlabel("NLL change when off (nats/token)")
     set_title(ax, title or "Effect of switching it off", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
     return ax
