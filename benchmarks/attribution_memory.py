@@ -9,9 +9,9 @@ blocks on their own, so RSS follows the memory in use): the model is loaded, the
 up on one example, then one ``tn.attribute`` call is measured, its peak resident memory sampled
 every 5 ms (``harness.peak_rss``), and its wall time. Both neuron definitions (``linear``: the
 gate, up and down outputs; ``act``: the input of down_proj); every method at the package's
-defaults (integrated gradients at --steps, zero baseline; attribution patching against the
-data's mean; activation mean |a|; ablation of a subset): on N = --examples and 10 N examples of
-the task's training split (batches of 8), and for integrated gradients and ablation on one site
+defaults (integrated gradients at --steps, zero baseline; attribution patching and RelP
+against the data's mean; activation mean |a|; ablation of a subset): on N = --examples and
+10 N examples of the task's training split (batches of 8), and for integrated gradients and ablation on one site
 vs all sites (``force=True`` where the work budget would refuse). Integrated gradients over all
 90 linear sites at 16 steps on 8 examples is the slow one (~1,500 forward and backward passes;
 most of an hour on 2 cores).
@@ -71,6 +71,7 @@ def configurations(examples: int, steps: int) -> dict[str, dict]:
                 "method": "attribution_patching",
                 "baseline": "mean",
             }
+            found[f"relp/{definition}/n{n}"] = {**base, "method": "relp", "baseline": "mean"}
             for sites in ("one", "all"):
                 found[f"ablation/{definition}/{sites}_site{'s' if sites == 'all' else ''}/n{n}"] = {
                     **base,
@@ -105,7 +106,7 @@ def call_options(model, config: dict) -> dict:
             options["neurons"] = {ONE_SITE[definition]: list(range(ABLATED))}
         else:
             options["neurons"] = {site.name: [0] for site in sites}
-    if method == "attribution_patching":
+    if method in ("attribution_patching", "relp"):
         options["baseline"] = config["baseline"]
     return options
 
