@@ -357,6 +357,15 @@ def test_choose_lrs_takes_the_lowest_mean_dev_nll_over_the_stages(tiny_llama, de
     assert set(ex.choose_lrs(tiny_llama, default_tok, tasks[0], ["seqft"], lrs, CONFIG)) == {
         "seqft"
     }
+    # One lr: nothing to choose, so no model is even loaded.
+
+    def no_model():
+        raise AssertionError("choose_lrs trained with a single lr")
+
+    assert ex.choose_lrs(no_model, default_tok, tasks, ["seqft", "ncft"], (3e-4,), CONFIG) == {
+        "seqft": 3e-4,
+        "ncft": 3e-4,
+    }
 
 
 @pytest.mark.parametrize("generation", [False, True])

@@ -1,7 +1,6 @@
 """``taskneurons replicate``: the plan, the refusal of a part that does not fit, bad input, a kill
-in the middle of a part, and the paper profile's hub path end to end on a tiny Llama. (The smoke
-preset on the default model has no test yet: its one run so far took far more than its 5-minute
-target, so it would not fit CI.)"""
+in the middle of a part, the paper profile's hub path end to end on a tiny Llama, and the smoke
+preset on the default model through the command line (every part, the full report shape)."""
 
 import json
 import random
@@ -15,7 +14,9 @@ import pytest
 import torch
 
 from fault_kills import Launched, kill_at, run_to_end, start_command
+import taskneuron_utils as tn
 from taskneuron_utils import cli
+from taskneuron_utils.core.models import cache_dir
 from taskneuron_utils.experiments.replicate import (
     PARTS,
     UNITS,
@@ -252,3 +253,30 @@ def test_paper_profile_end_to_end_through_the_hub_loaders_on_a_tiny_llama(
     assert set(table1.task) == {"sst2", "sciqa"} and (table1.n == 4).all()
     continual = pd.read_csv(out / "continual.csv")
     assert set(continual.method) == {"seqft", "ncft"} and set(continual.tasks) == {2, 3}
+
+
+@pytest.mark.slow
+def test_smoke_preset_on_the_default_model_gives_the_full_report_shape(tmp_path, monkeypatch):
+    """``taskneurons replicate --preset smoke``: every unit of the preset on the embedded model,
+    a report with every section and no missing table, a time per unit, and no model-sized
+    leftovers (continual checkpoints are removed once their run's result is written)."""
+    tn.load_model()  # the embedded model converted into the cache, if it is not there yet
+    cache = tmp_path / "cache"  # every trained run cold, the converted model shared
+    cache.mkdir()
+    (cache / "models").symlink_to(cache_dir() / "models", target_is_directory=True)
+    monkeypatch.setenv("TASKNEURON_CACHE", str(cache))
+    out = tmp_path / "smoke"
+    assert cli.main(["replicate", "--preset", "smoke", "--out", str(out)]) in (0, None)
+    settings = settings_for("quick", preset="smoke")
+    expected = [u for p in PARTS for u in settings.units_of(p)]
+    for unit in expected:
+        assert unit_file(out, unit).exists(), unit
+    times = json.loads((out / "times.json").read_text())
+    assert set(times) == set(expected) and all(s > 0 for s in times.values())
+    report = (out / "report.md").read_text()
+    assert "**Missing**" not in report
+    for title in ("Verdicts", "Settings", "Table 1", "Table 2", "Section 4", "Table 5"):
+        assert title in report
+    assert (out / "report.html").stat().st_size > 10_000  # figures embedded
+    sizes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert sizes < 100 * 2**20, f"{sizes / 2**20:.0f} MB left in the run folder"

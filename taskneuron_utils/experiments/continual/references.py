@@ -95,13 +95,16 @@ def choose_lrs(
     the first task but wrecks it (or fails to learn) at the second stage loses: one stage alone
     cannot see forgetting, and picks the largest lr that fits the first task. The NLL is read
     through the method's own inference (``method.evaluate``: W-NCFT's mixed neurons, the LoRA
-    methods' adapters). Returns {method: lr}, to pass as ``config.method_lrs``.
+    methods' adapters). Returns {method: lr}, to pass as ``config.method_lrs``; with a single
+    lr, that lr for every method, without training.
     """
     tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
     trains = [sample(t.train, config.examples, config.seed) for t in tasks]
     devs = [sample(t.dev, config.n_dev, config.seed) for t in tasks]
     if not lrs:
         raise ValueError("choose_lrs needs at least one learning rate in lrs")
+    if len(lrs) == 1:  # nothing to choose between: no training runs
+        return {name: float(lrs[0]) for name in methods}
     chosen: dict[str, float] = {}
     for name in methods:
         best = (float("inf"), float("inf"))  # (dev NLL, lr): equal NLLs go to the smaller lr

@@ -21,6 +21,7 @@ continual stage checkpoints, ``finetuned/``), so a killed unit resumes at the ru
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -184,6 +185,8 @@ def continual_part(models, tok, tasks: dict, settings: Settings, out: Path, unit
                 **{k: v for k, v in run.summary().items() if k != "method"}
             )
             write_csv(frame.assign(order_number=number), path)
+            # The run's result is written: its per-stage checkpoint (a whole model) has no use.
+            shutil.rmtree(folder / "checkpoints" / f"{method}_order{number}", ignore_errors=True)
     write_csv(continual_summary(folder), unit_file(out, "continual"))
 
 
