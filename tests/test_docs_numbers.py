@@ -452,7 +452,8 @@ def test_the_readme_stays_short():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 200
 
 
-# The glossary's terms: notebooks link to ../docs/glossary.md#<anchor>.
+# The glossary's terms: notebooks link to glossary.md#<anchor>, the course's copy of
+# docs/glossary.md beside them (notebooks/glossary.md, shipped and copied with the course).
 GLOSSARY_TERMS = """site neuron unit act-unit gate-up-down relevance grad-x-act attribution-patching
 integrated-gradients logit-difference minimal-pair relp top-k k neuron-set deactivation overlap
 jaccard specificity faithfulness ncft w-ncft continual-learning transfer task family split profile
@@ -481,3 +482,22 @@ def test_the_glossary_defines_every_term_and_every_notebook_link_lands():
         for anchor in re.findall(r"glossary\.md#([\w-]+)", path.read_text(encoding="utf-8"))
     }
     assert [link for link in sorted(linked) if link[1] not in anchors] == []
+
+
+def test_the_course_glossary_is_the_docs_glossary_and_every_course_link_resolves():
+    """notebooks/glossary.md is docs/glossary.md with its links to other pages reduced to text
+    (regenerate: ``course_glossary``); every relative link of the notebooks that stays in the
+    course (glossary.md, another notebook) names a file of the course."""
+    from taskneuron_utils.io.course_files import course_files, course_glossary
+
+    docs = (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8")
+    shipped = (ROOT / "notebooks" / "glossary.md").read_text(encoding="utf-8")
+    assert shipped == course_glossary(docs), "regenerate notebooks/glossary.md"
+    assert "](api/" not in shipped and "](attribution.md" not in shipped
+    assert "[arXiv" in shipped or "https://" in shipped  # web links stay
+    names = {p.name for p in course_files(ROOT / "notebooks")}
+    assert "glossary.md" in names
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for target in re.findall(r"\]\(([^)#:]+?)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+            if not target.startswith("../"):  # ../docs/: pages of a clone, named as such
+                assert target in names, (path.name, target)

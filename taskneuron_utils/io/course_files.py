@@ -3,7 +3,10 @@ copied into a learner's folder without overwriting what the learner changed.
 
 A wheel installs the repository's ``notebooks/`` folder as ``taskneuron_utils/_notebooks``
 (pyproject.toml's ``package-dir``, as ``data/`` becomes ``_data``): the numbered notebooks and
-``timings.json``, the seconds each took in ``notebooks/run_all.py`` (cold kernel, model cached).
+``timings.json``, the seconds each took in ``notebooks/run_all.py`` (cold kernel, model cached),
+and ``glossary.md``, the documentation's glossary (docs/glossary.md) with its links to other
+documentation pages reduced to their text, so that the notebooks' ``glossary.md#term`` links
+resolve wherever the course is (``course_glossary``; a test keeps the copy in sync).
 A clone, or an editable install (which maps ``_notebooks`` onto ``notebooks/`` without copying
 it), has them in ``notebooks/`` beside the package.
 
@@ -30,6 +33,7 @@ __all__ = [
     "CopyReport",
     "course_dir",
     "course_files",
+    "course_glossary",
     "course_seconds",
     "course_table",
     "copy_course",
@@ -39,6 +43,7 @@ __all__ = [
 
 NOTEBOOKS = "[0-9][0-9]_*.ipynb"
 TIMINGS = "timings.json"
+GLOSSARY = "glossary.md"
 MANIFEST = ".taskneurons-course.json"
 TABLE_START = "<!-- course table: generated from notebooks/timings.json; do not edit -->"
 TABLE_END = "<!-- end of course table -->"
@@ -90,14 +95,30 @@ def _source(source: str | os.PathLike | None) -> Path:
 
 
 def course_files(source: str | os.PathLike | None = None) -> list[Path]:
-    """The course's files: the numbered notebooks in order, then ``timings.json`` if present.
+    """The course's files: the numbered notebooks in order, then ``timings.json`` and
+    ``glossary.md`` where present.
 
     Args:
         source: the folder to read (default: ``course_dir()``).
     """
     folder = _source(source)
-    timings = folder / TIMINGS
-    return sorted(folder.glob(NOTEBOOKS)) + ([timings] if timings.is_file() else [])
+    extra = [folder / name for name in (TIMINGS, GLOSSARY) if (folder / name).is_file()]
+    return sorted(folder.glob(NOTEBOOKS)) + extra
+
+
+# A markdown link whose target is not a web address: [text](page.md#anchor).
+_LOCAL_LINK = re.compile(r"\[([^\]]+)\]\((?!https?://|#)[^)]*\)")
+
+
+def course_glossary(docs_glossary: str) -> str:
+    """The course's glossary from the documentation's (``docs/glossary.md``'s text): links to
+    other documentation pages become their text (those pages are not in a copied course);
+    web links and links within the glossary (``#term``) are kept."""
+    note = (
+        "<!-- generated from docs/glossary.md by taskneuron_utils.io.course_files."
+        "course_glossary; do not edit -->\n\n"
+    )
+    return note + _LOCAL_LINK.sub(r"\1", docs_glossary)
 
 
 def course_seconds(source: str | os.PathLike | None = None) -> dict[str, dict]:
