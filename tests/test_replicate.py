@@ -3,9 +3,12 @@ in the middle of a part, the paper profile's hub path end to end on a tiny Llama
 preset on the default model through the command line (every part, the full report shape)."""
 
 import json
+import os
 import random
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -280,3 +283,47 @@ def test_smoke_preset_on_the_default_model_gives_the_full_report_shape(tmp_path,
     assert (out / "report.html").stat().st_size > 10_000  # figures embedded
     sizes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert sizes < 100 * 2**20, f"{sizes / 2**20:.0f} MB left in the run folder"
+
+
+@pytest.mark.slow
+def test_under_torchrun_two_processes_write_the_files_of_one(tmp_path, default_tok, tiny_llama):
+    """``torchrun --standalone --nproc_per_node 2 -m taskneuron_utils.cli replicate ...`` (gloo
+    processes on the CPU) on a tiny Llama: table1's units, whose multi-task model is trained
+    with each step's batch split over the ranks and whose relevance is attributed with the
+    batches split over them, hold the numbers of a one-process run (float sums in another
+    order: within 1e-6); one report, printed once."""
+    model = tmp_path / "tiny"
+    tiny_llama.save_pretrained(model)
+    default_tok.save_pretrained(model)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["replicate", "--preset", "smoke", "--model", str(model), "--parts", "table1"]
+    launch = {
+        "one": [sys.executable, "-m", "taskneuron_utils.cli"],
+        "two": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", "2", "-m", "taskneuron_utils.cli"],
+    }  # fmt: skip
+    printed = {}
+    for name, command in launch.items():
+        env["TASKNEURON_CACHE"] = str(tmp_path / f"cache_{name}")  # each trains its own model
+        result = subprocess.run(
+            [*command, *args, "--out", str(tmp_path / name)], env=env, capture_output=True,
+            text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        printed[name] = result.stdout
+    assert printed["one"].count("report:") == printed["two"].count("report:") == 1
+    assert printed["two"].count("replicate plan") == 1
+    units = UNITS["table1"][:1] + ("table1_seeds_linear", "k_sweep_linear")
+    one, two = _unit_frames(tmp_path / "one", units), _unit_frames(tmp_path / "two", units)
+    for unit in units:
+        pd.testing.assert_frame_equal(one[unit], two[unit], check_exact=False, rtol=1e-6)
+    assert (tmp_path / "two" / "report.md").exists()
+    # The batches were split: each rank kept its own share's attribution checkpoint.
+    kept = sorted(p.name for p in (tmp_path / "two").glob("relevance/deact_mt_k10/relevance/*"))
+    assert kept == [
+        f"{task}.checkpoint.rank{r}-of-2.safetensors"
+        for task in ("addition", "product_sentiment")
+        for r in range(2)
+    ]
+    log = (tmp_path / "two" / "replicate.log").read_text()
+    assert log.count("table1: deact_mt_k10 started") == 1  # rank 0 alone logs

@@ -8,10 +8,12 @@ import json
 import os
 from pathlib import Path
 
+import torch
 from huggingface_hub import try_to_load_from_cache
 
 from ...attribution.budget import parse_memory
 from ...core.families import FAMILIES
+from ...core.parallel import init_from_environment
 from ...memory.estimate import ALIASES, KNOWN_CONFIGS
 from ...tasks.hub import HUB_DATA_ENV
 from .runner import check_parts, replicate
@@ -121,12 +123,18 @@ def run(args) -> int:
         and settings.source == "paper"
         and not (settings.data_dir or os.environ.get(HUB_DATA_ENV))
     )
-    replicate(
-        args.out,
-        settings,
-        parts,
-        devices=args.devices,
-        plan_only=args.plan,
-        load_data=not offline_plan,
-    )
+    rank, world = init_from_environment()  # under torchrun: one process per GPU (or CPU)
+    try:
+        replicate(
+            args.out,
+            settings,
+            parts,
+            devices=args.devices,
+            plan_only=args.plan,
+            load_data=not offline_plan,
+            echo=print if rank == 0 else lambda text: None,
+        )
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
     return 0

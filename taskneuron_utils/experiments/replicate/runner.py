@@ -9,6 +9,14 @@ reached), and a folder that already holds a finished record in the same format (
 benchmarks/results/replication) is adopted as it is. ``out/settings.json`` records the run's
 settings; a folder written with other settings is refused rather than mixed. ``out/times.json``
 holds each unit's wall seconds, ``out/replicate.log`` a line per event.
+
+Under ``torchrun`` / ``accelerate launch`` (``taskneurons replicate`` makes the process group
+from the launcher's environment) every process runs every unit: attribution gives each rank its
+share of the batches and training splits each step's batch over the ranks (``core.parallel``),
+so every rank holds the same relevance and weights, and scores the same numbers. The unit files
+are those one process writes (every rank writes the same content, atomically); rank 0 alone
+prints, logs, and writes ``times.json``, the provenance and the report; the ranks meet after
+every unit.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from huggingface_hub import try_to_load_from_cache
 from tqdm.auto import tqdm
 
 from ...core.layout import model_name, weight_fingerprint
+from ...core.parallel import rank_and_world
 from ...errors import did_you_mean
 from .parts_deactivation import original, specificity_part, table1, unit_file
 from .parts_training import attribution_part, continual_part, generalization, table2
@@ -120,14 +129,16 @@ def replicate(
         add_times(plans, rates, tasks, settings)
         note = "time from a calibration on " + str(next(model.parameters()).device)
     label = model_name(models.base()) if models.loaded else settings.model or "the default model"
-    echo(format_plan(plans, capacities, settings, label, note))
+    if rank_and_world()[0] == 0:
+        echo(format_plan(plans, capacities, settings, label, note))
     if refused and not plan_only:
         raise PlanRefused("; ".join(refused))
     if plan_only or out is None:
         return {"plan": plans, "ran": [], "adopted": []}
+    rank, world = rank_and_world()
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
-    log = _logger(out)
+    log = _logger(out) if rank == 0 else logging.getLogger("taskneuron_utils.replicate.quiet")
     times = read_json(out / "times.json", {})
     ran, adopted = [], []
     for part in parts:
@@ -135,14 +146,20 @@ def replicate(
         adopted += done
         if done:
             log.info("%s: %s already done (adopted)", part, ", ".join(done))
-        for unit in tqdm(pending[part], desc=part, unit="unit", disable=not pending[part]):
+        quiet = not pending[part] or rank != 0
+        for unit in tqdm(pending[part], desc=part, unit="unit", disable=quiet):
             log.info("%s: %s started", part, unit)
             started = time.perf_counter()
             PART_FUNCTIONS[part](models, models.tok, tasks, settings, out, (unit,))
+            if world > 1:  # every rank's copy of the unit is written before any rank goes on
+                torch.distributed.barrier()
             times[unit] = round(time.perf_counter() - started, 1)
-            write_json(out / "times.json", times)
+            if rank == 0:
+                write_json(out / "times.json", times)
             log.info("%s: %s done in %.1f s", part, unit, times[unit])
             ran.append(unit)
+    if rank != 0:
+        return {"plan": plans, "ran": ran, "adopted": adopted}
     write_json(out / "provenance.json", provenance(out, settings, models, times))
     paths = write_report(out, settings, parts)
     log.info("report: %s", ", ".join(map(str, paths)))

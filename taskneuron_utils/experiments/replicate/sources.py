@@ -10,8 +10,10 @@ from typing import Any
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from ...core.models import load_model
+from ...core.parallel import rank_and_world
 from ...io.storage import atomic_write
 from ...tasks import load_tasks
 from ..multitask import multitask_finetune
@@ -39,6 +41,10 @@ class Models:
                     kwargs["dtype"] = self.settings.dtype
                 if self.settings.device_map is not None:
                     kwargs["device_map"] = self.settings.device_map
+                if rank_and_world()[1] > 1 and torch.cuda.is_available():
+                    # under torchrun: data parallel, the whole model on this process's GPU
+                    kwargs.pop("device_map", None)
+                    kwargs["device"] = f"cuda:{torch.cuda.current_device()}"
                 self._base = load_model(self.settings.model, **kwargs)
         return self._base
 
