@@ -17,7 +17,9 @@ vs all sites (``force=True`` where the work budget would refuse). Integrated gra
 most of an hour on 2 cores).
 
 Resumable: each measurement is written to --out as it finishes, and a rerun skips those there
-(delete a key to redo it). The summary (ratios, targets) is recomputed from what is there.
+(delete a key to redo it). The summary (ratios, targets) is recomputed from what is there, and
+written as a markdown table beside the JSON (``--out`` with ``.md``; docs/scale.md includes
+it); ``--table-only`` rewrites that table from the JSON without measuring.
 
 Targets (the issue): 10 N examples <= 1.1 x N's peak; all sites <= 1.2 x one site; integrated
 gradients at 16 steps over all sites within 1.5 x grad x act's peak; the estimate within 10%
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -242,6 +245,53 @@ def summary(runs: dict, examples: int) -> dict:
     }
 
 
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.0f}"
+
+
+def _x(value) -> str:
+    return "" if value is None else f"{value:.2f}x"
+
+
+def markdown_table(record: dict) -> str:
+    """The record as the docs show it: one row per measured call, then the issue's targets."""
+    runs, summary_ = record["runs"], record["summary"]["per_configuration"]
+    lines = [
+        "| method | units | sites | examples | peak RSS (MB) | increase (MB) | peak / grad x act "
+        "| increase / grad x act | estimate / measured increase | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, run in sorted(runs.items(), key=lambda kv: (kv[1]["examples"], kv[0])):
+        row = summary_[key]
+        sites = "one" if "one_site" in key else "all"
+        lines.append(
+            f"| {run['method']} | {run['definition']} | {sites} | {run['examples']} "
+            f"| {_mb(run['peak_rss_bytes'])} | {_mb(run['increase_bytes'])} "
+            f"| {_x(row['peak_over_grad_x_act'])} | {_x(row['increase_over_grad_x_act'])} "
+            f"| {row['estimate_over_measured_increase']:.2f} | {run['wall_s']:,.1f} |"
+        )
+    targets = [
+        ("10 N examples over N, peak (target <= 1.1x)", "peak_10n_over_n"),
+        ("10 N examples over N, increase", "increase_10n_over_n"),
+        ("all sites over one site, peak (target <= 1.2x)", "peak_all_sites_over_one"),
+        ("all sites over one site, increase", "increase_all_sites_over_one"),
+    ]
+    shown = [k for k in summary_ if any(summary_[k].get(f) is not None for _, f in targets)]
+    lines += ["", "| ratio | " + " | ".join(f"`{k}`" for k in shown) + " |"]
+    lines.append("|---|" + "---|" * len(shown))
+    for label, field in targets:
+        lines.append(f"| {label} | " + " | ".join(_x(summary_[k].get(field)) for k in shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(out: Path, record: dict) -> None:
+    """``markdown_table`` of ``record`` into ``out`` with the suffix .md, atomically."""
+    path = out.with_suffix(".md")
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(markdown_table(record))
+    os.replace(tmp, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/attribution_memory.json")
@@ -249,6 +299,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=8, help="N (and 10 N) examples")
     parser.add_argument("--steps", type=int, default=16, help="integrated gradients' steps")
     parser.add_argument("--only", nargs="*", help="measure only these keys (prefixes)")
+    parser.add_argument("--table-only", action="store_true", help="rewrite the .md table")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     add_threads_option(parser)
     args = parser.parse_args()
@@ -262,6 +313,8 @@ def main() -> None:
     if record.get("settings", settings) != settings:
         raise SystemExit(f"{out} holds a run with {record['settings']}; pass another --out")
     runs = record.get("runs", {})
+    if args.table_only:
+        return write_table(out, _record(runs, settings, args))
     for key, config in configs.items():
         if key in runs or (args.only and not any(key.startswith(p) for p in args.only)):
             continue
@@ -269,7 +322,9 @@ def main() -> None:
         runs[key] = run_child(key, config, args)
         print(json.dumps(runs[key]), file=sys.stderr, flush=True)
         write_json(out, _record(runs, settings, args))
+        write_table(out, _record(runs, settings, args))
     write_json(out, _record(runs, settings, args))
+    write_table(out, _record(runs, settings, args))
     print(json.dumps(_record(runs, settings, args)["summary"], indent=2))
 
 
