@@ -299,13 +299,16 @@ def summarise(out: Path, model, tasks, s) -> None:
             scores = selectivity_scores(frame)
             write_csv(scores, summary / f"selectivity_{definition}.csv")
             if curves is not None and len(done) == len(s["tasks"]):
-                verdict = recipe_verdict(curves, overlap, scores)
-                verdicts[definition] = {
-                    "holds": verdict.holds,
-                    "sentence": verdict.sentence,
-                    "data": verdict.data,
-                    "faithfulness_tasks": [p.name.split(".")[0] for p in faith],
-                }
+                verdicts[definition] = {}
+                for measure in ("ld", "nll"):
+                    verdict = recipe_verdict(curves, overlap, scores, measure=measure)
+                    verdicts[definition][measure] = {
+                        "holds": verdict.holds,
+                        "label": verdict.label,
+                        "sentence": verdict.sentence,
+                        "data": verdict.data,
+                        "faithfulness_tasks": [p.name.split(".")[0] for p in faith],
+                    }
         agreement = path_of(out, f"agreement_{definition}")
         if agreement.exists():
             write_csv(
@@ -336,9 +339,8 @@ def report(out: Path, s: dict) -> str:
     verdicts = json.loads((out / "verdict.json").read_text())
     for definition in s["definitions"]:
         lines += [f"### Neuron definition: {definition}", ""]
-        if definition in verdicts:
-            v = verdicts[definition]
-            lines += [f"**Verdict** ({'yes' if v['holds'] else 'no'}): {v['sentence']}.", ""]
+        for measure, v in verdicts.get(definition, {}).items():
+            lines += [f"**Verdict on {measure}** ({v['label']}): {v['sentence']}.", ""]
         path = summary / f"overlap_{definition}.csv"
         if path.exists():
             table = pd.read_csv(path)

@@ -129,15 +129,25 @@ def test_selectivity_ratio_by_hand_and_the_verdict():
     assert nll["ratio"] == pytest.approx(ld["ratio"], rel=1e-6)
     overlap = pd.DataFrame({"recipe": ["r"], "k": [0.1], "ratio": [1.2]})
     curves = pd.DataFrame(
-        {"recipe": "r", "task": "all", "measure": "ld", "condition": "keep", "k": [0.1], "f": [0.7]}
-    )
+        {"recipe": "r", "task": "all", "measure": "ld", "condition": "keep", "k": [0.1],
+         "f": [0.7], "f_low": [0.6], "f_high": [0.8]}
+    )  # fmt: skip
     verdict = recipe_verdict(curves, overlap, scores)
     assert verdict.holds is True and "r at k=10.00%" in verdict.sentence
-    unfaithful = curves.assign(f=0.2)
+    unfaithful = curves.assign(f=0.2, f_low=0.1, f_high=0.3)  # interval below f_min: ruled out
     verdict = recipe_verdict(unfaithful, overlap, scores)
-    assert verdict.holds is False and "no recipe" in verdict.sentence
+    assert verdict.holds is False and "ruled out by its intervals" in verdict.sentence
+    wide = curves.assign(f=0.7, f_low=-2.0, f_high=3.0)  # specific, f's interval spans f_min
+    verdict = recipe_verdict(wide, overlap, scores)
+    assert verdict.holds is None and "too wide" in verdict.sentence
+    assert verdict.data["undecided"] == [["r", 0.1]]
     flat = selectivity_scores(_drops_frame(own=0.5, other=0.5), n_boot=200)
-    assert recipe_verdict(curves, overlap, flat).holds is False
+    assert recipe_verdict(curves, overlap, flat).holds is False  # ratio about 1: ruled out
+    overshoot = pd.concat([curves.assign(recipe="a", f=3.0), curves.assign(recipe="b", f=0.9)])
+    two = pd.concat([flat.assign(recipe="a"), flat.assign(recipe="b")])
+    both_overlap = pd.DataFrame({"recipe": ["a", "b"], "k": [0.1, 0.1], "ratio": [1.0, 1.0]})
+    closest = recipe_verdict(overshoot, both_overlap, two).sentence.split("f closest to 1: ")[1]
+    assert closest.startswith("b at")  # f = 0.9 is closer to MIB's ideal 1 than f = 3
 
 
 def test_selectivity_runs_every_set_on_every_task(tiny_llama, default_tok, tasks):

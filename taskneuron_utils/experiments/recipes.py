@@ -400,44 +400,71 @@ def recipe_verdict(
 ) -> Verdict:
     """Does any recipe give sets that are both faithful and task-specific?
 
-    Rule, per (recipe, k) where selectivity was measured: *faithful* when the all-tasks
-    faithfulness f (``measure``, the set kept alone) is at least ``f_min``; *task-specific*
-    when the own/other drop ratio is at least ``ratio_min`` and its interval lies above 1.
-    ``holds`` (the claim: the shared core is the recipe's, not the model's) is True when some
-    (recipe, k) is both, False when none is. The sentence names the best of each kind and
-    quotes the overlap ratios."""
+    Rule, per (recipe, k) where selectivity was measured, on ``measure`` and with the 95%
+    intervals of ``curves`` (``f_low``, ``f_high``; f alone where they are missing) and of
+    ``scores`` (``ratio_low``, ``ratio_high``): *faithful* when the all-tasks faithfulness f of
+    the set kept alone has its interval at or above ``f_min``; *task-specific* when the own/other
+    drop ratio is at least ``ratio_min`` with its interval above 1; *ruled out* when f's interval
+    lies below ``f_min`` or the ratio's below ``ratio_min``. ``holds`` is True when some
+    (recipe, k) is both, False when every one is ruled out, None (undecided) otherwise: the
+    intervals are too wide to say. The sentence names the most specific and the most faithful
+    (f closest to 1, MIB's ideal) and quotes the overlap ratios."""
     keep = curves[
         (curves.condition == "keep") & (curves.task == "all") & (curves.measure == measure)
-    ].set_index(["recipe", "k"])["f"]
+    ].set_index(["recipe", "k"])
     part = scores[scores.measure == measure].copy()
-    part["f"] = [keep.get((r, k), np.nan) for r, k in zip(part.recipe, part.k)]
-    part["faithful"] = part["f"] >= f_min
+
+    def column(name: str, fallback: str = "f") -> list:
+        source = name if name in keep.columns else fallback
+        return [keep[source].get((r, k), np.nan) for r, k in zip(part.recipe, part.k)]
+
+    part["f"], part["f_low"], part["f_high"] = column("f"), column("f_low"), column("f_high")
+    part["faithful"] = part["f_low"] >= f_min
     part["specific"] = (part["ratio"] >= ratio_min) & (part["ratio_low"] > 1)
+    part["ruled_out"] = (part["f_high"] < f_min) | (part["ratio_high"] < ratio_min)
     both = part[part.faithful & part.specific]
     ratios = overlap.set_index(["recipe", "k"])["ratio"]
 
     def describe(row) -> str:
         return (
-            f"{row.recipe} at k={row.k:.2%}: f={row.f:.2f}, own/other drop {row.ratio:.1f} "
-            f"[{row.ratio_low:.1f}, {row.ratio_high:.1f}], overlap ratio "
-            f"{ratios.get((row.recipe, row.k), np.nan):.1f}"
+            f"{row.recipe} at k={row.k:.2%}: f={row.f:.2f} [{row.f_low:.2f}, {row.f_high:.2f}], "
+            f"own/other drop {row.ratio:.2f} [{row.ratio_low:.2f}, {row.ratio_high:.2f}], "
+            f"overlap ratio {ratios.get((row.recipe, row.k), np.nan):.1f}"
         )
 
     if len(both):
+        holds: bool | None = True
         best = both.sort_values("ratio", ascending=False).iloc[0]
-        sentence = f"{len(both)} (recipe, k) pairs are both faithful and task-specific; best {describe(best)}"
+        sentence = (
+            f"{len(both)} (recipe, k) pairs are both faithful and task-specific on {measure}; "
+            f"best {describe(best)}"
+        )
     else:
+        holds = False if bool(part["ruled_out"].all()) else None
         specific = part.sort_values("ratio", ascending=False).iloc[0]
-        faithful = part.sort_values("f", ascending=False).iloc[0]
+        faithful = part.assign(gap=(part["f"] - 1).abs()).sort_values("gap").iloc[0]
+        open_ = part[~part["ruled_out"]]
+        why = (
+            "every (recipe, k) is ruled out by its intervals"
+            if holds is False
+            else f"{len(open_)} of {len(part)} (recipe, k) pairs have intervals too wide to "
+            f"rule them out ({', '.join(f'{r} {k:.2%}' for r, k in zip(open_.recipe, open_.k))})"
+        )
         sentence = (
             f"no recipe gives sets both faithful (f >= {f_min}) and task-specific "
-            f"(own/other drop >= {ratio_min}, interval above 1) on {measure}; most "
-            f"specific: {describe(specific)}; most faithful: {describe(faithful)}"
+            f"(own/other drop >= {ratio_min}, interval above 1) on {measure}: {why}; most "
+            f"specific: {describe(specific)}; f closest to 1: {describe(faithful)}"
         )
     return Verdict(
         "some recipe finds sets that are both faithful and task-specific",
-        bool(len(both)),
+        holds,
         sentence,
-        {"pairs": both[["recipe", "k"]].values.tolist(), "f_min": f_min, "ratio_min": ratio_min},
+        {
+            "pairs": both[["recipe", "k"]].values.tolist(),
+            "undecided": part.loc[~part["ruled_out"], ["recipe", "k"]].values.tolist(),
+            "measure": measure,
+            "f_min": f_min,
+            "ratio_min": ratio_min,
+        },
         "Han et al. 2026: 4.3x within-domain overlap, 10.3x own-domain ablation effect",
     )
