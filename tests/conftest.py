@@ -31,10 +31,15 @@ REAL_MODEL_IN_A_SUBPROCESS = {
 
 def pytest_configure(config):
     """Under pytest-xdist (``-n 2``, the README's test command) the workers share the cores: each
-    gets ``cores / workers`` torch threads, so two workers on two cores do not run four."""
+    gets ``cores / workers`` torch threads, so two workers on two cores do not run four. The
+    processes a test starts (Jupyter kernels, the command line, torchrun) get the same count
+    through ``OMP_NUM_THREADS``: two kernels of two threads each on two cores ran a 72-second
+    notebook for over 14 minutes (OpenMP threads spinning against each other)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 @pytest.fixture
