@@ -173,7 +173,7 @@ def test_installed_package_loads_the_shipped_suite(mode, tmp_path, request):
     data_dir = Path(found["data_dir"]).resolve()
     course = Path(found["course_dir"]).resolve()
     shipped = sorted(p.name for p in (src / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert found["course"] == shipped + ["timings.json"], found
+    assert found["course"] == shipped + ["timings.json", "glossary.md"], found
     if mode == "wheel":
         assert package.is_relative_to(venv.resolve()), found  # the wheel, not this checkout
         assert data_dir == package / "_data", found
