@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -42,7 +41,14 @@ from pathlib import Path
 import torch
 
 import taskneuron_utils as tn
-from harness import add_threads_option, apply_threads, measuring_env, peak_rss, write_json
+from harness import (
+    add_threads_option,
+    apply_threads,
+    measuring_env,
+    peak_rss,
+    write_json,
+    write_text,
+)
 from taskneuron_utils.attribution.run import method_for
 from taskneuron_utils.core.layout import layout_of
 from taskneuron_utils.memory.estimate import estimate_memory
@@ -286,10 +292,7 @@ def markdown_table(record: dict) -> str:
 
 def write_table(out: Path, record: dict) -> None:
     """``markdown_table`` of ``record`` into ``out`` with the suffix .md, atomically."""
-    path = out.with_suffix(".md")
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(markdown_table(record))
-    os.replace(tmp, path)
+    write_text(out.with_suffix(".md"), markdown_table(record))
 
 
 def main() -> None:

@@ -144,6 +144,11 @@ def write_csv(frame, path: Path) -> None:
     )
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
 def write_json(path: Path, value) -> None:
     """Write ``value`` as indented JSON to ``path`` atomically."""
     _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2) + "\n"))

@@ -101,6 +101,7 @@ def replicate(
     """
     out = None if out is None else Path(out)
     parts = check_parts(parts)
+    rank, world = rank_and_world()
     capacities = parse_devices(devices)
     # Bad data fails here, before any model is loaded.
     tasks = load_run_tasks(settings) if load_data or not plan_only else None
@@ -129,13 +130,12 @@ def replicate(
         add_times(plans, rates, tasks, settings)
         note = "time from a calibration on " + str(next(model.parameters()).device)
     label = model_name(models.base()) if models.loaded else settings.model or "the default model"
-    if rank_and_world()[0] == 0:
+    if rank == 0:
         echo(format_plan(plans, capacities, settings, label, note))
     if refused and not plan_only:
         raise PlanRefused("; ".join(refused))
     if plan_only or out is None:
         return {"plan": plans, "ran": [], "adopted": []}
-    rank, world = rank_and_world()
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
     log = _logger(out) if rank == 0 else logging.getLogger("taskneuron_utils.replicate.quiet")
